@@ -1,0 +1,201 @@
+/**
+ * Every error reasonq raises, built in one place so that the same failure
+ * reads the same on every transport and on the wire. Each class has a stable
+ * `code` (like undici's `UND_ERR_*`) that callers can switch on.
+ */
+
+export interface ReasonqErrorOptions {
+  cause?: unknown;
+  /** Extra machine-readable detail, sent on the wire as `error.details`. */
+  details?: Record<string, unknown>;
+}
+
+export class ReasonqError extends Error {
+  readonly code: string;
+  readonly details: Record<string, unknown> | undefined;
+  /** HTTP status the server answers with when this error reaches a route. */
+  readonly status: number = 500;
+
+  constructor(code: string, message: string, options: ReasonqErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details;
+  }
+
+  toJSON(): { code: string; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+/** Input that does not match the contract; `field` names what was wrong. */
+export class ValidationError extends ReasonqError {
+  override readonly status = 400;
+  readonly field: string | undefined;
+  constructor(message: string, field?: string, options: ReasonqErrorOptions = {}) {
+    super('VALIDATION_ERROR', message, { ...options, details: { ...options.details, ...(field ? { field } : {}) } });
+    this.field = field;
+  }
+}
+
+/** Configuration (environment or options) that cannot be used. */
+export class ConfigError extends ReasonqError {
+  override readonly status = 500;
+  readonly variable: string | undefined;
+  constructor(message: string, variable?: string, options: ReasonqErrorOptions = {}) {
+    super('CONFIG_INVALID', message, options);
+    this.variable = variable;
+  }
+}
+
+export class NotFoundError extends ReasonqError {
+  override readonly status = 404;
+  constructor(message: string, options: ReasonqErrorOptions = {}) {
+    super('NOT_FOUND', message, options);
+  }
+}
+
+export class JobNotFoundError extends ReasonqError {
+  override readonly status = 404;
+  constructor(id: string, options: ReasonqErrorOptions = {}) {
+    super('JOB_NOT_FOUND', `job ${id} does not exist`, { ...options, details: { id } });
+  }
+}
+
+/**
+ * A fenced write (complete, fail, extend, release, progress) whose lease token
+ * no longer matches: the lease expired, the job was reclaimed or canceled.
+ */
+export class LeaseLostError extends ReasonqError {
+  override readonly status = 409;
+  constructor(id: string, options: ReasonqErrorOptions = {}) {
+    super('LEASE_LOST', `lease on job ${id} is no longer held by this worker`, { ...options, details: { id, ...options.details } });
+  }
+}
+
+/** A move the state machine does not allow (e.g. retry of a done job). */
+export class InvalidStateError extends ReasonqError {
+  override readonly status = 409;
+  constructor(message: string, options: ReasonqErrorOptions = {}) {
+    super('INVALID_STATE', message, options);
+  }
+}
+
+export class UnauthorizedError extends ReasonqError {
+  override readonly status = 401;
+  constructor(message = 'missing or invalid bearer token') {
+    super('UNAUTHORIZED', message);
+  }
+}
+
+export class PayloadTooLargeError extends ReasonqError {
+  override readonly status = 413;
+  constructor(message: string) {
+    super('PAYLOAD_TOO_LARGE', message);
+  }
+}
+
+export class RateLimitedError extends ReasonqError {
+  override readonly status = 429;
+  constructor(message: string) {
+    super('RATE_LIMITED', message);
+  }
+}
+
+/**
+ * The store (or the server in front of it) could not be reached or failed.
+ * `retryable` tells the client whether trying again may help.
+ */
+export class TransportError extends ReasonqError {
+  override readonly status = 503;
+  readonly retryable: boolean;
+  constructor(message: string, options: ReasonqErrorOptions & { code?: string; retryable?: boolean } = {}) {
+    super(options.code ?? 'TRANSPORT_UNAVAILABLE', message, options);
+    this.retryable = options.retryable ?? true;
+  }
+}
+
+/** `agentIntent` / `wait` gave up before the job finished. */
+export class ReasoningTimeoutError extends ReasonqError {
+  override readonly status = 504;
+  readonly jobId: string;
+  constructor(jobId: string, timeoutMs: number) {
+    super('REASONING_TIMEOUT', `no intent for job ${jobId} within ${timeoutMs} ms; the job was canceled`, { details: { job_id: jobId, timeout_ms: timeoutMs } });
+    this.jobId = jobId;
+  }
+}
+
+/** The caller's AbortSignal fired while waiting for an intent. */
+export class ReasoningAbortedError extends ReasonqError {
+  override readonly status = 499;
+  readonly jobId: string;
+  constructor(jobId: string, reason: unknown) {
+    super('REASONING_ABORTED', `waiting for job ${jobId} was aborted: ${describeReason(reason)}`, { cause: reason, details: { job_id: jobId } });
+    this.jobId = jobId;
+  }
+}
+
+/** The job itself ended in `error` or `canceled`; `jobError` is the job's own error. */
+export class ReasoningJobError extends ReasonqError {
+  override readonly status = 502;
+  readonly jobId: string;
+  readonly jobStatus: string;
+  readonly jobError: { code: string; message: string; retryable: boolean } | null;
+  constructor(jobId: string, jobStatus: string, jobError: { code: string; message: string; retryable: boolean } | null) {
+    super(
+      jobStatus === 'canceled' ? 'JOB_CANCELED' : 'JOB_FAILED',
+      jobStatus === 'canceled'
+        ? `job ${jobId} was canceled${jobError ? `: ${jobError.message}` : ''}`
+        : `job ${jobId} failed: ${jobError ? `${jobError.code}: ${jobError.message}` : 'unknown error'}`,
+      { details: { job_id: jobId, job_status: jobStatus, job_error: jobError } },
+    );
+    this.jobId = jobId;
+    this.jobStatus = jobStatus;
+    this.jobError = jobError;
+  }
+}
+
+/** Thrown by a handler to fail the job at once, without retries. */
+export class NonRetryableError extends ReasonqError {
+  constructor(message: string, options: ReasonqErrorOptions & { code?: string } = {}) {
+    super(options.code ?? 'NON_RETRYABLE', message, options);
+  }
+}
+
+export function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  if (typeof reason === 'string') return reason;
+  return String(reason ?? 'aborted');
+}
+
+/** Error codes a job's `error.code` can carry when reasonq itself set it. */
+export const JobErrorCode = {
+  HANDLER_ERROR: 'HANDLER_ERROR',
+  TIMEOUT: 'TIMEOUT',
+  LEASE_EXPIRED: 'LEASE_EXPIRED',
+  INVALID_INTENT: 'INVALID_INTENT',
+  CANCELED: 'CANCELED',
+} as const;
+
+const byCode: Record<string, (message: string, details?: Record<string, unknown>) => ReasonqError> = {
+  VALIDATION_ERROR: (m, d) => new ValidationError(m, typeof d?.field === 'string' ? d.field : undefined),
+  CONFIG_INVALID: (m) => new ConfigError(m),
+  NOT_FOUND: (m) => new NotFoundError(m),
+  JOB_NOT_FOUND: (_m, d) => new JobNotFoundError(String(d?.id ?? 'unknown')),
+  LEASE_LOST: (_m, d) => new LeaseLostError(String(d?.id ?? 'unknown')),
+  INVALID_STATE: (m) => new InvalidStateError(m),
+  UNAUTHORIZED: (m) => new UnauthorizedError(m),
+  PAYLOAD_TOO_LARGE: (m) => new PayloadTooLargeError(m),
+  RATE_LIMITED: (m) => new RateLimitedError(m),
+};
+
+/** Rebuild a typed error from its wire form `{code, message, details}`. */
+export function errorFromWire(body: { code?: unknown; message?: unknown; details?: unknown }, httpStatus: number): ReasonqError {
+  const code = typeof body.code === 'string' ? body.code : 'UNKNOWN';
+  const message = typeof body.message === 'string' ? body.message : `HTTP ${httpStatus}`;
+  const details = body.details && typeof body.details === 'object' ? (body.details as Record<string, unknown>) : undefined;
+  const make = byCode[code];
+  if (make) return make(message, details);
+  if (httpStatus >= 500) return new TransportError(message, { code, retryable: httpStatus === 503 || httpStatus === 502 || httpStatus === 504 });
+  return new ReasonqError(code, message, details ? { details } : {});
+}

@@ -1,0 +1,231 @@
+/**
+ * The job model: zod schemas for the intent request, the intent and the job,
+ * and the one state machine every transport obeys.
+ *
+ * Glossary
+ * - intent request: the payload an agent runtime sends (`{session_id, step, goal, context, ...}`).
+ * - intent: what a reasoning worker answers (`{action, tool_name, args, finish, reasoning}`).
+ * - lease: `{owner, token, until}`; a claim gets a fresh token and every later
+ *   write of that worker is fenced on it.
+ */
+import { z } from 'zod';
+import { v7 as uuidv7 } from 'uuid';
+import { InvalidStateError, ValidationError } from './errors.js';
+
+export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+export const DEFAULT_QUEUE = 'reasoning';
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+export const JOB_STATUSES = ['queued', 'processing', 'done', 'error', 'canceled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['done', 'error', 'canceled'];
+
+export function isTerminal(status: JobStatus): boolean {
+  return status === 'done' || status === 'error' || status === 'canceled';
+}
+
+export const queueNameSchema = z
+  .string()
+  .regex(QUEUE_NAME_RE, 'queue must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
+
+/** What an agent runtime asks: unknown keys are kept. */
+export const intentRequestSchema = z
+  .object({
+    session_id: z.string().max(256).optional(),
+    step: z.number().int().nonnegative().optional(),
+    goal: z.string().max(100_000).optional(),
+    context: z.unknown().optional(),
+  })
+  .passthrough();
+export type IntentRequest = z.infer<typeof intentRequestSchema>;
+
+export const INTENT_ACTIONS = ['tool', 'finish', 'ask', 'think'] as const;
+
+/** What a reasoning worker answers. */
+export const intentSchema = z
+  .object({
+    action: z.string().min(1).max(64),
+    tool_name: z.string().max(256).nullish(),
+    args: z.record(z.string(), z.unknown()).nullish(),
+    finish: z.boolean().nullish(),
+    reasoning: z.string().max(100_000).nullish(),
+  })
+  .passthrough()
+  .superRefine((intent, ctx) => {
+    if (intent.action === 'tool' && !intent.tool_name) {
+      ctx.addIssue({ code: 'custom', path: ['tool_name'], message: 'tool_name is required when action is "tool"' });
+    }
+  });
+export type Intent = z.infer<typeof intentSchema>;
+
+export interface JobError {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export interface Lease {
+  /** worker id that holds the lease */
+  owner: string;
+  /** fresh random token on every claim; fences every later write */
+  token: string;
+  /** the job is reclaimable after this instant */
+  until: Date;
+}
+
+export interface CancelRequest {
+  at: Date;
+  reason: string;
+}
+
+/** One record per intent request, with the same snake_case fields on every store. */
+export interface Job {
+  /** UUIDv7 unless the caller gave one */
+  id: string;
+  /** queue name, default `reasoning` */
+  queue: string;
+  /** queued · processing · done · error · canceled */
+  status: JobStatus;
+  /** the intent request */
+  payload: IntentRequest;
+  /** the intent, set when done */
+  result: Intent | null;
+  /** set when error, kept from the last failed attempt */
+  error: JobError | null;
+  /** higher first; FIFO within a priority */
+  priority: number;
+  /** not claimable before this instant */
+  run_at: Date;
+  /** attempts started so far */
+  attempts: number;
+  /** limit on attempts */
+  max_attempts: number;
+  /** per-attempt execution limit, null for the worker's default */
+  timeout_ms: number | null;
+  /** set while processing */
+  lease: Lease | null;
+  /** set once cancel was asked for a running job */
+  cancel_requested: CancelRequest | null;
+  /** a second enqueue with the same key returns the first job */
+  dedupe_key: string | null;
+  /** POSTed the finished job */
+  callback_url: string | null;
+  /** last value a handler reported with ctx.progress() */
+  progress: unknown;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/** Options a caller may give when enqueueing. */
+export const enqueueOptionsSchema = z.object({
+  id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'id may contain only letters, digits and _ . : -').optional(),
+  queue: queueNameSchema.optional(),
+  priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  delay_ms: z.number().int().nonnegative().max(365 * 24 * 3600 * 1000).optional(),
+  run_at: z.coerce.date().optional(),
+  max_attempts: z.number().int().min(1).max(1000).optional(),
+  timeout_ms: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
+  dedupe_key: z.string().min(1).max(256).optional(),
+  callback_url: z.string().url().refine((u) => /^https?:/.test(u), 'callback_url must be http(s)').optional(),
+});
+export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;
+
+export const enqueueRequestSchema = enqueueOptionsSchema.extend({ payload: intentRequestSchema });
+export type EnqueueRequest = z.input<typeof enqueueRequestSchema>;
+
+/** Turn a zod failure into a ValidationError that names the field. */
+export function toValidationError(error: z.ZodError, prefix = ''): ValidationError {
+  const issue = error.issues[0];
+  const path = issue ? [prefix, ...issue.path.map(String)].filter(Boolean).join('.') : prefix;
+  const message = issue ? `${path || 'input'}: ${issue.message}` : 'invalid input';
+  return new ValidationError(message, path || undefined, { cause: error });
+}
+
+export function parseOrThrow<T extends z.ZodTypeAny>(schema: T, value: unknown, prefix = ''): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw toValidationError(parsed.error, prefix);
+  return parsed.data;
+}
+
+/** Build the full job record for an enqueue: ids, defaults, timestamps. */
+export function buildJob(request: EnqueueRequest, now = new Date()): Job {
+  const req = parseOrThrow(enqueueRequestSchema, request);
+  const runAt = req.run_at ?? (req.delay_ms ? new Date(now.getTime() + req.delay_ms) : now);
+  return {
+    id: req.id ?? uuidv7(),
+    queue: req.queue ?? DEFAULT_QUEUE,
+    status: 'queued',
+    payload: req.payload,
+    result: null,
+    error: null,
+    priority: req.priority ?? 0,
+    run_at: runAt,
+    attempts: 0,
+    max_attempts: req.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    timeout_ms: req.timeout_ms ?? null,
+    lease: null,
+    cancel_requested: null,
+    dedupe_key: req.dedupe_key ?? null,
+    callback_url: req.callback_url ?? null,
+    progress: null,
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+/**
+ * The state machine of DESIGN, the only legal moves. `retry` is the one move
+ * out of a terminal state and only a user asks for it.
+ */
+export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry';
+
+const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobStatus[] }> = {
+  claim: { from: ['queued'], to: ['processing'] },
+  complete: { from: ['processing'], to: ['done'] },
+  fail: { from: ['processing'], to: ['error', 'queued'] },
+  requeue: { from: ['processing'], to: ['queued', 'error', 'canceled'] }, // lease expired / released / poison pill
+  cancel: { from: ['queued', 'processing'], to: ['canceled'] },
+  retry: { from: ['error', 'canceled'], to: ['queued'] },
+};
+
+export function canTransition(move: Transition, from: JobStatus, to: JobStatus): boolean {
+  const rule = MOVES[move];
+  return rule.from.includes(from) && rule.to.includes(to);
+}
+
+export function assertTransition(job: Pick<Job, 'id' | 'status'>, move: Transition, to: JobStatus): void {
+  if (!canTransition(move, job.status, to)) {
+    throw new InvalidStateError(`job ${job.id} is ${job.status}: ${move} to ${to} is not allowed`);
+  }
+}
+
+/** Fields that arrive as ISO strings on the wire and are Dates in process. */
+const DATE_FIELDS = ['run_at', 'created_at', 'updated_at', 'started_at', 'finished_at'] as const;
+
+/** Revive a job that crossed JSON (HTTP, Redis) into the in-process shape. */
+export function reviveJob(raw: unknown): Job {
+  if (!raw || typeof raw !== 'object') throw new ValidationError('job must be an object', 'job');
+  const job = { ...(raw as Record<string, unknown>) } as Record<string, unknown>;
+  for (const field of DATE_FIELDS) {
+    const v = job[field];
+    job[field] = v === null || v === undefined ? null : new Date(v as string | number);
+  }
+  const lease = job.lease as { until: string | number } | null | undefined;
+  job.lease = lease ? { ...lease, until: new Date(lease.until) } : null;
+  const cancel = job.cancel_requested as { at: string | number } | null | undefined;
+  job.cancel_requested = cancel ? { ...cancel, at: new Date(cancel.at) } : null;
+  for (const k of ['result', 'error', 'dedupe_key', 'callback_url', 'timeout_ms', 'progress']) {
+    if (job[k] === undefined) job[k] = null;
+  }
+  return job as unknown as Job;
+}
+
+/** The job as it goes on the wire: lease token hidden unless asked for. */
+export function publicJob(job: Job, { withToken = false } = {}): Record<string, unknown> {
+  if (!job.lease || withToken) return job as unknown as Record<string, unknown>;
+  return { ...job, lease: { owner: job.lease.owner, until: job.lease.until } };
+}

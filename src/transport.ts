@@ -1,0 +1,219 @@
+/**
+ * The one interface every store implements (`transports/<name>/`), in terms
+ * of job operations. The worker loop, the client and the server only ever
+ * speak to this interface; no driver type leaks through it.
+ *
+ * Glossary
+ * - claim: atomically move the best due `queued` job of the given queues to
+ *   `processing`, increment `attempts`, and hand out a fresh lease token.
+ *   A claim also reclaims jobs whose lease expired (see `sweep`).
+ * - fenced: the write matches on job id AND lease token; a stale token gets
+ *   `LeaseLostError` and changes nothing.
+ * - release: hand a lease back without charging the attempt (graceful shutdown).
+ * - sweep: move jobs whose lease expired back to `queued`, or to `error`
+ *   (`LEASE_EXPIRED`) when no attempt is left, or to `canceled` when a cancel
+ *   was asked; delete finished jobs older than the retention.
+ */
+import type { Intent, Job, JobError, JobStatus } from './job.js';
+
+export interface ClaimRequest {
+  /** queues to claim from, in no particular order */
+  queues: string[];
+  /** worker id, stored as `lease.owner` */
+  owner: string;
+  /** lease length; the worker renews at about a third of it */
+  lease_ms: number;
+  /**
+   * How long the call may block waiting for a job (0 = return at once).
+   * Transports bound this so shutdown stays prompt.
+   */
+  wait_ms: number;
+  /** aborts a blocking claim early (shutdown) */
+  signal?: AbortSignal | undefined;
+}
+
+/** A claimed job always carries its lease. */
+export type ClaimedJob = Job & { status: 'processing'; lease: NonNullable<Job['lease']> };
+
+export interface ExtendResult {
+  /** the new deadline */
+  until: Date;
+  /** set when somebody asked to cancel this job: the worker must abort */
+  cancel_requested: Job['cancel_requested'];
+}
+
+export interface FailRequest {
+  error: JobError;
+  /** when set, the job goes back to `queued` with this `run_at`; null ends it in `error` */
+  retry_at: Date | null;
+}
+
+export interface ListFilter {
+  status?: JobStatus | undefined;
+  queue?: string | undefined;
+  /** 1..500, default 50 */
+  limit?: number | undefined;
+  /** opaque, from the previous page's `next_cursor` */
+  cursor?: string | undefined;
+}
+
+export interface ListPage {
+  /** newest first (by `created_at`, then `id`) */
+  jobs: Job[];
+  next_cursor: string | null;
+}
+
+export interface QueueCounts {
+  queued: number;
+  /** queued jobs whose `run_at` is still in the future (a subset of `queued`) */
+  delayed: number;
+  processing: number;
+  done: number;
+  error: number;
+  canceled: number;
+}
+
+export interface Stats {
+  queues: Record<string, QueueCounts>;
+  totals: QueueCounts;
+}
+
+export interface WorkerInfo {
+  id: string;
+  queues: string[];
+  concurrency: number;
+  /** jobs running right now */
+  running: number;
+  host: string;
+  pid: number;
+  started_at: Date;
+  last_seen: Date;
+  /** how long after `last_seen` this record counts as dead */
+  ttl_ms: number;
+  /** totals since the worker started */
+  processed: number;
+  failed: number;
+}
+
+export interface SweepResult {
+  /** expired leases put back to `queued` */
+  requeued: number;
+  /** expired leases with no attempt left, ended `error` / `LEASE_EXPIRED` */
+  expired: number;
+  /** expired leases of jobs whose cancel was asked, ended `canceled` */
+  canceled: number;
+  /** finished jobs deleted by retention */
+  deleted: number;
+}
+
+export interface WaitOptions {
+  /** give up after this long and resolve with the job as it is then */
+  timeout_ms: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** Features a store may lack; callers test for them instead of relying on silent no-ops. */
+export interface TransportCapabilities {
+  /** claims block until a job arrives instead of the caller polling */
+  blockingClaim: boolean;
+  /** `wait` is pushed by the store rather than polled */
+  pushWait: boolean;
+  /** the store deletes finished jobs by itself (TTL), otherwise `sweep` does */
+  nativeRetention: boolean;
+  /** concurrent claims are atomic in the store (FerretDB: no) */
+  atomicClaim: boolean;
+}
+
+export interface Transport {
+  /** `memory`, `mongo`, `redis` or `http` */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+
+  /** Connect, create indexes / load scripts. Idempotent. */
+  init(): Promise<void>;
+
+  /**
+   * Insert a job built by `buildJob`. If a job with the same id, or the same
+   * `dedupe_key`, exists already, nothing is written and that job is returned
+   * with `created: false`.
+   */
+  enqueue(job: Job): Promise<{ job: Job; created: boolean }>;
+
+  /** Claim one job (see glossary), or null if none came within `wait_ms`. */
+  claim(request: ClaimRequest): Promise<ClaimedJob | null>;
+
+  /**
+   * Optional: claim up to `max` jobs in one round trip. Blocks like `claim`
+   * only while none is available; returns at least one job or none.
+   */
+  claimMany?(request: ClaimRequest, max: number): Promise<ClaimedJob[]>;
+
+  /** Renew a lease (fenced). Reports a pending cancel. */
+  extend(id: string, token: string, lease_ms: number): Promise<ExtendResult>;
+
+  /** processing → done with the intent (fenced). */
+  complete(id: string, token: string, result: Intent): Promise<Job>;
+
+  /** processing → queued (retry_at) or error (fenced). */
+  fail(id: string, token: string, request: FailRequest): Promise<Job>;
+
+  /** processing → queued without charging the attempt (fenced). */
+  release(id: string, token: string): Promise<Job>;
+
+  /** processing → canceled once the worker observed a cancel request (fenced). */
+  acknowledgeCancel(id: string, token: string): Promise<Job>;
+
+  /** Store a handler's progress report on the job (fenced). */
+  progress(id: string, token: string, data: unknown): Promise<void>;
+
+  /**
+   * Cancel from anywhere: queued → canceled at once; processing → sets
+   * `cancel_requested` (the worker ends it); terminal → unchanged.
+   * Throws JobNotFoundError.
+   */
+  cancel(id: string, reason: string): Promise<Job>;
+
+  /** error/canceled → queued with attempts reset; otherwise InvalidStateError. */
+  retry(id: string): Promise<Job>;
+
+  get(id: string): Promise<Job | null>;
+
+  /**
+   * Resolve with the job once it is terminal, or as it is when the timeout
+   * runs out. Throws JobNotFoundError if it does not exist.
+   */
+  wait(id: string, options: WaitOptions): Promise<Job>;
+
+  list(filter: ListFilter): Promise<ListPage>;
+  stats(): Promise<Stats>;
+
+  /** Worker registry: upsert this worker's record. */
+  heartbeat(worker: WorkerInfo): Promise<void>;
+  /** Remove a worker's record on clean shutdown. */
+  unregisterWorker(id: string): Promise<void>;
+  /** Workers seen within the last hour, alive or not. */
+  workers(): Promise<WorkerInfo[]>;
+
+  /** Recover expired leases and apply retention (see glossary). */
+  sweep(now?: Date): Promise<SweepResult>;
+
+  /** Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Options every transport factory accepts besides its own connection settings. */
+export interface TransportOptions {
+  /** how long finished jobs are kept (ms) */
+  retentionMs?: number;
+}
+
+export const EMPTY_COUNTS: Readonly<QueueCounts> = Object.freeze({ queued: 0, delayed: 0, processing: 0, done: 0, error: 0, canceled: 0 });
+
+/** Sum per-queue counts into totals. */
+export function buildStats(queues: Record<string, QueueCounts>): Stats {
+  const totals: QueueCounts = { ...EMPTY_COUNTS };
+  for (const counts of Object.values(queues)) {
+    for (const key of Object.keys(totals) as (keyof QueueCounts)[]) totals[key] += counts[key];
+  }
+  return { queues, totals };
+}

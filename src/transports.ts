@@ -1,0 +1,38 @@
+/**
+ * The one place `src/` reaches into `transports/`: pick a store by name.
+ * Imports are dynamic so that a memory-only user never loads a driver.
+ */
+import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Transport } from './transport.js';
+
+export async function createTransport(config: Config, logger?: Logger): Promise<Transport> {
+  let transport: Transport;
+  switch (config.transport) {
+    case 'memory': {
+      const { createMemoryTransport } = await import('../transports/memory/index.js');
+      transport = createMemoryTransport({ retentionMs: config.retentionMs });
+      break;
+    }
+    case 'http': {
+      const { createHttpTransport } = await import('../transports/http/index.js');
+      transport = createHttpTransport({ url: config.http.url, token: config.http.token, timeoutMs: config.http.timeoutMs });
+      break;
+    }
+    case 'mongo': {
+      const { createMongoTransport } = await import('../transports/mongo/index.js');
+      transport = createMongoTransport({ ...config.mongo, retentionMs: config.retentionMs, logger });
+      break;
+    }
+    case 'redis': {
+      const { createRedisTransport } = await import('../transports/redis/index.js');
+      transport = createRedisTransport({ url: config.redis.url, retentionMs: config.retentionMs, logger });
+      break;
+    }
+    default:
+      throw new ConfigError(`REASONING_TRANSPORT must be one of mongo, redis, http, memory (got ${String(config.transport)})`, 'REASONING_TRANSPORT');
+  }
+  await transport.init();
+  return transport;
+}

@@ -1,0 +1,434 @@
+/**
+ * The worker loop: claims jobs from a Transport, runs the handler with an
+ * AbortSignal, renews the lease, and writes the outcome back, every write
+ * fenced on the lease token. It never imports a store.
+ *
+ * One claim is outstanding at a time per worker (so N idle workers make N
+ * pollers, not N × concurrency); when the transport offers `claimMany`, the
+ * free slots are filled in one round trip.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { DEFAULTS } from './config.js';
+import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, ValidationError } from './errors.js';
+import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
+
+export interface HandlerContext {
+  job_id: string;
+  queue: string;
+  /** 1 for the first attempt */
+  attempt: number;
+  max_attempts: number;
+  /** fires on cancel, timeout, lost lease or shutdown; `signal.reason` says which */
+  signal: AbortSignal;
+  /** pino child logger with job_id, queue and worker_id */
+  log: Logger;
+  /** store a progress report on the job (visible in get() and the dashboard) */
+  progress(data: unknown): Promise<void>;
+}
+
+export type Handler = (payload: IntentRequest, ctx: HandlerContext) => Promise<Intent> | Intent;
+
+export interface WorkerOptions {
+  transport: Transport;
+  handler: Handler;
+  queues?: string[];
+  concurrency?: number;
+  /** lease length; renewed every third of it */
+  leaseMs?: number;
+  /** per-attempt limit when the job has no `timeout_ms` */
+  timeoutMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** how long stop() lets running jobs finish before handing their leases back */
+  shutdownGraceMs?: number;
+  heartbeatMs?: number;
+  /** how long one claim may block */
+  claimWaitMs?: number;
+  /** how often the worker asks the store to recover expired leases */
+  sweepMs?: number;
+  id?: string;
+  logger?: Logger;
+  /** stop on SIGINT/SIGTERM; a second signal exits at once */
+  handleSignals?: boolean;
+}
+
+/** Why a running job's signal fired. */
+export type AbortKind = 'canceled' | 'timeout' | 'lease-lost' | 'shutdown';
+
+export class JobAbortError extends ReasonqError {
+  readonly kind: AbortKind;
+  constructor(kind: AbortKind, message: string) {
+    super(kind === 'timeout' ? 'TIMEOUT' : kind === 'canceled' ? 'CANCELED' : kind === 'lease-lost' ? 'LEASE_LOST' : 'SHUTDOWN', message);
+    this.kind = kind;
+  }
+}
+
+export type JobOutcome = 'done' | 'retry' | 'error' | 'canceled' | 'released' | 'lost';
+
+export interface WorkerEvents {
+  'job:start': [job: ClaimedJob];
+  'job:end': [job: ClaimedJob, outcome: JobOutcome, durationMs: number];
+  'transport-error': [error: unknown];
+}
+
+interface Running {
+  job: ClaimedJob;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** Workers that were started and not yet stopped; tests fail if any is left. */
+export const activeWorkers = new Set<Worker>();
+
+export function createWorker(options: WorkerOptions): Worker {
+  return new Worker(options);
+}
+
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly id: string;
+  readonly queues: string[];
+  readonly concurrency: number;
+  private readonly transport: Transport;
+  private readonly handler: Handler;
+  private readonly leaseMs: number;
+  private readonly timeoutMs: number;
+  private readonly backoff: BackoffOptions;
+  private readonly graceMs: number;
+  private readonly heartbeatMs: number;
+  private readonly claimWaitMs: number;
+  private readonly sweepMs: number;
+  private readonly log: Logger;
+  private readonly handleSignals: boolean;
+  private readonly running = new Map<string, Running>();
+  private readonly startedAt = new Date();
+  private claimAbort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private slotFreed: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+  private processed = 0;
+  private failed = 0;
+  private signalHandler: ((signal: NodeJS.Signals) => void) | null = null;
+
+  constructor(options: WorkerOptions) {
+    super();
+    if (typeof options.handler !== 'function') throw new ValidationError('handler must be a function (payload, ctx) => intent', 'handler');
+    this.transport = options.transport;
+    this.handler = options.handler;
+    this.queues = options.queues?.length ? options.queues : ['reasoning'];
+    for (const q of this.queues) {
+      const r = queueNameSchema.safeParse(q);
+      if (!r.success) throw toValidationError(r.error, 'queues');
+    }
+    this.concurrency = positive('concurrency', options.concurrency ?? DEFAULTS.concurrency);
+    this.leaseMs = positive('leaseMs', options.leaseMs ?? DEFAULTS.leaseMs);
+    this.timeoutMs = positive('timeoutMs', options.timeoutMs ?? DEFAULTS.jobTimeoutMs);
+    this.backoff = { baseMs: options.backoff?.baseMs ?? DEFAULTS.backoffBaseMs, maxMs: options.backoff?.maxMs ?? DEFAULTS.backoffMaxMs };
+    this.graceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
+    this.heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? DEFAULTS.heartbeatMs);
+    this.claimWaitMs = options.claimWaitMs ?? 2_000;
+    this.sweepMs = options.sweepMs ?? 1_000;
+    this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.log = (options.logger ?? silentLogger).child({ worker_id: this.id });
+    this.handleSignals = options.handleSignals ?? false;
+  }
+
+  /** Jobs running right now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  get isRunning(): boolean {
+    return this.loop !== null && this.stopping === null;
+  }
+
+  /** Start claiming. Resolves once the worker is registered. */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    activeWorkers.add(this);
+    await this.beat().catch((error: unknown) => this.transportError(error));
+    this.timers.push(setInterval(() => void this.beat().catch((error: unknown) => this.transportError(error)), this.heartbeatMs));
+    this.timers.push(setInterval(() => void this.transport.sweep().catch((error: unknown) => this.transportError(error)), this.sweepMs));
+    for (const t of this.timers) t.unref();
+    if (this.handleSignals) this.installSignalHandlers();
+    this.loop = this.claimLoop();
+    this.log.info({ queues: this.queues, concurrency: this.concurrency, transport: this.transport.name }, 'worker started');
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, let running jobs finish within
+   * `graceMs`, then abort them and hand their leases back uncharged.
+   * Safe to call twice; both calls resolve when the worker is down.
+   */
+  stop(graceMs = this.graceMs): Promise<void> {
+    this.stopping ??= this.shutdown(graceMs);
+    return this.stopping;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    this.log.info({ running: this.running.size, grace_ms: graceMs }, 'worker stopping');
+    this.claimAbort.abort(new JobAbortError('shutdown', 'worker is stopping'));
+    this.slotFreed?.();
+    await this.loop;
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.running.size > 0) {
+      const finished = await Promise.race([all().then(() => true), sleep(graceMs).then(() => false)]);
+      if (!finished) {
+        for (const r of this.running.values()) r.controller.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
+        await all();
+      }
+    }
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.removeSignalHandlers();
+    await this.transport.unregisterWorker(this.id).catch((error: unknown) => this.transportError(error));
+    activeWorkers.delete(this);
+    this.log.info({ processed: this.processed, failed: this.failed }, 'worker stopped');
+  }
+
+  private async claimLoop(): Promise<void> {
+    let failures = 0;
+    const signal = this.claimAbort.signal;
+    while (!signal.aborted) {
+      const free = this.concurrency - this.running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        this.slotFreed = null;
+        continue;
+      }
+      try {
+        const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal };
+        const jobs = this.transport.claimMany
+          ? await this.transport.claimMany(request, free)
+          : await this.transport.claim(request).then((job) => (job ? [job] : []));
+        failures = 0;
+        for (const job of jobs) {
+          if (signal.aborted) {
+            // Claimed during shutdown: give it straight back, uncharged.
+            await this.transport.release(job.id, job.lease.token).catch((error: unknown) => this.transportError(error));
+            continue;
+          }
+          this.run(job);
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        failures += 1;
+        this.transportError(error);
+        await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 5_000 }), signal);
+      }
+    }
+  }
+
+  private run(job: ClaimedJob): void {
+    const controller = new AbortController();
+    const entry: Running = { job, controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(job, controller)
+      .catch((error: unknown) => this.transportError(error))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.slotFreed?.();
+      });
+  }
+
+  private async execute(job: ClaimedJob, controller: AbortController): Promise<void> {
+    const started = Date.now();
+    const token = job.lease.token;
+    const log = this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts });
+    const timeoutMs = job.timeout_ms ?? this.timeoutMs;
+    this.emit('job:start', job);
+    log.debug('job started');
+
+    const timers: NodeJS.Timeout[] = [
+      setTimeout(() => controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs),
+      setInterval(() => void this.renew(job, controller, log), Math.max(10, Math.floor(this.leaseMs / 3))),
+    ];
+    if (job.cancel_requested) controller.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+
+    const ctx: HandlerContext = {
+      job_id: job.id,
+      queue: job.queue,
+      attempt: job.attempts,
+      max_attempts: job.max_attempts,
+      signal: controller.signal,
+      log,
+      progress: async (data: unknown) => {
+        if (!controller.signal.aborted) await this.transport.progress(job.id, token, data);
+      },
+    };
+
+    let outcome: JobOutcome;
+    try {
+      const result = await raceAbort(Promise.resolve().then(() => this.handler(job.payload, ctx)), controller.signal);
+      outcome = await this.onResult(job, result, log);
+    } catch (error) {
+      outcome = await this.onError(job, error, controller.signal, log);
+    } finally {
+      for (const t of timers) clearTimeout(t);
+    }
+    if (outcome === 'done') this.processed += 1;
+    if (outcome === 'error' || outcome === 'retry') this.failed += 1;
+    const ms = Date.now() - started;
+    log.info({ outcome, duration_ms: ms }, 'job ended');
+    this.emit('job:end', job, outcome, ms);
+  }
+
+  private async onResult(job: ClaimedJob, result: unknown, log: Logger): Promise<JobOutcome> {
+    const parsed = intentSchema.safeParse(result);
+    if (!parsed.success) {
+      const why = toValidationError(parsed.error, 'intent').message;
+      log.warn({ err: why }, 'handler returned an invalid intent');
+      return this.write(job, () =>
+        this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
+      ).then((r) => (r ? 'error' : 'lost'));
+    }
+    const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, parsed.data));
+    if (!written) return 'lost';
+    return written.status === 'done' ? 'done' : (written.status as JobOutcome);
+  }
+
+  private async onError(job: ClaimedJob, error: unknown, signal: AbortSignal, log: Logger): Promise<JobOutcome> {
+    const token = job.lease.token;
+    const reason: unknown = signal.aborted ? signal.reason : undefined;
+    if (reason instanceof JobAbortError) {
+      switch (reason.kind) {
+        case 'lease-lost':
+          return 'lost';
+        case 'canceled':
+          return (await this.write(job, () => this.transport.acknowledgeCancel(job.id, token))) ? 'canceled' : 'lost';
+        case 'shutdown':
+          return (await this.write(job, () => this.transport.release(job.id, token))) ? 'released' : 'lost';
+        case 'timeout':
+          return this.failWith(job, { code: JobErrorCode.TIMEOUT, message: reason.message, retryable: true }, log);
+      }
+    }
+    if (error instanceof NonRetryableError) {
+      return this.failWith(job, { code: error.code, message: error.message, retryable: false }, log);
+    }
+    const message = error instanceof Error ? error.message : describeReason(error);
+    log.warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
+    return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true }, log);
+  }
+
+  private async failWith(job: ClaimedJob, error: JobError, _log: Logger): Promise<JobOutcome> {
+    const retry = error.retryable && job.attempts < job.max_attempts;
+    const retryAt = retry ? new Date(Date.now() + backoffDelay(job.attempts, this.backoff)) : null;
+    const written = await this.write(job, () => this.transport.fail(job.id, job.lease.token, { error, retry_at: retryAt }));
+    if (!written) return 'lost';
+    return written.status === 'queued' ? 'retry' : written.status === 'canceled' ? 'canceled' : 'error';
+  }
+
+  /**
+   * A fenced write. Losing the lease is not an error of this worker: the job
+   * was reclaimed or canceled and its new owner writes the outcome.
+   */
+  private async write(job: ClaimedJob, op: () => Promise<Job>): Promise<Job | null> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await op();
+      } catch (error) {
+        if (error instanceof LeaseLostError) {
+          this.log.warn({ job_id: job.id, queue: job.queue }, 'lease lost before the outcome was written; the result is dropped');
+          return null;
+        }
+        if (error instanceof ReasonqError && error.status < 500) throw error;
+        // Store unavailable: keep trying while the lease may still be ours.
+        this.transportError(error);
+        if (Date.now() > job.lease.until.getTime() + this.leaseMs * 4) return null;
+        await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 2_000 }));
+      }
+    }
+  }
+
+  private async renew(job: ClaimedJob, controller: AbortController, log: Logger): Promise<void> {
+    if (controller.signal.aborted) return;
+    try {
+      const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
+      job.lease.until = res.until;
+      if (res.cancel_requested && !controller.signal.aborted) {
+        log.info({ reason: res.cancel_requested.reason }, 'cancel observed');
+        controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
+      }
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        log.warn('lease lost; aborting the handler');
+        controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
+      } else {
+        this.transportError(error);
+      }
+    }
+  }
+
+  private async beat(): Promise<void> {
+    const now = new Date();
+    const info: WorkerInfo = {
+      id: this.id,
+      queues: this.queues,
+      concurrency: this.concurrency,
+      running: this.running.size,
+      host: hostname(),
+      pid: process.pid,
+      started_at: this.startedAt,
+      last_seen: now,
+      ttl_ms: this.heartbeatMs * 3,
+      processed: this.processed,
+      failed: this.failed,
+    };
+    await this.transport.heartbeat(info);
+  }
+
+  private transportError(error: unknown): void {
+    this.log.error({ err: error instanceof Error ? { message: error.message, code: (error as { code?: unknown }).code } : error }, 'transport error');
+    this.emit('transport-error', error);
+  }
+
+  private installSignalHandlers(): void {
+    let count = 0;
+    this.signalHandler = (signal) => {
+      count += 1;
+      if (count > 1) {
+        this.log.warn({ signal }, 'second signal: exiting now; leases will expire as for a crash');
+        process.exit(130);
+      }
+      this.log.info({ signal }, 'signal received: shutting down gracefully');
+      void this.stop();
+    };
+    process.on('SIGINT', this.signalHandler);
+    process.on('SIGTERM', this.signalHandler);
+  }
+
+  private removeSignalHandlers(): void {
+    if (!this.signalHandler) return;
+    process.off('SIGINT', this.signalHandler);
+    process.off('SIGTERM', this.signalHandler);
+    this.signalHandler = null;
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new ValidationError(`${name} must be a positive whole number (got ${value})`, name);
+  return value;
+}
+
+/** Settle with the handler, or reject with the signal's reason as soon as it fires. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,138 @@
+/** Conformance: wait, list, stats, worker registry, retention. */
+import assert from 'node:assert/strict';
+import { JobNotFoundError } from '../../src/errors.js';
+import type { SuiteContext } from './index.js';
+import { claimOne, delay, intent, newJob, uniqueQueue } from '../helpers.js';
+
+export function queryTests({ transport: t, factory }: SuiteContext): void {
+  describe('wait', () => {
+    it('resolves as soon as the job finishes', async () => {
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t().enqueue(job);
+      const waiting = t().wait(job.id, { timeout_ms: 10_000 });
+      const c = await claimOne(t(), q);
+      await delay(50);
+      const finishedAt = Date.now();
+      await t().complete(c.id, c.lease.token, intent);
+      const got = await waiting;
+      assert.equal(got.status, 'done');
+      assert.deepEqual(got.result, intent);
+      assert.ok(Date.now() - finishedAt < 1500, `wait returned ${Date.now() - finishedAt} ms after completion`);
+    });
+
+    it('returns the job as it is when the timeout runs out', async () => {
+      const job = newJob(uniqueQueue());
+      await t().enqueue(job);
+      const started = Date.now();
+      const got = await t().wait(job.id, { timeout_ms: 300 });
+      assert.equal(got.status, 'queued');
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 3000, `took ${took} ms`);
+    });
+
+    it('returns at once for a finished job and throws for an unknown one', async () => {
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t().enqueue(job);
+      await t().cancel(job.id, 'x');
+      assert.equal((await t().wait(job.id, { timeout_ms: 10_000 })).status, 'canceled');
+      await assert.rejects(t().wait('missing-' + q, { timeout_ms: 100 }), JobNotFoundError);
+    });
+
+    it('stops early when its signal aborts', async () => {
+      const job = newJob(uniqueQueue());
+      await t().enqueue(job);
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      const started = Date.now();
+      const got = await t().wait(job.id, { timeout_ms: 10_000, signal: ac.signal });
+      assert.equal(got.status, 'queued');
+      assert.ok(Date.now() - started < 3000);
+    });
+  });
+
+  describe('list and stats', () => {
+    it('lists newest first, filters by status and queue, and pages with a cursor', async () => {
+      const q = uniqueQueue();
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const j = newJob(q, { payload: { goal: `g${i}` } });
+        ids.push(j.id);
+        await t().enqueue(j);
+        await delay(2);
+      }
+      const c = await claimOne(t(), q);
+      await t().complete(c.id, c.lease.token, intent);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const res = await t().list({ queue: q, limit: 3, cursor });
+        assert.ok(res.jobs.length <= 3);
+        seen.push(...res.jobs.map((j) => j.id));
+        if (!res.next_cursor) break;
+        cursor = res.next_cursor;
+      }
+      assert.deepEqual(seen, [...ids].reverse(), 'every job once, newest first');
+      const done = await t().list({ queue: q, status: 'done' });
+      assert.deepEqual(done.jobs.map((j) => j.id), [c.id]);
+      const queued = await t().list({ queue: q, status: 'queued', limit: 100 });
+      assert.equal(queued.jobs.length, 6);
+      assert.ok(queued.jobs.every((j) => j.queue === q && j.status === 'queued'));
+    });
+
+    it('stats counts jobs per queue and status', async () => {
+      const q = uniqueQueue();
+      for (let i = 0; i < 4; i++) await t().enqueue(newJob(q));
+      await t().enqueue(newJob(q, { delay_ms: 60_000 }));
+      const a = await claimOne(t(), q);
+      await t().complete(a.id, a.lease.token, intent);
+      const b = await claimOne(t(), q);
+      await t().fail(b.id, b.lease.token, { error: { code: 'X', message: 'x', retryable: false }, retry_at: null });
+      await claimOne(t(), q);
+      const queuedJob = (await t().list({ queue: q, status: 'queued' })).jobs.find((j) => j.run_at.getTime() <= Date.now());
+      await t().cancel(queuedJob!.id, 'x');
+      const stats = await t().stats();
+      assert.deepEqual(stats.queues[q], { queued: 1, delayed: 1, processing: 1, done: 1, error: 1, canceled: 1 });
+      assert.ok(stats.totals.done >= 1);
+    });
+  });
+
+  describe('worker registry', () => {
+    it('records heartbeats and forgets a worker that unregisters', async () => {
+      const id = `w-${uniqueQueue()}`;
+      const now = new Date();
+      await t().heartbeat({ id, queues: ['a', 'b'], concurrency: 3, running: 1, host: 'h', pid: 42, started_at: now, last_seen: now, ttl_ms: 15_000, processed: 5, failed: 1 });
+      const found = (await t().workers()).find((w) => w.id === id);
+      assert.ok(found, 'worker listed');
+      assert.deepEqual(found.queues, ['a', 'b']);
+      assert.equal(found.concurrency, 3);
+      assert.equal(found.processed, 5);
+      assert.ok(found.last_seen instanceof Date);
+      await t().unregisterWorker(id);
+      assert.equal((await t().workers()).find((w) => w.id === id), undefined);
+    });
+  });
+
+  describe('retention', () => {
+    it('sweep deletes finished jobs older than the retention and keeps the rest', async function () {
+      const short = await factory({ retentionMs: 200 });
+      try {
+        const q = uniqueQueue();
+        const keep = newJob(q);
+        const drop = newJob(q);
+        await short.enqueue(drop);
+        await short.enqueue(keep);
+        const c = await claimOne(short, q);
+        assert.equal(c.id, drop.id);
+        await short.complete(c.id, c.lease.token, intent);
+        await delay(400);
+        await short.sweep();
+        assert.equal(await short.get(drop.id), null, 'finished job past retention deleted');
+        assert.equal((await short.get(keep.id))?.status, 'queued', 'unfinished job kept');
+      } finally {
+        await short.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,416 @@
+/**
+ * Memory transport: the embedded store of `reasonq dev` and of tests.
+ *
+ * Data layout (all in this process, gone when it exits):
+ * - `jobs`: Map id → Job, the one copy of each record (callers get clones).
+ * - `ready`: per queue, the ids of `queued` jobs sorted by priority (desc),
+ *   then enqueue sequence (FIFO); jobs not yet due stay in place and are
+ *   skipped until their `run_at`.
+ * - `leased`: ids of `processing` jobs, scanned by the sweeper for expired leases.
+ * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
+ *   woken by the write that concerns them (no polling).
+ */
+import { randomUUID } from 'node:crypto';
+import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
+import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
+import {
+  buildStats,
+  EMPTY_COUNTS,
+  type ClaimRequest,
+  type ClaimedJob,
+  type ExtendResult,
+  type FailRequest,
+  type ListFilter,
+  type ListPage,
+  type QueueCounts,
+  type Stats,
+  type SweepResult,
+  type Transport,
+  type TransportOptions,
+  type WaitOptions,
+  type WorkerInfo,
+} from '../../src/transport.js';
+import { decodeCursor, encodeCursor, leaseExpiryOutcome, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { DEFAULTS } from '../../src/config.js';
+
+interface ReadyEntry {
+  id: string;
+  priority: number;
+  seq: number;
+}
+
+interface ClaimWaiter {
+  queues: Set<string>;
+  wake: () => void;
+}
+
+export interface MemoryTransportOptions extends TransportOptions {
+  /** how often expired leases are looked for, default 100 ms */
+  sweepIntervalMs?: number;
+}
+
+export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
+  return new MemoryTransport(options);
+}
+
+const clone = <T>(value: T): T => structuredClone(value);
+
+export class MemoryTransport implements Transport {
+  readonly name = 'memory';
+  readonly capabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
+
+  private readonly jobs = new Map<string, Job>();
+  private readonly dedupe = new Map<string, string>();
+  private readonly ready = new Map<string, ReadyEntry[]>();
+  private readonly leased = new Set<string>();
+  private readonly workerRecords = new Map<string, WorkerInfo>();
+  private readonly claimWaiters = new Set<ClaimWaiter>();
+  private readonly jobWaiters = new Map<string, Set<() => void>>();
+  private readonly retentionMs: number;
+  private readonly sweepIntervalMs: number;
+  private sweeper: NodeJS.Timeout | null = null;
+  private delayTimer: NodeJS.Timeout | null = null;
+  private delayTimerAt = Infinity;
+  private seq = 0;
+  private closed = false;
+
+  constructor(options: MemoryTransportOptions) {
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? 100;
+  }
+
+  async init(): Promise<void> {
+    if (this.sweeper || this.closed) return;
+    this.sweeper = setInterval(() => void this.sweep(), this.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
+    const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(job.dedupe_key) ?? '') : undefined);
+    if (existing) return { job: clone(existing), created: false };
+    const stored = clone(job);
+    this.jobs.set(stored.id, stored);
+    if (stored.dedupe_key) this.dedupe.set(stored.dedupe_key, stored.id);
+    this.pushReady(stored);
+    return { job: clone(stored), created: true };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
+    const deadline = Date.now() + Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS);
+    for (;;) {
+      const job = this.claimNow(request);
+      if (job) return job;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed || request.signal?.aborted) return null;
+      await this.waitForWork(new Set(request.queues), left, request.signal);
+    }
+  }
+
+  async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {
+    const job = this.fenced(id, token);
+    job.lease!.until = new Date(Date.now() + leaseMs);
+    job.updated_at = new Date();
+    return { until: new Date(job.lease!.until), cancel_requested: clone(job.cancel_requested) };
+  }
+
+  async complete(id: string, token: string, result: Intent): Promise<Job> {
+    const job = this.fenced(id, token);
+    assertTransition(job, 'complete', 'done');
+    this.finish(job, 'done');
+    job.result = clone(result);
+    return clone(job);
+  }
+
+  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
+    const job = this.fenced(id, token);
+    job.error = clone(request.error);
+    if (request.retry_at && job.attempts < job.max_attempts && !job.cancel_requested) {
+      this.requeue(job, request.retry_at);
+    } else if (job.cancel_requested) {
+      this.finish(job, 'canceled');
+    } else {
+      this.finish(job, 'error');
+    }
+    return clone(job);
+  }
+
+  async release(id: string, token: string): Promise<Job> {
+    const job = this.fenced(id, token);
+    if (job.cancel_requested) {
+      this.finish(job, 'canceled');
+    } else {
+      job.attempts = Math.max(0, job.attempts - 1);
+      this.requeue(job, new Date());
+    }
+    return clone(job);
+  }
+
+  async acknowledgeCancel(id: string, token: string): Promise<Job> {
+    const job = this.fenced(id, token);
+    this.finish(job, 'canceled');
+    return clone(job);
+  }
+
+  async progress(id: string, token: string, data: unknown): Promise<void> {
+    const job = this.fenced(id, token);
+    job.progress = clone(data);
+    job.updated_at = new Date();
+  }
+
+  async cancel(id: string, reason: string): Promise<Job> {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    if (job.status === 'queued') {
+      this.removeReady(job);
+      job.cancel_requested = { at: new Date(), reason };
+      this.finish(job, 'canceled');
+    } else if (job.status === 'processing' && !job.cancel_requested) {
+      job.cancel_requested = { at: new Date(), reason };
+      job.updated_at = new Date();
+    }
+    return clone(job);
+  }
+
+  async retry(id: string): Promise<Job> {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    assertTransition(job, 'retry', 'queued');
+    job.attempts = 0;
+    job.cancel_requested = null;
+    job.finished_at = null;
+    job.result = null;
+    this.requeue(job, new Date());
+    return clone(job);
+  }
+
+  async get(id: string): Promise<Job | null> {
+    const job = this.jobs.get(id);
+    return job ? clone(job) : null;
+  }
+
+  async wait(id: string, options: WaitOptions): Promise<Job> {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    if (isTerminal(job.status) || options.timeout_ms <= 0) return clone(job);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        this.jobWaiters.get(id)?.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, options.timeout_ms);
+      options.signal?.addEventListener('abort', done, { once: true });
+      let set = this.jobWaiters.get(id);
+      if (!set) this.jobWaiters.set(id, (set = new Set()));
+      set.add(done);
+    });
+    const now = this.jobs.get(id);
+    if (!now) throw new JobNotFoundError(id);
+    return clone(now);
+  }
+
+  async list(filter: ListFilter): Promise<ListPage> {
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+    const after = filter.cursor ? decodeCursor(filter.cursor) : null;
+    const matches = [...this.jobs.values()]
+      .filter((j) => (!filter.status || j.status === filter.status) && (!filter.queue || j.queue === filter.queue))
+      .filter((j) => !after || j.created_at.getTime() < after.t || (j.created_at.getTime() === after.t && j.id < after.id))
+      .sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = matches.slice(0, limit);
+    const last = page[page.length - 1];
+    return { jobs: page.map(clone), next_cursor: matches.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+  }
+
+  async stats(): Promise<Stats> {
+    const now = Date.now();
+    const queues: Record<string, QueueCounts> = {};
+    for (const job of this.jobs.values()) {
+      const counts = (queues[job.queue] ??= { ...EMPTY_COUNTS });
+      counts[job.status] += 1;
+      if (job.status === 'queued' && job.run_at.getTime() > now) counts.delayed += 1;
+    }
+    return buildStats(queues);
+  }
+
+  async heartbeat(worker: WorkerInfo): Promise<void> {
+    this.workerRecords.set(worker.id, clone(worker));
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    this.workerRecords.delete(id);
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const horizon = Date.now() - 3600_000;
+    for (const [id, w] of this.workerRecords) if (w.last_seen.getTime() < horizon) this.workerRecords.delete(id);
+    return [...this.workerRecords.values()].map(clone);
+  }
+
+  async sweep(now = new Date()): Promise<SweepResult> {
+    const result: SweepResult = { requeued: 0, expired: 0, canceled: 0, deleted: 0 };
+    for (const id of [...this.leased]) {
+      const job = this.jobs.get(id);
+      if (!job?.lease || job.lease.until.getTime() > now.getTime()) continue;
+      const outcome = leaseExpiryOutcome(job);
+      if (outcome.status === 'queued') {
+        this.requeue(job, now);
+        result.requeued += 1;
+      } else {
+        if (outcome.error) job.error = outcome.error;
+        this.finish(job, outcome.status);
+        result[outcome.status === 'error' ? 'expired' : 'canceled'] += 1;
+      }
+    }
+    const horizon = now.getTime() - this.retentionMs;
+    for (const [id, job] of this.jobs) {
+      if (isTerminal(job.status) && job.finished_at && job.finished_at.getTime() < horizon) {
+        this.jobs.delete(id);
+        if (job.dedupe_key && this.dedupe.get(job.dedupe_key) === id) this.dedupe.delete(job.dedupe_key);
+        result.deleted += 1;
+      }
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    for (const waiter of this.claimWaiters) waiter.wake();
+    for (const set of this.jobWaiters.values()) for (const wake of set) wake();
+  }
+
+  // -- internals ------------------------------------------------------------
+
+  private claimNow(request: ClaimRequest): ClaimedJob | null {
+    const now = Date.now();
+    let best: { queue: string; index: number; entry: ReadyEntry } | null = null;
+    let nextDue = Infinity;
+    for (const queue of request.queues) {
+      const list = this.ready.get(queue);
+      if (!list) continue;
+      for (let i = 0; i < list.length; i++) {
+        const entry = list[i]!;
+        const runAt = this.jobs.get(entry.id)!.run_at.getTime();
+        if (runAt > now) {
+          nextDue = Math.min(nextDue, runAt);
+          continue;
+        }
+        if (!best || entry.priority > best.entry.priority || (entry.priority === best.entry.priority && entry.seq < best.entry.seq)) {
+          best = { queue, index: i, entry };
+        }
+        break; // the first due entry is the best of this queue
+      }
+    }
+    if (nextDue !== Infinity) this.scheduleDelayWake(nextDue);
+    if (!best) return null;
+    this.ready.get(best.queue)!.splice(best.index, 1);
+    const job = this.jobs.get(best.entry.id)!;
+    assertTransition(job, 'claim', 'processing');
+    const at = new Date(now);
+    job.status = 'processing';
+    job.attempts += 1;
+    job.lease = { owner: request.owner, token: randomUUID(), until: new Date(now + request.lease_ms) };
+    job.started_at = at;
+    job.updated_at = at;
+    this.leased.add(job.id);
+    return clone(job) as ClaimedJob;
+  }
+
+  private fenced(id: string, token: string): Job {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    if (job.status !== 'processing' || job.lease?.token !== token) throw new LeaseLostError(id);
+    // An expired lease is lost even if no sweep has run yet.
+    if (job.lease.until.getTime() <= Date.now()) throw new LeaseLostError(id, { details: { reason: 'expired' } });
+    return job;
+  }
+
+  private finish(job: Job, status: 'done' | 'error' | 'canceled'): void {
+    if (job.status === 'processing') assertTransition(job, status === 'canceled' ? 'cancel' : status === 'done' ? 'complete' : 'fail', status);
+    const now = new Date();
+    job.status = status;
+    job.lease = null;
+    job.finished_at = now;
+    job.updated_at = now;
+    this.leased.delete(job.id);
+    const waiters = this.jobWaiters.get(job.id);
+    if (waiters) {
+      this.jobWaiters.delete(job.id);
+      for (const wake of waiters) wake();
+    }
+  }
+
+  private requeue(job: Job, runAt: Date): void {
+    job.status = 'queued';
+    job.lease = null;
+    job.run_at = runAt;
+    job.updated_at = new Date();
+    this.leased.delete(job.id);
+    this.pushReady(job);
+  }
+
+  private pushReady(job: Job): void {
+    let list = this.ready.get(job.queue);
+    if (!list) this.ready.set(job.queue, (list = []));
+    const entry: ReadyEntry = { id: job.id, priority: job.priority, seq: this.seq++ };
+    // Binary search for the first entry that should come after this one.
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.priority >= entry.priority) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, entry);
+    const due = job.run_at.getTime();
+    if (due > Date.now()) this.scheduleDelayWake(due);
+    else this.wakeClaimers(job.queue);
+  }
+
+  private removeReady(job: Job): void {
+    const list = this.ready.get(job.queue);
+    const index = list?.findIndex((e) => e.id === job.id) ?? -1;
+    if (list && index >= 0) list.splice(index, 1);
+  }
+
+  private wakeClaimers(queue: string): void {
+    for (const waiter of this.claimWaiters) {
+      if (waiter.queues.has(queue)) {
+        waiter.wake();
+        return; // one job, one claimer: no thundering herd
+      }
+    }
+  }
+
+  private scheduleDelayWake(at: number): void {
+    if (this.closed || at >= this.delayTimerAt) return;
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimerAt = at;
+    this.delayTimer = setTimeout(() => {
+      this.delayTimer = null;
+      this.delayTimerAt = Infinity;
+      for (const waiter of [...this.claimWaiters]) waiter.wake();
+    }, Math.max(0, at - Date.now()) + 1);
+    this.delayTimer.unref();
+  }
+
+  private waitForWork(queues: Set<string>, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: ClaimWaiter = {
+        queues,
+        wake: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', waiter.wake);
+          this.claimWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, ms);
+      signal?.addEventListener('abort', waiter.wake, { once: true });
+      this.claimWaiters.add(waiter);
+    });
+  }
+}
