@@ -1,7 +1,250 @@
-// Placeholder until the http transport lands; the factory reports it clearly.
-import { ConfigError } from '../../src/errors.js';
-import type { Transport } from '../../src/transport.js';
+/**
+ * HTTP transport: the Transport interface spoken to a `reasonq serve`
+ * server, for clients and for remote workers alike.
+ *
+ * Layout: nothing is stored here. Every operation is one request on a
+ * keep-alive undici Pool; blocking claims and waits are long-polls that the
+ * server bounds, so the transport loops until the caller's own deadline.
+ * Errors come back as `{error: {code, message, details}}` and are rebuilt
+ * into the same classes the server raised (errorFromWire).
+ */
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
+import { isTerminal, reviveJob, type Intent, type Job } from '../../src/job.js';
+import type {
+  ClaimRequest,
+  ClaimedJob,
+  ExtendResult,
+  FailRequest,
+  ListFilter,
+  ListPage,
+  Stats,
+  SweepResult,
+  Transport,
+  WaitOptions,
+  WorkerInfo,
+} from '../../src/transport.js';
+import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 
-export function createHttpTransport(_options: Record<string, unknown>): Transport {
-  throw new ConfigError('the http transport is not built yet', 'REASONING_TRANSPORT');
+export interface HttpTransportOptions {
+  /** e.g. http://127.0.0.1:8080 */
+  url: string;
+  token?: string | undefined;
+  /** limit for one ordinary request (long-polls get their wait on top) */
+  timeoutMs?: number;
+  /** keep-alive connections to the server */
+  connections?: number;
 }
+
+/** Longest single long-poll; the server caps waits at 60 s. */
+const LONG_POLL_MS = 25_000;
+
+export function createHttpTransport(options: HttpTransportOptions): Transport {
+  return new HttpTransport(options);
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+export class HttpTransport implements Transport {
+  readonly name = 'http';
+  readonly capabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
+  private readonly pool: Pool;
+  private readonly base: URL;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  constructor(options: HttpTransportOptions) {
+    this.base = new URL(options.url);
+    this.pool = new Pool(this.base.origin, { connections: options.connections ?? 64, keepAliveTimeout: 30_000, pipelining: 1 });
+    this.headers = { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) };
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async init(): Promise<void> {
+    await this.call('GET', '/healthz');
+  }
+
+  async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
+    const body = {
+      id: job.id,
+      queue: job.queue,
+      payload: job.payload,
+      priority: job.priority,
+      run_at: job.run_at.toISOString(),
+      max_attempts: job.max_attempts,
+      ...(job.timeout_ms ? { timeout_ms: job.timeout_ms } : {}),
+      ...(job.dedupe_key ? { dedupe_key: job.dedupe_key } : {}),
+      ...(job.callback_url ? { callback_url: job.callback_url } : {}),
+    };
+    const res = await this.call<{ job: unknown; created: boolean }>('POST', '/v1/jobs', body);
+    return { job: reviveJob(res.job), created: res.created };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
+    const jobs = await this.claimMany(request, 1);
+    return jobs[0] ?? null;
+  }
+
+  async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
+    const wait = Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS);
+    const res = await this.call<{ jobs: unknown[] }>(
+      'POST',
+      '/v1/claim',
+      { queues: request.queues, owner: request.owner, lease_ms: request.lease_ms, wait_ms: wait, max },
+      { extraMs: wait, signal: request.signal },
+    ).catch((error: unknown) => {
+      if (request.signal?.aborted) return { jobs: [] };
+      throw error;
+    });
+    return res.jobs.map((j) => reviveJob(j) as ClaimedJob);
+  }
+
+  async extend(id: string, token: string, lease_ms: number): Promise<ExtendResult> {
+    const res = await this.call<{ until: string; cancel_requested: { at: string; reason: string } | null }>('POST', `/v1/jobs/${enc(id)}/lease`, { token, lease_ms });
+    return { until: new Date(res.until), cancel_requested: res.cancel_requested ? { at: new Date(res.cancel_requested.at), reason: res.cancel_requested.reason } : null };
+  }
+
+  complete(id: string, token: string, result: Intent): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/complete`, { token, result });
+  }
+
+  fail(id: string, token: string, request: FailRequest): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/fail`, { token, error: request.error, retry_at: request.retry_at?.toISOString() ?? null });
+  }
+
+  release(id: string, token: string): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/release`, { token });
+  }
+
+  acknowledgeCancel(id: string, token: string): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/cancel-ack`, { token });
+  }
+
+  async progress(id: string, token: string, data: unknown): Promise<void> {
+    await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data });
+  }
+
+  cancel(id: string, reason: string): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/cancel`, { reason });
+  }
+
+  retry(id: string): Promise<Job> {
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/retry`, {});
+  }
+
+  async get(id: string): Promise<Job | null> {
+    try {
+      return await this.jobCall('GET', `/v1/jobs/${enc(id)}`);
+    } catch (error) {
+      if (error instanceof ReasonqError && error.code === 'JOB_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  async wait(id: string, options: WaitOptions): Promise<Job> {
+    const deadline = Date.now() + options.timeout_ms;
+    for (;;) {
+      const left = Math.max(0, deadline - Date.now());
+      const chunk = Math.min(left, LONG_POLL_MS);
+      let job: Job;
+      try {
+        job = await this.jobCall('GET', `/v1/jobs/${enc(id)}/wait?timeout_ms=${chunk}`, undefined, { extraMs: chunk, signal: options.signal });
+      } catch (error) {
+        if (options.signal?.aborted) return this.mustGet(id);
+        throw error;
+      }
+      if (isTerminal(job.status) || Date.now() >= deadline || options.signal?.aborted) return job;
+    }
+  }
+
+  async list(filter: ListFilter): Promise<ListPage> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null) q.set(k, String(v));
+    const res = await this.call<{ jobs: unknown[]; next_cursor: string | null }>('GET', `/v1/jobs?${q.toString()}`);
+    return { jobs: res.jobs.map(reviveJob), next_cursor: res.next_cursor };
+  }
+
+  stats(): Promise<Stats> {
+    return this.call<Stats>('GET', '/v1/stats');
+  }
+
+  async heartbeat(worker: WorkerInfo): Promise<void> {
+    await this.call('POST', '/v1/workers/heartbeat', worker);
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/workers/${enc(id)}`);
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const res = await this.call<{ workers: (WorkerInfo & { started_at: string; last_seen: string })[] }>('GET', '/v1/workers');
+    return res.workers.map((w) => ({ ...w, started_at: new Date(w.started_at), last_seen: new Date(w.last_seen) }));
+  }
+
+  sweep(): Promise<SweepResult> {
+    return this.call<SweepResult>('POST', '/v1/sweep', {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.close();
+  }
+
+  private async mustGet(id: string): Promise<Job> {
+    const job = await this.get(id);
+    if (!job) throw errorFromWire({ code: 'JOB_NOT_FOUND', message: `job ${id} does not exist`, details: { id } }, 404);
+    return job;
+  }
+
+  private async jobCall(method: Method, path: string, body?: unknown, opts?: { extraMs?: number; signal?: AbortSignal | undefined }): Promise<Job> {
+    const res = await this.call<{ job: unknown }>(method, path, body, opts);
+    return reviveJob(res.job);
+  }
+
+  private async call<T>(method: Method, path: string, body?: unknown, opts: { extraMs?: number; signal?: AbortSignal | undefined } = {}): Promise<T> {
+    if (this.closed) throw new TransportError('http transport is closed', { code: 'TRANSPORT_CLOSED', retryable: false });
+    const limit = this.timeoutMs + (opts.extraMs ?? 0);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.pool.request({
+        method,
+        path: this.base.pathname.replace(/\/$/, '') + path,
+        headers: body === undefined ? { authorization: this.headers.authorization ?? '' } : this.headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        headersTimeout: limit,
+        bodyTimeout: limit,
+        signal: opts.signal,
+      });
+    } catch (error) {
+      throw this.translate(error, method, path);
+    }
+    const text = await res.body.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      throw new TransportError(`${method} ${path}: server answered ${res.statusCode} with a body that is not JSON`, { code: 'TRANSPORT_BAD_RESPONSE', retryable: res.statusCode >= 500 });
+    }
+    if (res.statusCode >= 400) {
+      const err = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error ?? {};
+      throw errorFromWire(err, res.statusCode);
+    }
+    return parsed as T;
+  }
+
+  private translate(error: unknown, method: string, path: string): ReasonqError {
+    if (error instanceof ReasonqError) return error;
+    const e = error as { code?: string; message?: string; name?: string };
+    if (e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED') return new TransportError(`${method} ${path} aborted`, { code: 'TRANSPORT_ABORTED', retryable: false, cause: error });
+    const timeout = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
+    return new TransportError(`reasonq server at ${this.base.origin} ${timeout ? 'timed out' : 'is unreachable'} (${method} ${path}: ${e.code ?? e.message ?? 'error'})`, {
+      code: timeout ? 'TRANSPORT_TIMEOUT' : 'TRANSPORT_UNAVAILABLE',
+      retryable: true,
+      cause: error,
+    });
+  }
+}
+
+const enc = encodeURIComponent;

@@ -1,0 +1,12 @@
+// tsc copies no assets: put the dashboard page and the Lua scripts beside the compiled code.
+import { cpSync, existsSync, mkdirSync } from 'node:fs';
+
+const copies = [
+  ['src/server/dashboard.html', 'dist/src/server/dashboard.html'],
+  ['transports/redis/lua', 'dist/transports/redis/lua'],
+];
+for (const [from, to] of copies) {
+  if (!existsSync(from)) continue;
+  mkdirSync(to.replace(/\/[^/]+$/, ''), { recursive: true });
+  cpSync(from, to, { recursive: true });
+}
