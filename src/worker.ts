@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { postCallback } from './callbacks.js';
 import { DEFAULTS } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, ValidationError } from './errors.js';
 import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
@@ -275,6 +276,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const ms = Date.now() - started;
     log.info({ outcome, duration_ms: ms }, 'job ended');
     this.emit('job:end', job, outcome, ms);
+    if (job.callback_url && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
+      const final = await this.transport.get(job.id).catch(() => null);
+      if (final) void postCallback(final, log);
+    }
   }
 
   private async onResult(job: ClaimedJob, result: unknown, log: Logger): Promise<JobOutcome> {

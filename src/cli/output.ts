@@ -1,0 +1,64 @@
+/** CLI output: readable lines on a terminal, JSON with --json. Errors go to stderr. */
+import { ReasonqError } from '../errors.js';
+import type { Job } from '../job.js';
+import type { Stats, WorkerInfo } from '../transport.js';
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printError(error: unknown, json: boolean): void {
+  const err = error instanceof ReasonqError ? error.toJSON() : { code: 'ERROR', message: error instanceof Error ? error.message : String(error) };
+  if (json) process.stderr.write(`${JSON.stringify({ error: err })}\n`);
+  else process.stderr.write(`reasonq: ${err.code}: ${err.message}\n`);
+}
+
+const ago = (d: Date | null) => (d ? `${Math.max(0, Math.round((Date.now() - d.getTime()) / 1000))}s ago` : '-');
+
+export function formatIntent(intent: Job['result']): string {
+  if (!intent) return '(no intent)';
+  const lines = [`action:    ${intent.action}`];
+  if (intent.tool_name) lines.push(`tool_name: ${intent.tool_name}`);
+  if (intent.args) lines.push(`args:      ${JSON.stringify(intent.args)}`);
+  if (intent.finish !== undefined && intent.finish !== null) lines.push(`finish:    ${intent.finish}`);
+  if (intent.reasoning) lines.push(`reasoning: ${intent.reasoning}`);
+  return lines.join('\n');
+}
+
+export function formatJob(job: Job): string {
+  const lines = [
+    `job ${job.id}`,
+    `  queue:     ${job.queue}`,
+    `  status:    ${job.status}`,
+    `  attempts:  ${job.attempts}/${job.max_attempts}`,
+    `  priority:  ${job.priority}`,
+    `  created:   ${job.created_at.toISOString()} (${ago(job.created_at)})`,
+  ];
+  if (job.started_at) lines.push(`  started:   ${job.started_at.toISOString()}`);
+  if (job.finished_at) lines.push(`  finished:  ${job.finished_at.toISOString()}`);
+  if (job.lease) lines.push(`  lease:     ${job.lease.owner} until ${job.lease.until.toISOString()}`);
+  if (job.cancel_requested) lines.push(`  cancel:    asked ${ago(job.cancel_requested.at)}: ${job.cancel_requested.reason}`);
+  lines.push(`  payload:   ${JSON.stringify(job.payload)}`);
+  if (job.result) lines.push(`  result:\n${formatIntent(job.result).replace(/^/gm, '    ')}`);
+  if (job.error) lines.push(`  error:     ${job.error.code}: ${job.error.message}${job.error.retryable ? ' (retryable)' : ''}`);
+  return lines.join('\n');
+}
+
+export function formatStats(stats: Stats): string {
+  const cols = ['queued', 'delayed', 'processing', 'done', 'error', 'canceled'] as const;
+  const rows = Object.entries(stats.queues).sort(([a], [b]) => a.localeCompare(b));
+  const width = Math.max(5, ...rows.map(([q]) => q.length), 'total'.length);
+  const head = `${'queue'.padEnd(width)}  ${cols.map((c) => c.padStart(10)).join(' ')}`;
+  const line = (name: string, counts: Stats['totals']) => `${name.padEnd(width)}  ${cols.map((c) => String(counts[c]).padStart(10)).join(' ')}`;
+  return [head, ...rows.map(([q, c]) => line(q, c)), line('total', stats.totals)].join('\n');
+}
+
+export function formatWorkers(workers: (WorkerInfo & { alive?: boolean })[]): string {
+  if (workers.length === 0) return 'no workers registered';
+  return workers
+    .map((w) => {
+      const alive = w.alive ?? Date.now() - w.last_seen.getTime() <= w.ttl_ms;
+      return `${alive ? 'alive' : 'dead '}  ${w.id}  queues=${w.queues.join(',')}  running=${w.running}/${w.concurrency}  processed=${w.processed} failed=${w.failed}  seen ${ago(w.last_seen)}`;
+    })
+    .join('\n');
+}

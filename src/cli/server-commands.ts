@@ -1,0 +1,151 @@
+/** Long-running commands: dev (server + worker on the embedded store), serve, worker. */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { DEFAULTS, loadConfig, type Config } from '../config.js';
+import { ConfigError, ValidationError } from '../errors.js';
+import { createLogger, type Logger } from '../logger.js';
+import { demoHandler } from '../reasoner.js';
+import { createServer } from '../server/app.js';
+import type { Transport } from '../transport.js';
+import { createTransport } from '../transports.js';
+import { createWorker, type Handler, type Worker } from '../worker.js';
+
+interface ServeFlags {
+  port: number;
+  host: string;
+  handler?: string;
+  queues: string;
+  concurrency: number;
+  grace: number;
+}
+
+const intOpt = (name: string, min: number, max: number) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ValidationError(`--${name} must be a whole number from ${min} to ${max}`, name);
+  return Number(v);
+};
+
+/** Load a handler module: its default export, or a named `handler`. */
+export async function loadHandler(spec: string | undefined): Promise<Handler> {
+  if (!spec) return demoHandler;
+  let mod: { default?: unknown; handler?: unknown };
+  try {
+    mod = (await import(pathToFileURL(resolve(spec)).href)) as typeof mod;
+  } catch (error) {
+    throw new ConfigError(`--handler ${spec} could not be loaded: ${(error as Error).message}`, 'handler');
+  }
+  const fn = typeof mod.default === 'function' ? mod.default : typeof mod.handler === 'function' ? mod.handler : (mod.default as { handler?: unknown } | undefined)?.handler;
+  if (typeof fn !== 'function') throw new ConfigError(`--handler ${spec} must export a function as default or as "handler": async (payload, ctx) => intent`, 'handler');
+  return fn as Handler;
+}
+
+function runOptions(cmd: Command, withServer: boolean): Command {
+  if (withServer) {
+    cmd.option('--port <port>', 'port to listen on', intOpt('port', 0, 65535), DEFAULTS.port).option('--host <host>', 'address to bind (127.0.0.1 unless told otherwise)', DEFAULTS.host);
+  }
+  return cmd
+    .option('--handler <module>', 'handler module (default: the demo reasoner)')
+    .option('--queues <names>', 'comma-separated queues to work on', 'reasoning')
+    .option('--concurrency <n>', 'jobs at once', intOpt('concurrency', 1, 10_000), DEFAULTS.concurrency)
+    .option('--grace <ms>', 'on SIGINT/SIGTERM, how long running jobs may finish', intOpt('grace', 0, 3_600_000), DEFAULTS.shutdownGraceMs);
+}
+
+type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
+
+async function startWorker(transport: Transport, flags: ServeFlags, log: Logger, onEnd?: JobEndListener): Promise<Worker> {
+  const worker = createWorker({
+    transport,
+    handler: await loadHandler(flags.handler),
+    queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
+    concurrency: flags.concurrency,
+    shutdownGraceMs: flags.grace,
+    logger: log,
+  });
+  if (onEnd) worker.on('job:end', onEnd);
+  await worker.start();
+  return worker;
+}
+
+/**
+ * SIGINT/SIGTERM: stop claiming, let running jobs finish within the grace
+ * period, hand the rest back, close the server. A second signal exits at once.
+ */
+function onSignals(log: Logger, shutdown: () => Promise<void>): void {
+  let signals = 0;
+  const handle = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    process.stderr.write(`reasonq: ${signal} received, shutting down (again to force)\n`);
+    shutdown().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: (error as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+}
+
+async function serve(config: Config, flags: ServeFlags, options: { worker: boolean; dev: boolean }): Promise<void> {
+  const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
+  const transport = await createTransport(config, log);
+  const app = await createServer({ transport, token: config.http.token, logger: log });
+  const url = await app.listen({ host: flags.host, port: flags.port });
+  let worker: Worker | null = null;
+  if (options.worker) {
+    worker = await startWorker(transport, flags, log, options.dev ? devJobLine : undefined);
+  }
+  onSignals(log, async () => {
+    await worker?.stop();
+    await app.close();
+    await transport.close();
+  });
+  const what = options.dev ? `reasonq dev: server + ${flags.concurrency} worker slot(s) + demo reasoner on the memory store` : `reasonq serve on the ${transport.name} store${worker ? ' with a worker' : ''}`;
+  process.stdout.write(`${what}\n  API        ${url}/v1\n  dashboard  ${url}/engine\n  metrics    ${url}/metrics\n`);
+  if (options.dev) process.stdout.write(`try: npx reasonq intent --goal "Find where Framework is defined"\n`);
+}
+
+function devJobLine(job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number): void {
+  process.stdout.write(`${new Date().toISOString()}  ${outcome.padEnd(8)} ${job.id}  ${ms} ms  ${String(job.payload.goal ?? '').slice(0, 60)}\n`);
+}
+
+export function registerServerCommands(program: Command): void {
+  runOptions(program.command('dev'), true)
+    .description('server + worker + dashboard on the embedded memory store (the quick start)')
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig(process.env, { transport: 'memory' });
+      await serve(config, flags, { worker: true, dev: true });
+    });
+
+  runOptions(program.command('serve'), true)
+    .description('HTTP API, dashboard and metrics in front of the configured store (REASONING_QUEUE_WORKER=1 adds a worker)')
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig();
+      if (config.transport === 'http') {
+        throw new ConfigError('reasonq serve needs a store: set REASONING_TRANSPORT to memory, mongo or redis (http would point the server at itself)', 'REASONING_TRANSPORT');
+      }
+      await serve(config, flags, { worker: config.queueWorker, dev: false });
+    });
+
+  runOptions(program.command('worker'), false)
+    .description('run a worker on the configured transport')
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig();
+      if (config.transport === 'memory') {
+        throw new ConfigError('a standalone worker cannot share a memory store with anyone: use REASONING_TRANSPORT=http, mongo or redis (or reasonq dev)', 'REASONING_TRANSPORT');
+      }
+      const log = createLogger({ level: config.logLevel });
+      const transport = await createTransport(config, log);
+      const worker = await startWorker(transport, flags, log);
+      onSignals(log, async () => {
+        await worker.stop();
+        await transport.close();
+      });
+      process.stderr.write(`reasonq worker ${worker.id} on ${transport.name}, queues ${worker.queues.join(',')}, concurrency ${worker.concurrency}\n`);
+    });
+}

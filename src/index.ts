@@ -1,0 +1,23 @@
+/** The public surface of reasonq. */
+export { createClient, type Client, type ClientOptions, type AgentIntentOptions } from './client.js';
+export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
+export { createServer, type ServerOptions } from './server/app.js';
+export { createTransport } from './transports.js';
+export { loadConfig, DEFAULTS, type Config, type TransportName } from './config.js';
+export * from './errors.js';
+export {
+  buildJob,
+  intentSchema,
+  intentRequestSchema,
+  isTerminal,
+  JOB_STATUSES,
+  type Intent,
+  type IntentRequest,
+  type Job,
+  type JobError,
+  type JobStatus,
+  type EnqueueOptions,
+} from './job.js';
+export type * from './transport.js';
+export { demoHandler, reason } from './reasoner.js';
+export { createLogger } from './logger.js';
