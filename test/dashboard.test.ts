@@ -1,0 +1,323 @@
+/**
+ * The dashboard at /engine in a real browser: Debian's Chromium driven by
+ * playwright-core, against a real server on port 0 in front of the memory
+ * store, with a real worker whose handler the test controls.
+ * `scripts/ensure-chromium.sh` installs the browser.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { NonRetryableError } from '../src/errors.js';
+import type { Intent, IntentRequest } from '../src/job.js';
+import { createServer } from '../src/server/app.js';
+import type { Transport } from '../src/transport.js';
+import { createWorker, type HandlerContext, type Worker } from '../src/worker.js';
+import { createMemoryTransport } from '../transports/memory/index.js';
+import { newJob, uniqueQueue, waitFor } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const UI_TIMEOUT = 5_000;
+
+describe('dashboard (/engine) in Chromium', function () {
+  this.timeout(20_000);
+
+  let browser: Browser;
+  let context: BrowserContext | null = null;
+  const apps: FastifyInstance[] = [];
+  const stores: Transport[] = [];
+  const workers: Worker[] = [];
+  /** jobs whose handler is blocked, released by the test or by their AbortSignal */
+  const gates = new Map<string, () => void>();
+  /** ids that already failed once under goal `fail-once` */
+  const failedOnce = new Set<string>();
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing; run scripts/ensure-chromium.sh`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  afterEach(async () => {
+    for (const release of gates.values()) release();
+    gates.clear();
+    await context?.close();
+    context = null;
+    await Promise.all(workers.splice(0).map((w) => w.stop(1000)));
+    for (const app of apps.splice(0)) await app.close();
+    for (const store of stores.splice(0)) await store.close();
+  });
+
+  /** The test's reasoner: `goal` picks what it does. */
+  async function handler(payload: IntentRequest, ctx: HandlerContext): Promise<Intent> {
+    const goal = String(payload.goal ?? '');
+    if (goal === 'block') {
+      await ctx.progress({ stage: 'thinking' });
+      await new Promise<void>((resolve, reject) => {
+        gates.set(ctx.job_id, resolve);
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true });
+      });
+    }
+    if (goal === 'fail-once' && !failedOnce.has(ctx.job_id)) {
+      failedOnce.add(ctx.job_id);
+      throw new NonRetryableError('model refused the prompt', { code: 'MODEL_REFUSED' });
+    }
+    return { action: 'finish', finish: true, reasoning: `answered: ${goal}` };
+  }
+
+  async function startServer(token?: string) {
+    const store = createMemoryTransport();
+    await store.init();
+    stores.push(store);
+    const app = await createServer({ transport: store, token });
+    apps.push(app);
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    return { store, url };
+  }
+
+  async function startWorker(store: Transport, queue: string): Promise<Worker> {
+    const worker = createWorker({ transport: store, handler, queues: [queue], concurrency: 4, leaseMs: 600, heartbeatMs: 300, claimWaitMs: 200, id: `dash-worker-${queue}` });
+    workers.push(worker);
+    await worker.start();
+    return worker;
+  }
+
+  async function openDashboard(url: string): Promise<Page> {
+    context = await browser.newContext({ viewport: { width: 1440, height: 960 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(UI_TIMEOUT);
+    await page.goto(`${url}/engine`);
+    return page;
+  }
+
+  const cell = (page: Page, queue: string, status: string) => page.locator(`#queues tr[data-queue="${queue}"] td[data-status="${status}"]`);
+
+  async function expectText(page: Page, selector: string, expected: string | RegExp, what = selector): Promise<void> {
+    const probe = async () => {
+      const text = (await page.locator(selector).first().textContent().catch(() => null)) ?? '';
+      return typeof expected === 'string' ? text.trim() === expected : expected.test(text);
+    };
+    await waitFor(probe, UI_TIMEOUT, `${what} to read ${String(expected)}`).catch(async (error: unknown) => {
+      const actual = await page.locator(selector).first().textContent().catch(() => '(missing)');
+      throw new Error(`${(error as Error).message}; it reads ${JSON.stringify(actual)}`);
+    });
+  }
+
+  it('shows per-queue counts that change live as jobs are enqueued and finished', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('dash');
+    const page = await openDashboard(url);
+    await expectText(page, '#queues tbody', /no jobs yet/);
+
+    for (let i = 0; i < 3; i++) await store.enqueue(newJob(queue, { payload: { goal: `count ${i}` } }));
+    await store.enqueue(newJob(queue, { payload: { goal: 'later' }, delay_ms: 60_000 }));
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '4', 'queued count');
+    assert.equal((await cell(page, queue, 'delayed').textContent())?.trim(), '1');
+    assert.equal((await cell(page, queue, 'done').textContent())?.trim(), '0');
+    await expectText(page, '[data-testid="total-queued"] b', '4');
+
+    // Same page, no reload: the worker drains the due jobs and the counts follow.
+    await startWorker(store, queue);
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="done"]`, '3', 'done count');
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '1', 'queued count after the run');
+    await expectText(page, '#recent-done', /count 2/, 'recent done list');
+    assert.equal((await store.stats()).queues[queue]?.done, 3);
+  });
+
+  it('filters the job list by status and queue and pages through it', async () => {
+    const { store, url } = await startServer();
+    const a = uniqueQueue('pa');
+    const b = uniqueQueue('pb');
+    for (let i = 0; i < 18; i++) await store.enqueue(newJob(a, { payload: { goal: `a-${i}` } }));
+    const onlyB = await store.enqueue(newJob(b, { payload: { goal: 'b-only' } }));
+    await store.cancel(onlyB.job.id, 'test');
+    const page = await openDashboard(url);
+
+    await waitFor(async () => (await page.locator('#jobs tbody tr[data-job-id]').count()) === 15, UI_TIMEOUT, 'a first page of 15');
+    await page.selectOption('#filter-queue', a);
+    await expectText(page, '#page-info', 'page 1');
+    await page.click('#page-next');
+    await expectText(page, '#page-info', 'page 2');
+    await waitFor(async () => (await page.locator('#jobs tbody tr[data-job-id]').count()) === 3, UI_TIMEOUT, 'the 3 oldest jobs of queue a on page 2');
+    await expectText(page, '#jobs tbody', /a-0/);
+    assert.equal(await page.locator('#page-next').isDisabled(), true);
+
+    await page.selectOption('#filter-queue', '');
+    await page.selectOption('#filter-status', 'canceled');
+    await waitFor(async () => (await page.locator('#jobs tbody tr[data-job-id]').count()) === 1, UI_TIMEOUT, 'one canceled job');
+    assert.equal(await page.locator('#jobs tbody tr[data-job-id]').getAttribute('data-job-id'), onlyB.job.id);
+    await expectText(page, '#page-info', 'page 1');
+  });
+
+  it('shows a job in detail: payload (escaped), result, attempts and timeline', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('detail');
+    await startWorker(store, queue);
+    const hostile = '<img src=x onerror="window.__xss=1"><b>bold</b> & "quotes"';
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' } } }));
+    await waitFor(async () => (await store.get(job.id))?.status === 'done', UI_TIMEOUT, 'the job to finish');
+
+    const page = await openDashboard(url);
+    await page.click(`#jobs tr[data-job-id="${job.id}"]`);
+    await expectText(page, '[data-testid="detail-id"]', job.id);
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+    const payload = JSON.parse((await page.locator('[data-testid="detail-payload"]').textContent()) ?? '') as Record<string, unknown>;
+    assert.deepEqual(payload, { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' } });
+    const result = JSON.parse((await page.locator('[data-testid="detail-result"]').textContent()) ?? '') as Record<string, unknown>;
+    assert.equal(result.reasoning, `answered: ${hostile}`);
+    assert.equal(result.action, 'finish');
+    await expectText(page, '[data-testid="detail-attempts"]', '1 of 3');
+    const events = await page.locator('[data-testid="detail-timeline"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-event')));
+    assert.deepEqual(events, ['created', 'started', 'finished']);
+
+    // User input is text, never markup: no element was made from it, no script ran.
+    assert.equal(await page.locator('#detail img, #jobs img, #recent-done img').count(), 0);
+    assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    // The open job survives a reload through the URL.
+    await page.reload();
+    await expectText(page, '[data-testid="detail-id"]', job.id);
+  });
+
+  it('cancels a running job from its detail view', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('cancel');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
+    await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to start');
+
+    const page = await openDashboard(url);
+    await page.click(`#running li[data-job-id="${job.id}"]`);
+    await expectText(page, '[data-testid="detail-status"]', 'processing');
+    await expectText(page, '[data-testid="detail-lease"]', new RegExp(`^dash-worker-${queue}`));
+    await expectText(page, '[data-testid="detail-progress"]', '{"stage":"thinking"}');
+    await waitFor(() => page.locator('#live').textContent().then((t) => t === '● live'), UI_TIMEOUT, 'the SSE stream to open');
+
+    await page.click('#btn-cancel');
+    await waitFor(async () => (await store.get(job.id))?.status === 'canceled', UI_TIMEOUT, 'the store to end the job canceled');
+    // Pushed over SSE (and the polled lists): the page follows without a click.
+    await expectText(page, '[data-testid="detail-status"]', 'canceled');
+    await expectText(page, '[data-testid="detail-timeline"]', /cancel requested: canceled from the dashboard/);
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="canceled"]`, '1');
+    assert.equal(await page.locator('#btn-cancel').isDisabled(), true);
+    assert.equal(await page.locator('#btn-retry').isEnabled(), true);
+    const stored = await store.get(job.id);
+    assert.equal(stored?.cancel_requested?.reason, 'canceled from the dashboard');
+  });
+
+  it('retries a failed job, and shows the API error when retry is not allowed', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('retry');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'fail-once' } }));
+    await waitFor(async () => (await store.get(job.id))?.status === 'error', UI_TIMEOUT, 'the first attempt to fail');
+
+    const page = await openDashboard(url);
+    await page.click(`#recent-failed li[data-job-id="${job.id}"]`);
+    await expectText(page, '[data-testid="detail-status"]', 'error');
+    await expectText(page, '[data-testid="detail-error"]', /MODEL_REFUSED: model refused the prompt/);
+    await page.click('#btn-retry');
+    await expectText(page, '#action-msg', 'Requeued.');
+    await waitFor(async () => (await store.get(job.id))?.status === 'done', UI_TIMEOUT, 'the retried job to succeed');
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+    await expectText(page, '[data-testid="detail-attempts"]', '1 of 3');
+
+    // A stale page: hold its refresh of this job, end the job's error elsewhere, then click Retry.
+    const failed = await store.enqueue(newJob(queue, { payload: { goal: 'fail-once' } }));
+    await waitFor(async () => (await store.get(failed.job.id))?.status === 'error', UI_TIMEOUT, 'the second job to fail');
+    await page.click(`#recent-failed li[data-job-id="${failed.job.id}"]`);
+    await expectText(page, '[data-testid="detail-status"]', 'error');
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    // Never answered: the page's refresh stalls and it keeps showing the job as `error`.
+    await page.route(`**/v1/jobs/${failed.job.id}`, () => held());
+    await holding;
+    await store.retry(failed.job.id);
+    await waitFor(async () => (await store.get(failed.job.id))?.status === 'done', UI_TIMEOUT, 'the job to be retried behind the page');
+    await page.click('#btn-retry');
+    await expectText(page, '#action-msg', /retry failed — INVALID_STATE \(HTTP 409\): job .* is done/);
+  });
+
+  it('lays out a busy engine without overflow (screenshot in /tmp/dashboard.png)', async () => {
+    const { store, url } = await startServer();
+    const queues = [uniqueQueue('reasoning'), uniqueQueue('planner'), uniqueQueue('critic')];
+    for (const q of queues) await startWorker(store, q);
+    const long = 'Summarise the last 40 tool calls of session 7f3c and decide whether the agent should keep searching or ask the user a clarifying question';
+    for (const [i, q] of queues.entries()) {
+      for (let n = 0; n < 4; n++) await store.enqueue(newJob(q, { payload: { goal: n === 0 ? long : `step ${n} of plan ${i}`, session_id: `s-${i}` } }));
+      await store.enqueue(newJob(q, { payload: { goal: 'fail-once' } }));
+      await store.enqueue(newJob(q, { payload: { goal: 'scheduled follow-up' }, delay_ms: 120_000 }));
+    }
+    const running = await store.enqueue(newJob(queues[0]!, { payload: { goal: 'block', session_id: 'live-session' } }));
+    await store.heartbeat({ id: 'gpu-box-2:4242:deadbeef', queues: [queues[1]!], concurrency: 8, running: 0, host: 'gpu-box-2', pid: 4242, started_at: new Date(Date.now() - 600_000), last_seen: new Date(Date.now() - 90_000), ttl_ms: 3000, processed: 212, failed: 3 });
+    await waitFor(async () => (await store.stats()).totals.done === 12 && gates.has(running.job.id), UI_TIMEOUT, 'the jobs to settle');
+
+    const page = await openDashboard(url);
+    await expectText(page, '[data-testid="total-done"] b', '12');
+    await expectText(page, '[data-testid="total-error"] b', '3');
+    await expectText(page, '[data-testid="total-delayed"] b', '3');
+    await expectText(page, '[data-testid="total-processing"] b', '1');
+    const failedId = await page.locator('#recent-failed li[data-job-id]').first().getAttribute('data-job-id');
+    await page.click(`#recent-failed li[data-job-id="${failedId}"]`);
+    await expectText(page, '[data-testid="detail-status"]', 'error');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    await page.screenshot({ path: '/tmp/dashboard.png', fullPage: true });
+  });
+
+  it('lists workers alive and dead', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('wk');
+    const worker = await startWorker(store, queue);
+    const old = new Date(Date.now() - 60_000);
+    await store.heartbeat({ id: 'crashed-worker', queues: [queue], concurrency: 1, running: 0, host: 'elsewhere', pid: 1, started_at: old, last_seen: old, ttl_ms: 3000, processed: 5, failed: 1 });
+
+    const page = await openDashboard(url);
+    await expectText(page, `#workers tr[data-worker-id="${worker.id}"] [data-testid="worker-state"]`, 'alive');
+    await expectText(page, '#workers tr[data-worker-id="crashed-worker"] [data-testid="worker-state"]', 'dead');
+    await expectText(page, '#workers-n', '1');
+
+    // A stopped worker unregisters and leaves the list.
+    await worker.stop(1000);
+    await waitFor(async () => (await page.locator(`#workers tr[data-worker-id="${worker.id}"]`).count()) === 0, UI_TIMEOUT, 'the stopped worker to disappear');
+  });
+
+  it('asks for the token when the server has one, then works with it (SSE included)', async () => {
+    const token = 'dash-secret-token';
+    const { store, url } = await startServer(token);
+    const queue = uniqueQueue('auth');
+    await startWorker(store, queue);
+    const page = await openDashboard(url);
+    await page.locator('[data-testid="auth"]').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#queues').isVisible(), false);
+
+    await page.fill('#token-input', 'wrong-token');
+    await page.click('#token-submit');
+    await expectText(page, '#auth-error', 'The server rejected this token.');
+
+    await page.fill('#token-input', token);
+    await page.click('#token-submit');
+    await page.locator('#queues').waitFor({ state: 'visible' });
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
+    assert.equal(await page.evaluate(() => localStorage.getItem('reasonq.token')), token);
+
+    // The job detail stream authenticates with ?token= (EventSource cannot send headers).
+    const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events?token=`));
+    await page.click(`#running li[data-job-id="${job.id}"]`);
+    assert.equal((await events).status(), 200);
+    await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to start');
+    gates.get(job.id)?.();
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+
+    // The token is remembered across reloads.
+    await page.reload();
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="done"]`, '1');
+    assert.equal(await page.locator('[data-testid="auth"]').isVisible(), false);
+  });
+});

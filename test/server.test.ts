@@ -1,0 +1,140 @@
+/** The HTTP API's own contract: auth, limits, validation messages, error shape, long-polls, SSE. */
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startServer } from './server-helpers.js';
+import { createWorker } from '../src/worker.js';
+import { delay, intent, uniqueQueue } from './helpers.js';
+
+async function call(url: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await request(url + path, {
+    method: method as 'GET',
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+describe('HTTP API', () => {
+  it('requires the bearer token on /v1 when one is set, and not on /healthz', async () => {
+    const { url } = await startServer({ token: 's3cret' });
+    const denied = await call(url, 'GET', '/v1/stats');
+    assert.equal(denied.status, 401);
+    assert.deepEqual(denied.body, { error: { code: 'UNAUTHORIZED', message: 'missing or invalid bearer token' } });
+    assert.equal((await call(url, 'GET', '/v1/stats', undefined, { authorization: 'Bearer wrong!' })).status, 401);
+    assert.equal((await call(url, 'GET', '/v1/stats', undefined, { authorization: 'Bearer s3cret' })).status, 200);
+    assert.equal((await call(url, 'GET', '/healthz')).status, 200);
+    assert.equal((await call(url, 'GET', '/metrics')).status, 401);
+  });
+
+  it('answers 400 naming the field, 404 for unknown jobs and routes, 413 past the body limit — never a stack trace', async () => {
+    const { url } = await startServer({ bodyLimitBytes: 2048 });
+    const bad = await call(url, 'POST', '/v1/jobs', { payload: { goal: 'x' }, priority: 'high' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
+    assert.match(bad.body.error.message, /^priority: /);
+    const noPayload = await call(url, 'POST', '/v1/jobs', { queue: 'q' });
+    assert.equal(noPayload.status, 400);
+    assert.match(noPayload.body.error.message, /^payload: /);
+    const notJson = await call(url, 'POST', '/v1/jobs', '{"payload": ');
+    assert.equal(notJson.status, 400);
+    assert.equal(notJson.body.error.code, 'VALIDATION_ERROR');
+    const missing = await call(url, 'GET', '/v1/jobs/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error.code, 'JOB_NOT_FOUND');
+    assert.equal((await call(url, 'GET', '/v1/nothing-here')).status, 404);
+    const big = await call(url, 'POST', '/v1/jobs', { payload: { goal: 'x'.repeat(5000) } });
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error.code, 'PAYLOAD_TOO_LARGE');
+    for (const r of [bad, noPayload, notJson, missing, big]) assert.doesNotMatch(JSON.stringify(r.body), /at .*\.(ts|js):\d+/);
+  });
+
+  it('409 for a retry the state machine forbids and for a stale lease token', async () => {
+    const { url } = await startServer();
+    const created = await call(url, 'POST', '/v1/jobs', { payload: { goal: 'x' } });
+    assert.equal(created.status, 201);
+    const retry = await call(url, 'POST', `/v1/jobs/${created.body.job.id}/retry`, {});
+    assert.equal(retry.status, 409);
+    assert.equal(retry.body.error.code, 'INVALID_STATE');
+    const claim = await call(url, 'POST', '/v1/claim', { queues: ['reasoning'], owner: 'w', lease_ms: 5000 });
+    assert.equal(claim.body.jobs.length, 1);
+    const stale = await call(url, 'POST', `/v1/jobs/${created.body.job.id}/complete`, { token: 'stale', result: intent });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.error.code, 'LEASE_LOST');
+  });
+
+  it('hides the lease token everywhere but the claim answer', async () => {
+    const { url } = await startServer();
+    const q = uniqueQueue();
+    const created = await call(url, 'POST', '/v1/jobs', { queue: q, payload: { goal: 'x' } });
+    const claim = await call(url, 'POST', '/v1/claim', { queues: [q], owner: 'w', lease_ms: 5000 });
+    assert.ok(claim.body.jobs[0].lease.token);
+    const got = await call(url, 'GET', `/v1/jobs/${created.body.job.id}`);
+    assert.equal(got.body.job.lease.owner, 'w');
+    assert.equal(got.body.job.lease.token, undefined);
+  });
+
+  it('POST /v1/jobs is idempotent by id and can wait for the result with ?wait_ms', async () => {
+    const { url, store } = await startServer();
+    const q = uniqueQueue();
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, claimWaitMs: 200 });
+    await worker.start();
+    try {
+      const first = await call(url, 'POST', '/v1/jobs?wait_ms=5000', { id: `id-${q}`, queue: q, payload: { goal: 'x' } });
+      assert.equal(first.status, 201);
+      assert.equal(first.body.job.status, 'done');
+      assert.deepEqual(first.body.job.result, intent);
+      const again = await call(url, 'POST', '/v1/jobs', { id: `id-${q}`, queue: q, payload: { goal: 'other' } });
+      assert.equal(again.status, 200);
+      assert.equal(again.body.created, false);
+      assert.equal(again.body.job.payload.goal, 'x');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('POST /v1/intents waits for the intent, and on timeout cancels the job and answers 504', async () => {
+    const { url, store } = await startServer();
+    const q = uniqueQueue();
+    const none = await call(url, 'POST', '/v1/intents', { queue: q, payload: { goal: 'x' }, timeout_ms: 200 });
+    assert.equal(none.status, 504);
+    assert.equal(none.body.error.code, 'REASONING_TIMEOUT');
+    const id = none.body.error.details.job_id;
+    assert.equal((await store.get(id))?.status, 'canceled', 'a timed-out intent does not run late');
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, claimWaitMs: 200 });
+    await worker.start();
+    try {
+      const ok = await call(url, 'POST', '/v1/intents', { queue: q, payload: { goal: 'x' }, timeout_ms: 5000 });
+      assert.equal(ok.status, 200);
+      assert.deepEqual(ok.body.intent, intent);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('streams job events over SSE until the job ends', async () => {
+    const { url, store } = await startServer();
+    const q = uniqueQueue();
+    const created = await call(url, 'POST', '/v1/jobs', { queue: q, payload: { goal: 'x' } });
+    const id = created.body.job.id;
+    const res = await request(`${url}/v1/jobs/${id}/events`);
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => { await delay(700); return intent; }, claimWaitMs: 200 });
+    await worker.start();
+    try {
+      const text = await res.body.text(); // the server ends the stream when the job ends
+      const statuses = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!).status);
+      assert.equal(statuses[0], 'queued');
+      assert.ok(statuses.includes('processing'), `saw ${statuses.join(',')}`);
+      assert.equal(statuses.at(-1), 'done');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('/readyz reports the store', async () => {
+    const { url } = await startServer();
+    const r = await call(url, 'GET', '/readyz');
+    assert.deepEqual(r.body, { ok: true, transport: 'memory' });
+  });
+});
