@@ -1,7 +1,408 @@
-// Placeholder until the redis transport lands; the factory reports it clearly.
-import { ConfigError } from '../../src/errors.js';
-import type { Transport } from '../../src/transport.js';
+/**
+ * Redis transport: Redis lists, sorted sets and Lua, standalone or Cluster.
+ *
+ * Data layout. Every key of a queue carries the hash tag `{queue}` (one
+ * queue = one Cluster slot); `rq` is the default prefix:
+ * - `rq:{q}:j:<id>`   hash, the one record of a job (scalars as fields;
+ *                     payload, result, error, progress as JSON strings)
+ * - `rq:{q}:ready`    zset of due `queued` ids, score = priority (higher
+ *                     first) then a per-queue sequence `rq:{q}:seq` (FIFO)
+ * - `rq:{q}:delayed`  zset of `queued` ids not yet due, score = run_at;
+ *                     promoted to `ready` by the claim and sweep scripts
+ * - `rq:{q}:leases`   zset of `processing` ids, score = lease deadline
+ * - `rq:{q}:done` · `:error` · `:canceled`  zsets of finished ids by
+ *                     finished_at: histories, trimmed by retention and capped
+ *                     at `historyLimit` per status by sweep
+ * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
+ * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
+ * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
+ * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
+ *                     waiters BLMOVE it onto itself (all of them wake), TTL 60 s
+ * Shared keys: `rq:~id:<id>` → queue (find a job's slot from its id),
+ * `rq:{~meta}:queues` (set of queue names), `rq:{~workers}:seen` (zset of
+ * heartbeats) and `rq:{~workers}:w:<id>` (worker record, TTL one hour).
+ *
+ * Every state change is one Lua script (lua/*.lua, called by SHA), fenced on
+ * the lease token where DESIGN says so. A claim moves the id from `ready` to
+ * `leases` inside the script: the job is never only in a worker's memory,
+ * and a crashed worker's job comes back when its lease deadline passes.
+ * Claims block on the wake list of a dedicated connection, never poll.
+ */
+import { randomBytes } from 'node:crypto';
+import { DEFAULTS } from '../../src/config.js';
+import { ConfigError, JobNotFoundError, ReasonqError, TransportError } from '../../src/errors.js';
+import { isTerminal, type Intent, type Job } from '../../src/job.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
+import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { fieldsToJob, hashToJob, jobToFields } from './codec.js';
+import { BlockingPool, createClient, keySlot, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
+import { redactUrls, toReasonqError } from './errors.js';
+import { finKey, idKey, jobKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
+import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import { defineScripts, runScript, type ScriptName } from './scripts.js';
+import { checkEvictionPolicy } from './eviction.js';
 
-export function createRedisTransport(_options: Record<string, unknown>): Transport {
-  throw new ConfigError('the redis transport is not built yet', 'REASONING_TRANSPORT');
+export interface RedisTransportOptions extends TransportOptions {
+  /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
+  url: string;
+  /** pino logger for warnings (eviction policy, outages); silent when absent */
+  logger?: Logger | undefined;
+  /** key prefix, default `rq` */
+  prefix?: string;
+  /** finished jobs kept per status and queue at most (sweep trims), default 100 000 */
+  historyLimit?: number;
+  /** accept an `allkeys-*` maxmemory-policy with a warning instead of refusing at init */
+  allowEviction?: boolean;
 }
+
+/** The factory `src/transports.ts` calls. */
+export function createRedisTransport(options: RedisTransportOptions): RedisTransport {
+  return new RedisTransport(options);
+}
+
+/** Jobs whose queue this process remembers (claimed or touched), to skip the id lookup. */
+const QUEUE_CACHE_LIMIT = 100_000;
+
+export class RedisTransport implements Transport {
+  readonly name = 'redis';
+  readonly capabilities: TransportCapabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
+
+  private readonly url: string;
+  private readonly endpoint: RedisEndpoint;
+  private readonly client: RedisClient;
+  private readonly pool: BlockingPool;
+  private readonly prefix: string;
+  private readonly retentionMs: number;
+  private readonly historyLimit: number;
+  private readonly allowEviction: boolean;
+  private readonly log: Logger;
+  private readonly queueOfJob = new Map<string, string>();
+  private readonly registered = new Set<string>();
+  private initializing: Promise<void> | null = null;
+  private closed = false;
+  private down = false;
+  private turn = 0;
+
+  constructor(options: RedisTransportOptions) {
+    this.url = options.url;
+    this.endpoint = parseRedisUrl(options.url);
+    this.prefix = options.prefix ?? 'rq';
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.historyLimit = options.historyLimit ?? 100_000;
+    this.allowEviction = options.allowEviction ?? false;
+    this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
+    this.client = createClient(this.endpoint, 'command');
+    defineScripts(this.client);
+    this.client.on('error', (error: Error) => {
+      if (this.down || this.closed) return;
+      this.down = true;
+      this.log.warn({ url: redactUrls(this.url), err: error.message }, 'redis unavailable; reconnecting');
+    });
+    this.client.on('ready', () => {
+      if (!this.down) return;
+      this.down = false;
+      this.log.info({ url: redactUrls(this.url) }, 'redis reachable again');
+    });
+    this.pool = new BlockingPool(() => createClient(this.endpoint, 'blocking'));
+  }
+
+  /** Connect and check that Redis will not evict queue keys. Idempotent. */
+  init(): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('the redis transport is closed', { retryable: false }));
+    this.initializing ??= this.connect().catch((error: unknown) => {
+      this.initializing = null;
+      throw error instanceof ConfigError ? error : toReasonqError(error, this.url);
+    });
+    return this.initializing;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.client.status === 'wait') await this.client.connect();
+    else await this.client.ping();
+    await checkEvictionPolicy(this.client, { url: redactUrls(this.url), allowEviction: this.allowEviction, log: this.log });
+  }
+
+  async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
+    return this.op(async () => {
+      const index = idKey(this.prefix, job.id);
+      const [claimedId] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
+      if (claimedId === null) {
+        const owner = await this.client.get(index);
+        if (owner && owner !== job.queue) {
+          const existing = await this.read(owner, job.id);
+          if (existing) return { job: existing, created: false };
+          await this.client.set(index, job.queue); // points at a deleted job: take it over
+        }
+      }
+      const due = job.run_at.getTime() <= Date.now() ? '1' : '0';
+      const reply = (await this.script('enqueue', queuePrefix(this.prefix, job.queue), job.id, job.dedupe_key ?? '', due, ...jobToFields(job))) as unknown[];
+      this.remember(job.id, job.queue);
+      if (Number(reply[0]) === 1) return { job: { ...job }, created: true };
+      const existing = fieldsToJob(reply[1]);
+      if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
+      // A dedupe hit: no job has this id, so the index entry just written is void.
+      if (existing.id !== job.id && claimedId !== null) await this.client.unlink(index);
+      return { job: existing, created: false };
+    });
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
+    return (await this.claimMany(request, 1))[0] ?? null;
+  }
+
+  /**
+   * Claim up to `max` jobs in one script call per slot. When none is due,
+   * block on the queues' wake lists (one dedicated connection) for at most
+   * `wait_ms` (capped at MAX_CLAIM_WAIT_MS) or until the next delayed job or
+   * lease deadline, then try again. The signal disconnects the blocked call.
+   */
+  async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
+    const limit = Math.max(1, Math.floor(max));
+    const groups = this.slotGroups(request.queues);
+    if (groups.length === 0) return [];
+    const deadline = Date.now() + Math.max(0, Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS));
+    for (;;) {
+      let nextAt = Infinity;
+      const start = this.turn++ % groups.length; // several slots: take turns
+      for (let i = 0; i < groups.length; i++) {
+        const found = await this.claimFrom(groups[(start + i) % groups.length]!, request, limit);
+        if (found.jobs.length > 0) return found.jobs;
+        nextAt = Math.min(nextAt, found.nextAt);
+      }
+      const now = Date.now();
+      const left = Math.min(deadline, nextAt + 2) - now;
+      if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
+      if (left > 0) await this.blockForWake(groups, left, request.signal);
+    }
+  }
+
+  async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {
+    const reply = (await this.onJob(id, 'extend', token, leaseMs)) as unknown[];
+    return {
+      until: new Date(Number(reply[0])),
+      cancel_requested: reply[1] ? { at: new Date(Number(reply[1])), reason: String(reply[2] ?? '') } : null,
+    };
+  }
+
+  async complete(id: string, token: string, result: Intent): Promise<Job> {
+    return this.jobReply(id, await this.onJob(id, 'complete', token, JSON.stringify(result)));
+  }
+
+  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
+    const retryAt = request.retry_at ? String(request.retry_at.getTime()) : '';
+    const due = request.retry_at && request.retry_at.getTime() <= Date.now() ? '1' : '0';
+    return this.jobReply(id, await this.onJob(id, 'fail', token, JSON.stringify(request.error), retryAt, due));
+  }
+
+  async release(id: string, token: string): Promise<Job> {
+    return this.jobReply(id, await this.onJob(id, 'release', token));
+  }
+
+  async acknowledgeCancel(id: string, token: string): Promise<Job> {
+    return this.jobReply(id, await this.onJob(id, 'ack-cancel', token));
+  }
+
+  async progress(id: string, token: string, data: unknown): Promise<void> {
+    await this.onJob(id, 'progress', token, JSON.stringify(data ?? null));
+  }
+
+  async cancel(id: string, reason: string): Promise<Job> {
+    return this.jobReply(id, await this.onJob(id, 'cancel', reason));
+  }
+
+  async retry(id: string): Promise<Job> {
+    return this.jobReply(id, await this.onJob(id, 'retry'));
+  }
+
+  async get(id: string): Promise<Job | null> {
+    return this.op(async () => {
+      const cached = this.queueOfJob.get(id);
+      if (cached) {
+        const job = await this.read(cached, id);
+        if (job) return job;
+        this.queueOfJob.delete(id);
+      }
+      const queue = await this.client.get(idKey(this.prefix, id));
+      return queue ? this.read(queue, id) : null;
+    });
+  }
+
+  /**
+   * Resolve once the job is terminal. Each round marks the job as waited on
+   * (watch.lua) and blocks on its `fin` list, so the ending write wakes us at
+   * once; a round lasts MAX_CLAIM_WAIT_MS at most and re-reads the job.
+   */
+  async wait(id: string, options: WaitOptions): Promise<Job> {
+    const deadline = Date.now() + Math.max(0, options.timeout_ms);
+    for (;;) {
+      const left = deadline - Date.now();
+      const job = left > 0 ? this.jobReply(id, await this.onJob(id, 'watch')) : await this.get(id);
+      if (!job) throw new JobNotFoundError(id);
+      if (isTerminal(job.status) || left <= 0 || options.signal?.aborted || this.closed) return job;
+      const fin = finKey(this.prefix, job.queue, id);
+      const seconds = Math.min(left, MAX_CLAIM_WAIT_MS) / 1000;
+      try {
+        await this.pool.run((c) => c.blmove(fin, fin, 'RIGHT', 'LEFT', seconds), options.signal);
+      } catch {
+        await pause(Math.min(left, 100)); // the next round's read reports an outage
+      }
+    }
+  }
+
+  list(filter: ListFilter): Promise<ListPage> {
+    return this.op(() => listJobs(this.ctx(), filter));
+  }
+
+  stats(): Promise<Stats> {
+    return this.op(() => queueStats(this.ctx()));
+  }
+
+  heartbeat(worker: WorkerInfo): Promise<void> {
+    return this.op(() => saveWorker(this.ctx(), worker));
+  }
+
+  unregisterWorker(id: string): Promise<void> {
+    return this.op(() => removeWorker(this.ctx(), id));
+  }
+
+  workers(): Promise<WorkerInfo[]> {
+    return this.op(() => listWorkers(this.ctx()));
+  }
+
+  async sweep(now?: Date): Promise<SweepResult> {
+    const { result, deleted } = await this.op(() => sweepQueues(this.ctx(), { now, retentionMs: this.retentionMs, historyLimit: this.historyLimit }));
+    for (const id of deleted) this.queueOfJob.delete(id);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.close();
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+
+  // -- internals ------------------------------------------------------------
+
+  private ctx(): QueryContext {
+    return { client: this.client, prefix: this.prefix };
+  }
+
+  /** Run a store call and translate whatever it throws. */
+  private async op<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new TransportError('the redis transport is closed', { retryable: false });
+    try {
+      return await fn();
+    } catch (error) {
+      throw toReasonqError(error, this.url);
+    }
+  }
+
+  private script(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return runScript(this.client, name, ...args);
+  }
+
+  /**
+   * Run a per-job script in the job's slot. The queue comes from the local
+   * cache or the id index; a cached queue that no longer holds the job (it
+   * was deleted and the id reused) is looked up once more.
+   */
+  private async onJob(id: string, name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return this.op(async () => {
+      for (const fresh of [false, true]) {
+        const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : this.queueOfJob.get(id);
+        if (!queue) continue;
+        try {
+          const reply = await this.script(name, queuePrefix(this.prefix, queue), id, ...args);
+          this.remember(id, queue);
+          return reply;
+        } catch (error) {
+          const translated = toReasonqError(error, this.url);
+          if (!(translated instanceof JobNotFoundError) || fresh) throw translated;
+          this.queueOfJob.delete(id);
+        }
+      }
+      throw new JobNotFoundError(id);
+    });
+  }
+
+  private jobReply(id: string, reply: unknown): Job {
+    const job = fieldsToJob(reply);
+    if (!job) throw new JobNotFoundError(id);
+    return job;
+  }
+
+  private async read(queue: string, id: string): Promise<Job | null> {
+    const job = hashToJob(await this.client.hgetall(jobKey(this.prefix, queue, id)));
+    if (job) this.remember(id, queue);
+    return job;
+  }
+
+  private remember(id: string, queue: string): void {
+    if (this.queueOfJob.size >= QUEUE_CACHE_LIMIT) {
+      const oldest = this.queueOfJob.keys().next().value;
+      if (oldest !== undefined) this.queueOfJob.delete(oldest);
+    }
+    this.queueOfJob.set(id, queue);
+  }
+
+  private async registerQueue(queue: string): Promise<void> {
+    if (this.registered.has(queue)) return;
+    await this.client.sadd(queuesKey(this.prefix), queue);
+    this.registered.add(queue);
+  }
+
+  /** One group per Cluster slot (a script runs in one slot); all queues together on a single server. */
+  private slotGroups(queues: string[]): string[][] {
+    const unique = [...new Set(queues)];
+    if (!this.endpoint.cluster) return unique.length ? [unique] : [];
+    const bySlot = new Map<number, string[]>();
+    for (const q of unique) {
+      const slot = keySlot(queuePrefix(this.prefix, q));
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), q]);
+    }
+    return [...bySlot.values()];
+  }
+
+  private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<{ jobs: ClaimedJob[]; nextAt: number }> {
+    const keys = queues.map((q) => queuePrefix(this.prefix, q));
+    const token = randomBytes(12).toString('base64url');
+    const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, request.lease_ms, max, token))) as unknown[];
+    const jobs: ClaimedJob[] = [];
+    for (const raw of reply.slice(1)) {
+      const job = fieldsToJob(raw);
+      if (!job?.lease) continue;
+      this.remember(job.id, job.queue);
+      jobs.push(job as ClaimedJob);
+    }
+    const nextAt = Number(reply[0]);
+    return { jobs, nextAt: nextAt < 0 ? Infinity : nextAt };
+  }
+
+  /**
+   * Block until a wake token arrives on one of the groups' wake lists. Keys of
+   * different slots cannot share one BLPOP, so several slots race one
+   * blocked call each and the first wake-up disconnects the others.
+   */
+  private async blockForWake(groups: string[][], ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const seconds = Math.max(ms, 10) / 1000;
+    const race = new AbortController();
+    const onAbort = () => race.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await Promise.race(
+        groups.map((g) => this.pool.run((c) => c.blpop(...g.map((q) => wakeKey(this.prefix, q)), seconds), groups.length > 1 ? race.signal : signal)),
+      );
+    } catch (error) {
+      // The claim script that follows reports an outage; just do not spin.
+      this.log.debug({ err: error instanceof ReasonqError ? error.message : String(error) }, 'blocking claim interrupted');
+      await pause(Math.min(ms, 100));
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      race.abort();
+    }
+  }
+}
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,173 @@
+/**
+ * Connections of the redis transport: REDIS_URL parsing (standalone or
+ * Cluster), the shared command client, and a pool of dedicated connections
+ * for blocking commands (BLPOP / BLMOVE), which must never share a socket
+ * with ordinary commands.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { ConfigError } from '../../src/errors.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisEndpoint {
+  /** true for `redis+cluster://` or a list of several nodes */
+  cluster: boolean;
+  nodes: { host: string; port: number }[];
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+  tls: boolean;
+}
+
+/**
+ * `redis://[user:pass@]host[:port][/db]`, `rediss://…` (TLS),
+ * `redis+cluster://host:port`, or a comma-separated list of nodes (Cluster).
+ */
+export function parseRedisUrl(url: string): RedisEndpoint {
+  const parts = url.split(',').map((p) => p.trim()).filter(Boolean);
+  if (parts.length === 0) throw new ConfigError('REDIS_URL must not be empty', 'REDIS_URL');
+  const parsed = parts.map((part) => {
+    let u: URL;
+    try {
+      u = new URL(part);
+    } catch {
+      throw new ConfigError('REDIS_URL must be redis://, rediss:// or redis+cluster:// (or a comma-separated list of cluster nodes)', 'REDIS_URL');
+    }
+    if (!['redis:', 'rediss:', 'redis+cluster:'].includes(u.protocol)) {
+      throw new ConfigError(`REDIS_URL must be redis://, rediss:// or redis+cluster:// (got ${u.protocol}//)`, 'REDIS_URL');
+    }
+    return u;
+  });
+  const first = parsed[0]!;
+  const db = first.pathname.length > 1 ? Number(first.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new ConfigError('REDIS_URL database must be a whole number, as in redis://host:6379/0', 'REDIS_URL');
+  const cluster = parts.length > 1 || parsed.some((u) => u.protocol === 'redis+cluster:');
+  return {
+    cluster,
+    nodes: parsed.map((u) => ({ host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port || 6379) })),
+    username: first.username ? decodeURIComponent(first.username) : undefined,
+    password: first.password ? decodeURIComponent(first.password) : undefined,
+    db,
+    tls: parsed.some((u) => u.protocol === 'rediss:'),
+  };
+}
+
+/** Reconnect quickly, but not in a hot loop, while Redis is away. */
+const reconnectDelay = (times: number): number => Math.min(times * 100, 1000);
+
+/**
+ * The command client: auto-pipelining (concurrent commands share round
+ * trips), commands fail after two reconnect attempts instead of hanging, so
+ * callers get a TransportError while Redis is down; ioredis keeps
+ * reconnecting in the background and the next command works once it is back.
+ * Blocking clients fail at once and never resend a command after a reconnect:
+ * the claim or wait loop re-checks the store instead.
+ */
+export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blocking'): RedisClient {
+  const blocking = role === 'blocking';
+  const common: RedisOptions = {
+    username: endpoint.username,
+    password: endpoint.password,
+    connectTimeout: 3_000,
+    maxRetriesPerRequest: blocking ? 0 : 2,
+    autoResendUnfulfilledCommands: !blocking,
+    enableAutoPipelining: !blocking,
+    lazyConnect: !blocking,
+    ...(endpoint.tls ? { tls: {} } : {}),
+  };
+  if (!endpoint.cluster) {
+    const node = endpoint.nodes[0]!;
+    return new Redis({ ...common, host: node.host, port: node.port, db: endpoint.db, retryStrategy: reconnectDelay });
+  }
+  const options: ClusterOptions = {
+    lazyConnect: common.lazyConnect,
+    enableAutoPipelining: common.enableAutoPipelining,
+    // Auto-pipelining groups a command by its first string argument; the
+    // claim script's first argument is numkeys, so it would be grouped with
+    // another node's commands. Claims are few (claimMany): send them alone.
+    autoPipeliningIgnoredCommands: ['rq_claim'],
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    clusterRetryStrategy: reconnectDelay,
+    redisOptions: { ...common, lazyConnect: false, enableAutoPipelining: false },
+  };
+  return new Cluster(endpoint.nodes, options);
+}
+
+/**
+ * Dedicated connections for blocking commands, one per blocked call, kept
+ * for reuse. An aborted call disconnects its connection: that unblocks the
+ * server side at once (prompt shutdown) and the pool opens a fresh one later.
+ */
+export class BlockingPool {
+  private readonly idle: RedisClient[] = [];
+  private readonly busy = new Set<RedisClient>();
+  private closed = false;
+
+  constructor(
+    private readonly make: () => RedisClient,
+    private readonly maxIdle = 32,
+  ) {}
+
+  /** Run one blocking command; undefined when aborted or closed meanwhile. */
+  async run<T>(op: (client: RedisClient) => Promise<T>, signal?: AbortSignal): Promise<T | undefined> {
+    if (this.closed || signal?.aborted) return undefined;
+    const client = this.idle.pop() ?? this.spawn();
+    this.busy.add(client);
+    let reusable = true;
+    const onAbort = () => {
+      reusable = false;
+      client.disconnect();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await op(client);
+    } catch (error) {
+      reusable = false;
+      client.disconnect();
+      if (signal?.aborted || this.closed) return undefined;
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.busy.delete(client);
+      if (reusable && !this.closed && this.idle.length < this.maxIdle) this.idle.push(client);
+      else if (reusable) client.disconnect();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const client of [...this.idle, ...this.busy]) client.disconnect();
+    this.idle.length = 0;
+    this.busy.clear();
+  }
+
+  private spawn(): RedisClient {
+    const client = this.make();
+    // Errors surface through the command that fails; this only keeps Node
+    // from treating an 'error' event without listener as fatal.
+    client.on('error', () => {});
+    return client;
+  }
+}
+
+/** CRC16/XMODEM, the hash of Redis Cluster slots. */
+function crc16(data: Buffer): number {
+  let crc = 0;
+  for (const byte of data) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The Cluster slot of a key, honouring `{hash tags}`. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  return crc16(Buffer.from(key, 'utf8')) % 16384;
+}

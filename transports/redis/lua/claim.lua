@@ -1,0 +1,65 @@
+-- Claim up to `max` due jobs from one or more queues of one slot: reclaim
+-- expired leases and promote due delayed jobs first, then take the best
+-- ready jobs (lowest score = highest priority, then FIFO) across the queues.
+-- The job never leaves Redis: it moves from `ready` to `leases` in this one
+-- script, so a worker that dies after it only delays the job until the
+-- lease runs out.
+-- KEYS: one prefix per queue. ARGV: owner, lease_ms, max, token base.
+-- Returns {next_at, job hash...}; next_at is the earliest instant something
+-- may become claimable (a delayed job or a lease deadline), -1 for none, so a
+-- blocked claimer knows how long it may sleep.
+local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now = now_ms()
+local lease_until = fmt(now + lease_ms)
+
+local heads = {}
+for q, P in ipairs(KEYS) do
+  maintain(P, now, 20)
+  local h = redis.call('ZRANGE', P .. 'ready', 0, max - 1, 'WITHSCORES')
+  heads[q] = { list = h, pos = 1 }
+end
+
+local out = { -1 }
+local n = 0
+while n < max do
+  local best, best_score = nil, nil
+  for q, h in ipairs(heads) do
+    local score = h.list[h.pos + 1]
+    if score and (not best_score or tonumber(score) < best_score) then
+      best, best_score = q, tonumber(score)
+    end
+  end
+  if not best then break end
+  local h, P = heads[best], KEYS[best]
+  local id = h.list[h.pos]
+  h.pos = h.pos + 2
+  redis.call('ZREM', P .. 'ready', id)
+  local jk = job_key(P, id)
+  if redis.call('HGET', jk, 'status') == 'queued' then
+    n = n + 1
+    redis.call('HSET', jk, 'status', 'processing', 'lease_owner', owner, 'lease_token', token_base .. '.' .. n,
+      'lease_until', lease_until, 'started_at', fmt(now), 'updated_at', fmt(now))
+    redis.call('HINCRBY', jk, 'attempts', 1)
+    redis.call('ZADD', P .. 'leases', lease_until, id)
+    out[#out + 1] = redis.call('HGETALL', jk)
+  end
+end
+
+local next_at = nil
+for _, P in ipairs(KEYS) do
+  if redis.call('ZCARD', P .. 'ready') > 0 then
+    -- Jobs left: pass the baton to one more blocked claimer, if any waits.
+    if redis.call('LLEN', P .. 'wake') == 0 then redis.call('LPUSH', P .. 'wake', '1') end
+    next_at = now
+  else
+    -- Nothing ready: old tokens would only cause empty wake-ups. Any job
+    -- made ready after this script pushes a fresh one.
+    redis.call('DEL', P .. 'wake')
+  end
+  for _, key in ipairs({ 'delayed', 'leases' }) do
+    local first = redis.call('ZRANGE', P .. key, 0, 0, 'WITHSCORES')
+    if first[2] and (not next_at or tonumber(first[2]) < next_at) then next_at = tonumber(first[2]) end
+  end
+end
+if next_at then out[1] = fmt(next_at) end
+return out

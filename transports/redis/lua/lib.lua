@@ -1,0 +1,147 @@
+-- Shared helpers, prepended to every script when it is loaded (see scripts.ts).
+--
+-- KEYS[1] of every script is the queue prefix `rq:{queue}:`. Every key a
+-- script touches is that prefix plus a suffix, so all of them carry the same
+-- hash tag and live in one Cluster slot; the job and notification keys are
+-- derived from it because their ids are only known inside the script.
+--
+-- Times are milliseconds since the epoch from the server clock (TIME), so
+-- leases agree across workers whatever their own clocks say.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Lua numbers print as %.14g by default, which would round 16-digit scores.
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function job_key(P, id)
+  return P .. 'j:' .. id
+end
+
+-- Ready score: priority major (higher first), then a per-queue sequence
+-- (FIFO). (1e6 - priority) < 2^21 and seq < 2^32, so the score stays an exact
+-- integer below 2^53.
+local function ready_score(P, priority)
+  local seq = redis.call('INCR', P .. 'seq') % 4294967296
+  return fmt((1000000 - priority) * 4294967296 + seq)
+end
+
+-- One token per job made ready; a blocked claimer BLPOPs it and then runs the
+-- claim script. Tokens are hints, never the only copy of anything, so a cap
+-- only costs wake-ups, not jobs.
+local function wake(P)
+  if redis.call('LLEN', P .. 'wake') < 1000 then
+    redis.call('LPUSH', P .. 'wake', '1')
+  end
+end
+
+local LEASE_FIELDS = { 'lease_owner', 'lease_token', 'lease_until' }
+
+-- queued: into `ready` when due (due = '1' was decided by the caller), else
+-- into `delayed` scored by run_at, promoted by the claim and sweep scripts.
+local function push_ready(P, id, priority, run_at, due)
+  if due then
+    redis.call('ZADD', P .. 'ready', ready_score(P, priority), id)
+    wake(P)
+  else
+    redis.call('ZADD', P .. 'delayed', fmt(run_at), id)
+  end
+end
+
+local function requeue(P, id, jk, run_at, due, now)
+  redis.call('HSET', jk, 'status', 'queued', 'run_at', fmt(run_at), 'updated_at', fmt(now))
+  redis.call('HDEL', jk, unpack(LEASE_FIELDS))
+  redis.call('ZREM', P .. 'leases', id)
+  push_ready(P, id, tonumber(redis.call('HGET', jk, 'priority')), run_at, due)
+end
+
+-- Into a terminal state: out of `leases`, into the history of that status
+-- (scored by finished_at: retention and the cap are applied by sweep), and a
+-- notification for `wait` callers if one registered (watch.lua).
+local function finish(P, id, jk, status, now)
+  redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now))
+  redis.call('HDEL', jk, unpack(LEASE_FIELDS))
+  redis.call('ZREM', P .. 'leases', id)
+  redis.call('ZADD', P .. status, fmt(now), id)
+  if redis.call('HEXISTS', jk, 'waiters') == 1 then
+    local fin = P .. 'fin:' .. id
+    redis.call('LPUSH', fin, '1')
+    redis.call('PEXPIRE', fin, 60000)
+  end
+end
+
+-- Fenced writes: the job must be processing under this token and the lease
+-- must not have run out, even if no sweep has noticed yet.
+local function fenced(P, id, token, now)
+  local jk = job_key(P, id)
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until')
+  if not f[1] then
+    return jk, redis.error_reply('RQ_NOT_FOUND ' .. id)
+  end
+  if f[1] ~= 'processing' or f[2] ~= token then
+    return jk, redis.error_reply('RQ_LEASE_LOST ' .. id)
+  end
+  if tonumber(f[3]) <= now then
+    return jk, redis.error_reply('RQ_LEASE_LOST ' .. id .. ' expired')
+  end
+  return jk, nil
+end
+
+-- What an expired lease becomes (leaseExpiryOutcome in transport-helpers.ts).
+local function expire_lease(P, id, now)
+  local jk = job_key(P, id)
+  local f = redis.call('HMGET', jk, 'status', 'attempts', 'max_attempts', 'cancel_at')
+  if f[1] ~= 'processing' then
+    redis.call('ZREM', P .. 'leases', id)
+    return nil
+  end
+  if f[4] then
+    finish(P, id, jk, 'canceled', now)
+    return 'canceled'
+  end
+  if tonumber(f[2]) >= tonumber(f[3]) then
+    local message = 'lease expired on attempt ' .. f[2] .. ' of ' .. f[3] .. '; no attempt left'
+    redis.call('HSET', jk, 'error', cjson.encode({ code = 'LEASE_EXPIRED', message = message, retryable = false }))
+    finish(P, id, jk, 'error', now)
+    return 'expired'
+  end
+  requeue(P, id, jk, now, true, now)
+  return 'requeued'
+end
+
+-- Bounded maintenance shared by claim and sweep: reclaim expired leases,
+-- promote due delayed jobs. Returns counts by outcome.
+local function maintain(P, now, limit)
+  local counts = { requeued = 0, expired = 0, canceled = 0 }
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', fmt(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(expired) do
+    local outcome = expire_lease(P, id, now)
+    if outcome then counts[outcome] = counts[outcome] + 1 end
+  end
+  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', fmt(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', P .. 'delayed', id)
+    local priority = redis.call('HGET', job_key(P, id), 'priority')
+    if priority then
+      redis.call('ZADD', P .. 'ready', ready_score(P, tonumber(priority)), id)
+      wake(P)
+    end
+  end
+  return counts
+end
+
+-- Remove a finished job and every index entry that names it.
+local function delete_job(P, id)
+  local jk = job_key(P, id)
+  local f = redis.call('HMGET', jk, 'dedupe_key', 'status')
+  if f[1] and redis.call('HGET', P .. 'dedupe', f[1]) == id then
+    redis.call('HDEL', P .. 'dedupe', f[1])
+  end
+  redis.call('ZREM', P .. 'all', id)
+  if f[2] then redis.call('ZREM', P .. f[2], id) end
+  redis.call('DEL', jk, P .. 'fin:' .. id)
+end

@@ -1,0 +1,13 @@
+-- Counts of one queue. KEYS[1] prefix.
+-- Returns {ready, delayed total, delayed in the future, processing, done, error, canceled}.
+local P = KEYS[1]
+local now = now_ms()
+return {
+  redis.call('ZCARD', P .. 'ready'),
+  redis.call('ZCARD', P .. 'delayed'),
+  redis.call('ZCOUNT', P .. 'delayed', '(' .. fmt(now), '+inf'),
+  redis.call('ZCARD', P .. 'leases'),
+  redis.call('ZCARD', P .. 'done'),
+  redis.call('ZCARD', P .. 'error'),
+  redis.call('ZCARD', P .. 'canceled'),
+}

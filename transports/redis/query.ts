@@ -1,0 +1,136 @@
+/**
+ * The read-mostly side of the redis transport, across every queue: list,
+ * stats, sweep and the worker registry. Each queue's part is one script in
+ * that queue's slot; the queues run concurrently (auto-pipelined).
+ */
+import { QUEUE_NAME_RE, type Job } from '../../src/job.js';
+import { buildStats, type ListFilter, type ListPage, type QueueCounts, type Stats, type SweepResult, type WorkerInfo } from '../../src/transport.js';
+import { decodeCursor, encodeCursor } from '../../src/transport-helpers.js';
+import { fieldsToJob } from './codec.js';
+import type { RedisClient } from './connection.js';
+import { idKey, queuePrefix, queuesKey, workerKey, workersSeenKey } from './keys.js';
+import { runScript } from './scripts.js';
+
+/** Entries one list call examines per queue before it returns a short page. */
+const LIST_SCAN = 5_000;
+/** Jobs per sweep script call; the sweep loops while a queue has more. */
+const SWEEP_BATCH = 500;
+const WORKER_HORIZON_MS = 3_600_000;
+
+export interface QueryContext {
+  client: RedisClient;
+  prefix: string;
+}
+
+export async function knownQueues({ client, prefix }: QueryContext): Promise<string[]> {
+  return (await client.smembers(queuesKey(prefix))).filter((q) => QUEUE_NAME_RE.test(q)).sort();
+}
+
+interface Position {
+  t: number;
+  id: string;
+}
+
+/** Newer first: created_at desc, then id desc (the order of `list`). */
+const newer = (a: Position, b: Position): number => b.t - a.t || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+/**
+ * A page across queues. Each queue returns up to limit+1 jobs after the
+ * cursor, and where it stopped looking; jobs older than the newest such stop
+ * of a queue that was not exhausted might be missing from the merge, so the
+ * page ends there and the cursor resumes from it.
+ */
+export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<ListPage> {
+  const limit = Math.min(Math.max(Math.floor(filter.limit ?? 50), 1), 500);
+  const after = filter.cursor ? decodeCursor(filter.cursor) : null;
+  const queues = filter.queue ? (QUEUE_NAME_RE.test(filter.queue) ? [filter.queue] : []) : await knownQueues(ctx);
+  const parts = await Promise.all(
+    queues.map(async (q) => {
+      const reply = (await runScript(ctx.client, 'list', queuePrefix(ctx.prefix, q), filter.status ?? '', limit + 1, after ? after.t : '', after?.id ?? '', LIST_SCAN)) as unknown[];
+      const jobs = reply.slice(3).map(fieldsToJob).filter((j): j is Job => j !== null);
+      const exhausted = Number(reply[0]) === 1;
+      return { jobs, stop: exhausted ? null : { t: Number(reply[1]), id: String(reply[2]) } };
+    }),
+  );
+  let frontier: Position | null = null;
+  for (const part of parts) if (part.stop && (!frontier || newer(part.stop, frontier) < 0)) frontier = part.stop;
+  const merged = parts
+    .flatMap((p) => p.jobs)
+    .map((job) => ({ job, pos: { t: job.created_at.getTime(), id: job.id } }))
+    .filter((e) => !frontier || newer(e.pos, frontier) <= 0)
+    .sort((a, b) => newer(a.pos, b.pos));
+  const page = merged.slice(0, limit);
+  const last = page[page.length - 1];
+  // More merged jobs than fit: resume after the last one shown. Otherwise a
+  // queue that stopped early decides where the next page starts.
+  const next = merged.length > limit && last ? last.pos : frontier;
+  return { jobs: page.map((e) => e.job), next_cursor: next ? encodeCursor(new Date(next.t), next.id) : null };
+}
+
+export async function queueStats(ctx: QueryContext): Promise<Stats> {
+  const queues = await knownQueues(ctx);
+  const replies = await Promise.all(queues.map((q) => runScript(ctx.client, 'stats', queuePrefix(ctx.prefix, q)) as Promise<number[]>));
+  const out: Record<string, QueueCounts> = {};
+  queues.forEach((q, i) => {
+    const [ready = 0, delayedAll = 0, delayed = 0, processing = 0, done = 0, error = 0, canceled = 0] = replies[i]!.map(Number);
+    const counts: QueueCounts = { queued: ready + delayedAll, delayed, processing, done, error, canceled };
+    if (Object.values(counts).some((n) => n > 0)) out[q] = counts;
+  });
+  return buildStats(out);
+}
+
+/**
+ * Sweep every queue, looping while a queue reports more work. The job
+ * records go in the queue's slot; the id index entries of deleted jobs live
+ * elsewhere, so they are unlinked here afterwards (a leftover entry only
+ * points at nothing, which reads as "no such job").
+ */
+export async function sweepQueues(ctx: QueryContext, options: { now: Date | undefined; retentionMs: number; historyLimit: number }): Promise<{ result: SweepResult; deleted: string[] }> {
+  const result: SweepResult = { requeued: 0, expired: 0, canceled: 0, deleted: 0 };
+  const deleted: string[] = [];
+  const queues = await knownQueues(ctx);
+  await Promise.all(
+    queues.map(async (q) => {
+      for (let round = 0; round < 20; round++) {
+        const reply = (await runScript(ctx.client, 'sweep', queuePrefix(ctx.prefix, q), options.now ? options.now.getTime() : '', options.retentionMs, options.historyLimit, SWEEP_BATCH)) as unknown[];
+        result.requeued += Number(reply[0]);
+        result.expired += Number(reply[1]);
+        result.canceled += Number(reply[2]);
+        const ids = reply.slice(4).map(String);
+        result.deleted += ids.length;
+        deleted.push(...ids);
+        if (Number(reply[3]) !== 1) break;
+      }
+    }),
+  );
+  await Promise.all(deleted.map((id) => ctx.client.unlink(idKey(ctx.prefix, id))));
+  return { result, deleted };
+}
+
+export async function saveWorker(ctx: QueryContext, worker: WorkerInfo): Promise<void> {
+  await ctx.client
+    .multi()
+    .zadd(workersSeenKey(ctx.prefix), worker.last_seen.getTime(), worker.id)
+    .set(workerKey(ctx.prefix, worker.id), JSON.stringify(worker), 'PX', WORKER_HORIZON_MS)
+    .exec();
+}
+
+export async function removeWorker(ctx: QueryContext, id: string): Promise<void> {
+  await ctx.client.multi().zrem(workersSeenKey(ctx.prefix), id).del(workerKey(ctx.prefix, id)).exec();
+}
+
+/** Workers seen within the last hour; their records expire by TTL after that. */
+export async function listWorkers(ctx: QueryContext): Promise<WorkerInfo[]> {
+  const horizon = Date.now() - WORKER_HORIZON_MS;
+  const seen = workersSeenKey(ctx.prefix);
+  await ctx.client.zremrangebyscore(seen, '-inf', `(${horizon}`);
+  const ids = await ctx.client.zrangebyscore(seen, horizon, '+inf');
+  if (ids.length === 0) return [];
+  const records = await ctx.client.mget(ids.map((id) => workerKey(ctx.prefix, id)));
+  return records
+    .filter((r): r is string => r !== null)
+    .map((r) => {
+      const w = JSON.parse(r) as WorkerInfo & { started_at: string; last_seen: string };
+      return { ...w, started_at: new Date(w.started_at), last_seen: new Date(w.last_seen) };
+    });
+}

@@ -1,0 +1,72 @@
+/**
+ * The Lua scripts of the redis transport: read once from `lua/`, each with
+ * `lib.lua` prepended, and registered with ioredis `defineCommand`, which
+ * calls them by SHA (EVALSHA) and falls back to EVAL when the server answers
+ * NOSCRIPT (after a restart, a failover or SCRIPT FLUSH) — in pipelines too.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Cluster, Redis } from 'ioredis';
+
+/** Script name → number of KEYS (undefined: the caller passes numkeys first). */
+const SCRIPTS = {
+  enqueue: 1,
+  claim: undefined,
+  extend: 1,
+  complete: 1,
+  fail: 1,
+  release: 1,
+  'ack-cancel': 1,
+  progress: 1,
+  cancel: 1,
+  retry: 1,
+  watch: 1,
+  sweep: 1,
+  stats: 1,
+  list: 1,
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+/** The source ships as transports/redis/lua; a build may run from dist/. */
+function luaDir(): string {
+  const candidates = [new URL('./lua/', import.meta.url), new URL('../../../transports/redis/lua/', import.meta.url)];
+  for (const url of candidates) {
+    const dir = fileURLToPath(url);
+    if (existsSync(`${dir}lib.lua`)) return dir;
+  }
+  throw new Error(`redis transport: Lua scripts not found next to ${fileURLToPath(import.meta.url)}`);
+}
+
+let sources: Map<ScriptName, string> | null = null;
+
+/** Script sources with lib.lua prepended, read from disk once per process. */
+export function scriptSources(): Map<ScriptName, string> {
+  if (sources) return sources;
+  const dir = luaDir();
+  const lib = readFileSync(`${dir}lib.lua`, 'utf8');
+  sources = new Map();
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+    sources.set(name, `${lib}\n-- ${name}.lua\n${readFileSync(`${dir}${name}.lua`, 'utf8')}`);
+  }
+  return sources;
+}
+
+const commandName = (name: ScriptName): string => `rq_${name.replace('-', '_')}`;
+
+/** Register every script on a client (local: defineCommand sends nothing). */
+export function defineScripts(client: Redis | Cluster): void {
+  for (const [name, lua] of scriptSources()) {
+    const numberOfKeys = SCRIPTS[name];
+    client.defineCommand(commandName(name), numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
+  }
+}
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/** Call a script defined by `defineScripts`: keys first, then arguments. */
+export function runScript(client: Redis | Cluster, name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+  const fn = (client as unknown as Record<string, ScriptFn>)[commandName(name)];
+  if (!fn) throw new Error(`redis transport: script ${name} is not defined on this client`);
+  return fn.apply(client, args);
+}
