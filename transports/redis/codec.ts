@@ -67,7 +67,8 @@ export function hashToJob(h: Record<string, string>): Job | null {
     attempts: Number(h.attempts),
     max_attempts: Number(h.max_attempts),
     timeout_ms: num(h.timeout_ms),
-    lease: h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
+    // Lease fields outlive the lease (lua/lib.lua): only a processing job has one.
+    lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
     dedupe_key: h.dedupe_key ?? null,
     callback_url: h.callback_url ?? null,

@@ -78,7 +78,7 @@ export class RedisTransport implements Transport {
   private readonly allowEviction: boolean;
   private readonly log: Logger;
   private readonly queueOfJob = new Map<string, string>();
-  private readonly registered = new Set<string>();
+  private readonly registered = new Map<string, Promise<void>>();
   private initializing: Promise<void> | null = null;
   private closed = false;
   private down = false;
@@ -123,26 +123,41 @@ export class RedisTransport implements Transport {
     await checkEvictionPolicy(this.client, { url: redactUrls(this.url), allowEviction: this.allowEviction, log: this.log });
   }
 
+  /**
+   * One script call on a single server (it also writes the id index and the
+   * queue set). On a Cluster those live in other slots, so the id index is
+   * claimed first with SET NX: a second round trip, but no job can exist in
+   * two queues under one id.
+   */
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     return this.op(async () => {
+      const prefix = queuePrefix(this.prefix, job.queue);
       const index = idKey(this.prefix, job.id);
-      const [claimedId] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
-      if (claimedId === null) {
-        const owner = await this.client.get(index);
-        if (owner && owner !== job.queue) {
-          const existing = await this.read(owner, job.id);
-          if (existing) return { job: existing, created: false };
-          await this.client.set(index, job.queue); // points at a deleted job: take it over
+      const args = [job.id, job.queue, job.dedupe_key ?? '', job.run_at.getTime() <= Date.now() ? '1' : '0', ...jobToFields(job)];
+      let indexed = false;
+      let reply: unknown[];
+      if (!this.endpoint.cluster) {
+        reply = (await this.script('enqueue-single', prefix, index, queuesKey(this.prefix), ...args)) as unknown[];
+      } else {
+        const [set] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
+        indexed = set !== null;
+        if (!indexed) {
+          const owner = await this.client.get(index);
+          if (owner && owner !== job.queue) {
+            const existing = await this.read(owner, job.id);
+            if (existing) return { job: existing, created: false };
+            await this.client.set(index, job.queue); // points at a deleted job: take it over
+          }
         }
+        reply = (await this.script('enqueue', prefix, ...args)) as unknown[];
       }
-      const due = job.run_at.getTime() <= Date.now() ? '1' : '0';
-      const reply = (await this.script('enqueue', queuePrefix(this.prefix, job.queue), job.id, job.dedupe_key ?? '', due, ...jobToFields(job))) as unknown[];
       this.remember(job.id, job.queue);
       if (Number(reply[0]) === 1) return { job: { ...job }, created: true };
       const existing = fieldsToJob(reply[1]);
       if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
       // A dedupe hit: no job has this id, so the index entry just written is void.
-      if (existing.id !== job.id && claimedId !== null) await this.client.unlink(index);
+      if (indexed && existing.id !== job.id) await this.client.unlink(index);
+      if (existing.id !== job.id || existing.queue !== job.queue) this.remember(existing.id, existing.queue);
       return { job: existing, created: false };
     });
   }
@@ -347,10 +362,14 @@ export class RedisTransport implements Transport {
     this.queueOfJob.set(id, queue);
   }
 
-  private async registerQueue(queue: string): Promise<void> {
-    if (this.registered.has(queue)) return;
-    await this.client.sadd(queuesKey(this.prefix), queue);
-    this.registered.add(queue);
+  private registerQueue(queue: string): Promise<void> {
+    let pending = this.registered.get(queue);
+    if (!pending) {
+      pending = this.client.sadd(queuesKey(this.prefix), queue).then(() => undefined);
+      pending.catch(() => this.registered.delete(queue)); // try again next time
+      this.registered.set(queue, pending);
+    }
+    return pending;
   }
 
   /** One group per Cluster slot (a script runs in one slot); all queues together on a single server. */

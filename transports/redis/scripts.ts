@@ -8,22 +8,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis } from 'ioredis';
 
-/** Script name → number of KEYS (undefined: the caller passes numkeys first). */
+/**
+ * Command → [Lua file, number of KEYS]. Undefined: the caller passes numkeys
+ * first. A file may back several commands that differ in their key count.
+ */
 const SCRIPTS = {
-  enqueue: 1,
-  claim: undefined,
-  extend: 1,
-  complete: 1,
-  fail: 1,
-  release: 1,
-  'ack-cancel': 1,
-  progress: 1,
-  cancel: 1,
-  retry: 1,
-  watch: 1,
-  sweep: 1,
-  stats: 1,
-  list: 1,
+  enqueue: ['enqueue', 1],
+  'enqueue-single': ['enqueue', 3],
+  claim: ['claim', undefined],
+  extend: ['extend', 1],
+  complete: ['complete', 1],
+  fail: ['fail', 1],
+  release: ['release', 1],
+  'ack-cancel': ['ack-cancel', 1],
+  progress: ['progress', 1],
+  cancel: ['cancel', 1],
+  retry: ['retry', 1],
+  watch: ['watch', 1],
+  sweep: ['sweep', 1],
+  stats: ['stats', 1],
+  list: ['list', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -46,18 +50,18 @@ export function scriptSources(): Map<ScriptName, string> {
   const dir = luaDir();
   const lib = readFileSync(`${dir}lib.lua`, 'utf8');
   sources = new Map();
-  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-    sources.set(name, `${lib}\n-- ${name}.lua\n${readFileSync(`${dir}${name}.lua`, 'utf8')}`);
+  for (const [name, [file]] of Object.entries(SCRIPTS) as [ScriptName, (typeof SCRIPTS)[ScriptName]][]) {
+    sources.set(name, `${lib}\n-- ${file}.lua\n${readFileSync(`${dir}${file}.lua`, 'utf8')}`);
   }
   return sources;
 }
 
-const commandName = (name: ScriptName): string => `rq_${name.replace('-', '_')}`;
+const commandName = (name: ScriptName): string => `rq_${name.replace(/-/g, '_')}`;
 
 /** Register every script on a client (local: defineCommand sends nothing). */
 export function defineScripts(client: Redis | Cluster): void {
   for (const [name, lua] of scriptSources()) {
-    const numberOfKeys = SCRIPTS[name];
+    const numberOfKeys = SCRIPTS[name][1];
     client.defineCommand(commandName(name), numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
   }
 }

@@ -39,8 +39,6 @@ local function wake(P)
   end
 end
 
-local LEASE_FIELDS = { 'lease_owner', 'lease_token', 'lease_until' }
-
 -- queued: into `ready` when due (due = '1' was decided by the caller), else
 -- into `delayed` scored by run_at, promoted by the claim and sweep scripts.
 local function push_ready(P, id, priority, run_at, due)
@@ -52,9 +50,11 @@ local function push_ready(P, id, priority, run_at, due)
   end
 end
 
+-- The lease fields stay behind when a job leaves `processing`: they mean
+-- nothing in any other status (the codec and every fence check the status
+-- first), and the next claim overwrites them.
 local function requeue(P, id, jk, run_at, due, now)
   redis.call('HSET', jk, 'status', 'queued', 'run_at', fmt(run_at), 'updated_at', fmt(now))
-  redis.call('HDEL', jk, unpack(LEASE_FIELDS))
   redis.call('ZREM', P .. 'leases', id)
   push_ready(P, id, tonumber(redis.call('HGET', jk, 'priority')), run_at, due)
 end
@@ -62,12 +62,13 @@ end
 -- Into a terminal state: out of `leases`, into the history of that status
 -- (scored by finished_at: retention and the cap are applied by sweep), and a
 -- notification for `wait` callers if one registered (watch.lua).
-local function finish(P, id, jk, status, now)
+-- `waited` may be passed when the caller read the `waiters` field already.
+local function finish(P, id, jk, status, now, waited)
   redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now))
-  redis.call('HDEL', jk, unpack(LEASE_FIELDS))
   redis.call('ZREM', P .. 'leases', id)
   redis.call('ZADD', P .. status, fmt(now), id)
-  if redis.call('HEXISTS', jk, 'waiters') == 1 then
+  if waited == nil then waited = redis.call('HEXISTS', jk, 'waiters') == 1 end
+  if waited then
     local fin = P .. 'fin:' .. id
     redis.call('LPUSH', fin, '1')
     redis.call('PEXPIRE', fin, 60000)
@@ -75,10 +76,12 @@ local function finish(P, id, jk, status, now)
 end
 
 -- Fenced writes: the job must be processing under this token and the lease
--- must not have run out, even if no sweep has noticed yet.
+-- must not have run out, even if no sweep has noticed yet. Returns the job
+-- key, an error reply or nil, and the fields the scripts need next
+-- (attempts, max_attempts, cancel_at, waiters), read in the same call.
 local function fenced(P, id, token, now)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until')
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'attempts', 'max_attempts', 'cancel_at', 'waiters')
   if not f[1] then
     return jk, redis.error_reply('RQ_NOT_FOUND ' .. id)
   end
@@ -88,7 +91,7 @@ local function fenced(P, id, token, now)
   if tonumber(f[3]) <= now then
     return jk, redis.error_reply('RQ_LEASE_LOST ' .. id .. ' expired')
   end
-  return jk, nil
+  return jk, nil, { attempts = tonumber(f[4]), max_attempts = tonumber(f[5]), cancel_at = f[6], waited = f[7] ~= false }
 end
 
 -- What an expired lease becomes (leaseExpiryOutcome in transport-helpers.ts).
