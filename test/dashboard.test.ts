@@ -24,6 +24,8 @@ describe('dashboard (/engine) in Chromium', function () {
 
   let browser: Browser;
   let context: BrowserContext | null = null;
+  /** uncaught exceptions in the page; any one fails the test */
+  let pageErrors: string[] = [];
   const apps: FastifyInstance[] = [];
   const stores: Transport[] = [];
   const workers: Worker[] = [];
@@ -45,6 +47,8 @@ describe('dashboard (/engine) in Chromium', function () {
   });
 
   afterEach(async () => {
+    const errors = pageErrors;
+    pageErrors = [];
     for (const release of gates.values()) release();
     gates.clear();
     await context?.close();
@@ -52,6 +56,7 @@ describe('dashboard (/engine) in Chromium', function () {
     await Promise.all(workers.splice(0).map((w) => w.stop(1000)));
     for (const app of apps.splice(0)) await app.close();
     for (const store of stores.splice(0)) await store.close();
+    assert.deepEqual(errors, [], 'uncaught errors in the dashboard page');
   });
 
   /** The test's reasoner: `goal` picks what it does. */
@@ -91,6 +96,7 @@ describe('dashboard (/engine) in Chromium', function () {
   async function openDashboard(url: string): Promise<Page> {
     context = await browser.newContext({ viewport: { width: 1440, height: 960 } });
     const page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
     page.setDefaultTimeout(UI_TIMEOUT);
     await page.goto(`${url}/engine`);
     return page;
@@ -178,7 +184,7 @@ describe('dashboard (/engine) in Chromium', function () {
 
     // User input is text, never markup: no element was made from it, no script ran.
     assert.equal(await page.locator('#detail img, #jobs img, #recent-done img').count(), 0);
-    assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss), undefined);
     // The open job survives a reload through the URL.
     await page.reload();
     await expectText(page, '[data-testid="detail-id"]', job.id);
@@ -265,8 +271,10 @@ describe('dashboard (/engine) in Chromium', function () {
     const failedId = await page.locator('#recent-failed li[data-job-id]').first().getAttribute('data-job-id');
     await page.click(`#recent-failed li[data-job-id="${failedId}"]`);
     await expectText(page, '[data-testid="detail-status"]', 'error');
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.locator('html').evaluate((html) => html.scrollWidth - html.clientWidth);
     assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    const clipped = await page.locator('section.card').evaluateAll((cards) => cards.filter((c) => c.scrollWidth > c.clientWidth + 1).map((c) => c.querySelector('h2')?.textContent));
+    assert.deepEqual(clipped, [], 'cards whose content is wider than the card');
     await page.screenshot({ path: '/tmp/dashboard.png', fullPage: true });
   });
 
@@ -305,7 +313,7 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#queues').waitFor({ state: 'visible' });
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
-    assert.equal(await page.evaluate(() => localStorage.getItem('reasonq.token')), token);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(key: string): string | null } }).localStorage.getItem('reasonq.token')), token);
 
     // The job detail stream authenticates with ?token= (EventSource cannot send headers).
     const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events?token=`));
