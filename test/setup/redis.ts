@@ -63,13 +63,14 @@ const portIsFree = (port: number) => listenPort(port).then(() => true, () => fal
 async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    // No ready check: a server with a password answers it NOAUTH, yet is up.
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => {});
     try {
       await client.connect();
       if ((await client.ping()) === 'PONG') return;
-    } catch {
-      // not up yet
+    } catch (error) {
+      if (/NOAUTH/.test(String(error))) return; // up, with a password
     } finally {
       client.disconnect();
     }

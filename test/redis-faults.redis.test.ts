@@ -1,0 +1,246 @@
+/**
+ * Redis-specific faults on real redis-server processes: a restart under AOF
+ * in the middle of a run, Redis down and back, eviction policies, NOSCRIPT
+ * after SCRIPT FLUSH, a worker killed between claim and complete, and the
+ * data layout that keeps a claimed job in Redis.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { ConfigError, LeaseLostError, TransportError } from '../src/errors.js';
+import { createWorker, type Worker } from '../src/worker.js';
+import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from '../transports/redis/index.js';
+import { scriptSources } from '../transports/redis/scripts.js';
+import { claimOne, delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
+import { redisAvailable, removeRedis, restartRedis, startRedis, type RedisServer } from './setup/redis.js';
+
+/** A pino logger whose lines the test can read. */
+function captureLogger() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as (typeof lines)[number]);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+describe('redis transport: faults and layout', function () {
+  this.timeout(60_000);
+  const servers: RedisServer[] = [];
+  const transports: RedisTransport[] = [];
+  const workers: Worker[] = [];
+  const server = async (options: Parameters<typeof startRedis>[0] = {}) => {
+    const s = await startRedis(options);
+    servers.push(s);
+    return s;
+  };
+  const open = async (options: RedisTransportOptions, init = true) => {
+    const t = createRedisTransport(options);
+    transports.push(t);
+    if (init) await t.init();
+    return t;
+  };
+
+  before(function () {
+    if (!redisAvailable()) throw new Error('redis-server / redis-cli not on PATH: run scripts/redis/ensure-redis.sh');
+  });
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop(0)));
+    await Promise.all(transports.splice(0).map((t) => t.close()));
+  });
+  after(async () => {
+    await Promise.all(servers.splice(0).map(removeRedis));
+  });
+
+  it('a claimed job stays in Redis: its record and its lease entry, never only in the worker', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const job = newJob(q);
+    await t.enqueue(job);
+    const redis = new Redis(s.port);
+    try {
+      assert.equal(await redis.zscore(`rq:{${q}}:ready`, job.id) !== null, true, 'ready before the claim');
+      const claimed = await claimOne(t, q, 5000);
+      assert.equal(await redis.zscore(`rq:{${q}}:ready`, job.id), null, 'no longer ready');
+      assert.equal(Number(await redis.zscore(`rq:{${q}}:leases`, job.id)), claimed.lease.until.getTime(), 'leases scored by deadline');
+      assert.equal(await redis.hget(`rq:{${q}}:j:${job.id}`, 'status'), 'processing');
+      assert.equal(await redis.hget(`rq:{${q}}:j:${job.id}`, 'lease_token'), claimed.lease.token);
+      assert.equal(await redis.get(`rq:~id:${job.id}`), q, 'id index names the queue');
+      await t.complete(claimed.id, claimed.lease.token, intent);
+      assert.equal(await redis.zscore(`rq:{${q}}:leases`, job.id), null);
+      assert.ok((await redis.zscore(`rq:{${q}}:done`, job.id)) !== null, 'in the done history');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('a worker killed between claim and complete leaves the job reclaimable once its lease expires', async function () {
+    const s = await server({ aof: true });
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const job = newJob(q, { max_attempts: 3 });
+    await t.enqueue(job);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/redis-crash-child.ts', s.url, q, '1500'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.once('exit', r));
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', () => reject(new Error('child exited before claiming')));
+    });
+    const claimedByChild = JSON.parse(line) as { id: string; token: string };
+    assert.equal(claimedByChild.id, job.id);
+    child.kill('SIGKILL');
+    await exited;
+    const held = await t.get(job.id);
+    assert.equal(held?.status, 'processing', 'the job is still in Redis, leased to the dead worker');
+    assert.equal(await t.claim({ queues: [q], owner: 'w2', lease_ms: 5000, wait_ms: 0 }), null, 'not claimable while the lease runs');
+    const again = await waitFor(() => t.claim({ queues: [q], owner: 'w2', lease_ms: 5000, wait_ms: 1000 }), 6000, 'reclaim after lease expiry');
+    assert.equal(again.id, job.id);
+    assert.equal(again.attempts, 2);
+    await assert.rejects(t.complete(job.id, claimedByChild.token, intent), LeaseLostError, "the dead worker's token is fenced out");
+    assert.equal((await t.complete(again.id, again.lease.token, intent)).status, 'done');
+  });
+
+  it('keeps working after SCRIPT FLUSH (NOSCRIPT answered by resending the script)', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    await t.enqueue(newJob(q));
+    const admin = new Redis(s.port);
+    const sha = createHash('sha1').update(scriptSources().get('complete')!).digest('hex');
+    const loaded = async () => ((await admin.call('SCRIPT', 'EXISTS', sha)) as number[])[0];
+    try {
+      await admin.script('FLUSH');
+      assert.equal(await loaded(), 0, 'flushed');
+      const job = newJob(q);
+      await t.enqueue(job);
+      const c1 = await claimOne(t, q);
+      await t.complete(c1.id, c1.lease.token, intent);
+      await admin.script('FLUSH');
+      const c2 = await claimOne(t, q);
+      await admin.script('FLUSH');
+      assert.equal((await t.complete(c2.id, c2.lease.token, intent)).status, 'done');
+      assert.equal(await loaded(), 1, 'loaded again by the fallback');
+      assert.equal((await t.stats()).queues[q]?.done, 2);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  describe('eviction policy', () => {
+    it('refuses allkeys-* at init, naming the fix', async () => {
+      const s = await server({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+      const t = await open({ url: s.url }, false);
+      await assert.rejects(t.init(), (e: unknown) => e instanceof ConfigError && /maxmemory-policy allkeys-lru/.test(e.message) && /noeviction/.test(e.message));
+    });
+
+    it('warns instead with allowEviction, and for volatile-*; says nothing for noeviction', async () => {
+      const lru = await server({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+      const volatile = await server({ args: ['--maxmemory-policy', 'volatile-lru'] });
+      const fine = await server();
+      for (const [s, extra, expectWarning] of [[lru, { allowEviction: true }, true], [volatile, {}, true], [fine, {}, false]] as const) {
+        const { logger, lines } = captureLogger();
+        await open({ url: s.url, logger, ...extra });
+        const warning = lines.find((l) => /maxmemory-policy/.test(l.msg));
+        assert.equal(Boolean(warning), expectWarning, `port ${s.port}: ${JSON.stringify(lines)}`);
+        if (warning) assert.equal(warning.level, 40, 'logged as warn');
+      }
+    });
+  });
+
+  it('while Redis is down: a TransportError naming the URL without its password; recovers when it returns, no restart', async function () {
+    const s = await server({ args: ['--requirepass', 's3cret-pw'] });
+    const url = `redis://:s3cret-pw@127.0.0.1:${s.port}`;
+    const { logger, lines } = captureLogger();
+    const t = await open({ url, logger });
+    const q = uniqueQueue();
+    await t.enqueue(newJob(q));
+    await s.kill();
+    const started = Date.now();
+    const error = await t.enqueue(newJob(q)).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof TransportError, `got ${String(error)}`);
+    assert.equal(error.code, 'TRANSPORT_UNAVAILABLE');
+    assert.equal(error.retryable, true);
+    assert.match(error.message, new RegExp(`redis://:\\*\\*\\*@127\\.0\\.0\\.1:${s.port}`));
+    assert.doesNotMatch(error.message, /s3cret-pw/);
+    assert.ok(Date.now() - started < 5000, `failed after ${Date.now() - started} ms, not hanging`);
+    await assert.rejects(t.stats(), TransportError);
+    assert.ok(lines.some((l) => l.level === 40 && /unavailable/.test(l.msg) && !JSON.stringify(l).includes('s3cret-pw')), 'outage logged once, redacted');
+    servers.push(await restartRedis(s));
+    const job = newJob(q);
+    await waitFor(() => t.enqueue(job).then((r) => r.created, () => false), 10_000, 'enqueue after Redis returned');
+    assert.equal((await claimOne(t, q)).queue, q);
+  });
+
+  it('restart under AOF (appendfsync always) mid-run: no acknowledged job lost, every job finished exactly once', async function () {
+    this.timeout(90_000);
+    const s = await server({ aof: true });
+    const producer = await open({ url: s.url });
+    const consumer = await open({ url: s.url });
+    const q = uniqueQueue('aof');
+    const N = 400;
+    const runs = new Map<string, number>();
+    const doneOutcomes = new Map<string, number>();
+    for (let i = 0; i < 2; i++) {
+      const w = createWorker({ transport: consumer, queues: [q], concurrency: 8, leaseMs: 6000, claimWaitMs: 500, sweepMs: 500, handler: async (_p, ctx) => {
+        runs.set(ctx.job_id, (runs.get(ctx.job_id) ?? 0) + 1);
+        await delay(2);
+        return intent;
+      } });
+      w.on('job:end', (job, outcome) => {
+        if (outcome === 'done') doneOutcomes.set(job.id, (doneOutcomes.get(job.id) ?? 0) + 1);
+      });
+      w.on('transport-error', () => {}); // expected during the outage
+      workers.push(w);
+      await w.start();
+    }
+    const acked: string[] = [];
+    let refused = 0;
+    const produce = (async () => {
+      for (let i = 0; i < N; i++) {
+        const job = newJob(q, { payload: { goal: `job ${i}` } });
+        // Retry the same id until acknowledged: enqueue is idempotent by id.
+        for (;;) {
+          try {
+            await producer.enqueue(job);
+            acked.push(job.id);
+            break;
+          } catch (error) {
+            assert.ok(error instanceof TransportError, String(error));
+            refused += 1;
+            await delay(50);
+          }
+        }
+        if (i % 20 === 0) await delay(5);
+      }
+    })();
+    await waitFor(() => acked.length >= N / 3, 20_000, 'a third of the jobs acknowledged');
+    await s.kill(); // kill -9 in the middle of the run
+    await delay(500);
+    servers.push(await restartRedis(s));
+    await produce;
+    assert.ok(refused > 0, 'the producer ran into the outage');
+    const stats = await waitFor(async () => {
+      const st = (await producer.stats()).queues[q];
+      return st && st.done === N ? st : null;
+    }, 60_000, `${N} jobs done after the restart`);
+    assert.deepEqual(stats, { queued: 0, delayed: 0, processing: 0, done: N, error: 0, canceled: 0 });
+    assert.equal(new Set(acked).size, N);
+    for (const id of acked) {
+      const job = await producer.get(id);
+      assert.equal(job?.status, 'done', `job ${id} lost or unfinished`);
+      assert.deepEqual(job.result, intent);
+    }
+    const twice = [...doneOutcomes].filter(([, n]) => n > 1);
+    assert.deepEqual(twice, [], 'no job completed twice');
+    const reran = [...runs].filter(([, n]) => n > 1);
+    assert.deepEqual(reran, [], 'no handler ran twice');
+    assert.equal(runs.size, N, 'every job ran');
+  });
+});
