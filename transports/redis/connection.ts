@@ -72,6 +72,10 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
     maxRetriesPerRequest: blocking ? 0 : 2,
     autoResendUnfulfilledCommands: !blocking,
     enableAutoPipelining: !blocking,
+    // Claims and enqueues go out at once: each call is already a batch
+    // (claimMany; concurrent enqueues share one call, batch.ts), and an
+    // extra event-loop turn would only add latency.
+    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue'],
     lazyConnect: !blocking,
     ...(endpoint.tls ? { tls: {} } : {}),
   };
@@ -82,10 +86,9 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
   const options: ClusterOptions = {
     lazyConnect: common.lazyConnect,
     enableAutoPipelining: common.enableAutoPipelining,
-    // Auto-pipelining groups a command by its first string argument; the
-    // claim script's first argument is numkeys, so it would be grouped with
-    // another node's commands. Claims are few (claimMany): send them alone.
-    autoPipeliningIgnoredCommands: ['rq_claim'],
+    // Also needed for correctness here: auto-pipelining groups a command by
+    // its first string argument, and these scripts' first is numkeys.
+    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue'],
     maxRedirections: 16,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,

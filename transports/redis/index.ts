@@ -42,6 +42,7 @@ import { finKey, idKey, jobKey, queuePrefix, queuesKey, wakeKey } from './keys.j
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
+import { ScriptBatcher } from './batch.js';
 
 export interface RedisTransportOptions extends TransportOptions {
   /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
@@ -77,6 +78,8 @@ export class RedisTransport implements Transport {
   private readonly historyLimit: number;
   private readonly allowEviction: boolean;
   private readonly log: Logger;
+  private readonly completions: ScriptBatcher<(string | number)[]>;
+  private readonly enqueues: ScriptBatcher<Job>;
   private readonly queueOfJob = new Map<string, string>();
   private readonly registered = new Map<string, Promise<void>>();
   private initializing: Promise<void> | null = null;
@@ -105,6 +108,8 @@ export class RedisTransport implements Transport {
       this.log.info({ url: redactUrls(this.url) }, 'redis reachable again');
     });
     this.pool = new BlockingPool(() => createClient(this.endpoint, 'blocking'));
+    this.completions = new ScriptBatcher<(string | number)[]>((prefix, items) => this.script('complete', prefix, items.length, ...items.flat()) as Promise<unknown[]>);
+    this.enqueues = new ScriptBatcher<Job>((prefix, jobs) => this.enqueueBatch(prefix, jobs), { schedule: 'microtask' });
   }
 
   /** Connect and check that Redis will not evict queue keys. Idempotent. */
@@ -125,20 +130,15 @@ export class RedisTransport implements Transport {
 
   /**
    * One script call on a single server (it also writes the id index and the
-   * queue set). On a Cluster those live in other slots, so the id index is
-   * claimed first with SET NX: a second round trip, but no job can exist in
-   * two queues under one id.
+   * queue set), shared by the enqueues made together. On a Cluster those keys
+   * live in other slots, so the id index is claimed first with SET NX: a
+   * second round trip, but no job can exist in two queues under one id.
    */
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     return this.op(async () => {
-      const prefix = queuePrefix(this.prefix, job.queue);
       const index = idKey(this.prefix, job.id);
-      const args = [job.id, job.queue, job.dedupe_key ?? '', job.run_at.getTime() <= Date.now() ? '1' : '0', ...jobToFields(job)];
       let indexed = false;
-      let reply: unknown[];
-      if (!this.endpoint.cluster) {
-        reply = (await this.script('enqueue-single', prefix, index, queuesKey(this.prefix), ...args)) as unknown[];
-      } else {
+      if (this.endpoint.cluster) {
         const [set] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
         indexed = set !== null;
         if (!indexed) {
@@ -149,11 +149,11 @@ export class RedisTransport implements Transport {
             await this.client.set(index, job.queue); // points at a deleted job: take it over
           }
         }
-        reply = (await this.script('enqueue', prefix, ...args)) as unknown[];
       }
+      const reply = await this.enqueues.call(queuePrefix(this.prefix, job.queue), job);
       this.remember(job.id, job.queue);
-      if (Number(reply[0]) === 1) return { job: { ...job }, created: true };
-      const existing = fieldsToJob(reply[1]);
+      if (Number(reply) === 1) return { job: { ...job }, created: true };
+      const existing = fieldsToJob(reply);
       if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
       // A dedupe hit: no job has this id, so the index entry just written is void.
       if (indexed && existing.id !== job.id) await this.client.unlink(index);
@@ -200,6 +200,7 @@ export class RedisTransport implements Transport {
     };
   }
 
+  /** Concurrent completes on one queue share one script call (batch.ts). */
   async complete(id: string, token: string, result: Intent): Promise<Job> {
     return this.jobReply(id, await this.onJob(id, 'complete', token, JSON.stringify(result)));
   }
@@ -329,7 +330,10 @@ export class RedisTransport implements Transport {
         const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : this.queueOfJob.get(id);
         if (!queue) continue;
         try {
-          const reply = await this.script(name, queuePrefix(this.prefix, queue), id, ...args);
+          const prefix = queuePrefix(this.prefix, queue);
+          const reply = name === 'complete' ? await this.completions.call(prefix, [id, ...args]) : await this.script(name, prefix, id, ...args);
+          // A batched script reports a job's own failure as a string.
+          if (typeof reply === 'string') throw new Error(reply);
           this.remember(id, queue);
           return reply;
         } catch (error) {
@@ -360,6 +364,17 @@ export class RedisTransport implements Transport {
       if (oldest !== undefined) this.queueOfJob.delete(oldest);
     }
     this.queueOfJob.set(id, queue);
+  }
+
+  private async enqueueBatch(prefix: string, jobs: Job[]): Promise<unknown[]> {
+    const now = Date.now();
+    const keys = this.endpoint.cluster ? [prefix] : [prefix, queuesKey(this.prefix), ...jobs.map((j) => idKey(this.prefix, j.id))];
+    const args: (string | number)[] = [keys.length, ...keys, jobs.length];
+    for (const job of jobs) {
+      const fields = jobToFields(job);
+      args.push(job.id, job.queue, job.dedupe_key ?? '', job.run_at.getTime() <= now ? '1' : '0', fields.length, ...fields);
+    }
+    return (await this.script('enqueue', ...args)) as unknown[];
   }
 
   private registerQueue(queue: string): Promise<void> {

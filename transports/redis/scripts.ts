@@ -13,8 +13,7 @@ import type { Cluster, Redis } from 'ioredis';
  * first. A file may back several commands that differ in their key count.
  */
 const SCRIPTS = {
-  enqueue: ['enqueue', 1],
-  'enqueue-single': ['enqueue', 3],
+  enqueue: ['enqueue', undefined],
   claim: ['claim', undefined],
   extend: ['extend', 1],
   complete: ['complete', 1],
