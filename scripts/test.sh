@@ -37,6 +37,7 @@ fi
 
 step "mocha"
 summary=$(mktemp)
+if [ "$#" -eq 0 ]; then set -- "test/**/*.test.ts"; fi
 REASONQ_SUMMARY_FILE="$summary" npx mocha --reporter ./scripts/mocha-reporter.cjs "$@"
 code=$?
 read -r passed failed skipped < "$summary" 2>/dev/null || { passed=0; failed=1; skipped=0; }

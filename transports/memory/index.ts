@@ -106,6 +106,14 @@ export class MemoryTransport implements Transport {
     }
   }
 
+  async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
+    const first = await this.claim(request);
+    if (!first) return [];
+    const jobs = [first];
+    for (let job = jobs.length < max ? this.claimNow(request) : null; job; job = jobs.length < max ? this.claimNow(request) : null) jobs.push(job);
+    return jobs;
+  }
+
   async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {
     const job = this.fenced(id, token);
     job.lease!.until = new Date(Date.now() + leaseMs);
