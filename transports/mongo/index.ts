@@ -1,7 +1,448 @@
-// Placeholder until the mongo transport lands; the factory reports it clearly.
-import { ConfigError } from '../../src/errors.js';
-import type { Transport } from '../../src/transport.js';
+/**
+ * Mongo transport: MongoDB, and MongoDB-compatible servers (FerretDB).
+ *
+ * Data layout, database `reasoning_queue` by default:
+ * - `jobs`: one document per job, `_id` = job id, the snake_case fields of
+ *   DESIGN (`status` is queued · processing · done · error · canceled, `lease`
+ *   is `{owner, token, until}` while processing), plus `seq` (enqueue
+ *   order: FIFO within a priority). `dedupe_key` is left out when unset;
+ *   `expire_at` (finished_at + retention) is set when a job ends.
+ * - `workers`: one document per worker, `_id` = worker id, `last_seen`.
+ * Indexes are declared beside their queries in queries.ts.
+ *
+ * A claim is one `findOneAndUpdate` (queued and due → processing, fresh
+ * token, attempts + 1), sorted by priority then age. Every later write of the
+ * worker is fenced on `_id` + token + processing + unexpired lease. Expired
+ * leases are recovered by claims as they poll and by `sweep()` (recovery.ts).
+ * Wake-ups (notifier.ts): adaptive polling with jitter, plus a change stream
+ * where the server has one. On FerretDB one connection serialises this
+ * process's writes, which FerretDB does not make atomic across connections.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
+import { DEFAULTS } from '../../src/config.js';
+import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
+import { assertTransition, isTerminal, type Intent, type Job, type JobStatus } from '../../src/job.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import {
+  buildStats,
+  EMPTY_COUNTS,
+  type ClaimRequest,
+  type ClaimedJob,
+  type ExtendResult,
+  type FailRequest,
+  type ListFilter,
+  type ListPage,
+  type QueueCounts,
+  type Stats,
+  type SweepResult,
+  type Transport,
+  type TransportCapabilities,
+  type TransportOptions,
+  type WaitOptions,
+  type WorkerInfo,
+} from '../../src/transport.js';
+import { encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
+import { isDuplicateKey, toReasonqError } from './errors.js';
+import { Notifier } from './notifier.js';
+import { CLAIM_SORT, claimFilter, delayedFilter, fencedFilter, JOBS, LIST_SORT, listFilter, STATS_PIPELINE, WORKERS, workersSeenSince } from './queries.js';
+import { applyRetention, recoverLeases } from './recovery.js';
+import { ensureIndexes, openClient, probeServer, type ServerInfo } from './server.js';
 
-export function createMongoTransport(_options: Record<string, unknown>): Transport {
-  throw new ConfigError('the mongo transport is not built yet', 'REASONING_TRANSPORT');
+export type { ServerInfo } from './server.js';
+export { hotQueries, INDEXES } from './queries.js';
+
+export interface MongoTransportOptions extends TransportOptions {
+  /** connection string, default `mongodb://127.0.0.1:27017` */
+  uri?: string;
+  /** database, default `reasoning_queue` */
+  db?: string;
+  /** `majority` (default) or a number of nodes */
+  writeConcern?: 'majority' | number;
+  logger?: Logger | undefined;
+  /** first pause of an idle claim (ms), doubled up to `pollMaxMs`; default 50 */
+  pollMinMs?: number;
+  /** ceiling of the idle claim backoff (ms); default 2000 */
+  pollMaxMs?: number;
+  /** ceiling of the `wait` polling backoff (ms); default 1000 */
+  waitPollMaxMs?: number;
+  /** how long to look for a server before failing (ms); default 5000 */
+  serverSelectionTimeoutMS?: number;
+  /** connection pool size; forced to 1 on FerretDB */
+  maxPoolSize?: number;
+  /** called with the name of every command sent (command monitoring), for benchmarks */
+  commandListener?: (commandName: string) => void;
+}
+
+/** Build a mongo transport; call `init()` (createTransport does) before use. */
+export function createMongoTransport(options: MongoTransportOptions = {}): MongoTransport {
+  return new MongoTransport(options);
+}
+
+/** How often a polling claim also recovers expired leases, at most. */
+const RECOVER_EVERY_MS = 1_000;
+/** How often sweep() runs the retention delete, at most (the first call always does). */
+const RETENTION_EVERY_MS = 5_000;
+
+interface Ready {
+  jobs: Collection<JobDoc>;
+  workers: Collection<WorkerDoc>;
+  notifier: Notifier;
+}
+
+export class MongoTransport implements Transport {
+  readonly name = 'mongo';
+  /** Filled in by init() from what the server can do. */
+  readonly capabilities: TransportCapabilities = { blockingClaim: false, pushWait: false, nativeRetention: false, atomicClaim: true };
+
+  private readonly uri: string;
+  private readonly dbName: string;
+  private readonly options: MongoTransportOptions;
+  private readonly retentionMs: number;
+  private readonly pollMinMs: number;
+  private readonly pollMaxMs: number;
+  private readonly log: Logger;
+  private client: MongoClient | null = null;
+  private ready: Ready | null = null;
+  private starting: Promise<Ready> | null = null;
+  private info: ServerInfo | null = null;
+  private readonly idle = new Map<string, number>();
+  private lastRecovery = 0;
+  private lastRetention = 0;
+  private closed = false;
+
+  constructor(options: MongoTransportOptions) {
+    this.options = options;
+    this.uri = options.uri ?? DEFAULTS.mongoUri;
+    this.dbName = options.db ?? DEFAULTS.mongoDb;
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.pollMinMs = options.pollMinMs ?? DEFAULTS.pollMinMs;
+    this.pollMaxMs = options.pollMaxMs ?? DEFAULTS.pollMaxMs;
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** What init() detected about the server; null before init. */
+  get server(): ServerInfo | null {
+    return this.info;
+  }
+
+  async init(): Promise<void> {
+    await this.connection();
+  }
+
+  async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
+    return this.op(async ({ jobs, notifier }) => {
+      const doc = jobToDoc(job);
+      for (let tries = 0; ; tries++) {
+        try {
+          await jobs.insertOne(doc);
+          if (job.run_at.getTime() <= Date.now()) notifier.jobQueued(job.queue);
+          return { job: docToJob(doc), created: true };
+        } catch (error) {
+          if (!isDuplicateKey(error) || tries >= 2) throw error;
+          const existing = (await jobs.findOne({ _id: job.id })) ?? (doc.dedupe_key ? await jobs.findOne({ dedupe_key: doc.dedupe_key }) : null);
+          if (existing) return { job: docToJob(existing), created: false };
+          // the job we collided with was deleted meanwhile: insert again
+        }
+      }
+    });
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
+    const { notifier } = await this.connection();
+    const deadline = Date.now() + Math.min(Math.max(request.wait_ms, 0), MAX_CLAIM_WAIT_MS);
+    const key = [...request.queues].sort().join('\n');
+    for (;;) {
+      const job = await this.claimOnce(request);
+      if (job) {
+        this.idle.delete(key);
+        return job;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed || request.signal?.aborted) return null;
+      // Idle: back off (shared by every claimer of these queues in this
+      // process), jittered so that idle workers spread out instead of polling in step.
+      const step = this.idle.get(key) ?? this.pollMinMs;
+      this.idle.set(key, Math.min(step * 2, this.pollMaxMs));
+      await notifier.sleep(request.queues, Math.min(left, Math.round(step * (0.5 + Math.random() * 0.5))), request.signal);
+    }
+  }
+
+  async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
+    const first = await this.claim(request);
+    if (!first) return [];
+    const jobs = [first];
+    while (jobs.length < max && !request.signal?.aborted) {
+      const next = await this.claimOnce(request);
+      if (!next) break;
+      jobs.push(next);
+    }
+    return jobs;
+  }
+
+  async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {
+    const now = new Date();
+    const doc = await this.fenced(id, token, { $set: { 'lease.until': new Date(now.getTime() + leaseMs), updated_at: now } });
+    return { until: doc.lease!.until, cancel_requested: docToJob(doc).cancel_requested };
+  }
+
+  async complete(id: string, token: string, result: Intent): Promise<Job> {
+    return docToJob(await this.fenced(id, token, { $set: { status: 'done', result, ...this.ended(new Date()) } }));
+  }
+
+  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
+    return this.op(async ({ jobs }) => {
+      for (let tries = 0; tries < 5; tries++) {
+        const current = await jobs.findOne(fencedFilter(id, token, new Date()));
+        if (!current) throw await this.lostOrMissing(id);
+        const cancel = current.cancel_requested !== null && current.cancel_requested !== undefined;
+        const now = new Date();
+        const retry = request.retry_at !== null && current.attempts < current.max_attempts && !cancel;
+        const set = retry
+          ? { status: 'queued' as const, error: request.error, lease: null, run_at: request.retry_at!, updated_at: now }
+          : { status: cancel ? ('canceled' as const) : ('error' as const), error: request.error, ...this.ended(now) };
+        // Decided on cancel_requested as read: if a cancel lands in between, decide again.
+        const doc = await this.fenced(id, token, { $set: set }, { cancel_requested: cancel ? { $ne: null } : null }, false);
+        if (doc) return docToJob(doc);
+      }
+      throw new TransportError(`job ${id} kept changing while it was being failed`, { retryable: true });
+    });
+  }
+
+  async release(id: string, token: string): Promise<Job> {
+    const now = new Date();
+    const back = await this.fenced(id, token, { $set: { status: 'queued', lease: null, run_at: now, updated_at: now }, $inc: { attempts: -1 } }, { cancel_requested: null }, false);
+    if (back) return docToJob(back);
+    return docToJob(await this.fenced(id, token, { $set: { status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
+  }
+
+  async acknowledgeCancel(id: string, token: string): Promise<Job> {
+    return docToJob(await this.fenced(id, token, { $set: { status: 'canceled', ...this.ended(new Date()) } }));
+  }
+
+  async progress(id: string, token: string, data: unknown): Promise<void> {
+    await this.fenced(id, token, { $set: { progress: data ?? null, updated_at: new Date() } });
+  }
+
+  async cancel(id: string, reason: string): Promise<Job> {
+    return this.op(async ({ jobs, notifier }) => {
+      for (;;) {
+        const now = new Date();
+        const request = { at: now, reason };
+        const canceled = await jobs.findOneAndUpdate({ _id: id, status: 'queued' }, { $set: { status: 'canceled', cancel_requested: request, ...this.ended(now) } }, { returnDocument: 'after' });
+        if (canceled) {
+          notifier.jobFinished(id);
+          return docToJob(canceled);
+        }
+        const asked = await jobs.findOneAndUpdate({ _id: id, status: 'processing', cancel_requested: null }, { $set: { cancel_requested: request, updated_at: now } }, { returnDocument: 'after' });
+        if (asked) return docToJob(asked);
+        const current = await jobs.findOne({ _id: id });
+        if (!current) throw new JobNotFoundError(id);
+        // queued again in between (lease expired, released): cancel that
+        if (current.status !== 'queued') return docToJob(current);
+      }
+    });
+  }
+
+  async retry(id: string): Promise<Job> {
+    return this.op(async ({ jobs, notifier }) => {
+      const now = new Date();
+      const doc = await jobs.findOneAndUpdate(
+        { _id: id, status: { $in: ['error', 'canceled'] } },
+        { $set: { status: 'queued', attempts: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
+        { returnDocument: 'after' },
+      );
+      if (doc) {
+        notifier.jobQueued(doc.queue);
+        return docToJob(doc);
+      }
+      const current = await jobs.findOne({ _id: id });
+      if (!current) throw new JobNotFoundError(id);
+      assertTransition(docToJob(current), 'retry', 'queued');
+      throw new TransportError(`job ${id} changed while it was being retried`, { retryable: true });
+    });
+  }
+
+  async get(id: string): Promise<Job | null> {
+    return this.op(async ({ jobs }) => {
+      const doc = await jobs.findOne({ _id: id });
+      return doc ? docToJob(doc) : null;
+    });
+  }
+
+  async wait(id: string, options: WaitOptions): Promise<Job> {
+    const { notifier } = await this.connection();
+    const deadline = Date.now() + Math.max(0, options.timeout_ms);
+    for (;;) {
+      const job = await this.get(id);
+      if (!job) throw new JobNotFoundError(id);
+      const left = deadline - Date.now();
+      if (isTerminal(job.status) || left <= 0 || options.signal?.aborted || this.closed) return job;
+      await notifier.waitFinished(id, left, options.signal);
+    }
+  }
+
+  async list(filter: ListFilter): Promise<ListPage> {
+    return this.op(async ({ jobs }) => {
+      const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+      const docs = await jobs.find(listFilter(filter)).sort(LIST_SORT).limit(limit + 1).toArray();
+      const page = docs.slice(0, limit).map(docToJob);
+      const last = page[page.length - 1];
+      return { jobs: page, next_cursor: docs.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+    });
+  }
+
+  async stats(): Promise<Stats> {
+    return this.op(async ({ jobs }) => {
+      const queues: Record<string, QueueCounts> = {};
+      const rows = await jobs.aggregate<{ _id: { queue: string; status: JobStatus }; n: number }>(STATS_PIPELINE).toArray();
+      for (const row of rows) (queues[row._id.queue] ??= { ...EMPTY_COUNTS })[row._id.status] += row.n;
+      const delayed = await jobs.find(delayedFilter(new Date()), { projection: { _id: 0, queue: 1 } }).toArray();
+      for (const doc of delayed) (queues[doc.queue] ??= { ...EMPTY_COUNTS }).delayed += 1;
+      return buildStats(queues);
+    });
+  }
+
+  async heartbeat(worker: WorkerInfo): Promise<void> {
+    await this.op(async ({ workers }) => {
+      const { _id, ...fields } = workerToDoc(worker);
+      await workers.updateOne({ _id }, { $set: fields }, { upsert: true });
+    });
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    await this.op(({ workers }) => workers.deleteOne({ _id: id }));
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(Date.now() - 3600_000))).toArray()).map(docToWorker));
+  }
+
+  async sweep(now = new Date()): Promise<SweepResult> {
+    return this.op(async ({ jobs, workers }) => {
+      this.lastRecovery = Date.now();
+      const recovered = await recoverLeases(jobs, now, this.retentionMs, this.hooks());
+      let deleted = 0;
+      if (Date.now() - this.lastRetention >= RETENTION_EVERY_MS) {
+        this.lastRetention = Date.now();
+        deleted = await applyRetention(jobs, workers, now, this.retentionMs);
+      }
+      return { ...recovered, deleted };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.starting?.catch(() => undefined);
+    await this.ready?.notifier.close();
+    await this.client?.close().catch(() => undefined);
+  }
+
+  // -- internals ------------------------------------------------------------
+
+  private connection(): Promise<Ready> {
+    if (this.closed) return Promise.reject(new TransportError('the mongo transport is closed', { retryable: false, code: 'TRANSPORT_CLOSED' }));
+    if (this.ready) return Promise.resolve(this.ready);
+    this.starting ??= this.connect().catch((error: unknown) => {
+      this.starting = null;
+      throw toReasonqError(error, this.uri);
+    });
+    return this.starting;
+  }
+
+  private async connect(): Promise<Ready> {
+    const settings = {
+      writeConcern: this.options.writeConcern ?? (DEFAULTS.mongoWriteConcern as 'majority'),
+      serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMS ?? 5_000,
+      maxPoolSize: this.options.maxPoolSize,
+      commandListener: this.options.commandListener,
+    };
+    let client = openClient(this.uri, settings);
+    this.client = client;
+    await client.connect();
+    const probe = await probeServer(client);
+    if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
+      // FerretDB's findAndModify is not atomic across connections; one
+      // connection serialises this process's claims (other processes still race).
+      await client.close();
+      client = openClient(this.uri, { ...settings, maxPoolSize: 1 });
+      this.client = client;
+      await client.connect();
+      this.log.warn({ ferretdb_version: probe.ferretdbVersion }, 'mongo: FerretDB detected: using one connection (maxPoolSize 1) so that claims of this process are atomic; claims from several processes are not');
+    }
+    const db = client.db(this.dbName);
+    const { ttlIndexes } = await ensureIndexes(db, this.log);
+    this.info = { ...probe, ttlIndexes };
+    Object.assign(this.capabilities, { blockingClaim: probe.changeStreams, pushWait: probe.changeStreams, nativeRetention: ttlIndexes, atomicClaim: probe.atomicWrites });
+    const jobs = db.collection<JobDoc>(JOBS);
+    const notifier = new Notifier(jobs, { changeStreams: probe.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? 1_000, logger: this.log });
+    this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), notifier };
+    this.log.info({ server: probe.kind, version: probe.version, change_streams: probe.changeStreams, ttl_indexes: ttlIndexes, db: this.dbName }, 'mongo transport ready');
+    return this.ready;
+  }
+
+  /** Run one operation with the connection, translating driver errors. */
+  private async op<T>(fn: (ready: Ready) => Promise<T>): Promise<T> {
+    const ready = await this.connection();
+    try {
+      return await fn(ready);
+    } catch (error) {
+      if (this.closed) throw new TransportError('the mongo transport is closed', { cause: error, retryable: false, code: 'TRANSPORT_CLOSED' });
+      throw toReasonqError(error, this.uri);
+    }
+  }
+
+  private async claimOnce(request: ClaimRequest): Promise<ClaimedJob | null> {
+    return this.op(async ({ jobs }) => {
+      const now = new Date();
+      if (now.getTime() - this.lastRecovery >= RECOVER_EVERY_MS) {
+        this.lastRecovery = now.getTime();
+        await recoverLeases(jobs, now, this.retentionMs, this.hooks());
+      }
+      const lease = { owner: request.owner, token: randomUUID(), until: new Date(now.getTime() + request.lease_ms) };
+      const doc = await jobs.findOneAndUpdate(
+        claimFilter(request.queues, now),
+        { $set: { status: 'processing', lease, started_at: now, updated_at: now }, $inc: { attempts: 1 } },
+        { sort: CLAIM_SORT, returnDocument: 'after' },
+      );
+      return doc ? (docToJob(doc) as ClaimedJob) : null;
+    });
+  }
+
+  /**
+   * A write fenced on id + token + processing + unexpired lease (plus
+   * `extra`). Throws LeaseLostError / JobNotFoundError when nothing matched,
+   * or returns null with `orThrow = false`.
+   */
+  private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra?: object, orThrow?: true): Promise<JobDoc>;
+  private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object, orThrow: false): Promise<JobDoc | null>;
+  private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object = {}, orThrow = true): Promise<JobDoc | null> {
+    return this.op(async ({ jobs, notifier }) => {
+      const doc = await jobs.findOneAndUpdate({ ...fencedFilter(id, token, new Date()), ...extra }, update, { returnDocument: 'after' });
+      if (doc && isTerminal(doc.status)) notifier.jobFinished(id);
+      if (doc && doc.status === 'queued') notifier.jobQueued(doc.queue);
+      if (doc || !orThrow) return doc;
+      throw await this.lostOrMissing(id);
+    });
+  }
+
+  private async lostOrMissing(id: string): Promise<Error> {
+    const { jobs } = await this.connection();
+    const current = await jobs.findOne({ _id: id }, { projection: { status: 1, lease: 1 } });
+    if (!current) return new JobNotFoundError(id);
+    const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= Date.now();
+    return new LeaseLostError(id, expired ? { details: { reason: 'expired' } } : {});
+  }
+
+  /** The fields every move to a terminal status sets. */
+  private ended(now: Date): { lease: null; finished_at: Date; updated_at: Date; expire_at: Date } {
+    return { lease: null, finished_at: now, updated_at: now, expire_at: new Date(now.getTime() + this.retentionMs) };
+  }
+
+  private hooks() {
+    const notifier = this.ready?.notifier;
+    return { queued: (queue: string) => notifier?.jobQueued(queue), finished: (id: string) => notifier?.jobFinished(id) };
+  }
 }

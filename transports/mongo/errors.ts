@@ -1,0 +1,63 @@
+/**
+ * The one place where MongoDB driver errors become reasonq errors, so that a
+ * failure reads the same here as on every other store. Network trouble,
+ * elections and shutdowns are retryable `TransportError`s: the worker loop
+ * backs off and carries on when the server is back.
+ */
+import { MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError, MongoNotConnectedError } from 'mongodb';
+import { redactUri } from '../../src/config.js';
+import { ReasonqError, TransportError } from '../../src/errors.js';
+
+/**
+ * Server codes that mean "not now", not "this command is wrong": host
+ * unreachable, network timeout, shutdown in progress, elections, time limits.
+ */
+const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 50, 64]);
+
+/** FerretDB (and old servers) answer `NotImplemented` for features they lack. */
+export const NOT_IMPLEMENTED = 238;
+
+/** Error code of the server, when it has one. */
+export function errorCode(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * A unique index refused the write. MongoDB says 11000; FerretDB says 11000
+ * on insert but `InternalError` with "UNIQUE constraint failed" on updates.
+ */
+export function isDuplicateKey(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === 11000 || code === 11001) return true;
+  return error instanceof Error && /UNIQUE constraint failed|E11000/.test(error.message);
+}
+
+export function isNotImplemented(error: unknown): boolean {
+  return errorCode(error) === NOT_IMPLEMENTED || (error instanceof Error && /not ?implemented|not supported/i.test(error.message));
+}
+
+/** Whether trying again later may help. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError || error instanceof MongoNotConnectedError) return true;
+  if (error instanceof MongoError && (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('ResetPool') || error.hasErrorLabel('TransientTransactionError'))) return true;
+  const code = errorCode(error);
+  return code !== undefined && TRANSIENT_CODES.has(code);
+}
+
+/** Translate anything the driver throws; reasonq errors pass through unchanged. */
+export function toReasonqError(error: unknown, uri: string): ReasonqError {
+  if (error instanceof ReasonqError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const where = `MongoDB at ${redactUri(uri)}`;
+  if (error instanceof MongoTopologyClosedError) {
+    return new TransportError(`${where}: the mongo transport is closed`, { cause: error, retryable: false, code: 'TRANSPORT_CLOSED' });
+  }
+  if (isTransient(error)) {
+    return new TransportError(`${where} is unavailable: ${message}`, { cause: error, retryable: true });
+  }
+  if (error instanceof MongoServerError) {
+    return new TransportError(`${where} refused the command: ${message}`, { cause: error, retryable: false, code: 'TRANSPORT_FAILED' });
+  }
+  return new TransportError(`${where} failed: ${message}`, { cause: error, retryable: false, code: 'TRANSPORT_FAILED' });
+}

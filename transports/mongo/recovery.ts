@@ -1,0 +1,65 @@
+/**
+ * Lease recovery and retention, shared by `sweep()` and by claims (which
+ * recover as they poll, so no separate process is needed). Every write is
+ * fenced on the token and the expired deadline it read, so a worker that
+ * renews in between keeps its job, and two sweepers never both move a job.
+ */
+import type { Collection } from 'mongodb';
+import type { SweepResult } from '../../src/transport.js';
+import { leaseExpiryOutcome } from '../../src/transport-helpers.js';
+import type { JobDoc, WorkerDoc } from './codec.js';
+import { expiredLeaseFilter, retentionFilter } from './queries.js';
+
+export interface RecoveryHooks {
+  queued(queue: string): void;
+  finished(id: string): void;
+}
+
+/** Expired leases → queued, error/LEASE_EXPIRED (poison pill) or canceled. */
+export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retentionMs: number, hooks: RecoveryHooks, batch = 100): Promise<Omit<SweepResult, 'deleted'>> {
+  const result = { requeued: 0, expired: 0, canceled: 0 };
+  const expired = await jobs
+    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, cancel_requested: 1 } })
+    .toArray();
+  for (const doc of expired) {
+    if (!doc.lease) continue;
+    const outcome = leaseExpiryOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null });
+    const fence = {
+      _id: doc._id,
+      status: 'processing' as const,
+      'lease.token': doc.lease.token,
+      'lease.until': { $lte: now },
+      // the outcome depends on it: a cancel asked meanwhile is decided on the next pass
+      cancel_requested: doc.cancel_requested ? { $ne: null } : null,
+    };
+    const at = new Date();
+    const set =
+      outcome.status === 'queued'
+        ? { status: 'queued' as const, lease: null, run_at: at, updated_at: at }
+        : {
+            status: outcome.status,
+            lease: null,
+            finished_at: at,
+            updated_at: at,
+            expire_at: new Date(at.getTime() + retentionMs),
+            ...(outcome.error ? { error: outcome.error } : {}),
+          };
+    const res = await jobs.updateOne(fence, { $set: set });
+    if (res.modifiedCount !== 1) continue;
+    if (outcome.status === 'queued') {
+      result.requeued += 1;
+      hooks.queued(doc.queue);
+    } else {
+      result[outcome.status === 'error' ? 'expired' : 'canceled'] += 1;
+      hooks.finished(doc._id);
+    }
+  }
+  return result;
+}
+
+/** Delete finished jobs past the retention, and worker records not seen for an hour. */
+export async function applyRetention(jobs: Collection<JobDoc>, workers: Collection<WorkerDoc>, now: Date, retentionMs: number): Promise<number> {
+  const res = await jobs.deleteMany(retentionFilter(new Date(now.getTime() - retentionMs)));
+  await workers.deleteMany({ last_seen: { $lt: new Date(now.getTime() - 3600_000) } });
+  return res.deletedCount;
+}

@@ -1,0 +1,102 @@
+/**
+ * Connecting, finding out what the server can do, and creating the indexes.
+ * FerretDB is told apart by the `ferretdbVersion` field of `buildInfo`; change
+ * streams need a replica set (or mongos) and are not FerretDB's; TTL indexes
+ * are detected by creating one (FerretDB answers NotImplemented).
+ */
+import { MongoClient, type Db } from 'mongodb';
+import type { Logger } from '../../src/logger.js';
+import { isNotImplemented } from './errors.js';
+import { INDEXES, type IndexSpec } from './queries.js';
+
+/** What init() found out about the server. */
+export interface ServerInfo {
+  /** `ferretdb` when buildInfo has `ferretdbVersion` */
+  kind: 'mongodb' | 'ferretdb';
+  /** as reported by buildInfo (FerretDB reports the MongoDB version it mimics) */
+  version: string;
+  ferretdbVersion: string | null;
+  /** a replica set member or mongos: change streams are available */
+  changeStreams: boolean;
+  /** TTL indexes were created: the server deletes finished jobs by itself */
+  ttlIndexes: boolean;
+  /** concurrent findOneAndUpdate calls are atomic (FerretDB: only on one connection) */
+  atomicWrites: boolean;
+}
+
+export interface ConnectOptions {
+  writeConcern: 'majority' | number;
+  maxPoolSize?: number | undefined;
+  serverSelectionTimeoutMS: number;
+  commandListener?: ((commandName: string) => void) | undefined;
+}
+
+export function openClient(uri: string, options: ConnectOptions): MongoClient {
+  const client = new MongoClient(uri, {
+    appName: 'reasonq',
+    serverSelectionTimeoutMS: options.serverSelectionTimeoutMS,
+    connectTimeoutMS: options.serverSelectionTimeoutMS,
+    writeConcern: { w: options.writeConcern },
+    // undefined keys of an intent or payload stay absent instead of becoming null
+    ignoreUndefined: true,
+    ...(options.maxPoolSize ? { maxPoolSize: options.maxPoolSize } : {}),
+    ...(options.commandListener ? { monitorCommands: true } : {}),
+  });
+  const listener = options.commandListener;
+  if (listener) client.on('commandStarted', (event) => listener(event.commandName));
+  return client;
+}
+
+/** Ask the server what it is. */
+export async function probeServer(client: MongoClient): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
+  const admin = client.db('admin');
+  const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
+  const build = await admin.command({ buildInfo: 1 });
+  const ferretdb = typeof build.ferretdbVersion === 'string';
+  const replicated = typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
+  return {
+    kind: ferretdb ? 'ferretdb' : 'mongodb',
+    version: String(build.version ?? 'unknown'),
+    ferretdbVersion: ferretdb ? String(build.ferretdbVersion) : null,
+    changeStreams: replicated && !ferretdb,
+    atomicWrites: !ferretdb,
+  };
+}
+
+/**
+ * Create every declared index that is missing; idempotent. One index per
+ * command: FerretDB 1.x panics on a multi-index createIndexes when some of
+ * them exist. TTL indexes are optional: a server that refuses them gets
+ * `ttlIndexes: false` and retention is left to sweep().
+ */
+export async function ensureIndexes(db: Db, logger: Logger): Promise<{ ttlIndexes: boolean }> {
+  let ttlIndexes = true;
+  for (const collection of new Set(INDEXES.map((s) => s.collection))) {
+    const existing = new Set(
+      (await db.collection(collection).listIndexes().toArray().catch((error: unknown) => {
+        if ((error as { code?: unknown }).code === 26) return []; // NamespaceNotFound: no collection yet
+        throw error;
+      })).map((ix) => String(ix.name)),
+    );
+    for (const spec of INDEXES.filter((s) => s.collection === collection && !existing.has(s.name))) {
+      try {
+        await db.collection(collection).createIndexes([toModel(spec)]);
+      } catch (error) {
+        if (!spec.ttl || !isNotImplemented(error)) throw error;
+        ttlIndexes = false;
+        logger.info({ index: spec.name }, 'mongo: the server has no TTL indexes; sweep() applies retention');
+      }
+    }
+  }
+  return { ttlIndexes };
+}
+
+function toModel(spec: IndexSpec) {
+  return {
+    key: spec.key,
+    name: spec.name,
+    ...(spec.unique ? { unique: true } : {}),
+    ...(spec.sparse ? { sparse: true } : {}),
+    ...(spec.ttl ? { expireAfterSeconds: 0 } : {}),
+  };
+}
