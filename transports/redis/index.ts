@@ -186,8 +186,8 @@ export class RedisTransport implements Transport {
         nextAt = Math.min(nextAt, found.nextAt);
       }
       const now = Date.now();
-      const left = Math.min(deadline, nextAt + 2) - now;
       if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
+      const left = Math.min(deadline, nextAt + 2) - now;
       if (left > 0) await this.blockForWake(groups, left, request.signal);
     }
   }
@@ -410,8 +410,8 @@ export class RedisTransport implements Transport {
       this.remember(job.id, job.queue);
       jobs.push(job as ClaimedJob);
     }
-    const nextAt = Number(reply[0]);
-    return { jobs, nextAt: nextAt < 0 ? Infinity : nextAt };
+    const nextIn = Number(reply[0]);
+    return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
   }
 
   /**

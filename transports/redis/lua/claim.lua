@@ -5,9 +5,10 @@
 -- script, so a worker that dies after it only delays the job until the
 -- lease runs out.
 -- KEYS: one prefix per queue. ARGV: owner, lease_ms, max, token base.
--- Returns {next_at, job hash...}; next_at is the earliest instant something
--- may become claimable (a delayed job or a lease deadline), -1 for none, so a
--- blocked claimer knows how long it may sleep.
+-- Returns {next_in, job hash...}; next_in is how many ms until something may
+-- become claimable (a delayed job or a lease deadline), -1 for none, so a
+-- blocked claimer knows how long it may sleep. Relative, so that the
+-- claimer's clock does not matter.
 local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 local lease_until = fmt(now + lease_ms)
@@ -61,5 +62,5 @@ for _, P in ipairs(KEYS) do
     if first[2] and (not next_at or tonumber(first[2]) < next_at) then next_at = tonumber(first[2]) end
   end
 end
-if next_at then out[1] = fmt(next_at) end
+if next_at then out[1] = fmt(math.max(0, next_at - now)) end
 return out
