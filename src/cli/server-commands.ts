@@ -52,7 +52,7 @@ function runOptions(cmd: Command, withServer: boolean): Command {
 
 type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
 
-async function startWorker(transport: Transport, flags: ServeFlags, log: Logger, onEnd?: JobEndListener): Promise<Worker> {
+async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, onEnd?: JobEndListener): Promise<Worker> {
   const worker = createWorker({
     transport,
     handler: await loadHandler(flags.handler),
@@ -62,7 +62,6 @@ async function startWorker(transport: Transport, flags: ServeFlags, log: Logger,
     logger: log,
   });
   if (onEnd) worker.on('job:end', onEnd);
-  await worker.start();
   return worker;
 }
 
@@ -94,12 +93,10 @@ function onSignals(log: Logger, shutdown: () => Promise<void>): void {
 async function serve(config: Config, flags: ServeFlags, options: { worker: boolean; dev: boolean }): Promise<void> {
   const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
   const transport = await createTransport(config, log);
-  const app = await createServer({ transport, token: config.http.token, logger: log });
+  const worker = options.worker ? await buildWorker(transport, flags, log, options.dev ? devJobLine : undefined) : null;
+  const app = await createServer({ transport, token: config.http.token, logger: log, ...(worker ? { worker } : {}) });
   const url = await app.listen({ host: flags.host, port: flags.port });
-  let worker: Worker | null = null;
-  if (options.worker) {
-    worker = await startWorker(transport, flags, log, options.dev ? devJobLine : undefined);
-  }
+  await worker?.start();
   onSignals(log, async () => {
     await worker?.stop();
     await app.close();
@@ -141,7 +138,8 @@ export function registerServerCommands(program: Command): void {
       }
       const log = createLogger({ level: config.logLevel });
       const transport = await createTransport(config, log);
-      const worker = await startWorker(transport, flags, log);
+      const worker = await buildWorker(transport, flags, log);
+      await worker.start();
       onSignals(log, async () => {
         await worker.stop();
         await transport.close();

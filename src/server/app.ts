@@ -9,6 +9,7 @@ import { DEFAULTS } from '../config.js';
 import { PayloadTooLargeError, RateLimitedError, ReasonqError, UnauthorizedError, ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Transport } from '../transport.js';
+import type { Worker } from '../worker.js';
 import { registerDashboard } from './dashboard.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerJobRoutes } from './routes-jobs.js';
@@ -23,6 +24,8 @@ export interface ServerOptions {
   maxWaiters?: number;
   /** how often the server recovers expired leases and applies retention */
   sweepMs?: number;
+  /** an embedded worker whose job outcomes feed /metrics */
+  worker?: Worker;
   logger?: Logger;
 }
 
@@ -44,6 +47,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     return503OnClosing: true,
   });
   const metrics = createMetrics(options.transport);
+  options.worker?.on('job:end', (job, outcome, ms) => {
+    metrics.finished.inc({ queue: job.queue, status: outcome });
+    metrics.jobDuration.observe({ queue: job.queue, outcome }, ms / 1000);
+  });
   const maxWaiters = options.maxWaiters ?? 10_000;
   let waiters = 0;
 
