@@ -1,0 +1,254 @@
+/**
+ * Mongo-specific tests, on the server test/setup/mongo.ts picks: detected
+ * capabilities, index use (explain), fencing after lease expiry, retention,
+ * dedupe, adaptive polling, in-process claim atomicity, an unreachable server.
+ * The restart test is in mongo-restart.mongo.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { MongoClient, type Document } from 'mongodb';
+import { InvalidStateError, LeaseLostError, TransportError } from '../src/errors.js';
+import { createMongoTransport, hotQueries, INDEXES, type MongoTransport, type MongoTransportOptions } from '../transports/mongo/index.js';
+import { itUnless } from './conformance/index.js';
+import { claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { acquireMongo, freshDb, planMongo, releaseMongo, type MongoTestServer } from './setup/mongo.js';
+
+const plan = await planMongo();
+const onFerret = plan === 'ferretdb' || plan === 'external-ferretdb';
+const FERRET_EXPLAIN = 'FerretDB answers explain with a SQLite plan (queryPlanner.Plan), not a MongoDB winningPlan';
+
+/** Every `stage` and `indexName` anywhere in an explain answer. */
+function planStages(node: unknown, out: { stages: string[]; indexes: string[] } = { stages: [], indexes: [] }) {
+  if (Array.isArray(node)) for (const n of node) planStages(n, out);
+  else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+      if (k === 'rejectedPlans') continue;
+      if (k === 'stage' && typeof v === 'string') out.stages.push(v);
+      else if (k === 'indexName' && typeof v === 'string') out.indexes.push(v);
+      else planStages(v, out);
+    }
+  }
+  return out;
+}
+
+describe('mongo transport (server-specific)', function () {
+  this.timeout(30_000);
+  let server: MongoTestServer;
+  let raw: MongoClient;
+  const db = freshDb('reasonq_mongo');
+  const opened: MongoTransport[] = [];
+  const open = async (options: MongoTransportOptions = {}) => {
+    const t = createMongoTransport({ uri: server.uri, db, ...options });
+    opened.push(t);
+    await t.init();
+    return t;
+  };
+  let t: MongoTransport;
+
+  before(async function () {
+    this.timeout(300_000); // a cold FerretDB build or a MongoDB download
+    server = await acquireMongo();
+    t = await open();
+    raw = new MongoClient(server.uri, { maxPoolSize: 1 });
+  });
+  after(async () => {
+    await Promise.all(opened.map((x) => x.close()));
+    await raw?.close();
+    await releaseMongo();
+  });
+
+  describe('capabilities, detected at init', () => {
+    it('match the server', function () {
+      const info = t.server!;
+      console.log(`      detected: ${JSON.stringify(info)}`);
+      if (onFerret) {
+        assert.equal(info.kind, 'ferretdb');
+        assert.equal(info.changeStreams, false, 'FerretDB has no change streams');
+        assert.equal(info.ttlIndexes, false, 'FerretDB refuses TTL indexes');
+        assert.deepEqual(t.capabilities, { blockingClaim: false, pushWait: false, nativeRetention: false, atomicClaim: false });
+      } else {
+        assert.equal(info.kind, 'mongodb');
+        assert.equal(info.ttlIndexes, true);
+        assert.equal(t.capabilities.atomicClaim, true);
+        assert.equal(t.capabilities.pushWait, info.changeStreams);
+      }
+    });
+
+    it('init is idempotent and every declared index exists', async () => {
+      await t.init();
+      const again = await open();
+      assert.deepEqual(again.server, t.server);
+      for (const coll of ['jobs', 'workers']) {
+        const names = (await raw.db(db).collection(coll).listIndexes().toArray()).map((ix) => ix.name as string);
+        const wanted = INDEXES.filter((s) => s.collection === coll && (!s.ttl || t.server!.ttlIndexes)).map((s) => s.name);
+        for (const name of wanted) assert.ok(names.includes(name), `${coll}.${name} missing (have ${names.join(', ')})`);
+      }
+    });
+  });
+
+  describe('indexes', () => {
+    itUnless(onFerret ? FERRET_EXPLAIN : undefined, 'every hot query is served by an index (explain)', async () => {
+      for (const q of hotQueries()) {
+        const answer = await raw.db(db).command({ explain: q.command, verbosity: 'queryPlanner' });
+        const { stages, indexes } = planStages(answer.queryPlanner ?? answer);
+        assert.ok(!stages.includes('COLLSCAN'), `${q.name}: collection scan (${stages.join(' > ')})`);
+        assert.ok(stages.some((s) => /IXSCAN|IDHACK|EXPRESS|DISTINCT_SCAN/.test(s)), `${q.name}: no index stage (${stages.join(' > ')})`);
+        if (indexes.length) assert.ok(indexes.includes(q.expect), `${q.name}: used ${indexes.join(', ')}, meant ${q.expect}`);
+      }
+    });
+
+    if (onFerret) {
+      it('on FerretDB, explain of every hot query still answers (a SQLite plan)', async () => {
+        for (const q of hotQueries()) {
+          const answer: Document = await raw.db(db).command({ explain: q.command });
+          assert.ok(answer.queryPlanner, `${q.name}: no queryPlanner`);
+        }
+      });
+    }
+  });
+
+  describe('fencing after lease expiry', () => {
+    it('an expired lease cannot write even before anybody reclaimed it; the stored job is untouched', async () => {
+      const q = uniqueQueue();
+      const job = newJob(q, { max_attempts: 3 });
+      await t.enqueue(job);
+      const c = await claimOne(t, q, 300);
+      await delay(400);
+      const err = await t.complete(c.id, c.lease.token, intent).catch((e: unknown) => e);
+      assert.ok(err instanceof LeaseLostError, `got ${String(err)}`);
+      assert.equal(err.details?.reason, 'expired');
+      await assert.rejects(t.progress(c.id, c.lease.token, 1), LeaseLostError);
+      const doc = await raw.db(db).collection('jobs').findOne({ _id: job.id as never });
+      assert.equal(doc?.status, 'processing');
+      assert.equal(doc?.result, null);
+      assert.equal(doc?.lease?.token, c.lease.token);
+      const swept = await t.sweep();
+      assert.ok(swept.requeued >= 1);
+      const again = await claimOne(t, q, 10_000);
+      assert.notEqual(again.lease.token, c.lease.token);
+      await assert.rejects(t.extend(c.id, c.lease.token, 10_000), LeaseLostError);
+      assert.equal((await t.complete(again.id, again.lease.token, intent)).status, 'done');
+    });
+
+    it('a renewal between the sweeper\'s read and its write keeps the job', async () => {
+      const q = uniqueQueue();
+      await t.enqueue(newJob(q));
+      const c = await claimOne(t, q, 300);
+      await delay(350);
+      // the lease ran out, but sweep is fenced on the deadline it read: renew
+      // first through the raw collection, as a racing worker would have
+      await raw.db(db).collection('jobs').updateOne({ _id: c.id as never }, { $set: { 'lease.until': new Date(Date.now() + 10_000) } });
+      await t.sweep();
+      assert.equal((await t.get(c.id))?.status, 'processing');
+      assert.equal((await t.complete(c.id, c.lease.token, intent)).status, 'done');
+    });
+  });
+
+  describe('retention', () => {
+    it('finished jobs carry expire_at; sweep deletes past retention (TTL index too where the server has one)', async () => {
+      const short = await open({ retentionMs: 300 });
+      const q = uniqueQueue();
+      const old = newJob(q);
+      const open1 = newJob(q);
+      await short.enqueue(old);
+      await short.enqueue(open1);
+      const c = await claimOne(short, q);
+      const done = await short.complete(c.id, c.lease.token, intent);
+      const doc = await raw.db(db).collection('jobs').findOne({ _id: old.id as never });
+      assert.equal((doc?.expire_at as Date).getTime(), done.finished_at!.getTime() + 300);
+      const ttl = (await raw.db(db).collection('jobs').listIndexes().toArray()).find((ix) => ix.name === 'retention_ttl');
+      assert.equal(ttl?.expireAfterSeconds, short.server!.ttlIndexes ? 0 : undefined);
+      await delay(400);
+      const res = await short.sweep();
+      assert.ok(res.deleted >= 1);
+      assert.equal(await short.get(old.id), null);
+      assert.equal((await short.get(open1.id))?.status, 'queued');
+      await assert.rejects(short.retry(open1.id), InvalidStateError);
+    });
+
+    it('worker records not seen for an hour are dropped', async () => {
+      const id = `w-${uniqueQueue()}`;
+      const then = new Date(Date.now() - 2 * 3600_000);
+      await t.heartbeat({ id, queues: ['a'], concurrency: 1, running: 0, host: 'h', pid: 1, started_at: then, last_seen: then, ttl_ms: 15_000, processed: 0, failed: 0 });
+      assert.equal((await t.workers()).find((w) => w.id === id), undefined, 'not listed');
+      const fresh = await open();
+      await fresh.sweep();
+      assert.equal(await raw.db(db).collection('workers').countDocuments({ _id: id as never }), 0, 'deleted by sweep');
+    });
+  });
+
+  describe('enqueue', () => {
+    it('leaves dedupe_key out when unset, so any number of jobs without one coexist', async () => {
+      const q = uniqueQueue();
+      const a = newJob(q);
+      const b = newJob(q);
+      assert.equal((await t.enqueue(a)).created, true);
+      assert.equal((await t.enqueue(b)).created, true);
+      const doc = await raw.db(db).collection('jobs').findOne({ _id: a.id as never });
+      assert.equal(doc && 'dedupe_key' in doc, false);
+      assert.equal((await t.get(a.id))?.dedupe_key, null);
+    });
+
+    it('concurrent enqueues with one dedupe_key from two transports create one job', async () => {
+      const other = await open();
+      const q = uniqueQueue();
+      const key = `k-${q}`;
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? t : other).enqueue(newJob(q, { dedupe_key: key }))));
+      assert.equal(results.filter((r) => r.created).length, 1);
+      assert.equal(new Set(results.map((r) => r.job.id)).size, 1);
+    });
+  });
+
+  describe('claims', () => {
+    it('concurrent claims on one transport hand each job out once', async () => {
+      const q = uniqueQueue();
+      const jobs = Array.from({ length: 20 }, () => newJob(q));
+      for (const j of jobs) await t.enqueue(j);
+      const got: string[] = [];
+      await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          for (;;) {
+            const c = await t.claim({ queues: [q], owner: 'w', lease_ms: 10_000, wait_ms: 0 });
+            if (!c) return;
+            got.push(c.id);
+          }
+        }),
+      );
+      assert.equal(got.length, 20);
+      assert.equal(new Set(got).size, 20);
+    });
+
+    it('an idle claimer backs off to the polling ceiling, and picks up work fast once it arrives', async () => {
+      const names: string[] = [];
+      const counted = await open({ pollMinMs: 20, pollMaxMs: 800, commandListener: (name) => names.push(name) });
+      const q = uniqueQueue();
+      const started = Date.now();
+      await counted.claim({ queues: [q], owner: 'w', lease_ms: 1000, wait_ms: 4000 });
+      const claims = names.filter((n) => n === 'findAndModify').length;
+      // 20, 40, 80, ... 800 ms (jittered to 50-100 %): about 10 polls in 4 s, not 200
+      assert.ok(claims >= 4 && claims <= 20, `${claims} claim queries in ${Date.now() - started} ms`);
+      const job = newJob(q);
+      const pending = counted.claim({ queues: [q], owner: 'w', lease_ms: 1000, wait_ms: 4000 });
+      await delay(50);
+      const enqueuedAt = Date.now();
+      await t.enqueue(job); // another transport: no local wake-up, polling or change stream only
+      const c = await pending;
+      assert.equal(c?.id, job.id);
+      assert.ok(Date.now() - enqueuedAt < 1200, `picked up ${Date.now() - enqueuedAt} ms after enqueue`);
+    });
+  });
+
+  describe('an unreachable server', () => {
+    it('fails init fast with a retryable TransportError that hides the credentials', async () => {
+      const bad = createMongoTransport({ uri: 'mongodb://reasonq:s3cret@127.0.0.1:1/?directConnection=true', db: 'x', serverSelectionTimeoutMS: 1_000 });
+      const started = Date.now();
+      const err = await bad.init().catch((e: unknown) => e);
+      await bad.close();
+      assert.ok(err instanceof TransportError, `got ${String(err)}`);
+      assert.equal(err.retryable, true);
+      assert.equal(err.code, 'TRANSPORT_UNAVAILABLE');
+      assert.match(err.message, /mongodb:\/\/reasonq:\*\*\*@127\.0\.0\.1:1/);
+      assert.doesNotMatch(err.message, /s3cret/);
+      assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
+    });
+  });
+});
