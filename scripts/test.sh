@@ -20,7 +20,7 @@ fi
 npm run build >/dev/null || die "build failed (npm run build)"
 
 step "lint and typecheck"
-npx eslint . || die "lint failed (npx eslint .)"
+npx eslint src transports test scripts || die "lint failed (npx eslint src transports test scripts)"
 npx tsc -p tsconfig.check.json || die "typecheck failed (npx tsc -p tsconfig.check.json)"
 
 step "servers the tests need"
