@@ -51,15 +51,16 @@ export class ScriptBatcher<T> {
       if (list.length >= this.max) this.flush(prefix);
       else if (!this.scheduled) {
         this.scheduled = true;
-        const flushAll = () => {
-          this.scheduled = false;
-          for (const key of [...this.pending.keys()]) this.flush(key);
-        };
-        if (this.schedule === 'microtask') queueMicrotask(flushAll);
-        else setImmediate(flushAll);
+        if (this.schedule === 'microtask') queueMicrotask(this.flushAll);
+        else setImmediate(this.flushAll);
       }
     });
   }
+
+  private readonly flushAll = (): void => {
+    this.scheduled = false;
+    for (const key of [...this.pending.keys()]) this.flush(key);
+  };
 
   private flush(prefix: string): void {
     const list = this.pending.get(prefix);

@@ -72,10 +72,10 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
     maxRetriesPerRequest: blocking ? 0 : 2,
     autoResendUnfulfilledCommands: !blocking,
     enableAutoPipelining: !blocking,
-    // Claims and enqueues go out at once: each call is already a batch
-    // (claimMany; concurrent enqueues share one call, batch.ts), and an
-    // extra event-loop turn would only add latency.
-    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue'],
+    // Claims, enqueues and completes go out at once: each call is already a
+    // batch (claimMany; concurrent enqueues and completes share one call,
+    // batch.ts), and one more event-loop turn would only add latency.
+    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue', 'rq_complete'],
     lazyConnect: !blocking,
     ...(endpoint.tls ? { tls: {} } : {}),
   };
@@ -88,7 +88,7 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
     enableAutoPipelining: common.enableAutoPipelining,
     // Also needed for correctness here: auto-pipelining groups a command by
     // its first string argument, and these scripts' first is numkeys.
-    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue'],
+    autoPipeliningIgnoredCommands: ['rq_claim', 'rq_enqueue', 'rq_complete'],
     maxRedirections: 16,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,

@@ -43,6 +43,7 @@ import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueue
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
+import { Prefetcher } from './prefetch.js';
 
 export interface RedisTransportOptions extends TransportOptions {
   /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
@@ -80,7 +81,11 @@ export class RedisTransport implements Transport {
   private readonly log: Logger;
   private readonly completions: ScriptBatcher<(string | number)[]>;
   private readonly enqueues: ScriptBatcher<Job>;
+  private readonly prefetch: Prefetcher;
   private readonly queueOfJob = new Map<string, string>();
+  /** Lease tokens: a random base per transport and a counter — unique, and not guessable from outside. */
+  private readonly tokenBase = randomBytes(12).toString('base64url');
+  private tokens = 0;
   private readonly registered = new Map<string, Promise<void>>();
   private initializing: Promise<void> | null = null;
   private closed = false;
@@ -109,6 +114,7 @@ export class RedisTransport implements Transport {
     });
     this.pool = new BlockingPool(() => createClient(this.endpoint, 'blocking'));
     this.completions = new ScriptBatcher<(string | number)[]>((prefix, items) => this.script('complete', prefix, items.length, ...items.flat()) as Promise<unknown[]>);
+    this.prefetch = new Prefetcher((job) => this.release(job.id, job.lease.token));
     this.enqueues = new ScriptBatcher<Job>((prefix, jobs) => this.enqueueBatch(prefix, jobs), { schedule: 'microtask' });
   }
 
@@ -174,6 +180,8 @@ export class RedisTransport implements Transport {
    */
   async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
     const limit = Math.max(1, Math.floor(max));
+    const prefetched = this.prefetch.take(request, limit);
+    if (prefetched.length > 0) return prefetched;
     const groups = this.slotGroups(request.queues);
     if (groups.length === 0) return [];
     const deadline = Date.now() + Math.max(0, Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS));
@@ -200,9 +208,23 @@ export class RedisTransport implements Transport {
     };
   }
 
-  /** Concurrent completes on one queue share one script call (batch.ts). */
+  /**
+   * Concurrent completes on one queue share one script call (batch.ts), which
+   * also claims the owner's next job when it claims from this queue (prefetch.ts).
+   */
   async complete(id: string, token: string, result: Intent): Promise<Job> {
-    return this.jobReply(id, await this.onJob(id, 'complete', token, JSON.stringify(result)));
+    const want = this.prefetch.want(id, this.queueOfJob.get(id));
+    const nextToken = want ? this.newToken() : '';
+    const reply = (await this.onJob(id, 'complete', token, JSON.stringify(result), want?.owner ?? '', want?.leaseMs ?? 0, nextToken)) as unknown[];
+    this.prefetch.forget(id);
+    if (want && Array.isArray(reply[1])) {
+      const next = fieldsToJob(reply[1]);
+      if (next?.lease) {
+        this.remember(next.id, next.queue);
+        this.prefetch.deliver(want.owner, next as ClaimedJob);
+      }
+    }
+    return this.jobReply(id, reply[0]);
   }
 
   async fail(id: string, token: string, request: FailRequest): Promise<Job> {
@@ -294,6 +316,7 @@ export class RedisTransport implements Transport {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.prefetch.releaseAll().catch(() => {});
     this.closed = true;
     this.pool.close();
     await this.client.quit().catch(() => this.client.disconnect());
@@ -344,6 +367,10 @@ export class RedisTransport implements Transport {
       }
       throw new JobNotFoundError(id);
     });
+  }
+
+  private newToken(): string {
+    return `${this.tokenBase}.${(this.tokens++).toString(36)}`;
   }
 
   private jobReply(id: string, reply: unknown): Job {
@@ -401,8 +428,7 @@ export class RedisTransport implements Transport {
 
   private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<{ jobs: ClaimedJob[]; nextAt: number }> {
     const keys = queues.map((q) => queuePrefix(this.prefix, q));
-    const token = randomBytes(12).toString('base64url');
-    const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, request.lease_ms, max, token))) as unknown[];
+    const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, request.lease_ms, max, this.newToken()))) as unknown[];
     const jobs: ClaimedJob[] = [];
     for (const raw of reply.slice(1)) {
       const job = fieldsToJob(raw);
@@ -410,6 +436,7 @@ export class RedisTransport implements Transport {
       this.remember(job.id, job.queue);
       jobs.push(job as ClaimedJob);
     }
+    this.prefetch.handedOut(request.owner, jobs);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
   }

@@ -11,7 +11,6 @@
 -- claimer's clock does not matter.
 local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
-local lease_until = fmt(now + lease_ms)
 
 local heads = {}
 for q, P in ipairs(KEYS) do
@@ -34,15 +33,10 @@ while n < max do
   local h, P = heads[best], KEYS[best]
   local id = h.list[h.pos]
   h.pos = h.pos + 2
-  redis.call('ZREM', P .. 'ready', id)
-  local jk = job_key(P, id)
-  if redis.call('HGET', jk, 'status') == 'queued' then
+  local job = claim_job(P, id, owner, token_base .. '.' .. (n + 1), now + lease_ms, now)
+  if job then
     n = n + 1
-    redis.call('HSET', jk, 'status', 'processing', 'lease_owner', owner, 'lease_token', token_base .. '.' .. n,
-      'lease_until', lease_until, 'started_at', fmt(now), 'updated_at', fmt(now))
-    redis.call('HINCRBY', jk, 'attempts', 1)
-    redis.call('ZADD', P .. 'leases', lease_until, id)
-    out[#out + 1] = redis.call('HGETALL', jk)
+    out[#out + 1] = job
   end
 end
 

@@ -62,9 +62,14 @@ end
 -- Into a terminal state: out of `leases`, into the history of that status
 -- (scored by finished_at: retention and the cap are applied by sweep), and a
 -- notification for `wait` callers if one registered (watch.lua).
--- `waited` may be passed when the caller read the `waiters` field already.
-local function finish(P, id, jk, status, now, waited)
-  redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now))
+-- `waited` may be passed when the caller read the `waiters` field already;
+-- `field`, `value`: one more field to write with the status (result, error).
+local function finish(P, id, jk, status, now, waited, field, value)
+  if field then
+    redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
+  else
+    redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now))
+  end
   redis.call('ZREM', P .. 'leases', id)
   redis.call('ZADD', P .. status, fmt(now), id)
   if waited == nil then waited = redis.call('HEXISTS', jk, 'waiters') == 1 end
@@ -135,6 +140,19 @@ local function maintain(P, now, limit)
     end
   end
   return counts
+end
+
+-- Move one id from `ready` to `processing` under a fresh lease; nil when the
+-- entry was stale (the job is gone or no longer queued).
+local function claim_job(P, id, owner, token, lease_until, now)
+  redis.call('ZREM', P .. 'ready', id)
+  local jk = job_key(P, id)
+  local f = redis.call('HMGET', jk, 'status', 'attempts')
+  if f[1] ~= 'queued' then return nil end
+  redis.call('HSET', jk, 'status', 'processing', 'attempts', tonumber(f[2]) + 1, 'lease_owner', owner,
+    'lease_token', token, 'lease_until', fmt(lease_until), 'started_at', fmt(now), 'updated_at', fmt(now))
+  redis.call('ZADD', P .. 'leases', fmt(lease_until), id)
+  return redis.call('HGETALL', jk)
 end
 
 -- Remove a finished job and every index entry that names it.
