@@ -30,20 +30,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
-import { ConfigError, JobNotFoundError, ReasonqError, TransportError } from '../../src/errors.js';
+import { ConfigError, JobNotFoundError, TransportError } from '../../src/errors.js';
 import { isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { fieldsToJob, hashToJob, jobToFields } from './codec.js';
-import { BlockingPool, createClient, keySlot, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
+import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
-import { finKey, idKey, jobKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
+import { finKey, idKey, jobKey, queuePrefix, queuesKey } from './keys.js';
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
+import { blockForWake, slotGroups } from './wake.js';
 
 export interface RedisTransportOptions extends TransportOptions {
   /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
@@ -182,7 +183,7 @@ export class RedisTransport implements Transport {
     const limit = Math.max(1, Math.floor(max));
     const prefetched = this.prefetch.take(request, limit);
     if (prefetched.length > 0) return prefetched;
-    const groups = this.slotGroups(request.queues);
+    const groups = slotGroups(request.queues, this.prefix, this.endpoint.cluster);
     if (groups.length === 0) return [];
     const deadline = Date.now() + Math.max(0, Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS));
     for (;;) {
@@ -196,7 +197,7 @@ export class RedisTransport implements Transport {
       const now = Date.now();
       if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
       const left = Math.min(deadline, nextAt + 2) - now;
-      if (left > 0) await this.blockForWake(groups, left, request.signal);
+      if (left > 0) await blockForWake(this.pool, this.prefix, groups, left, request.signal, this.log);
     }
   }
 
@@ -393,6 +394,7 @@ export class RedisTransport implements Transport {
     this.queueOfJob.set(id, queue);
   }
 
+  /** enqueue.lua's keys and arguments for a batch of one queue's jobs. */
   private async enqueueBatch(prefix: string, jobs: Job[]): Promise<unknown[]> {
     const now = Date.now();
     const keys = this.endpoint.cluster ? [prefix] : [prefix, queuesKey(this.prefix), ...jobs.map((j) => idKey(this.prefix, j.id))];
@@ -414,18 +416,6 @@ export class RedisTransport implements Transport {
     return pending;
   }
 
-  /** One group per Cluster slot (a script runs in one slot); all queues together on a single server. */
-  private slotGroups(queues: string[]): string[][] {
-    const unique = [...new Set(queues)];
-    if (!this.endpoint.cluster) return unique.length ? [unique] : [];
-    const bySlot = new Map<number, string[]>();
-    for (const q of unique) {
-      const slot = keySlot(queuePrefix(this.prefix, q));
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), q]);
-    }
-    return [...bySlot.values()];
-  }
-
   private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<{ jobs: ClaimedJob[]; nextAt: number }> {
     const keys = queues.map((q) => queuePrefix(this.prefix, q));
     const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, request.lease_ms, max, this.newToken()))) as unknown[];
@@ -439,30 +429,6 @@ export class RedisTransport implements Transport {
     this.prefetch.handedOut(request.owner, jobs);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
-  }
-
-  /**
-   * Block until a wake token arrives on one of the groups' wake lists. Keys of
-   * different slots cannot share one BLPOP, so several slots race one
-   * blocked call each and the first wake-up disconnects the others.
-   */
-  private async blockForWake(groups: string[][], ms: number, signal: AbortSignal | undefined): Promise<void> {
-    const seconds = Math.max(ms, 10) / 1000;
-    const race = new AbortController();
-    const onAbort = () => race.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      await Promise.race(
-        groups.map((g) => this.pool.run((c) => c.blpop(...g.map((q) => wakeKey(this.prefix, q)), seconds), groups.length > 1 ? race.signal : signal)),
-      );
-    } catch (error) {
-      // The claim script that follows reports an outage; just do not spin.
-      this.log.debug({ err: error instanceof ReasonqError ? error.message : String(error) }, 'blocking claim interrupted');
-      await pause(Math.min(ms, 100));
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      race.abort();
-    }
   }
 }
 

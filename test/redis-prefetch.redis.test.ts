@@ -1,0 +1,83 @@
+/**
+ * Prefetch (transports/redis/prefetch.ts): a complete claims the owner's
+ * next job in the same script call. The job is leased in Redis, handed out by
+ * the owner's next claim, and released uncharged when the owner stops.
+ */
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { createRedisTransport, type RedisTransport } from '../transports/redis/index.js';
+import { intent, newJob, uniqueQueue, waitFor } from './helpers.js';
+import { redisAvailable, removeRedis, startRedis, type RedisServer } from './setup/redis.js';
+
+describe('redis transport: prefetch on complete', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  let t: RedisTransport;
+  let redis: Redis;
+  before(async () => {
+    if (!redisAvailable()) throw new Error('redis-server / redis-cli not on PATH: run scripts/redis/ensure-redis.sh');
+    server = await startRedis();
+    t = createRedisTransport({ url: server.url });
+    await t.init();
+    redis = new Redis(server.port);
+  });
+  after(async () => {
+    redis?.disconnect();
+    await t?.close();
+    if (server) await removeRedis(server);
+  });
+
+  it("claims the owner's next job in Redis, hands it out on the next claim, and releases it when the owner stops", async () => {
+    const q = uniqueQueue();
+    const jobs = [newJob(q), newJob(q), newJob(q)];
+    for (const j of jobs) await t.enqueue(j);
+    const stop = new AbortController();
+    const request = { queues: [q], owner: 'w-pre', lease_ms: 5000, wait_ms: 0, signal: stop.signal };
+
+    const [a] = await t.claimMany!(request, 1);
+    assert.equal(a?.id, jobs[0]!.id);
+    await t.complete(a.id, a.lease.token, intent);
+    const b = await t.get(jobs[1]!.id);
+    assert.equal(b?.status, 'processing', 'the next job was claimed by the complete');
+    assert.equal(b?.lease?.owner, 'w-pre');
+    assert.ok((await redis.zscore(`rq:{${q}}:leases`, b.id)) !== null, 'and it is leased in Redis, not only held in memory');
+
+    const started = Date.now();
+    const [handed] = await t.claimMany!(request, 5);
+    assert.ok(Date.now() - started < 50, 'handed out without waiting');
+    assert.equal(handed?.id, b.id);
+    assert.equal(handed.lease.token, b.lease!.token, 'the token stored in Redis');
+    assert.equal(handed.attempts, 1);
+    await t.complete(handed.id, handed.lease.token, intent);
+
+    const c = await t.get(jobs[2]!.id);
+    assert.equal(c?.status, 'processing', 'prefetched again');
+    stop.abort();
+    const released = await waitFor(async () => {
+      const j = await t.get(jobs[2]!.id);
+      return j?.status === 'queued' ? j : null;
+    }, 3000, 'release of the prefetched job');
+    assert.equal(released.attempts, 0, 'released without charging the attempt');
+    assert.equal(await redis.zscore(`rq:{${q}}:leases`, released.id), null);
+  });
+
+  it('does not prefetch for a claim without a signal or over several queues', async () => {
+    const q = uniqueQueue();
+    const other = uniqueQueue();
+    for (const request of [
+      { queues: [q], owner: 'w-plain', lease_ms: 5000, wait_ms: 0 },
+      { queues: [q, other], owner: 'w-multi', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal },
+    ]) {
+      const first = newJob(q);
+      const second = newJob(q);
+      await t.enqueue(first);
+      await t.enqueue(second);
+      const [a] = await t.claimMany!(request, 1);
+      assert.equal(a?.id, first.id);
+      await t.complete(a.id, a.lease.token, intent);
+      assert.equal((await t.get(second.id))?.status, 'queued', `${request.owner}: next job left queued`);
+      const [b] = await t.claimMany!(request, 1);
+      await t.complete(b!.id, b!.lease.token, intent);
+    }
+  });
+});
