@@ -16,6 +16,7 @@ import type { ClaimRequest, ClaimedJob } from '../../src/transport.js';
 interface Claimer {
   queue: string;
   leaseMs: number;
+  /** the owner's latest claim signal; its abort releases the buffer */
   signal: AbortSignal;
   onAbort: () => void;
   buffer: ClaimedJob[];
@@ -38,21 +39,27 @@ export class Prefetcher {
     const { owner, signal } = request;
     const queue = request.queues.length === 1 ? request.queues[0] : undefined;
     let claimer = this.claimers.get(owner);
-    if (!queue || !signal || signal.aborted) {
-      if (claimer && claimer.signal !== signal) this.drop(owner);
+    if (!queue || !signal) {
+      if (claimer) void this.drop(owner); // no longer a claim we prefetch for
       return [];
     }
-    if (claimer && claimer.signal !== signal) {
-      this.drop(owner);
-      claimer = undefined;
-    }
+    if (signal.aborted) return []; // the abort listener releases the buffer
     if (!claimer) {
-      const onAbort = () => this.drop(owner);
+      const onAbort = () => void this.drop(owner);
       claimer = { queue, leaseMs: request.lease_ms, signal, onAbort, buffer: [] };
       signal.addEventListener('abort', onAbort, { once: true });
       this.claimers.set(owner, claimer);
+    } else if (claimer.signal !== signal) {
+      // A new signal per claim (an HTTP long-poll per request): follow it, keep the buffer.
+      claimer.signal.removeEventListener('abort', claimer.onAbort);
+      claimer.signal = signal;
+      signal.addEventListener('abort', claimer.onAbort, { once: true });
     }
-    claimer.queue = queue;
+    if (claimer.queue !== queue) {
+      // Jobs of a queue the owner no longer asks for go back.
+      for (const job of claimer.buffer.splice(0)) void this.release(job).catch(() => {});
+      claimer.queue = queue;
+    }
     claimer.leaseMs = request.lease_ms;
     return claimer.buffer.splice(0, max);
   }
