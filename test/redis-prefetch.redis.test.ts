@@ -61,6 +61,21 @@ describe('redis transport: prefetch on complete', function () {
     assert.equal(await redis.zscore(`rq:{${q}}:leases`, released.id), null);
   });
 
+  it('the job a complete returns from the held record equals the stored one', async () => {
+    const q = uniqueQueue();
+    const job = newJob(q, { max_attempts: 4, priority: 2 });
+    await t.enqueue(job);
+    const [c] = await t.claimMany!({ queues: [q], owner: 'w-held', lease_ms: 5000, wait_ms: 0 }, 1);
+    await t.progress(c!.id, c!.lease.token, { pct: 90, note: ['x'] });
+    await t.cancel(c!.id, 'changed my mind'); // a write by somebody else while it runs
+    const returned = await t.complete(c!.id, c!.lease.token, intent);
+    const stored = await t.get(c!.id);
+    assert.deepEqual(returned, stored);
+    assert.equal(returned.status, 'done');
+    assert.deepEqual(returned.progress, { pct: 90, note: ['x'] });
+    assert.equal(returned.cancel_requested?.reason, 'changed my mind');
+  });
+
   it('does not prefetch for a claim without a signal or over several queues', async () => {
     const q = uniqueQueue();
     const other = uniqueQueue();

@@ -44,6 +44,7 @@ import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
+import { HeldJobs } from './held.js';
 import { blockForWake, slotGroups } from './wake.js';
 
 export interface RedisTransportOptions extends TransportOptions {
@@ -83,6 +84,7 @@ export class RedisTransport implements Transport {
   private readonly completions: ScriptBatcher<(string | number)[]>;
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
+  private readonly held = new HeldJobs();
   private readonly queueOfJob = new Map<string, string>();
   /** Lease tokens: a random base per transport and a counter — unique, and not guessable from outside. */
   private readonly tokenBase = randomBytes(12).toString('base64url');
@@ -215,35 +217,57 @@ export class RedisTransport implements Transport {
    */
   async complete(id: string, token: string, result: Intent): Promise<Job> {
     const want = this.prefetch.want(id, this.queueOfJob.get(id));
-    const nextToken = want ? this.newToken() : '';
-    const reply = (await this.onJob(id, 'complete', token, JSON.stringify(result), want?.owner ?? '', want?.leaseMs ?? 0, nextToken)) as unknown[];
+    const held = this.held.get(id, token);
+    const resultJson = JSON.stringify(result);
+    const args = [token, resultJson, want?.owner ?? '', want?.leaseMs ?? 0, want ? this.newToken() : '', held ? '1' : '0'];
+    const reply = (await this.onJob(id, 'complete', ...args)) as unknown[];
     this.prefetch.forget(id);
-    if (want && Array.isArray(reply[1])) {
-      const next = fieldsToJob(reply[1]);
+    this.held.delete(id);
+    if (want && Array.isArray(reply[2])) {
+      const next = fieldsToJob(reply[2]);
       if (next?.lease) {
         this.remember(next.id, next.queue);
+        this.held.add(next as ClaimedJob);
         this.prefetch.deliver(want.owner, next as ClaimedJob);
       }
     }
-    return this.jobReply(id, reply[0]);
+    if (Number(reply[0]) === 0 || !held) return this.jobReply(id, reply[1]);
+    const [at, cancelAt, cancelReason] = reply[1] as [string, string | null, string | null];
+    const finished = new Date(Number(at));
+    return {
+      ...held,
+      status: 'done',
+      result: JSON.parse(resultJson) as Intent,
+      lease: null,
+      cancel_requested: cancelAt ? { at: new Date(Number(cancelAt)), reason: cancelReason ?? '' } : null,
+      updated_at: finished,
+      finished_at: finished,
+    };
   }
 
   async fail(id: string, token: string, request: FailRequest): Promise<Job> {
     const retryAt = request.retry_at ? String(request.retry_at.getTime()) : '';
     const due = request.retry_at && request.retry_at.getTime() <= Date.now() ? '1' : '0';
-    return this.jobReply(id, await this.onJob(id, 'fail', token, JSON.stringify(request.error), retryAt, due));
+    const job = this.jobReply(id, await this.onJob(id, 'fail', token, JSON.stringify(request.error), retryAt, due));
+    this.held.delete(id);
+    return job;
   }
 
   async release(id: string, token: string): Promise<Job> {
-    return this.jobReply(id, await this.onJob(id, 'release', token));
+    const job = this.jobReply(id, await this.onJob(id, 'release', token));
+    this.held.delete(id);
+    return job;
   }
 
   async acknowledgeCancel(id: string, token: string): Promise<Job> {
-    return this.jobReply(id, await this.onJob(id, 'ack-cancel', token));
+    const job = this.jobReply(id, await this.onJob(id, 'ack-cancel', token));
+    this.held.delete(id);
+    return job;
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
     await this.onJob(id, 'progress', token, JSON.stringify(data ?? null));
+    this.held.progress(id, token, data);
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
@@ -426,6 +450,7 @@ export class RedisTransport implements Transport {
       this.remember(job.id, job.queue);
       jobs.push(job as ClaimedJob);
     }
+    for (const job of jobs) this.held.add(job);
     this.prefetch.handedOut(request.owner, jobs);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };

@@ -4,15 +4,16 @@
 -- one round trip per job instead of two, and the next job is in `leases`,
 -- never only in the worker's memory.
 -- KEYS[1] prefix. ARGV: n, then n × (id, token, result JSON, owner to claim
--- the next job for or '', its lease_ms, its token).
--- Returns one entry per job: {its hash, the next job's hash or 0}, or the
--- `RQ_<CODE> <id>` error string.
+-- the next job for or '', its lease_ms, its token, short ('1': the caller
+-- holds the claimed record and only needs what the write changed)).
+-- Returns one entry per job: {0, its hash | 1, {finished_at, cancel_at,
+-- cancel_reason}, the next job's hash or 0}, or the `RQ_<CODE> <id>` error.
 local P, n = KEYS[1], tonumber(ARGV[1])
 local now = now_ms()
 local maintained = false
 local out = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 6
+  local b = 2 + i * 7
   local id, token, owner = ARGV[b], ARGV[b + 1], ARGV[b + 3]
   local jk, err, job = fenced(P, id, token, now)
   if err then
@@ -30,7 +31,11 @@ for i = 0, n - 1 do
         next_job = claim_job(P, ready[1], owner, ARGV[b + 5], now + tonumber(ARGV[b + 4]), now) or 0
       end
     end
-    out[i + 1] = { redis.call('HGETALL', jk), next_job }
+    if ARGV[b + 6] == '1' then
+      out[i + 1] = { 1, { fmt(now), job.cancel_at, job.cancel_reason }, next_job }
+    else
+      out[i + 1] = { 0, redis.call('HGETALL', jk), next_job }
+    end
   end
 end
 return out

@@ -83,10 +83,10 @@ end
 -- Fenced writes: the job must be processing under this token and the lease
 -- must not have run out, even if no sweep has noticed yet. Returns the job
 -- key, an error reply or nil, and the fields the scripts need next
--- (attempts, max_attempts, cancel_at, waiters), read in the same call.
+-- (attempts, max_attempts, cancel_at/reason, waiters), read in the same call.
 local function fenced(P, id, token, now)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'attempts', 'max_attempts', 'cancel_at', 'waiters')
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'attempts', 'max_attempts', 'cancel_at', 'waiters', 'cancel_reason')
   if not f[1] then
     return jk, redis.error_reply('RQ_NOT_FOUND ' .. id)
   end
@@ -96,7 +96,7 @@ local function fenced(P, id, token, now)
   if tonumber(f[3]) <= now then
     return jk, redis.error_reply('RQ_LEASE_LOST ' .. id .. ' expired')
   end
-  return jk, nil, { attempts = tonumber(f[4]), max_attempts = tonumber(f[5]), cancel_at = f[6], waited = f[7] ~= false }
+  return jk, nil, { attempts = tonumber(f[4]), max_attempts = tonumber(f[5]), cancel_at = f[6], waited = f[7] ~= false, cancel_reason = f[8] }
 end
 
 -- What an expired lease becomes (leaseExpiryOutcome in transport-helpers.ts).
