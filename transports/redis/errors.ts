@@ -20,7 +20,7 @@ export function redactUrls(url: string): string {
  * Translate anything thrown by ioredis or by our Lua scripts. Scripts signal
  * contract failures with replies that start `RQ_<CODE> <id>` (lua/lib.lua).
  */
-export function toReasonqError(error: unknown, url: string): ReasonqError {
+export function toReasonqError(error: unknown, url: string, lastConnectionError?: string): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const script = /\bRQ_([A-Z_]+) (\S+)(.*)$/.exec(message);
@@ -39,5 +39,8 @@ export function toReasonqError(error: unknown, url: string): ReasonqError {
       code: transient ? 'TRANSPORT_UNAVAILABLE' : 'TRANSPORT_FAILED',
     });
   }
-  return new TransportError(`${where} is unavailable: ${message}`, { cause: error, retryable: true });
+  // ioredis' own words ("Connection is closed", "max retries") hide the
+  // reason; the connection's last error (ECONNREFUSED, NOAUTH…) says it.
+  const why = lastConnectionError && !message.includes(lastConnectionError) ? ` (${lastConnectionError})` : '';
+  return new TransportError(`${where} is unavailable: ${message}${why}`, { cause: error, retryable: true });
 }

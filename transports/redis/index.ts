@@ -93,6 +93,7 @@ export class RedisTransport implements Transport {
   private initializing: Promise<void> | null = null;
   private closed = false;
   private down = false;
+  private lastConnectionError: string | undefined;
   private turn = 0;
 
   constructor(options: RedisTransportOptions) {
@@ -106,11 +107,13 @@ export class RedisTransport implements Transport {
     this.client = createClient(this.endpoint, 'command');
     defineScripts(this.client);
     this.client.on('error', (error: Error) => {
+      this.lastConnectionError = error.message;
       if (this.down || this.closed) return;
       this.down = true;
       this.log.warn({ url: redactUrls(this.url), err: error.message }, 'redis unavailable; reconnecting');
     });
     this.client.on('ready', () => {
+      this.lastConnectionError = undefined;
       if (!this.down) return;
       this.down = false;
       this.log.info({ url: redactUrls(this.url) }, 'redis reachable again');
@@ -126,7 +129,7 @@ export class RedisTransport implements Transport {
     if (this.closed) return Promise.reject(new TransportError('the redis transport is closed', { retryable: false }));
     this.initializing ??= this.connect().catch((error: unknown) => {
       this.initializing = null;
-      throw error instanceof ConfigError ? error : toReasonqError(error, this.url);
+      throw error instanceof ConfigError ? error : toReasonqError(error, this.url, this.lastConnectionError);
     });
     return this.initializing;
   }
@@ -359,7 +362,7 @@ export class RedisTransport implements Transport {
     try {
       return await fn();
     } catch (error) {
-      throw toReasonqError(error, this.url);
+      throw toReasonqError(error, this.url, this.lastConnectionError);
     }
   }
 
@@ -385,7 +388,7 @@ export class RedisTransport implements Transport {
           this.remember(id, queue);
           return reply;
         } catch (error) {
-          const translated = toReasonqError(error, this.url);
+          const translated = toReasonqError(error, this.url, this.lastConnectionError);
           if (!(translated instanceof JobNotFoundError) || fresh) throw translated;
           this.queueOfJob.delete(id);
         }
