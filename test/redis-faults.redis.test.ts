@@ -81,6 +81,21 @@ describe('redis transport: faults and layout', function () {
     }
   });
 
+  it('one id lives in one queue: enqueueing it to another queue returns the first job', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const a = uniqueQueue('a');
+    const b = uniqueQueue('b');
+    const first = newJob(a, { id: `shared-${a}` });
+    await t.enqueue(first);
+    const again = await t.enqueue(newJob(b, { id: first.id }));
+    assert.equal(again.created, false);
+    assert.equal(again.job.queue, a);
+    const other = await open({ url: s.url }); // no cached queue: goes through the id index
+    assert.equal((await other.get(first.id))?.queue, a);
+    assert.equal(await other.claim({ queues: [b], owner: 'w', lease_ms: 1000, wait_ms: 0 }), null);
+  });
+
   it('a worker killed between claim and complete leaves the job reclaimable once its lease expires', async function () {
     const s = await server({ aof: true });
     const t = await open({ url: s.url });
