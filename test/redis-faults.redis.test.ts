@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -102,7 +103,8 @@ describe('redis transport: faults and layout', function () {
     const q = uniqueQueue();
     const job = newJob(q, { max_attempts: 3 });
     await t.enqueue(job);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/redis-crash-child.ts', s.url, q, '1500'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const script = fileURLToPath(new URL('./redis-crash-child.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script, s.url, q, '1500'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.once('exit', r));
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).once('line', resolve);
