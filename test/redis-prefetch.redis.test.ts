@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { LeaseLostError } from '../src/errors.js';
 import { createRedisTransport, type RedisTransport } from '../transports/redis/index.js';
 import { intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { redisAvailable, removeRedis, startRedis, type RedisServer } from './setup/redis.js';
@@ -74,6 +75,22 @@ describe('redis transport: prefetch on complete', function () {
     assert.equal(returned.status, 'done');
     assert.deepEqual(returned.progress, { pct: 90, note: ['x'] });
     assert.equal(returned.cancel_requested?.reason, 'changed my mind');
+  });
+
+  it('completes sent together share one script call, each fenced on its own token', async () => {
+    const q = uniqueQueue();
+    for (let i = 0; i < 6; i++) await t.enqueue(newJob(q));
+    const jobs = await t.claimMany!({ queues: [q], owner: 'w-batch', lease_ms: 5000, wait_ms: 0 }, 6);
+    assert.equal(jobs.length, 6);
+    const before = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    const outcomes = await Promise.allSettled(jobs.map((j, i) => t.complete(j.id, i % 2 === 0 ? j.lease.token : 'stale-token', intent)));
+    const after = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    assert.equal(after - before, 1, 'one script call for six completes');
+    outcomes.forEach((o, i) => {
+      if (i % 2 === 0) assert.equal(o.status === 'fulfilled' && o.value.status, 'done');
+      else assert.ok(o.status === 'rejected' && o.reason instanceof LeaseLostError, `job ${i}: ${o.status}`);
+    });
+    for (const [i, j] of jobs.entries()) assert.equal((await t.get(j.id))?.status, i % 2 === 0 ? 'done' : 'processing');
   });
 
   it('does not prefetch for a claim without a signal or over several queues', async () => {
