@@ -35,16 +35,17 @@ import { isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { fieldsToJob, hashToJob, jobToFields } from './codec.js';
+import { fieldsToJob, jobToFields } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
-import { finKey, idKey, jobKey, queuePrefix, queuesKey } from './keys.js';
+import { finKey, idKey, queuePrefix, queuesKey } from './keys.js';
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
 import { HeldJobs } from './held.js';
+import { JobLocator } from './locator.js';
 import { blockForWake, slotGroups } from './wake.js';
 
 export interface RedisTransportOptions extends TransportOptions {
@@ -65,9 +66,6 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   return new RedisTransport(options);
 }
 
-/** Jobs whose queue this process remembers (claimed or touched), to skip the id lookup. */
-const QUEUE_CACHE_LIMIT = 100_000;
-
 export class RedisTransport implements Transport {
   readonly name = 'redis';
   readonly capabilities: TransportCapabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
@@ -85,7 +83,7 @@ export class RedisTransport implements Transport {
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
   private readonly held = new HeldJobs();
-  private readonly queueOfJob = new Map<string, string>();
+  private readonly locate: JobLocator;
   /** Lease tokens: a random base per transport and a counter — unique, and not guessable from outside. */
   private readonly tokenBase = randomBytes(12).toString('base64url');
   private tokens = 0;
@@ -105,6 +103,7 @@ export class RedisTransport implements Transport {
     this.allowEviction = options.allowEviction ?? false;
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
     this.client = createClient(this.endpoint, 'command');
+    this.locate = new JobLocator(this.client, this.prefix);
     defineScripts(this.client);
     this.client.on('error', (error: Error) => {
       this.lastConnectionError = error.message;
@@ -129,7 +128,7 @@ export class RedisTransport implements Transport {
     if (this.closed) return Promise.reject(new TransportError('the redis transport is closed', { retryable: false }));
     this.initializing ??= this.connect().catch((error: unknown) => {
       this.initializing = null;
-      throw error instanceof ConfigError ? error : toReasonqError(error, this.url, this.lastConnectionError);
+      throw error instanceof ConfigError ? error : this.translate(error);
     });
     return this.initializing;
   }
@@ -156,20 +155,20 @@ export class RedisTransport implements Transport {
         if (!indexed) {
           const owner = await this.client.get(index);
           if (owner && owner !== job.queue) {
-            const existing = await this.read(owner, job.id);
+            const existing = await this.locate.read(owner, job.id);
             if (existing) return { job: existing, created: false };
             await this.client.set(index, job.queue); // points at a deleted job: take it over
           }
         }
       }
       const reply = await this.enqueues.call(queuePrefix(this.prefix, job.queue), job);
-      this.remember(job.id, job.queue);
+      this.locate.remember(job.id, job.queue);
       if (Number(reply) === 1) return { job: { ...job }, created: true };
       const existing = fieldsToJob(reply);
       if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
       // A dedupe hit: no job has this id, so the index entry just written is void.
       if (indexed && existing.id !== job.id) await this.client.unlink(index);
-      if (existing.id !== job.id || existing.queue !== job.queue) this.remember(existing.id, existing.queue);
+      if (existing.id !== job.id || existing.queue !== job.queue) this.locate.remember(existing.id, existing.queue);
       return { job: existing, created: false };
     });
   }
@@ -219,7 +218,7 @@ export class RedisTransport implements Transport {
    * also claims the owner's next job when it claims from this queue (prefetch.ts).
    */
   async complete(id: string, token: string, result: Intent): Promise<Job> {
-    const want = this.prefetch.want(id, this.queueOfJob.get(id));
+    const want = this.prefetch.want(id, this.locate.cached(id));
     const held = this.held.get(id, token);
     const resultJson = JSON.stringify(result);
     const args = [token, resultJson, want?.owner ?? '', want?.leaseMs ?? 0, want ? this.newToken() : '', held ? '1' : '0'];
@@ -229,7 +228,7 @@ export class RedisTransport implements Transport {
     if (want && Array.isArray(reply[2])) {
       const next = fieldsToJob(reply[2]);
       if (next?.lease) {
-        this.remember(next.id, next.queue);
+        this.locate.remember(next.id, next.queue);
         this.held.add(next as ClaimedJob);
         this.prefetch.deliver(want.owner, next as ClaimedJob);
       }
@@ -282,16 +281,7 @@ export class RedisTransport implements Transport {
   }
 
   async get(id: string): Promise<Job | null> {
-    return this.op(async () => {
-      const cached = this.queueOfJob.get(id);
-      if (cached) {
-        const job = await this.read(cached, id);
-        if (job) return job;
-        this.queueOfJob.delete(id);
-      }
-      const queue = await this.client.get(idKey(this.prefix, id));
-      return queue ? this.read(queue, id) : null;
-    });
+    return this.op(() => this.locate.get(id));
   }
 
   /**
@@ -338,7 +328,7 @@ export class RedisTransport implements Transport {
 
   async sweep(now?: Date): Promise<SweepResult> {
     const { result, deleted } = await this.op(() => sweepQueues(this.ctx(), { now, retentionMs: this.retentionMs, historyLimit: this.historyLimit }));
-    for (const id of deleted) this.queueOfJob.delete(id);
+    for (const id of deleted) this.locate.forget(id);
     return result;
   }
 
@@ -362,7 +352,7 @@ export class RedisTransport implements Transport {
     try {
       return await fn();
     } catch (error) {
-      throw toReasonqError(error, this.url, this.lastConnectionError);
+      throw this.translate(error);
     }
   }
 
@@ -376,25 +366,20 @@ export class RedisTransport implements Transport {
    * was deleted and the id reused) is looked up once more.
    */
   private async onJob(id: string, name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
-    return this.op(async () => {
-      for (const fresh of [false, true]) {
-        const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : this.queueOfJob.get(id);
-        if (!queue) continue;
-        try {
-          const prefix = queuePrefix(this.prefix, queue);
-          const reply = name === 'complete' ? await this.completions.call(prefix, [id, ...args]) : await this.script(name, prefix, id, ...args);
-          // A batched script reports a job's own failure as a string.
-          if (typeof reply === 'string') throw new Error(reply);
-          this.remember(id, queue);
-          return reply;
-        } catch (error) {
-          const translated = toReasonqError(error, this.url, this.lastConnectionError);
-          if (!(translated instanceof JobNotFoundError) || fresh) throw translated;
-          this.queueOfJob.delete(id);
-        }
-      }
-      throw new JobNotFoundError(id);
-    });
+    return this.op(() =>
+      this.locate.withQueue(id, async (queue) => {
+        const prefix = queuePrefix(this.prefix, queue);
+        const call = name === 'complete' ? this.completions.call(prefix, [id, ...args]) : this.script(name, prefix, id, ...args);
+        const reply = await call.catch((error: unknown) => Promise.reject(this.translate(error)));
+        // A batched script reports a job's own failure as a string.
+        if (typeof reply === 'string') throw this.translate(new Error(reply));
+        return reply;
+      }),
+    );
+  }
+
+  private translate(error: unknown): ReturnType<typeof toReasonqError> {
+    return toReasonqError(error, this.url, this.lastConnectionError);
   }
 
   private newToken(): string {
@@ -405,20 +390,6 @@ export class RedisTransport implements Transport {
     const job = fieldsToJob(reply);
     if (!job) throw new JobNotFoundError(id);
     return job;
-  }
-
-  private async read(queue: string, id: string): Promise<Job | null> {
-    const job = hashToJob(await this.client.hgetall(jobKey(this.prefix, queue, id)));
-    if (job) this.remember(id, queue);
-    return job;
-  }
-
-  private remember(id: string, queue: string): void {
-    if (this.queueOfJob.size >= QUEUE_CACHE_LIMIT) {
-      const oldest = this.queueOfJob.keys().next().value;
-      if (oldest !== undefined) this.queueOfJob.delete(oldest);
-    }
-    this.queueOfJob.set(id, queue);
   }
 
   /** enqueue.lua's keys and arguments for a batch of one queue's jobs. */
@@ -450,7 +421,7 @@ export class RedisTransport implements Transport {
     for (const raw of reply.slice(1)) {
       const job = fieldsToJob(raw);
       if (!job?.lease) continue;
-      this.remember(job.id, job.queue);
+      this.locate.remember(job.id, job.queue);
       jobs.push(job as ClaimedJob);
     }
     for (const job of jobs) this.held.add(job);
