@@ -84,7 +84,7 @@ export class RedisTransport implements Transport {
   private readonly prefetch: Prefetcher;
   private readonly held = new HeldJobs();
   private readonly locate: JobLocator;
-  /** Lease tokens: a random base per transport and a counter — unique, and not guessable from outside. */
+  /** Lease tokens: a random base per transport (no collisions across processes) and a counter (none within one). */
   private readonly tokenBase = randomBytes(12).toString('base64url');
   private tokens = 0;
   private readonly registered = new Map<string, Promise<void>>();
