@@ -79,6 +79,8 @@ export interface WorkerEvents {
 interface Running {
   job: ClaimedJob;
   controller: AbortController;
+  /** the job's child logger, made on first use (most jobs never log) */
+  log: () => Logger;
   done: Promise<void>;
 }
 
@@ -154,6 +156,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.beat().catch((error: unknown) => this.transportError(error));
     this.timers.push(setInterval(() => void this.beat().catch((error: unknown) => this.transportError(error)), this.heartbeatMs));
     this.timers.push(setInterval(() => void this.transport.sweep().catch((error: unknown) => this.transportError(error)), this.sweepMs));
+    // One renewal ticker for all running jobs, every third of the lease.
+    this.timers.push(setInterval(() => this.renewAll(), Math.max(10, Math.floor(this.leaseMs / 3))));
     for (const t of this.timers) t.unref();
     if (this.handleSignals) this.installSignalHandlers();
     this.loop = this.claimLoop();
@@ -226,9 +230,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private run(job: ClaimedJob): void {
     const controller = new AbortController();
-    const entry: Running = { job, controller, done: Promise.resolve() };
+    let child: Logger | null = null;
+    const log = () => (child ??= this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }));
+    const entry: Running = { job, controller, log, done: Promise.resolve() };
     this.running.set(job.id, entry);
-    entry.done = this.execute(job, controller)
+    entry.done = this.execute(entry)
       .catch((error: unknown) => this.transportError(error))
       .finally(() => {
         this.running.delete(job.id);
@@ -236,18 +242,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       });
   }
 
-  private async execute(job: ClaimedJob, controller: AbortController): Promise<void> {
+  private async execute({ job, controller, log: getLog }: Running): Promise<void> {
     const started = Date.now();
     const token = job.lease.token;
-    const log = this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts });
     const timeoutMs = job.timeout_ms ?? this.timeoutMs;
     this.emit('job:start', job);
-    log.debug('job started');
 
-    const timers: NodeJS.Timeout[] = [
-      setTimeout(() => controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs),
-      setInterval(() => void this.renew(job, controller, log), Math.max(10, Math.floor(this.leaseMs / 3))),
-    ];
+    const timer = setTimeout(() => controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
     if (job.cancel_requested) controller.abort(new JobAbortError('canceled', job.cancel_requested.reason));
 
     const ctx: HandlerContext = {
@@ -256,7 +257,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       attempt: job.attempts,
       max_attempts: job.max_attempts,
       signal: controller.signal,
-      log,
+      get log() {
+        return getLog();
+      },
       progress: async (data: unknown) => {
         if (!controller.signal.aborted) await this.transport.progress(job.id, token, data);
       },
@@ -265,28 +268,28 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let outcome: JobOutcome;
     try {
       const result = await raceAbort(Promise.resolve().then(() => this.handler(job.payload, ctx)), controller.signal);
-      outcome = await this.onResult(job, result, log);
+      outcome = await this.onResult(job, result, getLog);
     } catch (error) {
-      outcome = await this.onError(job, error, controller.signal, log);
+      outcome = await this.onError(job, error, controller.signal, getLog);
     } finally {
-      for (const t of timers) clearTimeout(t);
+      clearTimeout(timer);
     }
     if (outcome === 'done') this.processed += 1;
     if (outcome === 'error' || outcome === 'retry') this.failed += 1;
     const ms = Date.now() - started;
-    log.info({ outcome, duration_ms: ms }, 'job ended');
+    if (this.log.isLevelEnabled('info')) getLog().info({ outcome, duration_ms: ms }, 'job ended');
     this.emit('job:end', job, outcome, ms);
     if (job.callback_url && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
       const final = await this.transport.get(job.id).catch(() => null);
-      if (final) void postCallback(final, log);
+      if (final) void postCallback(final, getLog());
     }
   }
 
-  private async onResult(job: ClaimedJob, result: unknown, log: Logger): Promise<JobOutcome> {
+  private async onResult(job: ClaimedJob, result: unknown, log: () => Logger): Promise<JobOutcome> {
     const parsed = intentSchema.safeParse(result);
     if (!parsed.success) {
       const why = toValidationError(parsed.error, 'intent').message;
-      log.warn({ err: why }, 'handler returned an invalid intent');
+      log().warn({ err: why }, 'handler returned an invalid intent');
       return this.write(job, () =>
         this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
       ).then((r) => (r ? 'error' : 'lost'));
@@ -296,7 +299,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return written.status === 'done' ? 'done' : (written.status as JobOutcome);
   }
 
-  private async onError(job: ClaimedJob, error: unknown, signal: AbortSignal, log: Logger): Promise<JobOutcome> {
+  private async onError(job: ClaimedJob, error: unknown, signal: AbortSignal, log: () => Logger): Promise<JobOutcome> {
     const token = job.lease.token;
     const reason: unknown = signal.aborted ? signal.reason : undefined;
     if (reason instanceof JobAbortError) {
@@ -308,18 +311,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         case 'shutdown':
           return (await this.write(job, () => this.transport.release(job.id, token))) ? 'released' : 'lost';
         case 'timeout':
-          return this.failWith(job, { code: JobErrorCode.TIMEOUT, message: reason.message, retryable: true }, log);
+          return this.failWith(job, { code: JobErrorCode.TIMEOUT, message: reason.message, retryable: true });
       }
     }
     if (error instanceof NonRetryableError) {
-      return this.failWith(job, { code: error.code, message: error.message, retryable: false }, log);
+      return this.failWith(job, { code: error.code, message: error.message, retryable: false });
     }
     const message = error instanceof Error ? error.message : describeReason(error);
-    log.warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
-    return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true }, log);
+    log().warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
+    return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true });
   }
 
-  private async failWith(job: ClaimedJob, error: JobError, _log: Logger): Promise<JobOutcome> {
+  private async failWith(job: ClaimedJob, error: JobError): Promise<JobOutcome> {
     const retry = error.retryable && job.attempts < job.max_attempts;
     const retryAt = retry ? new Date(Date.now() + backoffDelay(job.attempts, this.backoff)) : null;
     const written = await this.write(job, () => this.transport.fail(job.id, job.lease.token, { error, retry_at: retryAt }));
@@ -349,18 +352,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private async renew(job: ClaimedJob, controller: AbortController, log: Logger): Promise<void> {
+  private renewAll(): void {
+    for (const entry of this.running.values()) void this.renew(entry);
+  }
+
+  private async renew({ job, controller, log: getLog }: Running): Promise<void> {
     if (controller.signal.aborted) return;
     try {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
       if (res.cancel_requested && !controller.signal.aborted) {
-        log.info({ reason: res.cancel_requested.reason }, 'cancel observed');
+        getLog().info({ reason: res.cancel_requested.reason }, 'cancel observed');
         controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
+      if (!this.running.has(job.id)) return; // finished while the renewal was in flight
       if (error instanceof LeaseLostError) {
-        log.warn('lease lost; aborting the handler');
+        getLog().warn('lease lost; aborting the handler');
         controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
         this.transportError(error);

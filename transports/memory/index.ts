@@ -3,9 +3,9 @@
  *
  * Data layout (all in this process, gone when it exits):
  * - `jobs`: Map id → Job, the one copy of each record (callers get clones).
- * - `ready`: per queue, the ids of `queued` jobs sorted by priority (desc),
- *   then enqueue sequence (FIFO); jobs not yet due stay in place and are
- *   skipped until their `run_at`.
+ * - `ready`: per queue, a ReadyQueue of `queued` ids: FIFO buckets per
+ *   priority (highest first) and a list of not-yet-due ones by `run_at`;
+ *   `readySeq` says which entry of a job is current (older ones are stale).
  * - `leased`: ids of `processing` jobs, scanned by the sweeper for expired leases.
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
@@ -32,12 +32,7 @@ import {
 } from '../../src/transport.js';
 import { decodeCursor, encodeCursor, leaseExpiryOutcome, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { DEFAULTS } from '../../src/config.js';
-
-interface ReadyEntry {
-  id: string;
-  priority: number;
-  seq: number;
-}
+import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -61,7 +56,8 @@ export class MemoryTransport implements Transport {
 
   private readonly jobs = new Map<string, Job>();
   private readonly dedupe = new Map<string, string>();
-  private readonly ready = new Map<string, ReadyEntry[]>();
+  private readonly ready = new Map<string, ReadyQueue>();
+  private readonly readySeq = new Map<string, number>();
   private readonly leased = new Set<string>();
   private readonly workerRecords = new Map<string, WorkerInfo>();
   private readonly claimWaiters = new Set<ClaimWaiter>();
@@ -169,7 +165,7 @@ export class MemoryTransport implements Transport {
     const job = this.jobs.get(id);
     if (!job) throw new JobNotFoundError(id);
     if (job.status === 'queued') {
-      this.removeReady(job);
+      this.readySeq.delete(job.id);
       job.cancel_requested = { at: new Date(), reason };
       this.finish(job, 'canceled');
     } else if (job.status === 'processing' && !job.cancel_requested) {
@@ -294,27 +290,22 @@ export class MemoryTransport implements Transport {
 
   private claimNow(request: ClaimRequest): ClaimedJob | null {
     const now = Date.now();
-    let best: { queue: string; index: number; entry: ReadyEntry } | null = null;
+    let best: { queue: ReadyQueue; entry: ReadyEntry } | null = null;
     let nextDue = Infinity;
-    for (const queue of request.queues) {
-      const list = this.ready.get(queue);
-      if (!list) continue;
-      for (let i = 0; i < list.length; i++) {
-        const entry = list[i]!;
-        const runAt = this.jobs.get(entry.id)!.run_at.getTime();
-        if (runAt > now) {
-          nextDue = Math.min(nextDue, runAt);
-          continue;
-        }
-        if (!best || entry.priority > best.entry.priority || (entry.priority === best.entry.priority && entry.seq < best.entry.seq)) {
-          best = { queue, index: i, entry };
-        }
-        break; // the first due entry is the best of this queue
+    const valid = (e: ReadyEntry) => this.readySeq.get(e.id) === e.seq;
+    for (const name of request.queues) {
+      const queue = this.ready.get(name);
+      if (!queue) continue;
+      nextDue = Math.min(nextDue, queue.promote(now));
+      const entry = queue.peek(valid);
+      if (entry && (!best || entry.priority > best.entry.priority || (entry.priority === best.entry.priority && entry.seq < best.entry.seq))) {
+        best = { queue, entry };
       }
     }
     if (nextDue !== Infinity) this.scheduleDelayWake(nextDue);
     if (!best) return null;
-    this.ready.get(best.queue)!.splice(best.index, 1);
+    best.queue.shift(best.entry.priority);
+    this.readySeq.delete(best.entry.id);
     const job = this.jobs.get(best.entry.id)!;
     assertTransition(job, 'claim', 'processing');
     const at = new Date(now);
@@ -361,27 +352,14 @@ export class MemoryTransport implements Transport {
   }
 
   private pushReady(job: Job): void {
-    let list = this.ready.get(job.queue);
-    if (!list) this.ready.set(job.queue, (list = []));
-    const entry: ReadyEntry = { id: job.id, priority: job.priority, seq: this.seq++ };
-    // Binary search for the first entry that should come after this one.
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (list[mid]!.priority >= entry.priority) lo = mid + 1;
-      else hi = mid;
-    }
-    list.splice(lo, 0, entry);
-    const due = job.run_at.getTime();
-    if (due > Date.now()) this.scheduleDelayWake(due);
+    let queue = this.ready.get(job.queue);
+    if (!queue) this.ready.set(job.queue, (queue = new ReadyQueue()));
+    const now = Date.now();
+    const entry: ReadyEntry = { id: job.id, priority: job.priority, seq: this.seq++, at: job.run_at.getTime() };
+    this.readySeq.set(job.id, entry.seq);
+    queue.push(entry, now);
+    if (entry.at > now) this.scheduleDelayWake(entry.at);
     else this.wakeClaimers(job.queue);
-  }
-
-  private removeReady(job: Job): void {
-    const list = this.ready.get(job.queue);
-    const index = list?.findIndex((e) => e.id === job.id) ?? -1;
-    if (list && index >= 0) list.splice(index, 1);
   }
 
   private wakeClaimers(queue: string): void {
