@@ -107,7 +107,7 @@ export class MongoTransport implements Transport {
   private ready: Ready | null = null;
   private starting: Promise<Ready> | null = null;
   private info: ServerInfo | null = null;
-  private readonly idle = new Map<string, number>();
+  private readonly idle = new Map<string, { step: number; nextAt: number }>();
   private lastRecovery = 0;
   private lastRetention = 0;
   private closed = false;
@@ -137,7 +137,7 @@ export class MongoTransport implements Transport {
       for (let tries = 0; ; tries++) {
         try {
           await jobs.insertOne(doc);
-          if (job.run_at.getTime() <= Date.now()) notifier.jobQueued(job.queue);
+          if (job.run_at.getTime() <= Date.now()) this.workArrived(job.queue, notifier);
           return { job: docToJob(doc), created: true };
         } catch (error) {
           if (!isDuplicateKey(error) || tries >= 2) throw error;
@@ -153,19 +153,28 @@ export class MongoTransport implements Transport {
     const { notifier } = await this.connection();
     const deadline = Date.now() + Math.min(Math.max(request.wait_ms, 0), MAX_CLAIM_WAIT_MS);
     const key = [...request.queues].sort().join('\n');
-    for (;;) {
+    for (let first = true; ; first = false) {
+      // Idle queues are polled on a backoff that outlives a single call (the
+      // worker calls again as soon as one returns empty), shared by every
+      // claimer of these queues in this process; wait_ms 0 always asks.
+      const idle = this.idle.get(key);
+      const due = idle && !(first && request.wait_ms === 0) ? idle.nextAt - Date.now() : 0;
+      if (due > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0 || this.closed || request.signal?.aborted) return null;
+        if (await notifier.sleep(request.queues, Math.min(due, left), request.signal)) this.idle.delete(key);
+        continue;
+      }
       const job = await this.claimOnce(request);
       if (job) {
         this.idle.delete(key);
         return job;
       }
-      const left = deadline - Date.now();
-      if (left <= 0 || this.closed || request.signal?.aborted) return null;
-      // Idle: back off (shared by every claimer of these queues in this
-      // process), jittered so that idle workers spread out instead of polling in step.
-      const step = this.idle.get(key) ?? this.pollMinMs;
-      this.idle.set(key, Math.min(step * 2, this.pollMaxMs));
-      await notifier.sleep(request.queues, Math.min(left, Math.round(step * (0.5 + Math.random() * 0.5))), request.signal);
+      // Empty: back off, doubling up to the ceiling, jittered (50-100 %) so
+      // that idle workers spread out instead of polling in step.
+      const step = idle ? Math.min(idle.step * 2, this.pollMaxMs) : this.pollMinMs;
+      this.idle.set(key, { step, nextAt: Date.now() + Math.round(step * (0.5 + Math.random() * 0.5)) });
+      if (deadline - Date.now() <= 0 || this.closed || request.signal?.aborted) return null;
     }
   }
 
@@ -434,6 +443,12 @@ export class MongoTransport implements Transport {
     if (!current) return new JobNotFoundError(id);
     const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= Date.now();
     return new LeaseLostError(id, expired ? { details: { reason: 'expired' } } : {});
+  }
+
+  /** A job became claimable on `queue` in this process: poll it again at once. */
+  private workArrived(queue: string, notifier: Notifier): void {
+    for (const key of this.idle.keys()) if (key.split('\n').includes(queue)) this.idle.delete(key);
+    notifier.jobQueued(queue);
   }
 
   /** The fields every move to a terminal status sets. */

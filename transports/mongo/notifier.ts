@@ -55,22 +55,24 @@ export class Notifier {
     return this.stream !== null;
   }
 
-  /** Sleep up to `ms`; woken early by a job becoming claimable on one of `queues`, the signal, or close(). */
-  sleep(queues: string[], ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.closed || signal?.aborted) return Promise.resolve();
+  /**
+   * Sleep up to `ms`; woken early by a job becoming claimable on one of
+   * `queues` (resolves true), or by the signal or close() (false).
+   */
+  sleep(queues: string[], ms: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed || signal?.aborted) return Promise.resolve(false);
     this.ensureStream();
     return new Promise((resolve) => {
-      const sleeper: Sleeper = {
-        queues: new Set(queues),
-        wake: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', sleeper.wake);
-          this.sleepers.delete(sleeper);
-          resolve();
-        },
+      const finish = (woken: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.sleepers.delete(sleeper);
+        resolve(woken);
       };
-      const timer = setTimeout(sleeper.wake, ms);
-      signal?.addEventListener('abort', sleeper.wake, { once: true });
+      const onAbort = () => finish(false);
+      const sleeper: Sleeper = { queues: new Set(queues), wake: () => finish(true) };
+      const timer = setTimeout(onAbort, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.sleepers.add(sleeper);
     });
   }
@@ -120,6 +122,7 @@ export class Notifier {
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     for (const sleeper of [...this.sleepers]) sleeper.wake();
+    this.sleepers.clear();
     for (const set of [...this.waiters.values()]) for (const wake of [...set]) wake();
     const stream = this.stream;
     this.stream = null;
