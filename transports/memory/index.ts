@@ -50,11 +50,15 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Tra
 
 const clone = <T>(value: T): T => structuredClone(value);
 
+/** Deduplication is per queue, as on Redis where a queue is one Cluster slot. */
+const dedupeKey = (job: Pick<Job, 'queue' | 'dedupe_key'>) => `${job.queue}\u0000${job.dedupe_key}`;
+
 export class MemoryTransport implements Transport {
   readonly name = 'memory';
   readonly capabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
 
   private readonly jobs = new Map<string, Job>();
+  /** `queue \0 dedupe_key` → id */
   private readonly dedupe = new Map<string, string>();
   private readonly ready = new Map<string, ReadyQueue>();
   private readonly readySeq = new Map<string, number>();
@@ -82,11 +86,11 @@ export class MemoryTransport implements Transport {
   }
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
-    const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(job.dedupe_key) ?? '') : undefined);
+    const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined);
     if (existing) return { job: clone(existing), created: false };
     const stored = clone(job);
     this.jobs.set(stored.id, stored);
-    if (stored.dedupe_key) this.dedupe.set(stored.dedupe_key, stored.id);
+    if (stored.dedupe_key) this.dedupe.set(dedupeKey(stored), stored.id);
     this.pushReady(stored);
     return { job: clone(stored), created: true };
   }
@@ -270,7 +274,7 @@ export class MemoryTransport implements Transport {
     for (const [id, job] of this.jobs) {
       if (isTerminal(job.status) && job.finished_at && job.finished_at.getTime() < horizon) {
         this.jobs.delete(id);
-        if (job.dedupe_key && this.dedupe.get(job.dedupe_key) === id) this.dedupe.delete(job.dedupe_key);
+        if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === id) this.dedupe.delete(dedupeKey(job));
         result.deleted += 1;
       }
     }
