@@ -22,18 +22,15 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
 import { DEFAULTS } from '../../src/config.js';
 import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Intent, type Job, type JobStatus } from '../../src/job.js';
+import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
-  buildStats,
-  EMPTY_COUNTS,
   type ClaimRequest,
   type ClaimedJob,
   type ExtendResult,
   type FailRequest,
   type ListFilter,
   type ListPage,
-  type QueueCounts,
   type Stats,
   type SweepResult,
   type Transport,
@@ -42,13 +39,14 @@ import {
   type WaitOptions,
   type WorkerInfo,
 } from '../../src/transport.js';
-import { encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
 import { isDuplicateKey, toReasonqError } from './errors.js';
 import { Notifier } from './notifier.js';
-import { CLAIM_SORT, claimFilter, delayedFilter, fencedFilter, JOBS, LIST_SORT, listFilter, STATS_PIPELINE, WORKERS, workersSeenSince } from './queries.js';
+import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
-import { ensureIndexes, openClient, probeServer, type ServerInfo } from './server.js';
+import { countJobs, listJobs } from './reads.js';
+import { connectServer, type ServerInfo } from './server.js';
 
 export type { ServerInfo } from './server.js';
 export { hotQueries, INDEXES } from './queries.js';
@@ -293,24 +291,11 @@ export class MongoTransport implements Transport {
   }
 
   async list(filter: ListFilter): Promise<ListPage> {
-    return this.op(async ({ jobs }) => {
-      const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
-      const docs = await jobs.find(listFilter(filter)).sort(LIST_SORT).limit(limit + 1).toArray();
-      const page = docs.slice(0, limit).map(docToJob);
-      const last = page[page.length - 1];
-      return { jobs: page, next_cursor: docs.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
-    });
+    return this.op(({ jobs }) => listJobs(jobs, filter));
   }
 
   async stats(): Promise<Stats> {
-    return this.op(async ({ jobs }) => {
-      const queues: Record<string, QueueCounts> = {};
-      const rows = await jobs.aggregate<{ _id: { queue: string; status: JobStatus }; n: number }>(STATS_PIPELINE).toArray();
-      for (const row of rows) (queues[row._id.queue] ??= { ...EMPTY_COUNTS })[row._id.status] += row.n;
-      const delayed = await jobs.find(delayedFilter(new Date()), { projection: { _id: 0, queue: 1 } }).toArray();
-      for (const doc of delayed) (queues[doc.queue] ??= { ...EMPTY_COUNTS }).delayed += 1;
-      return buildStats(queues);
-    });
+    return this.op(({ jobs }) => countJobs(jobs));
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {
@@ -368,27 +353,12 @@ export class MongoTransport implements Transport {
       maxPoolSize: this.options.maxPoolSize,
       commandListener: this.options.commandListener,
     };
-    let client = openClient(this.uri, settings);
-    this.client = client;
-    await client.connect();
-    const probe = await probeServer(client);
-    if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
-      // FerretDB's findAndModify is not atomic across connections; one
-      // connection serialises this process's claims (other processes still race).
-      await client.close();
-      client = openClient(this.uri, { ...settings, maxPoolSize: 1 });
-      this.client = client;
-      await client.connect();
-      this.log.warn({ ferretdb_version: probe.ferretdbVersion }, 'mongo: FerretDB detected: using one connection (maxPoolSize 1) so that claims of this process are atomic; claims from several processes are not');
-    }
-    const db = client.db(this.dbName);
-    const { ttlIndexes } = await ensureIndexes(db, this.log);
-    this.info = { ...probe, ttlIndexes };
-    Object.assign(this.capabilities, { blockingClaim: probe.changeStreams, pushWait: probe.changeStreams, nativeRetention: ttlIndexes, atomicClaim: probe.atomicWrites });
+    const { db, info } = await connectServer(this.uri, this.dbName, settings, this.log, (client) => (this.client = client));
+    this.info = info;
+    Object.assign(this.capabilities, { blockingClaim: info.changeStreams, pushWait: info.changeStreams, nativeRetention: info.ttlIndexes, atomicClaim: info.atomicWrites });
     const jobs = db.collection<JobDoc>(JOBS);
-    const notifier = new Notifier(jobs, { changeStreams: probe.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? 1_000, logger: this.log });
+    const notifier = new Notifier(jobs, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? 1_000, logger: this.log });
     this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), notifier };
-    this.log.info({ server: probe.kind, version: probe.version, change_streams: probe.changeStreams, ttl_indexes: ttlIndexes, db: this.dbName }, 'mongo transport ready');
     return this.ready;
   }
 

@@ -47,6 +47,30 @@ export function openClient(uri: string, options: ConnectOptions): MongoClient {
   return client;
 }
 
+/**
+ * Connect, find out what the server is, and create the indexes. On FerretDB,
+ * whose findAndModify is not atomic across connections, reconnect with one
+ * connection: that serialises this process's claims (other processes still race).
+ */
+export async function connectServer(uri: string, dbName: string, settings: ConnectOptions, log: Logger, onClient: (client: MongoClient) => void): Promise<{ client: MongoClient; db: Db; info: ServerInfo }> {
+  let client = openClient(uri, settings);
+  onClient(client);
+  await client.connect();
+  const probe = await probeServer(client);
+  if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
+    await client.close();
+    client = openClient(uri, { ...settings, maxPoolSize: 1 });
+    onClient(client);
+    await client.connect();
+    log.warn({ ferretdb_version: probe.ferretdbVersion }, 'mongo: FerretDB detected: using one connection (maxPoolSize 1) so that claims of this process are atomic; claims from several processes are not');
+  }
+  const db = client.db(dbName);
+  const { ttlIndexes } = await ensureIndexes(db, log);
+  const info = { ...probe, ttlIndexes };
+  log.info({ server: info.kind, version: info.version, change_streams: info.changeStreams, ttl_indexes: ttlIndexes, db: dbName }, 'mongo transport ready');
+  return { client, db, info };
+}
+
 /** Ask the server what it is. */
 export async function probeServer(client: MongoClient): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
   const admin = client.db('admin');
