@@ -115,7 +115,7 @@ async function downloadReachable(timeoutMs: number): Promise<string | null> {
 /** Why mongodb-memory-server cannot start here, or null when it can try. */
 async function memoryServerUnavailable(): Promise<string | null> {
   const mms = await import('mongodb-memory-server');
-  const haveBinary = process.env.MONGOMS_SYSTEM_BINARY || (await mms.DryMongoBinary.locateBinary(await mms.DryMongoBinary.generateOptions()).catch(() => undefined));
+  const haveBinary = process.env.MONGOMS_SYSTEM_BINARY || (await mms.DryMongoBinary.generateOptions().then((o) => mms.DryMongoBinary.locateBinary(o)).catch(() => undefined));
   if (haveBinary) return null;
   const unreachable = await downloadReachable(3_000);
   return unreachable ? `no cached MongoDB binary and ${unreachable}` : null;
