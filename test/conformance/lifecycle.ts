@@ -62,6 +62,18 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       assert.equal(await t().get(b.id), null);
     });
 
+    it('dedupe_key is per queue: the same key in another queue makes another job', async () => {
+      const q1 = uniqueQueue();
+      const q2 = uniqueQueue();
+      const key = `shared-${q1}`;
+      const a = await t().enqueue(newJob(q1, { dedupe_key: key }));
+      const b = await t().enqueue(newJob(q2, { dedupe_key: key }));
+      assert.equal(a.created, true);
+      assert.equal(b.created, true);
+      assert.notEqual(a.job.id, b.job.id);
+      assert.equal((await t().enqueue(newJob(q2, { dedupe_key: key }))).job.id, b.job.id);
+    });
+
     it('get of an unknown id is null', async () => {
       assert.equal(await t().get('no-such-job-' + uniqueQueue()), null);
     });

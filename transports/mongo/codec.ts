@@ -1,9 +1,10 @@
 /**
  * Job ↔ document. A job is stored as one document with `_id` = job id and the
  * snake_case fields of DESIGN, plus `seq` (enqueue order, for FIFO) and
- * `expire_at` (see below); `dedupe_key` is present only when set (the
- * sparse unique index then ignores jobs without one), and `expire_at` is the
- * retention deadline of a finished job (the TTL index reads it).
+ * `expire_at` (see below); `dedupe_key` and `dedupe` (`queue \0 key`:
+ * deduplication is per queue, as on every store) are present only when set
+ * (the sparse unique index then ignores jobs without one), and `expire_at` is
+ * the retention deadline of a finished job (the TTL index reads it).
  */
 import type { Job, JobError, JobStatus } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
@@ -27,6 +28,8 @@ export interface JobDoc {
   cancel_requested: { at: Date; reason: string } | null;
   /** absent when the job has none */
   dedupe_key?: string;
+  /** `queue \0 dedupe_key`, the unique key of per-queue deduplication; absent when the job has none */
+  dedupe?: string;
   callback_url: string | null;
   progress: unknown;
   created_at: Date;
@@ -75,7 +78,10 @@ export function jobToDoc(job: Job): JobDoc {
     started_at: job.started_at,
     finished_at: job.finished_at,
   };
-  if (job.dedupe_key) doc.dedupe_key = job.dedupe_key;
+  if (job.dedupe_key) {
+    doc.dedupe_key = job.dedupe_key;
+    doc.dedupe = dedupeScope(job.queue, job.dedupe_key);
+  }
   return doc;
 }
 
@@ -128,4 +134,9 @@ export function docToWorker(doc: WorkerDoc): WorkerInfo {
     processed: doc.processed,
     failed: doc.failed,
   };
+}
+
+/** Deduplication is per queue: the same key in two queues makes two jobs. */
+export function dedupeScope(queue: string, key: string): string {
+  return `${queue}\u0000${key}`;
 }

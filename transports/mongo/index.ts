@@ -139,7 +139,7 @@ export class MongoTransport implements Transport {
           return { job: docToJob(doc), created: true };
         } catch (error) {
           if (!isDuplicateKey(error) || tries >= 2) throw error;
-          const existing = (await jobs.findOne({ _id: job.id })) ?? (doc.dedupe_key ? await jobs.findOne({ dedupe_key: doc.dedupe_key }) : null);
+          const existing = (await jobs.findOne({ _id: job.id })) ?? (doc.dedupe ? await jobs.findOne({ dedupe: doc.dedupe }) : null);
           if (existing) return { job: docToJob(existing), created: false };
           // the job we collided with was deleted meanwhile: insert again
         }

@@ -58,11 +58,11 @@ export function retentionFilter(horizon: Date): Filter<JobDoc> {
 /** The server deletes a finished job by itself once `expire_at` passes (MongoDB; not FerretDB). */
 export const RETENTION_TTL_INDEX = declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: true });
 
-// -- idempotent enqueue: one job per dedupe_key -------------------------------
+// -- idempotent enqueue: one job per (queue, dedupe_key) ----------------------
 // Sparse: jobs without a key (the field is left out) are not indexed, so they
 // never conflict. FerretDB rejects partial indexes, and treats two explicit
 // nulls as equal, hence sparse + "absent when unset" on every server.
-export const DEDUPE_INDEX = declare({ collection: JOBS, name: 'dedupe_key', key: { dedupe_key: 1 }, unique: true, sparse: true });
+export const DEDUPE_INDEX = declare({ collection: JOBS, name: 'dedupe', key: { dedupe: 1 }, unique: true, sparse: true });
 
 // -- list: newest first, optional queue and status, keyset pagination ---------
 export const LIST_INDEXES = [
@@ -122,7 +122,7 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'fenced write (update)', expect: '_id_', command: { update: JOBS, updates: [{ q: fencedFilter('id', 'token', now), u: { $set: { progress: 1 } } }] } },
     { name: 'expired leases (find)', expect: LEASE_INDEX.name, command: { find: JOBS, filter: expiredLeaseFilter(now), limit: 100 } },
     { name: 'retention (delete)', expect: RETENTION_INDEX.name, command: { delete: JOBS, deletes: [{ q: retentionFilter(now), limit: 0 }] } },
-    { name: 'dedupe lookup (find)', expect: DEDUPE_INDEX.name, command: { find: JOBS, filter: { dedupe_key: 'k' }, limit: 1 } },
+    { name: 'dedupe lookup (find)', expect: DEDUPE_INDEX.name, command: { find: JOBS, filter: { dedupe: 'q\u0000k' }, limit: 1 } },
     { name: 'list by queue (find)', expect: 'list_queue', command: { find: JOBS, filter: listFilter({ queue: 'a' }), sort: LIST_SORT, limit: 51 } },
     { name: 'list by status, next page (find)', expect: 'list_status', command: { find: JOBS, filter: listFilter({ status: 'done', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: LIST_SORT, limit: 51 } },
     { name: 'wait poll (find)', expect: '_id_', command: { find: JOBS, filter: finishedAmongFilter(['a', 'b']), projection: { _id: 1 } } },
