@@ -174,6 +174,7 @@ export const JobErrorCode = {
   TIMEOUT: 'TIMEOUT',
   LEASE_EXPIRED: 'LEASE_EXPIRED',
   INVALID_INTENT: 'INVALID_INTENT',
+  RESULT_REJECTED: 'RESULT_REJECTED',
   CANCELED: 'CANCELED',
 } as const;
 
@@ -187,7 +188,15 @@ const byCode: Record<string, (message: string, details?: Record<string, unknown>
   UNAUTHORIZED: (m) => new UnauthorizedError(m),
   PAYLOAD_TOO_LARGE: (m) => new PayloadTooLargeError(m),
   RATE_LIMITED: (m) => new RateLimitedError(m),
+  REASONING_TIMEOUT: (_m, d) => new ReasoningTimeoutError(String(d?.job_id ?? 'unknown'), Number(d?.timeout_ms ?? 0)),
+  JOB_FAILED: (_m, d) => jobErrorFromDetails(d),
+  JOB_CANCELED: (_m, d) => jobErrorFromDetails(d),
 };
+
+function jobErrorFromDetails(d: Record<string, unknown> | undefined): ReasoningJobError {
+  const e = d?.job_error as { code: string; message: string; retryable: boolean } | null | undefined;
+  return new ReasoningJobError(String(d?.job_id ?? 'unknown'), String(d?.job_status ?? 'error'), e ?? null);
+}
 
 /** Rebuild a typed error from its wire form `{code, message, details}`. */
 export function errorFromWire(body: { code?: unknown; message?: unknown; details?: unknown }, httpStatus: number): ReasonqError {

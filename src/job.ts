@@ -124,7 +124,10 @@ export const enqueueOptionsSchema = z.object({
   queue: queueNameSchema.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   delay_ms: z.number().int().nonnegative().max(365 * 24 * 3600 * 1000).optional(),
-  run_at: z.coerce.date().optional(),
+  run_at: z.coerce
+    .date()
+    .refine((d) => d.getTime() < Date.now() + 366 * 24 * 3600 * 1000, 'run_at must be within a year from now')
+    .optional(),
   max_attempts: z.number().int().min(1).max(1000).optional(),
   timeout_ms: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
   dedupe_key: z.string().min(1).max(256).optional(),

@@ -106,10 +106,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly sweepMs: number;
   private readonly log: Logger;
   private readonly handleSignals: boolean;
+  /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, Running>();
   private readonly startedAt = new Date();
   private claimAbort = new AbortController();
   private loop: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private slotFreed: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
@@ -127,14 +129,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const r = queueNameSchema.safeParse(q);
       if (!r.success) throw toValidationError(r.error, 'queues');
     }
-    this.concurrency = positive('concurrency', options.concurrency ?? DEFAULTS.concurrency);
+    this.concurrency = positive('concurrency', options.concurrency ?? DEFAULTS.concurrency, 100_000);
     this.leaseMs = positive('leaseMs', options.leaseMs ?? DEFAULTS.leaseMs);
     this.timeoutMs = positive('timeoutMs', options.timeoutMs ?? DEFAULTS.jobTimeoutMs);
     this.backoff = { baseMs: options.backoff?.baseMs ?? DEFAULTS.backoffBaseMs, maxMs: options.backoff?.maxMs ?? DEFAULTS.backoffMaxMs };
     this.graceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
     this.heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? DEFAULTS.heartbeatMs);
-    this.claimWaitMs = options.claimWaitMs ?? 2_000;
-    this.sweepMs = options.sweepMs ?? 1_000;
+    this.claimWaitMs = positive('claimWaitMs', options.claimWaitMs ?? 2_000, 60_000);
+    this.sweepMs = positive('sweepMs', options.sweepMs ?? 1_000);
+    this.graceMs = Math.min(this.graceMs, MAX_TIMER_MS);
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker_id: this.id });
     this.handleSignals = options.handleSignals ?? false;
@@ -150,10 +153,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /** Start claiming. Resolves once the worker is registered. */
-  async start(): Promise<void> {
-    if (this.loop) return;
+  start(): Promise<void> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     activeWorkers.add(this);
     await this.beat().catch((error: unknown) => this.transportError(error));
+    if (this.stopping) return; // stop() came while we registered
     this.timers.push(setInterval(() => void this.beat().catch((error: unknown) => this.transportError(error)), this.heartbeatMs));
     this.timers.push(setInterval(() => void this.transport.sweep().catch((error: unknown) => this.transportError(error)), this.sweepMs));
     // One renewal ticker for all running jobs, every third of the lease.
@@ -178,10 +186,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.log.info({ running: this.running.size, grace_ms: graceMs }, 'worker stopping');
     this.claimAbort.abort(new JobAbortError('shutdown', 'worker is stopping'));
     this.slotFreed?.();
+    await this.starting?.catch(() => undefined);
     await this.loop;
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     if (this.running.size > 0) {
-      const finished = await Promise.race([all().then(() => true), sleep(graceMs).then(() => false)]);
+      const graceOver = new AbortController(); // so the grace timer does not hold the process
+      const finished = await Promise.race([all().then(() => true), sleep(graceMs, graceOver.signal).then(() => false)]);
+      graceOver.abort();
       if (!finished) {
         for (const r of this.running.values()) r.controller.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
         await all();
@@ -207,10 +218,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
       try {
         const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal };
+        const asked = Date.now();
         const jobs = this.transport.claimMany
           ? await this.transport.claimMany(request, free)
           : await this.transport.claim(request).then((job) => (job ? [job] : []));
         failures = 0;
+        // A store that answers "nothing" at once (wait_ms 0, closed) must not spin the event loop.
+        if (jobs.length === 0 && Date.now() - asked < 5) await sleep(DEFAULTS.pollMinMs, signal);
         for (const job of jobs) {
           if (signal.aborted) {
             // Claimed during shutdown: give it straight back, uncharged.
@@ -233,11 +247,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let child: Logger | null = null;
     const log = () => (child ??= this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }));
     const entry: Running = { job, controller, log, done: Promise.resolve() };
-    this.running.set(job.id, entry);
+    // An older run of the same job here has lost its lease: stop it.
+    for (const other of this.running.values()) {
+      if (other.job.id === job.id) other.controller.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
+    }
+    this.running.set(job.lease.token, entry);
     entry.done = this.execute(entry)
-      .catch((error: unknown) => this.transportError(error))
+      .catch(async (error: unknown) => {
+        this.transportError(error);
+        // Never leave a job leased with nobody renewing it: hand it back.
+        await this.transport.release(job.id, job.lease.token).catch(() => undefined);
+      })
       .finally(() => {
-        this.running.delete(job.id);
+        this.running.delete(job.lease.token);
         this.slotFreed?.();
       });
   }
@@ -265,15 +287,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       },
     };
 
-    let outcome: JobOutcome;
+    let settled: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
-      const result = await raceAbort(Promise.resolve().then(() => this.handler(job.payload, ctx)), controller.signal);
-      outcome = await this.onResult(job, result, getLog);
+      settled = { ok: true, value: await raceAbort(Promise.resolve().then(() => this.handler(job.payload, ctx)), controller.signal) };
     } catch (error) {
-      outcome = await this.onError(job, error, controller.signal, getLog);
+      settled = { ok: false, error };
     } finally {
       clearTimeout(timer);
     }
+    // Writing the outcome is outside the handler's try: a refused write is not a handler failure.
+    const outcome = settled.ok ? await this.onResult(job, settled.value, getLog) : await this.onError(job, settled.error, controller.signal, getLog);
     if (outcome === 'done') this.processed += 1;
     if (outcome === 'error' || outcome === 'retry') this.failed += 1;
     const ms = Date.now() - started;
@@ -294,9 +317,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
       ).then((r) => (r ? 'error' : 'lost'));
     }
-    const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, parsed.data));
-    if (!written) return 'lost';
-    return written.status === 'done' ? 'done' : (written.status as JobOutcome);
+    try {
+      const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, parsed.data));
+      if (!written) return 'lost';
+      return written.status === 'done' ? 'done' : (written.status as JobOutcome);
+    } catch (error) {
+      // The store refused the intent itself (e.g. larger than the server takes): running again would not help.
+      const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
+      log().warn({ err: message }, 'result rejected');
+      return this.failWith(job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
+    }
   }
 
   private async onError(job: ClaimedJob, error: unknown, signal: AbortSignal, log: () => Logger): Promise<JobOutcome> {
@@ -322,7 +352,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true });
   }
 
-  private async failWith(job: ClaimedJob, error: JobError): Promise<JobOutcome> {
+  private async failWith(job: ClaimedJob, raw: JobError): Promise<JobOutcome> {
+    // Handlers may throw anything; keep what is stored within the API's limits.
+    const error: JobError = { code: raw.code.slice(0, 128) || 'HANDLER_ERROR', message: truncate(raw.message, 8000), retryable: raw.retryable };
     const retry = error.retryable && job.attempts < job.max_attempts;
     const retryAt = retry ? new Date(Date.now() + backoffDelay(job.attempts, this.backoff)) : null;
     const written = await this.write(job, () => this.transport.fail(job.id, job.lease.token, { error, retry_at: retryAt }));
@@ -366,8 +398,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
-      if (!this.running.has(job.id)) return; // finished while the renewal was in flight
-      if (error instanceof LeaseLostError) {
+      if (!this.running.has(job.lease.token)) return; // finished while the renewal was in flight
+      if (error instanceof LeaseLostError || Date.now() > job.lease.until.getTime()) {
         getLog().warn('lease lost; aborting the handler');
         controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
@@ -422,9 +454,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new ValidationError(`${name} must be a positive whole number (got ${value})`, name);
+/** setTimeout fires at once past 2^31−1 ms; no option of ours needs more than a day. */
+const MAX_TIMER_MS = 24 * 3600 * 1000;
+
+function positive(name: string, value: number, max = MAX_TIMER_MS): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new ValidationError(`${name} must be a whole number from 1 to ${max} (got ${value})`, name);
   return value;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 20)}… (${text.length - max + 20} more)`;
 }
 
 /** Settle with the handler, or reject with the signal's reason as soon as it fires. */

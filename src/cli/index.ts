@@ -4,7 +4,7 @@
  * stats, list, workers. Human-readable output by default, JSON with --json;
  * non-zero exit on failure (1: the operation failed, 2: bad usage or config).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, ReasonqError, ValidationError } from '../errors.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerServerCommands } from './server-commands.js';
@@ -15,7 +15,9 @@ program
   .name('reasonq')
   .description('A job queue for agent runtimes: intent requests in, intents out.')
   .version(process.env.npm_package_version ?? '0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  // Usage errors come back to us (exit 2) instead of commander exiting with 1; set before the subcommands so they inherit it.
+  .exitOverride();
 
 registerServerCommands(program);
 registerClientCommands(program);
@@ -30,6 +32,11 @@ export function intArg(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
 export { Option };
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help/version) already
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+    return;
+  }
   const json = process.argv.includes('--json');
   printError(error, json);
   process.exitCode = error instanceof ConfigError || error instanceof ValidationError ? 2 : error instanceof ReasonqError ? 1 : 1;

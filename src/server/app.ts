@@ -45,6 +45,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Long-polls may be held open; the default 72 s keep-alive is fine behind it.
     requestTimeout: 0,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed URL) get our error shape too.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(400).send({ error: { code: 'VALIDATION_ERROR', message: `bad request: ${error.message}` } });
+    },
   });
   const metrics = createMetrics(options.transport);
   options.worker?.on('job:end', (job, outcome, ms) => {
@@ -53,6 +57,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   const maxWaiters = options.maxWaiters ?? 10_000;
   let waiters = 0;
+  // Open long-polls end when the server closes, so shutdown never waits on a client.
+  const polls = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const poll of polls) poll.abort(new Error('server is closing'));
+  });
 
   const ctx: ServerContext = {
     transport: options.transport,
@@ -62,12 +71,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       if (waiters >= maxWaiters) throw new RateLimitedError(`too many open long-polls (${maxWaiters}); try again shortly`);
       waiters += 1;
       const controller = new AbortController();
+      polls.add(controller);
       const onClose = () => controller.abort(new Error('client went away'));
       request.raw.socket?.once('close', onClose);
       try {
         return await run(controller.signal);
       } finally {
         waiters -= 1;
+        polls.delete(controller);
         request.raw.socket?.off('close', onClose);
       }
     },
@@ -79,8 +90,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     metrics.httpRequests.inc({ method: request.method });
     if (!expected || !(path.startsWith('/v1/') || path === '/metrics')) return;
     const header = request.headers.authorization ?? '';
-    const query = (request.query as Record<string, unknown> | undefined)?.token;
-    // EventSource cannot send headers, so the dashboard passes ?token= on SSE.
+    // EventSource cannot send headers, so the dashboard passes ?token= on SSE (and only there).
+    const query = path.endsWith('/events') ? (request.query as Record<string, unknown> | undefined)?.token : undefined;
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : typeof query === 'string' ? query : '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new UnauthorizedError();
   });

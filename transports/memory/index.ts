@@ -11,7 +11,7 @@
  *   woken by the write that concerns them (no polling).
  */
 import { randomUUID } from 'node:crypto';
-import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
+import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
 import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
 import {
   buildStats,
@@ -96,6 +96,7 @@ export class MemoryTransport implements Transport {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
+    if (this.closed) throw new TransportError('memory transport is closed', { code: 'TRANSPORT_CLOSED', retryable: false });
     const deadline = Date.now() + Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS);
     for (;;) {
       const job = this.claimNow(request);
@@ -207,7 +208,7 @@ export class MemoryTransport implements Transport {
         this.jobWaiters.get(id)?.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, options.timeout_ms);
+      const timer = setTimeout(done, Math.min(options.timeout_ms, 2 ** 31 - 1));
       options.signal?.addEventListener('abort', done, { once: true });
       let set = this.jobWaiters.get(id);
       if (!set) this.jobWaiters.set(id, (set = new Set()));
@@ -383,7 +384,7 @@ export class MemoryTransport implements Transport {
       this.delayTimer = null;
       this.delayTimerAt = Infinity;
       for (const waiter of [...this.claimWaiters]) waiter.wake();
-    }, Math.max(0, at - Date.now()) + 1);
+    }, Math.min(Math.max(0, at - Date.now()) + 1, 2 ** 31 - 1)); // a far run_at re-arms when this fires
     this.delayTimer.unref();
   }
 
