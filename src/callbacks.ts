@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { backoffDelay, sleep } from './backoff.js';
 import { publicJob, type Job } from './job.js';
 import type { Logger } from './logger.js';
+import type { Transport } from './transport.js';
 
 export interface CallbackOptions {
   attempts?: number;
@@ -36,4 +37,17 @@ export async function postCallback(job: Job, log: Logger, options: CallbackOptio
     if (i < attempts) await sleep(backoffDelay(i, { baseMs: 200, maxMs: 2000 }));
   }
   return false;
+}
+
+/**
+ * Cancel a job and, when this call is what ended it (a queued job), POST its
+ * callback: no worker will. A running job's callback comes from its worker.
+ * Over the http transport the server does this, so the client does not.
+ */
+export async function cancelAndNotify(transport: Transport, id: string, reason: string, log: Logger): Promise<Job> {
+  const asked = Date.now();
+  const job = await transport.cancel(id, reason);
+  const endedNow = job.status === 'canceled' && job.finished_at !== null && job.finished_at.getTime() >= asked - 1000;
+  if (endedNow && job.callback_url && transport.name !== 'http') void postCallback(job, log);
+  return job;
 }

@@ -14,7 +14,8 @@ import {
   ValidationError,
 } from './errors.js';
 import { buildJob, intentRequestSchema, isTerminal, parseOrThrow, type EnqueueOptions, type EnqueueRequest, type Intent, type IntentRequest, type Job } from './job.js';
-import type { Logger } from './logger.js';
+import { silentLogger, type Logger } from './logger.js';
+import { cancelAndNotify } from './callbacks.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
 
@@ -57,7 +58,7 @@ export async function createClient(options: ClientOptions = {}): Promise<Client>
   const config = loadConfig(options.env ?? process.env, options.config);
   const owned = !options.transport;
   const transport = options.transport ?? (await createTransport(config, options.logger));
-  return new ReasonqClient(transport, config, owned);
+  return new ReasonqClient(transport, config, owned, options.logger);
 }
 
 class ReasonqClient implements Client {
@@ -67,6 +68,7 @@ class ReasonqClient implements Client {
     readonly transport: Transport,
     private readonly config: Config,
     private readonly owned: boolean,
+    private readonly log: Logger = silentLogger,
   ) {}
 
   async agentIntent(payload: IntentRequest, options: AgentIntentOptions = {}): Promise<Intent> {
@@ -109,7 +111,7 @@ class ReasonqClient implements Client {
   }
 
   cancel(id: string, reason = 'canceled by user'): Promise<Job> {
-    return this.withRetries(() => this.transport.cancel(id, reason));
+    return this.withRetries(() => cancelAndNotify(this.transport, id, reason, this.log));
   }
 
   retry(id: string): Promise<Job> {
@@ -136,7 +138,7 @@ class ReasonqClient implements Client {
 
   private async cancelQuietly(id: string, reason: string): Promise<void> {
     try {
-      await this.withRetries(() => this.transport.cancel(id, reason));
+      await this.withRetries(() => cancelAndNotify(this.transport, id, reason, this.log));
     } catch (error) {
       if (!(error instanceof JobNotFoundError)) throw error;
     }

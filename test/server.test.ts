@@ -1,9 +1,10 @@
 /** The HTTP API's own contract: auth, limits, validation messages, error shape, long-polls, SSE. */
 import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
 import { request } from 'undici';
 import { startServer } from './server-helpers.js';
 import { createWorker } from '../src/worker.js';
-import { delay, intent, uniqueQueue } from './helpers.js';
+import { delay, intent, uniqueQueue, waitFor } from './helpers.js';
 
 async function call(url: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await request(url + path, {
@@ -129,6 +130,38 @@ describe('HTTP API', () => {
       assert.equal(statuses.at(-1), 'done');
     } finally {
       await worker.stop();
+    }
+  });
+
+  it('POSTs the finished job to callback_url: from the worker when it ends, from the API when a cancel ends a queued job', async () => {
+    const received: { id: string; status: string }[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const { job } = JSON.parse(body) as { job: { id: string; status: string } };
+        received.push({ id: job.id, status: job.status });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const cb = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    const { url, store } = await startServer();
+    const q = uniqueQueue();
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, claimWaitMs: 200 });
+    try {
+      const queuedOnly = await call(url, 'POST', '/v1/jobs', { queue: uniqueQueue(), payload: { goal: 'never runs' }, callback_url: cb });
+      await call(url, 'POST', `/v1/jobs/${queuedOnly.body.job.id}/cancel`, { reason: 'no' });
+      await worker.start();
+      const ran = await call(url, 'POST', '/v1/jobs?wait_ms=5000', { queue: q, payload: { goal: 'x' }, callback_url: cb });
+      await waitFor(() => received.length === 2, 5000, 'two callbacks');
+      assert.deepEqual(received.sort((a, b) => a.status.localeCompare(b.status)), [
+        { id: queuedOnly.body.job.id, status: 'canceled' },
+        { id: ran.body.job.id, status: 'done' },
+      ]);
+    } finally {
+      await worker.stop();
+      await new Promise<void>((r) => receiver.close(() => r()));
     }
   });
 

@@ -1,5 +1,6 @@
 /** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
 import type { FastifyInstance } from 'fastify';
+import { cancelAndNotify } from '../callbacks.js';
 import { JobNotFoundError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
 import { buildJob, isTerminal, parseOrThrow, publicJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
@@ -7,7 +8,7 @@ import { cancelBodySchema, enqueueRequestSchema, intentBodySchema, listQuerySche
 
 const MAX_WAIT_MS = 60_000;
 
-export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll }: ServerContext): void {
+export function registerJobRoutes(app: FastifyInstance, { transport, metrics, log, longPoll }: ServerContext): void {
   const must = async (id: string): Promise<Job> => {
     const job = await transport.get(id);
     if (!job) throw new JobNotFoundError(id);
@@ -34,7 +35,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     const limit = timeout_ms ?? MAX_WAIT_MS;
     const final = await longPoll(request, (signal) => transport.wait(stored.id, { timeout_ms: limit, signal }));
     if (!isTerminal(final.status)) {
-      await transport.cancel(stored.id, `intent request timed out after ${limit} ms`);
+      await cancelAndNotify(transport, stored.id, `intent request timed out after ${limit} ms`, log);
       throw new ReasoningTimeoutError(stored.id, limit);
     }
     if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error);
@@ -51,7 +52,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (request) => {
     const body = parseOrThrow(cancelBodySchema, request.body ?? undefined);
-    return { job: publicJob(await transport.cancel(request.params.id, body?.reason ?? 'canceled via API')) };
+    return { job: publicJob(await cancelAndNotify(transport, request.params.id, body?.reason ?? 'canceled via API', log)) };
   });
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', async (request) => ({ job: publicJob(await transport.retry(request.params.id)) }));
