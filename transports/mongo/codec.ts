@@ -6,36 +6,18 @@
  * (the sparse unique index then ignores jobs without one), and `expire_at` is
  * the retention deadline of a finished job (the TTL index reads it).
  */
-import type { Job, JobError, JobStatus } from '../../src/job.js';
+import type { Job } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
 
-/** A job as stored in the `jobs` collection. */
-export interface JobDoc {
+/** A job as stored in the `jobs` collection: the contract's fields, `_id` for `id`, and ours. */
+export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key'> {
   _id: string;
-  queue: string;
-  status: JobStatus;
   /** enqueue order (ms since epoch × 1000 + a per-process counter): FIFO within a priority */
   seq: number;
-  payload: Record<string, unknown>;
-  result: Record<string, unknown> | null;
-  error: JobError | null;
-  priority: number;
-  run_at: Date;
-  attempts: number;
-  max_attempts: number;
-  timeout_ms: number | null;
-  lease: { owner: string; token: string; until: Date } | null;
-  cancel_requested: { at: Date; reason: string } | null;
   /** absent when the job has none */
   dedupe_key?: string;
   /** `queue \0 dedupe_key`, the unique key of per-queue deduplication; absent when the job has none */
   dedupe?: string;
-  callback_url: string | null;
-  progress: unknown;
-  created_at: Date;
-  updated_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
   /** finished_at + retention, set when the job ends; read by the TTL index */
   expire_at?: Date;
 }
