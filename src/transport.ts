@@ -30,6 +30,13 @@ export interface ClaimRequest {
   wait_ms: number;
   /** aborts a blocking claim early (shutdown) */
   signal?: AbortSignal | undefined;
+  /**
+   * The caller is a worker loop in this process: it claims again as soon as
+   * a slot frees and aborts `signal` when it stops. A transport may then
+   * claim its next job ahead (redis: in the same call as a complete). Remote
+   * callers (the HTTP API) leave it unset.
+   */
+  prefetch?: boolean | undefined;
 }
 
 /** A claimed job always carries its lease. */

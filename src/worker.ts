@@ -217,7 +217,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         continue;
       }
       try {
-        const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal };
+        const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal, prefetch: true };
         const asked = Date.now();
         const jobs = this.transport.claimMany
           ? await this.transport.claimMany(request, free)

@@ -33,7 +33,7 @@ describe('redis transport: prefetch on complete', function () {
     const jobs = [newJob(q), newJob(q), newJob(q)];
     for (const j of jobs) await t.enqueue(j);
     const stop = new AbortController();
-    const request = { queues: [q], owner: 'w-pre', lease_ms: 5000, wait_ms: 0, signal: stop.signal };
+    const request = { queues: [q], owner: 'w-pre', lease_ms: 5000, wait_ms: 0, signal: stop.signal, prefetch: true };
 
     const [a] = await t.claimMany!(request, 1);
     assert.equal(a?.id, jobs[0]!.id);
@@ -93,12 +93,13 @@ describe('redis transport: prefetch on complete', function () {
     for (const [i, j] of jobs.entries()) assert.equal((await t.get(j.id))?.status, i % 2 === 0 ? 'done' : 'processing');
   });
 
-  it('does not prefetch for a claim without a signal or over several queues', async () => {
+  it('does not prefetch for a claim without the prefetch flag (the HTTP API), without a signal, or over several queues', async () => {
     const q = uniqueQueue();
     const other = uniqueQueue();
     for (const request of [
-      { queues: [q], owner: 'w-plain', lease_ms: 5000, wait_ms: 0 },
-      { queues: [q, other], owner: 'w-multi', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal },
+      { queues: [q], owner: 'w-remote', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal },
+      { queues: [q], owner: 'w-plain', lease_ms: 5000, wait_ms: 0, prefetch: true },
+      { queues: [q, other], owner: 'w-multi', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal, prefetch: true },
     ]) {
       const first = newJob(q);
       const second = newJob(q);
@@ -111,5 +112,36 @@ describe('redis transport: prefetch on complete', function () {
       const [b] = await t.claimMany!(request, 1);
       await t.complete(b!.id, b!.lease.token, intent);
     }
+  });
+
+  it('does not claim ahead while the owner has a claim in flight, and never hands out a job whose lease ran down', async () => {
+    const q = uniqueQueue();
+    const stop = new AbortController();
+    const request = { queues: [q], owner: 'w-busy', lease_ms: 600, wait_ms: 0, signal: stop.signal, prefetch: true };
+    const [first, second] = [newJob(q), newJob(q)];
+    await t.enqueue(first);
+    const [a] = await t.claimMany!(request, 1);
+    // The owner's other slot blocks in a claim; a job arrives and a complete happens meanwhile.
+    const blocked = t.claimMany!({ ...request, wait_ms: 2000 }, 1);
+    await t.enqueue(second);
+    await t.complete(a!.id, a!.lease.token, intent);
+    const got = await blocked;
+    assert.equal(got[0]?.id, second.id, 'the blocked claim takes the new job itself');
+    assert.equal(got[0]?.attempts, 1);
+    await t.complete(got[0]!.id, got[0]!.lease.token, intent);
+
+    // A prefetched job left waiting past two thirds of its lease is released, not handed out.
+    const [third, fourth] = [newJob(q), newJob(q)];
+    await t.enqueue(third);
+    await t.enqueue(fourth);
+    const [c] = await t.claimMany!(request, 1);
+    await t.complete(c!.id, c!.lease.token, intent); // prefetches fourth
+    assert.equal((await t.get(fourth.id))?.status, 'processing');
+    await new Promise((r) => setTimeout(r, 450));
+    const after = await t.claimMany!(request, 1);
+    assert.ok(after.every((j) => j.lease.until.getTime() > Date.now() + 300), 'only fresh leases are handed out');
+    for (const j of after) await t.complete(j.id, j.lease.token, intent);
+    stop.abort();
+    await waitFor(async () => (await t.get(fourth.id))?.status !== 'processing' || null, 3000, 'fourth released or done');
   });
 });

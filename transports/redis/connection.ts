@@ -60,8 +60,11 @@ const reconnectDelay = (times: number): number => Math.min(times * 100, 1000);
  * trips), commands fail after two reconnect attempts instead of hanging, so
  * callers get a TransportError while Redis is down; ioredis keeps
  * reconnecting in the background and the next command works once it is back.
- * Blocking clients fail at once and never resend a command after a reconnect:
- * the claim or wait loop re-checks the store instead.
+ * Blocking clients fail at once. No client resends a command whose reply
+ * was lost in a dropped connection: a script may have run already (a claim
+ * would then claim twice), so the caller gets a TransportError and decides —
+ * enqueue is idempotent by id, a claim's lost jobs come back when their
+ * lease expires, fenced writes answer LEASE_LOST or succeed once.
  */
 export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blocking'): RedisClient {
   const blocking = role === 'blocking';
@@ -70,7 +73,7 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
     password: endpoint.password,
     connectTimeout: 3_000,
     maxRetriesPerRequest: blocking ? 0 : 2,
-    autoResendUnfulfilledCommands: !blocking,
+    autoResendUnfulfilledCommands: false,
     enableAutoPipelining: !blocking,
     // Claims, enqueues and completes go out at once: each call is already a
     // batch (claimMany; concurrent enqueues and completes share one call,

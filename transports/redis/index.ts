@@ -187,6 +187,14 @@ export class RedisTransport implements Transport {
     const limit = Math.max(1, Math.floor(max));
     const prefetched = this.prefetch.take(request, limit);
     if (prefetched.length > 0) return prefetched;
+    try {
+      return await this.claimFromRedis(request, limit);
+    } finally {
+      this.prefetch.claimDone(request.owner);
+    }
+  }
+
+  private async claimFromRedis(request: ClaimRequest, limit: number): Promise<ClaimedJob[]> {
     const groups = slotGroups(request.queues, this.prefix, this.endpoint.cluster);
     if (groups.length === 0) return [];
     const deadline = Date.now() + Math.max(0, Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS));

@@ -5,11 +5,15 @@
  * any other; it waits here only until the owner's next `claimMany`, which
  * returns it without a round trip.
  *
- * Only for owners that claim from one queue with an AbortSignal (the worker
- * loop does): multi-queue claims keep their choice across queues, and the
- * signal tells us when the owner stops claiming — its buffered jobs are then
- * released at once, uncharged, as a worker does with jobs claimed during
- * shutdown.
+ * Only for owners that ask for it (`ClaimRequest.prefetch`: the in-process
+ * worker loop, never the HTTP API, whose callers may go away unseen) and
+ * claim from one queue with an AbortSignal: multi-queue claims keep their
+ * choice across queues, and the signal tells us when the owner stops
+ * claiming — its buffered jobs are then released at once, uncharged, as a
+ * worker does with jobs claimed during shutdown. Nothing is prefetched while
+ * the owner has a claim in flight (that claim takes the next job itself), and
+ * a buffered job whose lease has run down by more than a third is released
+ * rather than handed out, since nobody renews it while it waits here.
  */
 import type { ClaimRequest, ClaimedJob } from '../../src/transport.js';
 
@@ -20,6 +24,8 @@ interface Claimer {
   signal: AbortSignal;
   onAbort: () => void;
   buffer: ClaimedJob[];
+  /** a claim of this owner is running: do not claim ahead for it */
+  claiming: boolean;
 }
 
 /** Jobs waiting for their owner at most, per owner (a safety bound; about its concurrency in practice). */
@@ -39,14 +45,14 @@ export class Prefetcher {
     const { owner, signal } = request;
     const queue = request.queues.length === 1 ? request.queues[0] : undefined;
     let claimer = this.claimers.get(owner);
-    if (!queue || !signal) {
+    if (!queue || !signal || !request.prefetch) {
       if (claimer) void this.drop(owner); // no longer a claim we prefetch for
       return [];
     }
     if (signal.aborted) return []; // the abort listener releases the buffer
     if (!claimer) {
       const onAbort = () => void this.drop(owner);
-      claimer = { queue, leaseMs: request.lease_ms, signal, onAbort, buffer: [] };
+      claimer = { queue, leaseMs: request.lease_ms, signal, onAbort, buffer: [], claiming: false };
       signal.addEventListener('abort', onAbort, { once: true });
       this.claimers.set(owner, claimer);
     } else if (claimer.signal !== signal) {
@@ -61,7 +67,21 @@ export class Prefetcher {
       claimer.queue = queue;
     }
     claimer.leaseMs = request.lease_ms;
-    return claimer.buffer.splice(0, max);
+    const fresh = Date.now() + (claimer.leaseMs * 2) / 3;
+    const jobs: ClaimedJob[] = [];
+    for (const job of claimer.buffer.splice(0)) {
+      if (jobs.length < max && job.lease.until.getTime() >= fresh) jobs.push(job);
+      else if (jobs.length < max) void this.release(job).catch(() => {}); // waited too long unrenewed
+      else claimer.buffer.push(job);
+    }
+    if (jobs.length === 0) claimer.claiming = true; // the caller goes on to claim from Redis
+    return jobs;
+  }
+
+  /** The claim that `take` let through has returned. */
+  claimDone(owner: string): void {
+    const claimer = this.claimers.get(owner);
+    if (claimer) claimer.claiming = false;
   }
 
   /** Jobs handed to `owner` by a claim. */
@@ -76,7 +96,7 @@ export class Prefetcher {
   want(id: string, queue: string | undefined): { owner: string; leaseMs: number } | null {
     const owner = this.owners.get(id);
     const claimer = owner === undefined ? undefined : this.claimers.get(owner);
-    if (!owner || !claimer || claimer.signal.aborted || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
+    if (!owner || !claimer || claimer.claiming || claimer.signal.aborted || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
     return { owner, leaseMs: claimer.leaseMs };
   }
 
