@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { postCallback } from './callbacks.js';
 import { DEFAULTS } from './config.js';
-import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, ValidationError } from './errors.js';
+import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
@@ -367,6 +367,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * was reclaimed or canceled and its new owner writes the outcome.
    */
   private async write(job: ClaimedJob, op: () => Promise<Job>): Promise<Job | null> {
+    const firstTry = Date.now();
     for (let failures = 1; ; failures++) {
       try {
         return await op();
@@ -375,10 +376,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.log.warn({ job_id: job.id, queue: job.queue }, 'lease lost before the outcome was written; the result is dropped');
           return null;
         }
+        // The store refused the write itself: trying again would not help.
         if (error instanceof ReasonqError && error.status < 500) throw error;
-        // Store unavailable: keep trying while the lease may still be ours.
+        if (error instanceof TransportError && !error.retryable) throw error;
+        // Store unavailable: keep trying for a while. Renewals go on meanwhile,
+        // so the bound is time since the first try, not the lease; past it the
+        // job is left to expire and be reclaimed (at-least-once).
         this.transportError(error);
-        if (Date.now() > job.lease.until.getTime() + this.leaseMs * 4) return null;
+        if (Date.now() - firstTry > this.leaseMs * 4) return null;
         await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 2_000 }));
       }
     }

@@ -9,6 +9,7 @@ import { MongoClient, type Document } from 'mongodb';
 import { InvalidStateError, LeaseLostError, TransportError } from '../src/errors.js';
 import { createMongoTransport, hotQueries, INDEXES, type MongoTransport, type MongoTransportOptions } from '../transports/mongo/index.js';
 import { itUnless } from './conformance/index.js';
+import { createWorker } from '../src/worker.js';
 import { claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
 import { acquireMongo, freshDb, planMongo, releaseMongo, type MongoTestServer } from './setup/mongo.js';
 
@@ -249,6 +250,59 @@ describe('mongo transport (server-specific)', function () {
       assert.match(err.message, /mongodb:\/\/reasonq:\*\*\*@127\.0\.0\.1:1/);
       assert.doesNotMatch(err.message, /s3cret/);
       assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
+    });
+  });
+
+  describe('an outcome the server cannot store', () => {
+    it('an intent larger than a BSON document ends the job error / RESULT_REJECTED at once instead of leaving it processing', async function () {
+      this.timeout(60_000);
+      const q = uniqueQueue();
+      const job = newJob(q, { max_attempts: 3 });
+      await t.enqueue(job);
+      let runs = 0;
+      const worker = createWorker({ transport: t, queues: [q], leaseMs: 2000, claimWaitMs: 200, handler: async () => {
+        runs += 1;
+        return { action: 'tool', tool_name: 'big', args: { blob: 'z'.repeat(17 * 1024 * 1024) } };
+      } });
+      await worker.start();
+      try {
+        const final = await t.wait(job.id, { timeout_ms: 30_000 });
+        assert.equal(final.status, 'error');
+        assert.equal(final.error?.code, 'RESULT_REJECTED');
+        assert.equal(runs, 1);
+      } finally {
+        await worker.stop();
+      }
+    });
+  });
+
+  describe('wait() polling', () => {
+    it('a stream of new waits does not postpone the shared poller', async function () {
+      if (t.capabilities.pushWait) this.skip(); // change streams wake waits directly
+      const other = await open();
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t.enqueue(job);
+      const c = await claimOne(other, q);
+      const idle = newJob(uniqueQueue()); // never finishes: its waits only keep arriving
+      await t.enqueue(idle);
+      const stop = new AbortController();
+      const churn = (async () => {
+        while (!stop.signal.aborted) {
+          void t.wait(idle.id, { timeout_ms: 30 }).catch(() => undefined);
+          await delay(20);
+        }
+      })();
+      try {
+        setTimeout(() => void other.complete(c.id, c.lease.token, intent), 300);
+        const started = Date.now();
+        const final = await t.wait(job.id, { timeout_ms: 8000 });
+        assert.equal(final.status, 'done');
+        assert.ok(Date.now() - started < 3000, `wait returned after ${Date.now() - started} ms`);
+      } finally {
+        stop.abort();
+        await churn;
+      }
     });
   });
 });

@@ -6,7 +6,7 @@
  */
 import { MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError, MongoNotConnectedError } from 'mongodb';
 import { redactUri } from '../../src/config.js';
-import { ReasonqError, TransportError } from '../../src/errors.js';
+import { PayloadTooLargeError, ReasonqError, TransportError } from '../../src/errors.js';
 
 /**
  * Server codes that mean "not now", not "this command is wrong": host
@@ -46,6 +46,15 @@ export function isTransient(error: unknown): boolean {
 }
 
 /** Translate anything the driver throws; reasonq errors pass through unchanged. */
+/** BSON too large, on the driver side (RangeError, BSONError) or the server's (10334, 17419, 17420). */
+function isTooLarge(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (code === 10334 || code === 17419 || code === 17420) return true;
+  const name = (error as { name?: unknown }).name;
+  const message = error instanceof Error ? error.message : '';
+  return (name === 'RangeError' || name === 'BSONError' || name === 'BSONOffsetError') && /offset|size|too large|out of range/i.test(message);
+}
+
 export function toReasonqError(error: unknown, uri: string): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const message = error instanceof Error ? error.message : String(error);
@@ -55,6 +64,9 @@ export function toReasonqError(error: unknown, uri: string): ReasonqError {
   }
   if (isTransient(error)) {
     return new TransportError(`${where} is unavailable: ${message}`, { cause: error, retryable: true });
+  }
+  if (isTooLarge(error)) {
+    return new PayloadTooLargeError(`${where}: the document is larger than the server takes: ${message}`);
   }
   if (error instanceof MongoServerError) {
     return new TransportError(`${where} refused the command: ${message}`, { cause: error, retryable: false, code: 'TRANSPORT_FAILED' });

@@ -26,6 +26,8 @@ export interface NotifierOptions {
 interface Sleeper {
   queues: Set<string>;
   wake: () => void;
+  /** end the sleep without work (close) */
+  stop: () => void;
 }
 
 const STREAM_PIPELINE: Document[] = [
@@ -39,6 +41,7 @@ export class Notifier {
   private stream: ChangeStream | null = null;
   private streamRetryAt = 0;
   private pollTimer: NodeJS.Timeout | null = null;
+  private pollDueAt = 0;
   private pollDelay: number;
   private polling = false;
   private closed = false;
@@ -70,17 +73,25 @@ export class Notifier {
         resolve(woken);
       };
       const onAbort = () => finish(false);
-      const sleeper: Sleeper = { queues: new Set(queues), wake: () => finish(true) };
+      const sleeper: Sleeper = { queues: new Set(queues), wake: () => finish(true), stop: () => finish(false) };
       const timer = setTimeout(onAbort, ms);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.sleepers.add(sleeper);
     });
   }
 
-  /** A job became claimable on `queue`: wake one sleeper of that queue (one job, one claimer). */
+  /**
+   * A job became claimable on `queue`: wake one sleeper of that queue (one
+   * job, one claimer). An update event of the change stream carries no queue:
+   * then every sleeper looks.
+   */
   jobQueued(queue: string | undefined): void {
+    if (queue === undefined) {
+      for (const sleeper of [...this.sleepers]) sleeper.wake();
+      return;
+    }
     for (const sleeper of this.sleepers) {
-      if (queue === undefined || sleeper.queues.has(queue)) {
+      if (sleeper.queues.has(queue)) {
         sleeper.wake();
         return;
       }
@@ -121,7 +132,7 @@ export class Notifier {
   async close(): Promise<void> {
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
-    for (const sleeper of [...this.sleepers]) sleeper.wake();
+    for (const sleeper of [...this.sleepers]) sleeper.stop();
     this.sleepers.clear();
     for (const set of [...this.waiters.values()]) for (const wake of [...set]) wake();
     const stream = this.stream;
@@ -136,6 +147,10 @@ export class Notifier {
     const stream = this.jobs.watch(STREAM_PIPELINE);
     this.stream = stream;
     stream.on('change', (change: Document) => this.onChange(change));
+    // An invalidated stream (collection dropped or renamed) ends without an error.
+    stream.once('close', () => {
+      if (this.stream === stream) this.stream = null;
+    });
     stream.on('error', (error: unknown) => {
       this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'mongo: change stream failed; polling until it reopens');
       if (this.stream === stream) this.stream = null;
@@ -159,7 +174,10 @@ export class Notifier {
     if (this.closed || this.waiters.size === 0) return;
     if (this.pollTimer && !restart) return;
     if (this.polling) return; // the running poll schedules the next one
+    // A restart only ever brings the poll forward: a stream of new waiters must not postpone it.
+    if (this.pollTimer && Date.now() + delay >= this.pollDueAt) return;
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollDueAt = Date.now() + delay;
     this.pollTimer = setTimeout(() => void this.poll(), delay);
     this.pollTimer.unref();
   }

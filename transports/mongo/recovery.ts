@@ -28,7 +28,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
       _id: doc._id,
       status: 'processing' as const,
       'lease.token': doc.lease.token,
-      'lease.until': { $lte: now },
+      'lease.until': doc.lease.until, // exactly the expired deadline we read: a renewal meanwhile wins
       // the outcome depends on it: a cancel asked meanwhile is decided on the next pass
       cancel_requested: doc.cancel_requested ? { $ne: null } : null,
     };

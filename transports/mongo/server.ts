@@ -55,20 +55,26 @@ export function openClient(uri: string, options: ConnectOptions): MongoClient {
 export async function connectServer(uri: string, dbName: string, settings: ConnectOptions, log: Logger, onClient: (client: MongoClient) => void): Promise<{ client: MongoClient; db: Db; info: ServerInfo }> {
   let client = openClient(uri, settings);
   onClient(client);
-  await client.connect();
-  const probe = await probeServer(client);
-  if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
-    await client.close();
-    client = openClient(uri, { ...settings, maxPoolSize: 1 });
-    onClient(client);
+  try {
     await client.connect();
-    log.warn({ ferretdb_version: probe.ferretdbVersion }, 'mongo: FerretDB detected: using one connection (maxPoolSize 1) so that claims of this process are atomic; claims from several processes are not');
+    const probe = await probeServer(client);
+    if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
+      await client.close();
+      client = openClient(uri, { ...settings, maxPoolSize: 1 });
+      onClient(client);
+      await client.connect();
+      log.warn({ ferretdb_version: probe.ferretdbVersion }, 'mongo: FerretDB detected: using one connection (maxPoolSize 1) so that claims of this process are atomic; claims from several processes are not');
+    }
+    const db = client.db(dbName);
+    const { ttlIndexes } = await ensureIndexes(db, log);
+    const info = { ...probe, ttlIndexes };
+    log.info({ server: info.kind, version: info.version, change_streams: info.changeStreams, ttl_indexes: ttlIndexes, db: dbName }, 'mongo transport ready');
+    return { client, db, info };
+  } catch (error) {
+    // A failed start must not leave its connections behind (a retried init would pile them up).
+    await client.close().catch(() => undefined);
+    throw error;
   }
-  const db = client.db(dbName);
-  const { ttlIndexes } = await ensureIndexes(db, log);
-  const info = { ...probe, ttlIndexes };
-  log.info({ server: info.kind, version: info.version, change_streams: info.changeStreams, ttl_indexes: ttlIndexes, db: dbName }, 'mongo transport ready');
-  return { client, db, info };
 }
 
 /** Ask the server what it is. */
