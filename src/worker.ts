@@ -15,6 +15,7 @@ import { postCallback } from './callbacks.js';
 import { DEFAULTS } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import { JobControl } from './job-control.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
 
@@ -78,7 +79,7 @@ export interface WorkerEvents {
 
 interface Running {
   job: ClaimedJob;
-  controller: AbortController;
+  control: JobControl;
   /** the job's child logger, made on first use (most jobs never log) */
   log: () => Logger;
   done: Promise<void>;
@@ -194,7 +195,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const finished = await Promise.race([all().then(() => true), sleep(graceMs, graceOver.signal).then(() => false)]);
       graceOver.abort();
       if (!finished) {
-        for (const r of this.running.values()) r.controller.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
+        for (const r of this.running.values()) r.control.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
         await all();
       }
     }
@@ -243,60 +244,65 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private run(job: ClaimedJob): void {
-    const controller = new AbortController();
+    const control = new JobControl();
     let child: Logger | null = null;
     const log = () => (child ??= this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }));
-    const entry: Running = { job, controller, log, done: Promise.resolve() };
+    const entry: Running = { job, control, log, done: Promise.resolve() };
     // An older run of the same job here has lost its lease: stop it.
     for (const other of this.running.values()) {
-      if (other.job.id === job.id) other.controller.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
+      if (other.job.id === job.id) other.control.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
     this.running.set(job.lease.token, entry);
-    entry.done = this.execute(entry)
-      .catch(async (error: unknown) => {
+    const finished = () => {
+      this.running.delete(job.lease.token);
+      this.slotFreed?.();
+    };
+    entry.done = this.execute(entry).then(finished, async (error: unknown) => {
+      try {
         this.transportError(error);
         // Never leave a job leased with nobody renewing it: hand it back.
         await this.transport.release(job.id, job.lease.token).catch(() => undefined);
-      })
-      .finally(() => {
-        this.running.delete(job.lease.token);
-        this.slotFreed?.();
-      });
+      } finally {
+        finished();
+      }
+    });
   }
 
-  private async execute({ job, controller, log: getLog }: Running): Promise<void> {
+  private async execute({ job, control, log: getLog }: Running): Promise<void> {
     const started = Date.now();
     const token = job.lease.token;
     const timeoutMs = job.timeout_ms ?? this.timeoutMs;
     this.emit('job:start', job);
 
-    const timer = setTimeout(() => controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
-    if (job.cancel_requested) controller.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+    const timer = setTimeout(() => control.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
+    if (job.cancel_requested) control.abort(new JobAbortError('canceled', job.cancel_requested.reason));
 
     const ctx: HandlerContext = {
       job_id: job.id,
       queue: job.queue,
       attempt: job.attempts,
       max_attempts: job.max_attempts,
-      signal: controller.signal,
+      get signal() {
+        return control.signal;
+      },
       get log() {
         return getLog();
       },
       progress: async (data: unknown) => {
-        if (!controller.signal.aborted) await this.transport.progress(job.id, token, data);
+        if (!control.aborted) await this.transport.progress(job.id, token, data);
       },
     };
 
     let settled: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
-      settled = { ok: true, value: await raceAbort(Promise.resolve().then(() => this.handler(job.payload, ctx)), controller.signal) };
+      settled = { ok: true, value: await control.race(() => this.handler(job.payload, ctx)) };
     } catch (error) {
       settled = { ok: false, error };
     } finally {
       clearTimeout(timer);
     }
     // Writing the outcome is outside the handler's try: a refused write is not a handler failure.
-    const outcome = settled.ok ? await this.onResult(job, settled.value, getLog) : await this.onError(job, settled.error, controller.signal, getLog);
+    const outcome = settled.ok ? await this.onResult(job, settled.value, getLog) : await this.onError(job, settled.error, control, getLog);
     if (outcome === 'done') this.processed += 1;
     if (outcome === 'error' || outcome === 'retry') this.failed += 1;
     const ms = Date.now() - started;
@@ -329,9 +335,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private async onError(job: ClaimedJob, error: unknown, signal: AbortSignal, log: () => Logger): Promise<JobOutcome> {
+  private async onError(job: ClaimedJob, error: unknown, control: JobControl, log: () => Logger): Promise<JobOutcome> {
     const token = job.lease.token;
-    const reason: unknown = signal.aborted ? signal.reason : undefined;
+    const reason: unknown = control.aborted ? control.reason : undefined;
     if (reason instanceof JobAbortError) {
       switch (reason.kind) {
         case 'lease-lost':
@@ -393,20 +399,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const entry of this.running.values()) void this.renew(entry);
   }
 
-  private async renew({ job, controller, log: getLog }: Running): Promise<void> {
-    if (controller.signal.aborted) return;
+  private async renew({ job, control, log: getLog }: Running): Promise<void> {
+    if (control.aborted) return;
     try {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
-      if (res.cancel_requested && !controller.signal.aborted) {
+      if (res.cancel_requested && !control.aborted) {
         getLog().info({ reason: res.cancel_requested.reason }, 'cancel observed');
-        controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
+        control.abort(new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
       if (!this.running.has(job.lease.token)) return; // finished while the renewal was in flight
       if (error instanceof LeaseLostError || Date.now() > job.lease.until.getTime()) {
         getLog().warn('lease lost; aborting the handler');
-        controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
+        control.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
         this.transportError(error);
       }
@@ -469,23 +475,4 @@ function positive(name: string, value: number, max = MAX_TIMER_MS): number {
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 20)}… (${text.length - max + 20} more)`;
-}
-
-/** Settle with the handler, or reject with the signal's reason as soon as it fires. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

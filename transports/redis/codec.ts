@@ -4,7 +4,8 @@
  * scripts never decode, so user data round-trips exactly (Lua's cjson would
  * turn `[]` into `{}` and round long numbers). Absent field = null.
  */
-import { reviveJob, type Job } from '../../src/job.js';
+import { reviveJob, type IntentRequest, type Job, type JobError } from '../../src/job.js';
+import type { ClaimedJob } from '../../src/transport.js';
 
 const ms = (d: Date): string => String(d.getTime());
 
@@ -78,4 +79,57 @@ export function hashToJob(h: Record<string, string>): Job | null {
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
   });
+}
+
+/**
+ * Values per job in a claim reply: id, attempts, then lua/lib.lua's
+ * CLAIM_FIELDS (queue, payload, priority, run_at, max_attempts, timeout_ms,
+ * dedupe_key, callback_url, created_at, error, progress, cancel_at,
+ * cancel_reason), null for absent. A fixed order instead of HGETALL's
+ * name/value pairs: half the strings to send and parse per claimed job.
+ */
+export const CLAIMED_STRIDE = 15;
+
+const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const optStr = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const optJson = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
+
+/**
+ * The job at `at` in a claim reply, as claimed by `owner` under `token` at
+ * the server time `now` (the script's clock) for `leaseMs`.
+ */
+export function claimedJob(r: unknown[], at: number, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
+  const cancelAt = r[at + 13];
+  return {
+    id: String(r[at]),
+    queue: String(r[at + 2]),
+    status: 'processing',
+    payload: JSON.parse(String(r[at + 3])) as IntentRequest,
+    result: null,
+    error: optJson(r[at + 11]) as JobError | null,
+    priority: Number(r[at + 4]),
+    run_at: new Date(Number(r[at + 5])),
+    attempts: Number(r[at + 1]),
+    max_attempts: Number(r[at + 6]),
+    timeout_ms: optNum(r[at + 7]),
+    lease: { owner, token, until: new Date(now + leaseMs) },
+    cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(Number(cancelAt)), reason: String(r[at + 14] ?? '') },
+    dedupe_key: optStr(r[at + 8]),
+    callback_url: optStr(r[at + 9]),
+    progress: optJson(r[at + 12]),
+    created_at: new Date(Number(r[at + 10])),
+    updated_at: new Date(now),
+    started_at: new Date(now),
+    finished_at: null,
+  };
+}
+
+/**
+ * The `count` jobs claimed for one request, starting at `at` of `reply`;
+ * their tokens are `<tokenBase>.<k>` for k from `first + 1` (lua/lib.lua).
+ */
+export function claimedJobs(reply: unknown[], at: number, count: number, owner: string, tokenBase: string, first: number, now: number, leaseMs: number): ClaimedJob[] {
+  const jobs: ClaimedJob[] = new Array<ClaimedJob>(count);
+  for (let k = 0; k < count; k++) jobs[k] = claimedJob(reply, at + k * CLAIMED_STRIDE, owner, `${tokenBase}.${first + k + 1}`, now, leaseMs);
+  return jobs;
 }

@@ -35,7 +35,7 @@ import { isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { fieldsToJob, jobToFields } from './codec.js';
+import { CLAIMED_STRIDE, claimedJobs, fieldsToJob, jobToFields } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
 import { finKey, idKey, queuePrefix, queuesKey } from './keys.js';
@@ -79,7 +79,7 @@ export class RedisTransport implements Transport {
   private readonly historyLimit: number;
   private readonly allowEviction: boolean;
   private readonly log: Logger;
-  private readonly completions: ScriptBatcher<(string | number)[]>;
+  private readonly completions: ScriptBatcher<CompleteItem>;
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
   private readonly held = new HeldJobs();
@@ -118,7 +118,7 @@ export class RedisTransport implements Transport {
       this.log.info({ url: redactUrls(this.url) }, 'redis reachable again');
     });
     this.pool = new BlockingPool(() => createClient(this.endpoint, 'blocking'));
-    this.completions = new ScriptBatcher<(string | number)[]>((prefix, items) => this.script('complete', prefix, items.length, ...items.flat()) as Promise<unknown[]>);
+    this.completions = new ScriptBatcher<CompleteItem>((prefix, items) => this.completeBatch(prefix, items), { max: Number(process.env.RQ_BMAX ?? 16) });
     this.prefetch = new Prefetcher((job) => this.release(job.id, job.lease.token));
     this.enqueues = new ScriptBatcher<Job>((prefix, jobs) => this.enqueueBatch(prefix, jobs), { schedule: 'microtask' });
   }
@@ -184,7 +184,7 @@ export class RedisTransport implements Transport {
    * lease deadline, then try again. The signal disconnects the blocked call.
    */
   async claimMany(request: ClaimRequest, max: number): Promise<ClaimedJob[]> {
-    const limit = Math.max(1, Math.floor(max));
+    const limit = Math.min(MAX_CLAIM_BATCH, Math.max(1, Math.floor(max)));
     const prefetched = this.prefetch.take(request, limit);
     if (prefetched.length > 0) return prefetched;
     try {
@@ -223,33 +223,46 @@ export class RedisTransport implements Transport {
 
   /**
    * Concurrent completes on one queue share one script call (batch.ts), which
-   * also claims the owner's next job when it claims from this queue (prefetch.ts).
+   * also claims the owners' next jobs when they claim from this queue
+   * (prefetch.ts, completeBatch).
    */
-  async complete(id: string, token: string, result: Intent): Promise<Job> {
-    const want = this.prefetch.want(id, this.locate.cached(id));
+  complete(id: string, token: string, result: Intent): Promise<Job> {
     const held = this.held.get(id, token);
     const resultJson = JSON.stringify(result);
-    const args = [token, resultJson, want?.owner ?? '', want?.leaseMs ?? 0, want ? this.newToken() : '', held ? '1' : '0'];
-    const reply = (await this.onJob(id, 'complete', ...args)) as unknown[];
+    const queue = this.locate.cached(id);
+    const item: CompleteItem = { id, token, result: resultJson, short: held !== undefined, want: this.prefetch.want(id, queue) };
+    const batched = (prefix: string) => this.completions.call(prefix, item);
+    const slow = () => this.onJob(id, batched).then((reply) => this.completed(id, held, resultJson, reply as CompleteReply));
+    if (queue === undefined || this.closed) return slow();
+    // The common case, the queue known from the claim: no lookup, one promise.
+    return batched(queuePrefix(this.prefix, queue)).then(
+      (reply) => {
+        const own = (reply as CompleteReply).entry;
+        if (typeof own !== 'string') return this.completed(id, held, resultJson, reply as CompleteReply);
+        const error = this.translate(new Error(own));
+        if (!(error instanceof JobNotFoundError)) throw error;
+        this.locate.forget(id); // not in the cached queue (deleted, id reused): look it up
+        return slow();
+      },
+      (error: unknown) => {
+        throw this.translate(error);
+      },
+    );
+  }
+
+  /** The job a complete returns: from the held record and what the write changed, else from the reply's hash. */
+  private completed(id: string, held: ClaimedJob | undefined, resultJson: string, { now, entry }: CompleteReply): Job {
     this.prefetch.forget(id);
     this.held.delete(id);
-    if (want && Array.isArray(reply[2])) {
-      const next = fieldsToJob(reply[2]);
-      if (next?.lease) {
-        this.locate.remember(next.id, next.queue);
-        this.held.add(next as ClaimedJob);
-        this.prefetch.deliver(want.owner, next as ClaimedJob);
-      }
-    }
-    if (Number(reply[0]) === 0 || !held) return this.jobReply(id, reply[1]);
-    const [at, cancelAt, cancelReason] = reply[1] as [string, string | null, string | null];
-    const finished = new Date(Number(at));
+    if (!held || !(entry === 1 || (Array.isArray(entry) && entry.length === 2))) return this.jobReply(id, entry);
+    const finished = new Date(now);
+    const cancel = entry === 1 ? null : (entry as [string, string]);
     return {
       ...held,
       status: 'done',
       result: JSON.parse(resultJson) as Intent,
       lease: null,
-      cancel_requested: cancelAt ? { at: new Date(Number(cancelAt)), reason: cancelReason ?? '' } : null,
+      cancel_requested: cancel ? { at: new Date(Number(cancel[0])), reason: cancel[1] } : null,
       updated_at: finished,
       finished_at: finished,
     };
@@ -369,18 +382,20 @@ export class RedisTransport implements Transport {
   }
 
   /**
-   * Run a per-job script in the job's slot. The queue comes from the local
-   * cache or the id index; a cached queue that no longer holds the job (it
-   * was deleted and the id reused) is looked up once more.
+   * Run a per-job script in the job's slot: by name, or through `call` (a
+   * batcher) given the queue prefix. The queue comes from the local cache or
+   * the id index; a cached queue that no longer holds the job (it was
+   * deleted and the id reused) is looked up once more.
    */
-  private async onJob(id: string, name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+  private async onJob(id: string, name: ScriptName | ((prefix: string) => Promise<unknown>), ...args: (string | number)[]): Promise<unknown> {
     return this.op(() =>
       this.locate.withQueue(id, async (queue) => {
         const prefix = queuePrefix(this.prefix, queue);
-        const call = name === 'complete' ? this.completions.call(prefix, [id, ...args]) : this.script(name, prefix, id, ...args);
+        const call = typeof name === 'function' ? name(prefix) : this.script(name, prefix, id, ...args);
         const reply = await call.catch((error: unknown) => Promise.reject(this.translate(error)));
         // A batched script reports a job's own failure as a string.
-        if (typeof reply === 'string') throw this.translate(new Error(reply));
+        const own = typeof name === 'function' ? (reply as CompleteReply).entry : reply;
+        if (typeof own === 'string') throw this.translate(new Error(own));
         return reply;
       }),
     );
@@ -398,6 +413,42 @@ export class RedisTransport implements Transport {
     const job = fieldsToJob(reply);
     if (!job) throw new JobNotFoundError(id);
     return job;
+  }
+
+  /**
+   * complete.lua for a batch of one queue's completes. The prefetches they
+   * ask for become one claim per owner in the same call; the claimed jobs go
+   * to their owners' buffers before any complete of the batch resolves, so
+   * the worker's next claim finds them.
+   */
+  private async completeBatch(prefix: string, items: CompleteItem[]): Promise<CompleteReply[]> {
+    const args: (string | number)[] = [prefix, items.length];
+    const claims = new Map<string, { owner: string; leaseMs: number; count: number; base: string }>();
+    for (const item of items) {
+      args.push(item.id, item.token, item.result, item.short ? '1' : '0');
+      const want = item.want;
+      if (!want || queuePrefix(this.prefix, want.queue) !== prefix) continue;
+      const key = `${want.owner}\n${want.leaseMs}`;
+      const claim = claims.get(key);
+      if (claim) claim.count += 1;
+      else claims.set(key, { owner: want.owner, leaseMs: want.leaseMs, count: 1, base: this.newToken() });
+    }
+    args.push(claims.size);
+    for (const c of claims.values()) args.push(c.owner, c.leaseMs, c.count, c.base);
+    const reply = (await this.script('complete', ...args)) as unknown[];
+    const now = Number(reply[0]);
+    let at = 1 + items.length;
+    for (const c of claims.values()) {
+      const count = Number(reply[at]);
+      const jobs = claimedJobs(reply, at + 1, count, c.owner, c.base, 0, now, c.leaseMs);
+      at += 1 + count * CLAIMED_STRIDE;
+      for (const job of jobs) {
+        this.locate.remember(job.id, job.queue);
+        this.held.add(job);
+        this.prefetch.deliver(c.owner, job);
+      }
+    }
+    return items.map((_, i) => ({ now, entry: reply[1 + i] }));
   }
 
   /** enqueue.lua's keys and arguments for a batch of one queue's jobs. */
@@ -424,19 +475,39 @@ export class RedisTransport implements Transport {
 
   private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<{ jobs: ClaimedJob[]; nextAt: number }> {
     const keys = queues.map((q) => queuePrefix(this.prefix, q));
-    const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, request.lease_ms, max, this.newToken()))) as unknown[];
-    const jobs: ClaimedJob[] = [];
-    for (const raw of reply.slice(1)) {
-      const job = fieldsToJob(raw);
-      if (!job?.lease) continue;
+    const leaseMs = Math.floor(request.lease_ms);
+    const base = this.newToken();
+    const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, leaseMs, max, base))) as unknown[];
+    const count = (reply.length - 2) / CLAIMED_STRIDE;
+    const jobs = claimedJobs(reply, 2, count, request.owner, base, 0, Number(reply[1]), leaseMs);
+    for (const job of jobs) {
       this.locate.remember(job.id, job.queue);
-      jobs.push(job as ClaimedJob);
+      this.held.add(job);
     }
-    for (const job of jobs) this.held.add(job);
     this.prefetch.handedOut(request.owner, jobs);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
   }
 }
+
+/** One complete of a batch (completeBatch). */
+interface CompleteItem {
+  id: string;
+  token: string;
+  result: string;
+  /** the caller holds the claimed record: reply with what the write changed only */
+  short: boolean;
+  /** claim the next job of this queue for this owner in the same call */
+  want: { owner: string; queue: string; leaseMs: number } | null;
+}
+
+/** A complete's own entry of the batch reply, and the script's clock. */
+interface CompleteReply {
+  now: number;
+  entry: unknown;
+}
+
+/** Jobs one claim takes at most (bounds the script's argument lists). */
+const MAX_CLAIM_BATCH = 500;
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -61,7 +61,7 @@ export class JobLocator {
       if (!queue) continue;
       try {
         const result = await op(queue);
-        this.remember(id, queue);
+        if (fresh) this.remember(id, queue);
         return result;
       } catch (error) {
         if (!(error instanceof JobNotFoundError) || fresh) throw error;

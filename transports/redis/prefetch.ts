@@ -52,7 +52,7 @@ export class Prefetcher {
     if (signal.aborted) return []; // the abort listener releases the buffer
     if (!claimer) {
       const onAbort = () => void this.drop(owner);
-      claimer = { queue, leaseMs: request.lease_ms, signal, onAbort, buffer: [], claiming: false };
+      claimer = { queue, leaseMs: Math.floor(request.lease_ms), signal, onAbort, buffer: [], claiming: false };
       signal.addEventListener('abort', onAbort, { once: true });
       this.claimers.set(owner, claimer);
     } else if (claimer.signal !== signal) {
@@ -66,7 +66,7 @@ export class Prefetcher {
       for (const job of claimer.buffer.splice(0)) void this.release(job).catch(() => {});
       claimer.queue = queue;
     }
-    claimer.leaseMs = request.lease_ms;
+    claimer.leaseMs = Math.floor(request.lease_ms);
     const fresh = Date.now() + (claimer.leaseMs * 2) / 3;
     const jobs: ClaimedJob[] = [];
     for (const job of claimer.buffer.splice(0)) {
@@ -93,11 +93,11 @@ export class Prefetcher {
   }
 
   /** On complete of `id` in `queue`: whom to claim the next job for, if anyone. */
-  want(id: string, queue: string | undefined): { owner: string; leaseMs: number } | null {
+  want(id: string, queue: string | undefined): { owner: string; queue: string; leaseMs: number } | null {
     const owner = this.owners.get(id);
     const claimer = owner === undefined ? undefined : this.claimers.get(owner);
     if (!owner || !claimer || claimer.claiming || claimer.signal.aborted || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
-    return { owner, leaseMs: claimer.leaseMs };
+    return { owner, queue: claimer.queue, leaseMs: claimer.leaseMs };
   }
 
   /** A job the complete script claimed for `owner`: keep it for its next claim, or give it back. */

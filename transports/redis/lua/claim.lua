@@ -5,38 +5,45 @@
 -- script, so a worker that dies after it only delays the job until the
 -- lease runs out.
 -- KEYS: one prefix per queue. ARGV: owner, lease_ms, max, token base.
--- Returns {next_in, job hash...}; next_in is how many ms until something may
--- become claimable (a delayed job or a lease deadline), -1 for none, so a
--- blocked claimer knows how long it may sleep. Relative, so that the
--- claimer's clock does not matter.
+-- Returns {next_in, now, then per claimed job: id, attempts, CLAIM_FIELDS…}
+-- (lib.lua); the k-th job's lease token is `<token base>.<k>`. next_in is
+-- how many ms until something may become claimable (a delayed job or a
+-- lease deadline), -1 for none, so a blocked claimer knows how long it may
+-- sleep. Relative, so that the claimer's clock does not matter.
 local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
+local snow = fmt(now)
+local out = { -1, snow }
 
-local heads = {}
-for q, P in ipairs(KEYS) do
-  maintain(P, now, 20)
-  local h = redis.call('ZRANGE', P .. 'ready', 0, max - 1, 'WITHSCORES')
-  heads[q] = { list = h, pos = 1 }
-end
+for _, P in ipairs(KEYS) do maintain(P, now, 20) end
 
-local out = { -1 }
-local n = 0
-while n < max do
-  local best, best_score = nil, nil
-  for q, h in ipairs(heads) do
-    local score = h.list[h.pos + 1]
-    if score and (not best_score or tonumber(score) < best_score) then
-      best, best_score = q, tonumber(score)
-    end
+if #KEYS == 1 then
+  claim_head(KEYS[1], max, owner, token_base, 0, now + lease_ms, snow, out)
+else
+  -- Merge the heads of the queues by score, then claim each queue's share.
+  local heads = {}
+  for q, P in ipairs(KEYS) do
+    heads[q] = { list = redis.call('ZRANGE', P .. 'ready', 0, max - 1, 'WITHSCORES'), pos = 1, ids = {} }
   end
-  if not best then break end
-  local h, P = heads[best], KEYS[best]
-  local id = h.list[h.pos]
-  h.pos = h.pos + 2
-  local job = claim_job(P, id, owner, token_base .. '.' .. (n + 1), now + lease_ms, now)
-  if job then
-    n = n + 1
-    out[#out + 1] = job
+  for _ = 1, max do
+    local best, best_score = nil, nil
+    for q, h in ipairs(heads) do
+      local score = h.list[h.pos + 1]
+      if score and (not best_score or tonumber(score) < best_score) then
+        best, best_score = q, tonumber(score)
+      end
+    end
+    if not best then break end
+    local h = heads[best]
+    h.ids[#h.ids + 1] = h.list[h.pos]
+    h.pos = h.pos + 2
+  end
+  local n = 0
+  for q, h in ipairs(heads) do
+    if #h.ids > 0 then
+      redis.call('ZREM', KEYS[q] .. 'ready', unpack(h.ids))
+      n = n + claim_ids(KEYS[q], h.ids, owner, token_base, n, now + lease_ms, snow, out)
+    end
   end
 end
 

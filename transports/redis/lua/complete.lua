@@ -1,41 +1,65 @@
 -- processing -> done with the intent (fenced), for one or several jobs of one
--- queue: concurrent completes of a worker share one script call. When asked,
--- the same call claims the worker's next job from that queue (prefetch.ts):
--- one round trip per job instead of two, and the next job is in `leases`,
--- never only in the worker's memory.
--- KEYS[1] prefix. ARGV: n, then n × (id, token, result JSON, owner to claim
--- the next job for or '', its lease_ms, its token, short ('1': the caller
--- holds the claimed record and only needs what the write changed)).
--- Returns one entry per job: {0, its hash | 1, {finished_at, cancel_at,
--- cancel_reason}, the next job's hash or 0}, or the `RQ_<CODE> <id>` error.
+-- queue: concurrent completes share one script call (batch.ts). When asked,
+-- the same call claims next jobs from that queue for the workers that
+-- completed (prefetch.ts): one round trip per job instead of two, and each
+-- next job is in `leases`, never only in a worker's memory.
+-- KEYS[1] prefix. ARGV: n, then n × (id, token, result JSON, short ('1': the
+-- caller holds the claimed record and only needs what the write changed)),
+-- then m, then m × (owner, lease_ms, count, token base): claims to make.
+-- Returns {now, n entries, then per claim: how many were claimed, then per
+-- job id, attempts, CLAIM_FIELDS… (lib.lua; the k-th job of a claim has the
+-- lease token `<its token base>.<k>`)}. An entry is the `RQ_<CODE> <id>`
+-- error; with short, 1, or {cancel_at, cancel_reason} when a cancel was
+-- asked; else the job's hash.
 local P, n = KEYS[1], tonumber(ARGV[1])
 local now = now_ms()
-local maintained = false
-local out = {}
+local snow = fmt(now)
+local out = { snow }
+local ended = {}
+local histories = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 7
-  local id, token, owner = ARGV[b], ARGV[b + 1], ARGV[b + 3]
-  local jk, err, job = fenced(P, id, token, now)
-  if err then
-    out[i + 1] = err.err
+  local b = 2 + i * 4
+  local id, token = ARGV[b], ARGV[b + 1]
+  local jk = job_key(P, id)
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'cancel_reason', 'waiters')
+  if not f[1] then
+    out[i + 2] = 'RQ_NOT_FOUND ' .. id
+  elseif f[1] ~= 'processing' or f[2] ~= token then
+    out[i + 2] = 'RQ_LEASE_LOST ' .. id
+  elseif tonumber(f[3]) <= now then
+    out[i + 2] = 'RQ_LEASE_LOST ' .. id .. ' expired'
   else
-    finish(P, id, jk, 'done', now, job.waited, 'result', ARGV[b + 2])
-    local next_job = 0
-    if owner ~= '' then
-      if not maintained then
-        maintain(P, now, 20)
-        maintained = true
-      end
-      local ready = redis.call('ZRANGE', P .. 'ready', 0, 0)
-      if ready[1] then
-        next_job = claim_job(P, ready[1], owner, ARGV[b + 5], now + tonumber(ARGV[b + 4]), now) or 0
-      end
+    redis.call('HSET', jk, 'status', 'done', 'finished_at', snow, 'updated_at', snow, 'result', ARGV[b + 2])
+    ended[#ended + 1] = id
+    histories[#histories + 1] = snow
+    histories[#histories + 1] = id
+    if f[6] then
+      local fin = P .. 'fin:' .. id
+      redis.call('LPUSH', fin, '1')
+      redis.call('PEXPIRE', fin, 60000)
     end
-    if ARGV[b + 6] == '1' then
-      out[i + 1] = { 1, { fmt(now), job.cancel_at, job.cancel_reason }, next_job }
+    if ARGV[b + 3] ~= '1' then
+      out[i + 2] = redis.call('HGETALL', jk)
+    elseif f[4] then
+      out[i + 2] = { f[4], f[5] or '' }
     else
-      out[i + 1] = { 0, redis.call('HGETALL', jk), next_job }
+      out[i + 2] = 1
     end
   end
+end
+-- finish() of lib.lua, for the whole batch at once.
+if #ended > 0 then
+  redis.call('ZREM', P .. 'leases', unpack(ended))
+  redis.call('ZADD', P .. 'done', unpack(histories))
+end
+
+local b = 2 + n * 4
+local m = tonumber(ARGV[b])
+if m > 0 then maintain(P, now, 20) end
+for j = 0, m - 1 do
+  local c = b + 1 + j * 4
+  local at = #out + 1
+  out[at] = 0
+  out[at] = claim_head(P, tonumber(ARGV[c + 2]), ARGV[c], ARGV[c + 3], 0, now + tonumber(ARGV[c + 1]), snow, out)
 end
 return out

@@ -142,17 +142,48 @@ local function maintain(P, now, limit)
   return counts
 end
 
--- Move one id from `ready` to `processing` under a fresh lease; nil when the
--- entry was stale (the job is gone or no longer queued).
-local function claim_job(P, id, owner, token, lease_until, now)
-  redis.call('ZREM', P .. 'ready', id)
-  local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'attempts')
-  if f[1] ~= 'queued' then return nil end
-  redis.call('HSET', jk, 'status', 'processing', 'attempts', tonumber(f[2]) + 1, 'lease_owner', owner,
-    'lease_token', token, 'lease_until', fmt(lease_until), 'started_at', fmt(now), 'updated_at', fmt(now))
-  redis.call('ZADD', P .. 'leases', fmt(lease_until), id)
-  return redis.call('HGETALL', jk)
+-- What a claim reads of each job, in this order (CLAIM_FIELDS in codec.ts):
+-- HMGET status, attempts, then these; the claimer knows the rest (status,
+-- lease, started_at and updated_at).
+local CLAIM_FIELDS = { 'queue', 'payload', 'priority', 'run_at', 'max_attempts', 'timeout_ms', 'dedupe_key',
+  'callback_url', 'created_at', 'error', 'progress', 'cancel_at', 'cancel_reason' }
+
+-- Move ids just taken out of `ready` to `processing` under fresh leases
+-- `token_base.<first + 1>`, `token_base.<first + 2>`, … (in the order
+-- claimed: the caller numbers the jobs of its reply the same way), skipping stale
+-- entries (the job is gone or no longer queued). Appends to `out`, per job,
+-- id, the new attempts, then CLAIM_FIELDS (false for absent); one ZADD puts
+-- every claimed id in `leases`. Returns how many were claimed.
+local function claim_ids(P, ids, owner, token_base, first, lease_until, snow, out)
+  local su = fmt(lease_until)
+  local leased = {}
+  local n = 0
+  for _, id in ipairs(ids) do
+    local jk = job_key(P, id)
+    local f = redis.call('HMGET', jk, 'status', 'attempts', unpack(CLAIM_FIELDS))
+    if f[1] == 'queued' then
+      n = n + 1
+      local attempts = tonumber(f[2]) + 1
+      redis.call('HSET', jk, 'status', 'processing', 'attempts', attempts, 'lease_owner', owner,
+        'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow)
+      leased[#leased + 1] = su
+      leased[#leased + 1] = id
+      out[#out + 1] = id
+      out[#out + 1] = attempts
+      for i = 3, #CLAIM_FIELDS + 2 do out[#out + 1] = f[i] end
+    end
+  end
+  if n > 0 then redis.call('ZADD', P .. 'leases', unpack(leased)) end
+  return n
+end
+
+-- Take up to `max` ids from the head of one queue's `ready` (best priority,
+-- then FIFO) and claim them (claim_ids).
+local function claim_head(P, max, owner, token_base, first, lease_until, snow, out)
+  local popped = redis.call('ZPOPMIN', P .. 'ready', max)
+  local ids = {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  return claim_ids(P, ids, owner, token_base, first, lease_until, snow, out)
 end
 
 -- Remove a finished job and every index entry that names it.
