@@ -42,15 +42,15 @@ export class JobControl {
   }
 
   /**
-   * Run `fn` (a synchronous throw becomes a rejection) and settle with it,
-   * or reject with the reason as soon as abort() is called. One race per
-   * control.
+   * Run `fn(a, b)` (a synchronous throw becomes a rejection) and settle with
+   * it, or reject with the reason as soon as abort() is called. One race per
+   * control. Arguments rather than a closure: one object less per job.
    */
-  race<T>(fn: () => T | Promise<T>): Promise<T> {
+  race<A, B, T>(fn: (a: A, b: B) => T | Promise<T>, a: A, b: B): Promise<T> {
     if (this.done) return Promise.reject(this.why);
     let value: T | Promise<T>;
     try {
-      value = fn();
+      value = fn(a, b);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -14,8 +14,9 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { postCallback } from './callbacks.js';
 import { DEFAULTS } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
-import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
-import { JobControl } from './job-control.js';
+import { checkIntent, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import type { JobControl } from './job-control.js';
+import { JobContext, RunningJob } from './running-job.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
 
@@ -77,14 +78,6 @@ export interface WorkerEvents {
   'transport-error': [error: unknown];
 }
 
-interface Running {
-  job: ClaimedJob;
-  control: JobControl;
-  /** the job's child logger, made on first use (most jobs never log) */
-  log: () => Logger;
-  done: Promise<void>;
-}
-
 /** Workers that were started and not yet stopped; tests fail if any is left. */
 export const activeWorkers = new Set<Worker>();
 
@@ -108,7 +101,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly log: Logger;
   private readonly handleSignals: boolean;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, RunningJob>();
   private readonly startedAt = new Date();
   private claimAbort = new AbortController();
   private loop: Promise<void> | null = null;
@@ -244,98 +237,94 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private run(job: ClaimedJob): void {
-    const control = new JobControl();
-    let child: Logger | null = null;
-    const log = () => (child ??= this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }));
-    const entry: Running = { job, control, log, done: Promise.resolve() };
+    const run = new RunningJob(job, this.log);
     // An older run of the same job here has lost its lease: stop it.
     for (const other of this.running.values()) {
       if (other.job.id === job.id) other.control.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
-    this.running.set(job.lease.token, entry);
-    const finished = () => {
-      this.running.delete(job.lease.token);
-      this.slotFreed?.();
-    };
-    entry.done = this.execute(entry).then(finished, async (error: unknown) => {
-      try {
-        this.transportError(error);
-        // Never leave a job leased with nobody renewing it: hand it back.
-        await this.transport.release(job.id, job.lease.token).catch(() => undefined);
-      } finally {
-        finished();
-      }
-    });
+    this.running.set(job.lease.token, run);
+    run.done = this.execute(run).then(
+      () => this.finished(run),
+      (error: unknown) => this.crashed(run, error),
+    );
   }
 
-  private async execute({ job, control, log: getLog }: Running): Promise<void> {
+  private finished(run: RunningJob): void {
+    this.running.delete(run.job.lease.token);
+    this.slotFreed?.();
+  }
+
+  /** execute() itself failed (a store error past its retries): never leave the job leased with nobody renewing it. */
+  private async crashed(run: RunningJob, error: unknown): Promise<void> {
+    try {
+      this.transportError(error);
+      await this.transport.release(run.job.id, run.job.lease.token).catch(() => undefined);
+    } finally {
+      this.finished(run);
+    }
+  }
+
+  private async execute(run: RunningJob): Promise<void> {
+    const { job, control } = run;
     const started = Date.now();
-    const token = job.lease.token;
     const timeoutMs = job.timeout_ms ?? this.timeoutMs;
     this.emit('job:start', job);
 
-    const timer = setTimeout(() => control.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(abortOnTimeout, timeoutMs, control, job.attempts, timeoutMs);
     if (job.cancel_requested) control.abort(new JobAbortError('canceled', job.cancel_requested.reason));
 
-    const ctx: HandlerContext = {
-      job_id: job.id,
-      queue: job.queue,
-      attempt: job.attempts,
-      max_attempts: job.max_attempts,
-      get signal() {
-        return control.signal;
-      },
-      get log() {
-        return getLog();
-      },
-      progress: async (data: unknown) => {
-        if (!control.aborted) await this.transport.progress(job.id, token, data);
-      },
-    };
-
-    let settled: { ok: true; value: unknown } | { ok: false; error: unknown };
+    let value: unknown;
+    let failed = false;
     try {
-      settled = { ok: true, value: await control.race(() => this.handler(job.payload, ctx)) };
+      value = await control.race(this.handler, job.payload, new JobContext(run, this.transport));
     } catch (error) {
-      settled = { ok: false, error };
+      failed = true;
+      value = error;
     } finally {
       clearTimeout(timer);
     }
     // Writing the outcome is outside the handler's try: a refused write is not a handler failure.
-    const outcome = settled.ok ? await this.onResult(job, settled.value, getLog) : await this.onError(job, settled.error, control, getLog);
+    const outcome = failed ? await this.onError(run, value) : await this.onResult(run, value);
     if (outcome === 'done') this.processed += 1;
     if (outcome === 'error' || outcome === 'retry') this.failed += 1;
     const ms = Date.now() - started;
-    if (this.log.isLevelEnabled('info')) getLog().info({ outcome, duration_ms: ms }, 'job ended');
+    if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
     this.emit('job:end', job, outcome, ms);
     if (job.callback_url && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
       const final = await this.transport.get(job.id).catch(() => null);
-      if (final) void postCallback(final, getLog());
+      if (final) void postCallback(final, run.log());
     }
   }
 
-  private async onResult(job: ClaimedJob, result: unknown, log: () => Logger): Promise<JobOutcome> {
-    const parsed = intentSchema.safeParse(result);
-    if (!parsed.success) {
-      const why = toValidationError(parsed.error, 'intent').message;
-      log().warn({ err: why }, 'handler returned an invalid intent');
-      return this.write(job, () =>
-        this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
-      ).then((r) => (r ? 'error' : 'lost'));
+  private async onResult(run: RunningJob, result: unknown): Promise<JobOutcome> {
+    const { job } = run;
+    let intent = checkIntent(result);
+    if (!intent) {
+      const parsed = intentSchema.safeParse(result);
+      if (!parsed.success) {
+        const why = toValidationError(parsed.error, 'intent').message;
+        run.log().warn({ err: why }, 'handler returned an invalid intent');
+        return this.write(job, () =>
+          this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
+        ).then((r) => (r ? 'error' : 'lost'));
+      }
+      intent = parsed.data;
     }
     try {
-      const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, parsed.data));
+      const checked = intent;
+      const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, checked));
       if (!written) return 'lost';
       return written.status === 'done' ? 'done' : (written.status as JobOutcome);
     } catch (error) {
       // The store refused the intent itself (e.g. larger than the server takes): running again would not help.
       const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-      log().warn({ err: message }, 'result rejected');
+      run.log().warn({ err: message }, 'result rejected');
       return this.failWith(job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
     }
   }
 
-  private async onError(job: ClaimedJob, error: unknown, control: JobControl, log: () => Logger): Promise<JobOutcome> {
+  private async onError(run: RunningJob, error: unknown): Promise<JobOutcome> {
+    const { job, control } = run;
     const token = job.lease.token;
     const reason: unknown = control.aborted ? control.reason : undefined;
     if (reason instanceof JobAbortError) {
@@ -354,7 +343,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return this.failWith(job, { code: error.code, message: error.message, retryable: false });
     }
     const message = error instanceof Error ? error.message : describeReason(error);
-    log().warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
+    run.log().warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
     return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true });
   }
 
@@ -399,19 +388,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const entry of this.running.values()) void this.renew(entry);
   }
 
-  private async renew({ job, control, log: getLog }: Running): Promise<void> {
+  private async renew(run: RunningJob): Promise<void> {
+    const { job, control } = run;
     if (control.aborted) return;
     try {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
       if (res.cancel_requested && !control.aborted) {
-        getLog().info({ reason: res.cancel_requested.reason }, 'cancel observed');
+        run.log().info({ reason: res.cancel_requested.reason }, 'cancel observed');
         control.abort(new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
       if (!this.running.has(job.lease.token)) return; // finished while the renewal was in flight
       if (error instanceof LeaseLostError || Date.now() > job.lease.until.getTime()) {
-        getLog().warn('lease lost; aborting the handler');
+        run.log().warn('lease lost; aborting the handler');
         control.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
         this.transportError(error);
@@ -475,4 +465,9 @@ function positive(name: string, value: number, max = MAX_TIMER_MS): number {
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 20)}… (${text.length - max + 20} more)`;
+}
+
+/** The per-job timeout (a function with arguments, not a closure per job). */
+function abortOnTimeout(control: JobControl, attempt: number, timeoutMs: number): void {
+  control.abort(new JobAbortError('timeout', `attempt ${attempt} ran past its timeout of ${timeoutMs} ms`));
 }

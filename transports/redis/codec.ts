@@ -81,55 +81,78 @@ export function hashToJob(h: Record<string, string>): Job | null {
   });
 }
 
-/**
- * Values per job in a claim reply: id, attempts, then lua/lib.lua's
- * CLAIM_FIELDS (queue, payload, priority, run_at, max_attempts, timeout_ms,
- * dedupe_key, callback_url, created_at, error, progress, cancel_at,
- * cancel_reason), null for absent. A fixed order instead of HGETALL's
- * name/value pairs: half the strings to send and parse per claimed job.
- */
-export const CLAIMED_STRIDE = 15;
+/** A job as claim scripts send it (job_json in lua/lib.lua): absent fields are left out. */
+interface ClaimJson {
+  id: string;
+  queue: string;
+  payload: IntentRequest;
+  priority: number;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  created_at: number;
+  timeout_ms?: number;
+  dedupe_key?: string;
+  callback_url?: string;
+  error?: JobError;
+  progress?: unknown;
+  cancel_at?: number;
+  cancel_reason?: string;
+}
 
-const optNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const optStr = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-const optJson = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
-
 /**
- * The job at `at` in a claim reply, as claimed by `owner` under `token` at
- * the server time `now` (the script's clock) for `leaseMs`.
+ * A job of a claim reply, as claimed by `owner` under `token` at the server
+ * time `now` (the script's clock) for `leaseMs`.
  */
-export function claimedJob(r: unknown[], at: number, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
-  const cancelAt = r[at + 13];
+export function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
+  const j = JSON.parse(text) as ClaimJson;
   return {
-    id: String(r[at]),
-    queue: String(r[at + 2]),
+    id: j.id,
+    queue: j.queue,
     status: 'processing',
-    payload: JSON.parse(String(r[at + 3])) as IntentRequest,
+    payload: j.payload,
     result: null,
-    error: optJson(r[at + 11]) as JobError | null,
-    priority: Number(r[at + 4]),
-    run_at: new Date(Number(r[at + 5])),
-    attempts: Number(r[at + 1]),
-    max_attempts: Number(r[at + 6]),
-    timeout_ms: optNum(r[at + 7]),
+    error: j.error ?? null,
+    priority: j.priority,
+    run_at: new Date(j.run_at),
+    attempts: j.attempts,
+    max_attempts: j.max_attempts,
+    timeout_ms: j.timeout_ms ?? null,
     lease: { owner, token, until: new Date(now + leaseMs) },
-    cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(Number(cancelAt)), reason: String(r[at + 14] ?? '') },
-    dedupe_key: optStr(r[at + 8]),
-    callback_url: optStr(r[at + 9]),
-    progress: optJson(r[at + 12]),
-    created_at: new Date(Number(r[at + 10])),
+    cancel_requested: j.cancel_at === undefined ? null : { at: new Date(j.cancel_at), reason: j.cancel_reason ?? '' },
+    dedupe_key: j.dedupe_key ?? null,
+    callback_url: j.callback_url ?? null,
+    progress: j.progress ?? null,
+    created_at: new Date(j.created_at),
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,
   };
 }
 
+/** A claimed job whose record did not decode: its id (always first, see job_json) and lease token. */
+export interface UnreadableJob {
+  id: string;
+  token: string;
+  error: string;
+}
+
 /**
- * The `count` jobs claimed for one request, starting at `at` of `reply`;
- * their tokens are `<tokenBase>.<k>` for k from `first + 1` (lua/lib.lua).
+ * The `count` jobs claimed for one request, from `at` of `reply`; their
+ * tokens are `<tokenBase>.<k>` for k from 1 (lua/lib.lua). A record that
+ * does not decode goes to `unreadable` instead of failing the whole batch.
  */
-export function claimedJobs(reply: unknown[], at: number, count: number, owner: string, tokenBase: string, first: number, now: number, leaseMs: number): ClaimedJob[] {
-  const jobs: ClaimedJob[] = new Array<ClaimedJob>(count);
-  for (let k = 0; k < count; k++) jobs[k] = claimedJob(reply, at + k * CLAIMED_STRIDE, owner, `${tokenBase}.${first + k + 1}`, now, leaseMs);
+export function claimedJobs(reply: unknown[], at: number, count: number, owner: string, tokenBase: string, now: number, leaseMs: number, unreadable: UnreadableJob[]): ClaimedJob[] {
+  const jobs: ClaimedJob[] = [];
+  for (let k = 0; k < count; k++) {
+    const text = String(reply[at + k]);
+    const token = `${tokenBase}.${k + 1}`;
+    try {
+      jobs.push(claimedJob(text, owner, token, now, leaseMs));
+    } catch (error) {
+      const id = /^\{"id":"([A-Za-z0-9_.:-]+)"/.exec(text)?.[1];
+      if (id) unreadable.push({ id, token, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
   return jobs;
 }

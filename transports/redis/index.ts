@@ -30,12 +30,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
-import { ConfigError, JobNotFoundError, TransportError } from '../../src/errors.js';
+import { ConfigError, JobErrorCode, JobNotFoundError, TransportError } from '../../src/errors.js';
 import { isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { CLAIMED_STRIDE, claimedJobs, fieldsToJob, jobToFields } from './codec.js';
+import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
 import { finKey, idKey, queuePrefix, queuesKey } from './keys.js';
@@ -44,7 +44,7 @@ import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
-import { HeldJobs } from './held.js';
+import { HeldJobs, type HeldJob } from './held.js';
 import { JobLocator } from './locator.js';
 import { blockForWake, slotGroups } from './wake.js';
 
@@ -228,39 +228,39 @@ export class RedisTransport implements Transport {
    */
   complete(id: string, token: string, result: Intent): Promise<Job> {
     const held = this.held.get(id, token);
-    const resultJson = JSON.stringify(result);
-    const queue = this.locate.cached(id);
-    const item: CompleteItem = { id, token, result: resultJson, short: held !== undefined, want: this.prefetch.want(id, queue) };
-    const batched = (prefix: string) => this.completions.call(prefix, item);
-    const slow = () => this.onJob(id, batched).then((reply) => this.completed(id, held, resultJson, reply as CompleteReply));
-    if (queue === undefined || this.closed) return slow();
+    const queue = held?.job.queue ?? this.locate.cached(id);
+    const item: CompleteItem = { id, token, result: JSON.stringify(result), short: held !== undefined, want: this.prefetch.want(held?.owner, queue), held, intent: result };
+    if (queue === undefined || this.closed) return this.completeSlow(item);
     // The common case, the queue known from the claim: no lookup, one promise.
-    return batched(queuePrefix(this.prefix, queue)).then(
-      (reply) => {
-        const own = (reply as CompleteReply).entry;
-        if (typeof own !== 'string') return this.completed(id, held, resultJson, reply as CompleteReply);
-        const error = this.translate(new Error(own));
-        if (!(error instanceof JobNotFoundError)) throw error;
-        this.locate.forget(id); // not in the cached queue (deleted, id reused): look it up
-        return slow();
-      },
-      (error: unknown) => {
-        throw this.translate(error);
-      },
-    );
+    return this.completions.call(queuePrefix(this.prefix, queue), item).then((reply) => this.afterComplete(item, reply as CompleteReply), this.rethrowTranslated);
   }
 
+  private afterComplete(item: CompleteItem, reply: CompleteReply): Job | Promise<Job> {
+    if (typeof reply.entry !== 'string') return this.completed(item, reply);
+    const error = this.translate(new Error(reply.entry));
+    if (!(error instanceof JobNotFoundError)) throw error;
+    this.locate.forget(item.id); // not in the cached queue (deleted, id reused): look it up
+    return this.completeSlow(item);
+  }
+
+  private completeSlow(item: CompleteItem): Promise<Job> {
+    return this.onJob(item.id, (prefix) => this.completions.call(prefix, item)).then((reply) => this.completed(item, reply as CompleteReply));
+  }
+
+  private readonly rethrowTranslated = (error: unknown): never => {
+    throw this.translate(error);
+  };
+
   /** The job a complete returns: from the held record and what the write changed, else from the reply's hash. */
-  private completed(id: string, held: ClaimedJob | undefined, resultJson: string, { now, entry }: CompleteReply): Job {
-    this.prefetch.forget(id);
+  private completed({ id, held, intent }: CompleteItem, { now, entry }: CompleteReply): Job {
     this.held.delete(id);
     if (!held || !(entry === 1 || (Array.isArray(entry) && entry.length === 2))) return this.jobReply(id, entry);
     const finished = new Date(now);
     const cancel = entry === 1 ? null : (entry as [string, string]);
     return {
-      ...held,
+      ...held.job,
       status: 'done',
-      result: JSON.parse(resultJson) as Intent,
+      result: intent,
       lease: null,
       cancel_requested: cancel ? { at: new Date(Number(cancel[0])), reason: cancel[1] } : null,
       updated_at: finished,
@@ -389,7 +389,7 @@ export class RedisTransport implements Transport {
    */
   private async onJob(id: string, name: ScriptName | ((prefix: string) => Promise<unknown>), ...args: (string | number)[]): Promise<unknown> {
     return this.op(() =>
-      this.locate.withQueue(id, async (queue) => {
+      this.locate.withQueue(id, this.held.queueOf(id), async (queue) => {
         const prefix = queuePrefix(this.prefix, queue);
         const call = typeof name === 'function' ? name(prefix) : this.script(name, prefix, id, ...args);
         const reply = await call.catch((error: unknown) => Promise.reject(this.translate(error)));
@@ -438,16 +438,17 @@ export class RedisTransport implements Transport {
     const reply = (await this.script('complete', ...args)) as unknown[];
     const now = Number(reply[0]);
     let at = 1 + items.length;
+    const unreadable: UnreadableJob[] = [];
     for (const c of claims.values()) {
       const count = Number(reply[at]);
-      const jobs = claimedJobs(reply, at + 1, count, c.owner, c.base, 0, now, c.leaseMs);
-      at += 1 + count * CLAIMED_STRIDE;
+      const jobs = claimedJobs(reply, at + 1, count, c.owner, c.base, now, c.leaseMs, unreadable);
+      at += 1 + count;
       for (const job of jobs) {
-        this.locate.remember(job.id, job.queue);
-        this.held.add(job);
+        this.held.add(job, c.owner);
         this.prefetch.deliver(c.owner, job);
       }
     }
+    this.failUnreadable(unreadable);
     return items.map((_, i) => ({ now, entry: reply[1 + i] }));
   }
 
@@ -478,15 +479,27 @@ export class RedisTransport implements Transport {
     const leaseMs = Math.floor(request.lease_ms);
     const base = this.newToken();
     const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, leaseMs, max, base))) as unknown[];
-    const count = (reply.length - 2) / CLAIMED_STRIDE;
-    const jobs = claimedJobs(reply, 2, count, request.owner, base, 0, Number(reply[1]), leaseMs);
-    for (const job of jobs) {
-      this.locate.remember(job.id, job.queue);
-      this.held.add(job);
-    }
-    this.prefetch.handedOut(request.owner, jobs);
+    const unreadable: UnreadableJob[] = [];
+    const jobs = claimedJobs(reply, 2, reply.length - 2, request.owner, base, Number(reply[1]), leaseMs, unreadable);
+    for (const job of jobs) this.held.add(job, request.owner);
+    this.failUnreadable(unreadable);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
+  }
+
+  /**
+   * A claimed record that does not decode would fail the same way on every
+   * attempt: end it at once (error, CORRUPT_RECORD, not retried), keeping the
+   * record for inspection, instead of letting its lease run out again and again.
+   */
+  private failUnreadable(jobs: UnreadableJob[]): void {
+    for (const { id, token, error } of jobs) {
+      this.log.warn({ job_id: id, err: error }, 'claimed a job whose record does not decode; ending it with CORRUPT_RECORD');
+      const message = `the stored record of this job could not be read: ${error}`;
+      void this.fail(id, token, { error: { code: JobErrorCode.CORRUPT_RECORD, message, retryable: false }, retry_at: null }).catch((e: unknown) =>
+        this.log.warn({ job_id: id, err: e instanceof Error ? e.message : String(e) }, 'could not end a job whose record does not decode'),
+      );
+    }
   }
 }
 
@@ -499,6 +512,10 @@ interface CompleteItem {
   short: boolean;
   /** claim the next job of this queue for this owner in the same call */
   want: { owner: string; queue: string; leaseMs: number } | null;
+  /** the claimed record, when this token is the one handed out here */
+  held: HeldJob | undefined;
+  /** the intent as given */
+  intent: Intent;
 }
 
 /** A complete's own entry of the batch reply, and the script's clock. */

@@ -52,12 +52,14 @@ export class JobLocator {
   }
 
   /**
-   * Run `op` with the job's queue. `op` throws JobNotFoundError when the job
-   * is not in that queue; with a cached queue that triggers one fresh lookup.
+   * Run `op` with the job's queue: `hint` (a queue known otherwise), else the
+   * cached one, else the id index. `op` throws JobNotFoundError when the job
+   * is not in that queue; with a hinted or cached queue that triggers one
+   * fresh lookup.
    */
-  async withQueue<T>(id: string, op: (queue: string) => Promise<T>): Promise<T> {
+  async withQueue<T>(id: string, hint: string | undefined, op: (queue: string) => Promise<T>): Promise<T> {
     for (const fresh of [false, true]) {
-      const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : this.queues.get(id);
+      const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : (hint ?? this.queues.get(id));
       if (!queue) continue;
       try {
         const result = await op(queue);

@@ -30,12 +30,9 @@ interface Claimer {
 
 /** Jobs waiting for their owner at most, per owner (a safety bound; about its concurrency in practice). */
 const BUFFER_LIMIT = 1_000;
-/** Jobs whose owner is remembered at most. */
-const OWNERS_LIMIT = 100_000;
 
 export class Prefetcher {
   private readonly claimers = new Map<string, Claimer>();
-  private readonly owners = new Map<string, string>();
 
   /** @param release hands a buffered job back (fenced, attempt not charged) */
   constructor(private readonly release: (job: ClaimedJob) => Promise<unknown>) {}
@@ -84,17 +81,8 @@ export class Prefetcher {
     if (claimer) claimer.claiming = false;
   }
 
-  /** Jobs handed to `owner` by a claim. */
-  handedOut(owner: string, jobs: ClaimedJob[]): void {
-    for (const job of jobs) {
-      if (this.owners.size >= OWNERS_LIMIT) this.owners.delete(this.owners.keys().next().value as string);
-      this.owners.set(job.id, owner);
-    }
-  }
-
-  /** On complete of `id` in `queue`: whom to claim the next job for, if anyone. */
-  want(id: string, queue: string | undefined): { owner: string; queue: string; leaseMs: number } | null {
-    const owner = this.owners.get(id);
+  /** On complete of a job of `queue` that `owner` claimed: whether to claim the next job for it. */
+  want(owner: string | undefined, queue: string | undefined): { owner: string; queue: string; leaseMs: number } | null {
     const claimer = owner === undefined ? undefined : this.claimers.get(owner);
     if (!owner || !claimer || claimer.claiming || claimer.signal.aborted || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
     return { owner, queue: claimer.queue, leaseMs: claimer.leaseMs };
@@ -107,13 +95,7 @@ export class Prefetcher {
       void this.release(job).catch(() => {}); // the lease expires otherwise
       return;
     }
-    this.handedOut(owner, [job]);
     claimer.buffer.push(job);
-  }
-
-  /** The job ended: its owner no longer matters. */
-  forget(id: string): void {
-    this.owners.delete(id);
   }
 
   /** Release every buffered job (close). */

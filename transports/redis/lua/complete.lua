@@ -6,9 +6,9 @@
 -- KEYS[1] prefix. ARGV: n, then n × (id, token, result JSON, short ('1': the
 -- caller holds the claimed record and only needs what the write changed)),
 -- then m, then m × (owner, lease_ms, count, token base): claims to make.
--- Returns {now, n entries, then per claim: how many were claimed, then per
--- job id, attempts, CLAIM_FIELDS… (lib.lua; the k-th job of a claim has the
--- lease token `<its token base>.<k>`)}. An entry is the `RQ_<CODE> <id>`
+-- Returns {now, n entries, then per claim: how many were claimed, then each
+-- job as JSON (job_json in lib.lua; the k-th job of a claim has the lease
+-- token `<its token base>.<k>`)}. An entry is the `RQ_<CODE> <id>`
 -- error; with short, 1, or {cancel_at, cancel_reason} when a cancel was
 -- asked; else the job's hash.
 local P, n = KEYS[1], tonumber(ARGV[1])
