@@ -13,6 +13,10 @@ export class RunningJob {
   readonly control = new JobControl();
   /** settles when the job has ended here (outcome written or handed back) */
   done: Promise<void> = Promise.resolve();
+  /** Date.now() when the run began */
+  readonly started = Date.now();
+  /** the per-attempt timeout */
+  timer: NodeJS.Timeout | undefined;
   private child: Logger | null = null;
 
   constructor(

@@ -236,6 +236,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  /**
+   * Run one job. The common path (the handler returns a valid intent, the
+   * store takes it) is a short promise chain with no async frames: at tens of
+   * thousands of jobs a second the promises per job are most of the worker's
+   * own cost. Anything else takes the general path (onResult, onError).
+   */
   private run(job: ClaimedJob): void {
     const run = new RunningJob(job, this.log);
     // An older run of the same job here has lost its lease: stop it.
@@ -243,83 +249,110 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (other.job.id === job.id) other.control.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
     this.running.set(job.lease.token, run);
-    run.done = this.execute(run).then(
-      () => this.finished(run),
-      (error: unknown) => this.crashed(run, error),
+    const { control } = run;
+    const timeoutMs = job.timeout_ms ?? this.timeoutMs;
+    run.timer = setTimeout(abortOnTimeout, timeoutMs, control, job.attempts, timeoutMs);
+    if (job.cancel_requested) control.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+    try {
+      this.emit('job:start', job);
+    } catch (error) {
+      run.done = this.crashed(run, error); // a listener threw: as if the run had failed
+      return;
+    }
+    run.done = control
+      .race(this.handler, job.payload, new JobContext(run, this.transport))
+      .then(
+        (value) => this.handled(run, value),
+        (error: unknown) => {
+          clearTimeout(run.timer);
+          return this.onError(run, error);
+        },
+      )
+      .then((outcome) => this.ended(run, outcome))
+      .catch((error: unknown) => this.crashed(run, error));
+  }
+
+  /** The handler returned `value`: store it. Writing is outside the handler's try: a refused write is not a handler failure. */
+  private handled(run: RunningJob, value: unknown): Promise<JobOutcome> {
+    clearTimeout(run.timer);
+    const intent = checkIntent(value);
+    if (!intent) return this.onResult(run, value);
+    const { job } = run;
+    return this.transport.complete(job.id, job.lease.token, intent).then(
+      (written) => (written.status === 'done' ? 'done' : (written.status as JobOutcome)),
+      (error: unknown) => this.completeFailed(run, intent, error),
     );
   }
 
-  private finished(run: RunningJob): void {
-    this.running.delete(run.job.lease.token);
-    this.slotFreed?.();
+  private ended(run: RunningJob, outcome: JobOutcome): void | Promise<void> {
+    const { job } = run;
+    if (outcome === 'done') this.processed += 1;
+    if (outcome === 'error' || outcome === 'retry') this.failed += 1;
+    const ms = Date.now() - run.started;
+    if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
+    const callback = job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled');
+    if (!callback) this.finished(run);
+    this.emit('job:end', job, outcome, ms);
+    if (callback) return this.callback(run);
   }
 
-  /** execute() itself failed (a store error past its retries): never leave the job leased with nobody renewing it. */
-  private async crashed(run: RunningJob, error: unknown): Promise<void> {
+  /** POST the finished job to its callback_url; the slot stays taken meanwhile, so that stop() waits for the read. */
+  private async callback(run: RunningJob): Promise<void> {
     try {
-      this.transportError(error);
-      await this.transport.release(run.job.id, run.job.lease.token).catch(() => undefined);
+      const final = await this.transport.get(run.job.id).catch(() => null);
+      if (final) void postCallback(final, run.log());
     } finally {
       this.finished(run);
     }
   }
 
-  private async execute(run: RunningJob): Promise<void> {
-    const { job, control } = run;
-    const started = Date.now();
-    const timeoutMs = job.timeout_ms ?? this.timeoutMs;
-    this.emit('job:start', job);
+  private finished(run: RunningJob): void {
+    if (!this.running.delete(run.job.lease.token)) return;
+    this.slotFreed?.();
+  }
 
-    const timer = setTimeout(abortOnTimeout, timeoutMs, control, job.attempts, timeoutMs);
-    if (job.cancel_requested) control.abort(new JobAbortError('canceled', job.cancel_requested.reason));
-
-    let value: unknown;
-    let failed = false;
+  /** The run itself failed (a store error past its retries): never leave the job leased with nobody renewing it. */
+  private async crashed(run: RunningJob, error: unknown): Promise<void> {
+    clearTimeout(run.timer);
     try {
-      value = await control.race(this.handler, job.payload, new JobContext(run, this.transport));
-    } catch (error) {
-      failed = true;
-      value = error;
+      this.transportError(error);
+      if (this.running.has(run.job.lease.token)) await this.transport.release(run.job.id, run.job.lease.token).catch(() => undefined);
     } finally {
-      clearTimeout(timer);
-    }
-    // Writing the outcome is outside the handler's try: a refused write is not a handler failure.
-    const outcome = failed ? await this.onError(run, value) : await this.onResult(run, value);
-    if (outcome === 'done') this.processed += 1;
-    if (outcome === 'error' || outcome === 'retry') this.failed += 1;
-    const ms = Date.now() - started;
-    if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
-    this.emit('job:end', job, outcome, ms);
-    if (job.callback_url && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
-      const final = await this.transport.get(job.id).catch(() => null);
-      if (final) void postCallback(final, run.log());
+      this.finished(run);
     }
   }
 
+  /** The general path of a handler's result: checked by the schema (with its message), then written with retries. */
   private async onResult(run: RunningJob, result: unknown): Promise<JobOutcome> {
     const { job } = run;
-    let intent = checkIntent(result);
-    if (!intent) {
-      const parsed = intentSchema.safeParse(result);
-      if (!parsed.success) {
-        const why = toValidationError(parsed.error, 'intent').message;
-        run.log().warn({ err: why }, 'handler returned an invalid intent');
-        return this.write(job, () =>
-          this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
-        ).then((r) => (r ? 'error' : 'lost'));
-      }
-      intent = parsed.data;
+    const parsed = intentSchema.safeParse(result);
+    if (!parsed.success) {
+      const why = toValidationError(parsed.error, 'intent').message;
+      run.log().warn({ err: why }, 'handler returned an invalid intent');
+      return this.write(job, () =>
+        this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
+      ).then((r) => (r ? 'error' : 'lost'));
     }
+    const intent = parsed.data;
+    return this.storeIntent(run, intent, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent)));
+  }
+
+  /** The first complete failed: go on as write() would have after that try. */
+  private completeFailed(run: RunningJob, intent: Intent, error: unknown): Promise<JobOutcome> {
+    const { job } = run;
+    return this.storeIntent(run, intent, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent), error));
+  }
+
+  private async storeIntent(run: RunningJob, intent: Intent, store: () => Promise<Job | null>): Promise<JobOutcome> {
     try {
-      const checked = intent;
-      const written = await this.write(job, () => this.transport.complete(job.id, job.lease.token, checked));
+      const written = await store();
       if (!written) return 'lost';
       return written.status === 'done' ? 'done' : (written.status as JobOutcome);
     } catch (error) {
       // The store refused the intent itself (e.g. larger than the server takes): running again would not help.
       const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-      run.log().warn({ err: message }, 'result rejected');
-      return this.failWith(job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
+      run.log().warn({ err: message, bytes: JSON.stringify(intent).length }, 'result rejected');
+      return this.failWith(run.job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
     }
   }
 
@@ -361,11 +394,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * A fenced write. Losing the lease is not an error of this worker: the job
    * was reclaimed or canceled and its new owner writes the outcome.
    */
-  private async write(job: ClaimedJob, op: () => Promise<Job>): Promise<Job | null> {
+  private async write(job: ClaimedJob, op: () => Promise<Job>, failedOnce?: unknown): Promise<Job | null> {
     const firstTry = Date.now();
     for (let failures = 1; ; failures++) {
       try {
-        return await op();
+        if (failures > 1 || failedOnce === undefined) return await op();
+        throw failedOnce; // the caller's first try already failed so
       } catch (error) {
         if (error instanceof LeaseLostError) {
           this.log.warn({ job_id: job.id, queue: job.queue }, 'lease lost before the outcome was written; the result is dropped');

@@ -1,21 +1,47 @@
 /**
- * Job record ⇄ Redis hash. Scalars are plain fields (the Lua scripts read and
- * write them); payload, result, error and progress are JSON strings that the
- * scripts never decode, so user data round-trips exactly (Lua's cjson would
- * turn `[]` into `{}` and round long numbers). Absent field = null.
+ * Job record ⇄ Redis hash.
+ *
+ * What never changes after enqueue (id, queue, payload, priority,
+ * max_attempts, timeout_ms, dedupe_key, callback_url, created_at) is one JSON
+ * text, the `spec` field, which claims hand back as is (lua/lib.lua
+ * claim_json): a claim reads a few fields instead of a dozen, and the client
+ * parses one JSON text per job. What changes, and what the scripts need to
+ * read (status, attempts, run_at, the lease, times, priority, max_attempts,
+ * dedupe_key), are plain fields. result, error and progress are JSON strings
+ * that the scripts never decode, so user data round-trips exactly (Lua's
+ * cjson would turn `[]` into `{}` and round long numbers). Absent field = null.
  */
 import { reviveJob, type IntentRequest, type Job, type JobError } from '../../src/job.js';
 import type { ClaimedJob } from '../../src/transport.js';
 
 const ms = (d: Date): string => String(d.getTime());
 
+/** The immutable part of a job, as stored in `spec`. `id` first: claimedJobs finds it there in a record that does not parse. */
+interface Spec {
+  id: string;
+  queue: string;
+  payload: IntentRequest;
+  priority: number;
+  max_attempts: number;
+  created_at: number;
+  timeout_ms?: number;
+  dedupe_key?: string;
+  callback_url?: string;
+}
+
+function specOf(job: Job): string {
+  const spec: Spec = { id: job.id, queue: job.queue, payload: job.payload, priority: job.priority, max_attempts: job.max_attempts, created_at: job.created_at.getTime() };
+  if (job.timeout_ms !== null) spec.timeout_ms = job.timeout_ms;
+  if (job.dedupe_key !== null) spec.dedupe_key = job.dedupe_key;
+  if (job.callback_url !== null) spec.callback_url = job.callback_url;
+  return JSON.stringify(spec);
+}
+
 /** Field/value pairs of a job, as HSET takes them. */
 export function jobToFields(job: Job): string[] {
   const f: string[] = [
-    'id', job.id,
-    'queue', job.queue,
+    'spec', specOf(job),
     'status', job.status,
-    'payload', JSON.stringify(job.payload),
     'priority', String(job.priority),
     'run_at', ms(job.run_at),
     'attempts', String(job.attempts),
@@ -24,9 +50,7 @@ export function jobToFields(job: Job): string[] {
     'updated_at', ms(job.updated_at),
   ];
   const optional: [string, string | null][] = [
-    ['timeout_ms', job.timeout_ms === null ? null : String(job.timeout_ms)],
     ['dedupe_key', job.dedupe_key],
-    ['callback_url', job.callback_url],
     ['started_at', job.started_at && ms(job.started_at)],
     ['finished_at', job.finished_at && ms(job.finished_at)],
     ['result', job.result === null ? null : JSON.stringify(job.result)],
@@ -55,82 +79,71 @@ export function fieldsToJob(reply: unknown): Job | null {
 
 /** A job from HGETALL's object reply (ioredis' hgetall); null when empty. */
 export function hashToJob(h: Record<string, string>): Job | null {
-  if (h.id === undefined) return null;
+  if (h.spec === undefined) return null;
+  const spec = JSON.parse(h.spec) as Spec;
   return reviveJob({
-    id: h.id,
-    queue: h.queue,
+    id: spec.id,
+    queue: spec.queue,
     status: h.status,
-    payload: json(h.payload) ?? {},
+    payload: spec.payload,
     result: json(h.result),
     error: json(h.error),
-    priority: Number(h.priority),
+    priority: spec.priority,
     run_at: num(h.run_at),
     attempts: Number(h.attempts),
-    max_attempts: Number(h.max_attempts),
-    timeout_ms: num(h.timeout_ms),
+    max_attempts: spec.max_attempts,
+    timeout_ms: spec.timeout_ms ?? null,
     // Lease fields outlive the lease (lua/lib.lua): only a processing job has one.
     lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
-    dedupe_key: h.dedupe_key ?? null,
-    callback_url: h.callback_url ?? null,
+    dedupe_key: spec.dedupe_key ?? null,
+    callback_url: spec.callback_url ?? null,
     progress: json(h.progress),
-    created_at: num(h.created_at),
+    created_at: spec.created_at,
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
   });
 }
 
-/** A job as claim scripts send it (job_json in lua/lib.lua): absent fields are left out. */
-interface ClaimJson {
-  id: string;
-  queue: string;
-  payload: IntentRequest;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  timeout_ms?: number;
-  dedupe_key?: string;
-  callback_url?: string;
-  error?: JobError;
-  progress?: unknown;
-  cancel_at?: number;
-  cancel_reason?: string;
-}
+/**
+ * A claimed job as the claim scripts send it (claim_json in lua/lib.lua):
+ * `[spec, attempts, run_at]`, followed by error, progress, cancel_at and
+ * cancel_reason (null when absent) when any of them is set.
+ */
+type ClaimTuple = [Spec, number, number, (JobError | null)?, unknown?, (number | null)?, string?];
 
 /**
  * A job of a claim reply, as claimed by `owner` under `token` at the server
  * time `now` (the script's clock) for `leaseMs`.
  */
 export function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
-  const j = JSON.parse(text) as ClaimJson;
+  const [spec, attempts, runAt, error, progress, cancelAt, cancelReason] = JSON.parse(text) as ClaimTuple;
   return {
-    id: j.id,
-    queue: j.queue,
+    id: spec.id,
+    queue: spec.queue,
     status: 'processing',
-    payload: j.payload,
+    payload: spec.payload,
     result: null,
-    error: j.error ?? null,
-    priority: j.priority,
-    run_at: new Date(j.run_at),
-    attempts: j.attempts,
-    max_attempts: j.max_attempts,
-    timeout_ms: j.timeout_ms ?? null,
+    error: error ?? null,
+    priority: spec.priority,
+    run_at: new Date(runAt),
+    attempts,
+    max_attempts: spec.max_attempts,
+    timeout_ms: spec.timeout_ms ?? null,
     lease: { owner, token, until: new Date(now + leaseMs) },
-    cancel_requested: j.cancel_at === undefined ? null : { at: new Date(j.cancel_at), reason: j.cancel_reason ?? '' },
-    dedupe_key: j.dedupe_key ?? null,
-    callback_url: j.callback_url ?? null,
-    progress: j.progress ?? null,
-    created_at: new Date(j.created_at),
+    cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(cancelAt), reason: cancelReason ?? '' },
+    dedupe_key: spec.dedupe_key ?? null,
+    callback_url: spec.callback_url ?? null,
+    progress: progress ?? null,
+    created_at: new Date(spec.created_at),
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,
   };
 }
 
-/** A claimed job whose record did not decode: its id (always first, see job_json) and lease token. */
+/** A claimed job whose record did not decode: its id (first in `spec`) and lease token. */
 export interface UnreadableJob {
   id: string;
   token: string;
@@ -150,7 +163,7 @@ export function claimedJobs(reply: unknown[], at: number, count: number, owner: 
     try {
       jobs.push(claimedJob(text, owner, token, now, leaseMs));
     } catch (error) {
-      const id = /^\{"id":"([A-Za-z0-9_.:-]+)"/.exec(text)?.[1];
+      const id = /^\[\{"id":"([A-Za-z0-9_.:-]+)"/.exec(text)?.[1];
       if (id) unreadable.push({ id, token, error: error instanceof Error ? error.message : String(error) });
     }
   }

@@ -5,7 +5,7 @@
 -- script, so a worker that dies after it only delays the job until the
 -- lease runs out.
 -- KEYS: one prefix per queue. ARGV: owner, lease_ms, max, token base.
--- Returns {next_in, now, then each claimed job as JSON (job_json in
+-- Returns {next_in, now, then each claimed job as JSON (claim_json in
 -- lib.lua)}; the k-th job's lease token is `<token base>.<k>`. next_in is
 -- how many ms until something may become claimable (a delayed job or a
 -- lease deadline), -1 for none, so a blocked claimer knows how long it may

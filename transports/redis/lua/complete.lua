@@ -7,7 +7,7 @@
 -- caller holds the claimed record and only needs what the write changed)),
 -- then m, then m × (owner, lease_ms, count, token base): claims to make.
 -- Returns {now, n entries, then per claim: how many were claimed, then each
--- job as JSON (job_json in lib.lua; the k-th job of a claim has the lease
+-- job as JSON (claim_json in lib.lua; the k-th job of a claim has the lease
 -- token `<its token base>.<k>`)}. An entry is the `RQ_<CODE> <id>`
 -- error; with short, 1, or {cancel_at, cancel_reason} when a cancel was
 -- asked; else the job's hash.

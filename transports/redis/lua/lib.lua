@@ -142,38 +142,26 @@ local function maintain(P, now, limit)
   return counts
 end
 
--- What a claim reads of each job: HMGET status, attempts, then these.
-local CLAIM_FIELDS = { 'queue', 'payload', 'priority', 'run_at', 'max_attempts', 'timeout_ms', 'dedupe_key',
-  'callback_url', 'created_at', 'error', 'progress', 'cancel_at', 'cancel_reason' }
-
--- A claimed job as one JSON text (claimedJob in codec.ts), built from the
--- stored strings without decoding them: numbers are stored as decimal
--- integers, payload/error/progress as JSON, and ids and queue names are
--- limited to [A-Za-z0-9_.:-] (job.ts), so only the free-text fields need
--- escaping. One string per job instead of a dozen: less to convert here and
--- far less for the client to parse and allocate. The lease, status and times
--- the claimer knows are left out.
-local function job_json(id, attempts, f)
-  local j = { '{"id":"', id, '","queue":"', f[3], '","payload":', f[4], ',"priority":', f[5], ',"run_at":', f[6],
-    ',"attempts":', attempts, ',"max_attempts":', f[7], ',"created_at":', f[11] }
-  if f[8] then j[#j + 1] = ',"timeout_ms":'; j[#j + 1] = f[8] end
-  if f[9] then j[#j + 1] = ',"dedupe_key":'; j[#j + 1] = cjson.encode(f[9]) end
-  if f[10] then j[#j + 1] = ',"callback_url":'; j[#j + 1] = cjson.encode(f[10]) end
-  if f[12] then j[#j + 1] = ',"error":'; j[#j + 1] = f[12] end
-  if f[13] then j[#j + 1] = ',"progress":'; j[#j + 1] = f[13] end
-  if f[14] then
-    j[#j + 1] = ',"cancel_at":'; j[#j + 1] = f[14]
-    j[#j + 1] = ',"cancel_reason":'; j[#j + 1] = cjson.encode(f[15] or '')
+-- A claimed job as one JSON text for the client (claimedJob in codec.ts):
+-- `[spec, attempts, run_at]`, plus error, progress, cancel_at, cancel_reason
+-- when any is set. Built from the stored strings without decoding them:
+-- `spec` and error/progress are JSON, the numbers decimal integers, so only
+-- cancel_reason needs escaping. One string per job instead of a dozen: less
+-- to convert here, far less for the client to parse and allocate.
+-- f: HMGET status, attempts, spec, run_at, error, progress, cancel_at, cancel_reason.
+local function claim_json(attempts, f)
+  if not (f[5] or f[6] or f[7]) then
+    return '[' .. f[3] .. ',' .. attempts .. ',' .. f[4] .. ']'
   end
-  j[#j + 1] = '}'
-  return table.concat(j)
+  return '[' .. f[3] .. ',' .. attempts .. ',' .. f[4] .. ',' .. (f[5] or 'null') .. ',' .. (f[6] or 'null') .. ','
+    .. (f[7] or 'null') .. ',' .. cjson.encode(f[8] or '') .. ']'
 end
 
 -- Move ids just taken out of `ready` to `processing` under fresh leases
 -- `token_base.<first + 1>`, `token_base.<first + 2>`, … (in the order
 -- claimed: the caller numbers the jobs of its reply the same way), skipping
 -- stale entries (the job is gone or no longer queued). Appends each claimed
--- job to `out` (job_json); one ZADD puts every claimed id in `leases`.
+-- job to `out` (claim_json); one ZADD puts every claimed id in `leases`.
 -- Returns how many were claimed.
 local function claim_ids(P, ids, owner, token_base, first, lease_until, snow, out)
   local su = fmt(lease_until)
@@ -181,7 +169,7 @@ local function claim_ids(P, ids, owner, token_base, first, lease_until, snow, ou
   local n = 0
   for _, id in ipairs(ids) do
     local jk = job_key(P, id)
-    local f = redis.call('HMGET', jk, 'status', 'attempts', unpack(CLAIM_FIELDS))
+    local f = redis.call('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
     if f[1] == 'queued' then
       n = n + 1
       local attempts = tostring(tonumber(f[2]) + 1)
@@ -189,7 +177,7 @@ local function claim_ids(P, ids, owner, token_base, first, lease_until, snow, ou
         'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow)
       leased[#leased + 1] = su
       leased[#leased + 1] = id
-      out[#out + 1] = job_json(id, attempts, f)
+      out[#out + 1] = claim_json(attempts, f)
     end
   end
   if n > 0 then redis.call('ZADD', P .. 'leases', unpack(leased)) end
