@@ -74,9 +74,37 @@ describe('redis transport: faults and layout', function () {
       assert.equal(await redis.hget(`rq:{${q}}:j:${job.id}`, 'status'), 'processing');
       assert.equal(await redis.hget(`rq:{${q}}:j:${job.id}`, 'lease_token'), claimed.lease.token);
       assert.equal(await redis.get(`rq:~id:${job.id}`), q, 'id index names the queue');
+      const spec = JSON.parse((await redis.hget(`rq:{${q}}:j:${job.id}`, 'spec')) ?? 'null') as Record<string, unknown>;
+      assert.deepEqual([spec.id, spec.queue, spec.payload], [job.id, q, job.payload], 'what never changes is in spec');
+      assert.equal(await redis.hexists(`rq:{${q}}:j:${job.id}`, 'payload'), 0, 'and only there');
       await t.complete(claimed.id, claimed.lease.token, intent);
       assert.equal(await redis.zscore(`rq:{${q}}:leases`, job.id), null);
       assert.ok((await redis.zscore(`rq:{${q}}:done`, job.id)) !== null, 'in the done history');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('a record that does not decode ends error / CORRUPT_RECORD at its first claim; the other jobs of that claim run', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const jobs = [newJob(q), newJob(q), newJob(q)];
+    for (const job of jobs) await t.enqueue(job);
+    const redis = new Redis(s.port);
+    try {
+      const key = `rq:{${q}}:j:${jobs[1]!.id}`;
+      const spec = (await redis.hget(key, 'spec')) ?? '';
+      await redis.hset(key, 'spec', spec.replace('"payload":', '"payload":{oops'));
+      const worker = createWorker({ transport: t, queues: [q], concurrency: 5, handler: async () => intent });
+      workers.push(worker);
+      await worker.start();
+      await waitFor(async () => (await redis.hget(key, 'status')) === 'error', 5000, 'the unreadable job to end');
+      const error = JSON.parse((await redis.hget(key, 'error')) ?? '{}') as { code?: string; retryable?: boolean };
+      assert.equal(error.code, 'CORRUPT_RECORD');
+      assert.equal(error.retryable, false);
+      assert.equal(await redis.hget(key, 'attempts'), '1', 'ended at its first claim, not retried');
+      for (const job of [jobs[0]!, jobs[2]!]) await waitFor(async () => (await t.get(job.id))?.status === 'done', 5000, `job ${job.id} done`);
     } finally {
       redis.disconnect();
     }

@@ -133,6 +133,60 @@ describe('worker under faults', () => {
     await wait;
   });
 
+  it('ctx can be destructured like a plain object: signal, progress and log keep working', async () => {
+    const store = await memory();
+    const q = uniqueQueue();
+    const { job } = await store.enqueue(newJob(q));
+    let seen: { aborted: boolean; id: string; attempt: number } | null = null;
+    const worker = createWorker({
+      transport: store,
+      queues: [q],
+      handler: async (_payload, { signal, progress, log, job_id, attempt }) => {
+        await progress({ step: 1 });
+        log.debug('destructured');
+        seen = { aborted: signal.aborted, id: job_id, attempt };
+        return intent;
+      },
+    });
+    const ended = new Promise<string>((r) => worker.once('job:end', (_j, outcome) => r(outcome)));
+    await worker.start();
+    try {
+      assert.equal(await ended, 'done');
+      assert.deepEqual(seen, { aborted: false, id: job.id, attempt: 1 });
+      assert.deepEqual((await store.get(job.id))?.progress, { step: 1 });
+    } finally {
+      await worker.stop();
+      await store.close();
+    }
+  });
+
+  it('a job:start listener that throws does not leave the job leased: it is handed back, and the slot freed', async () => {
+    const store = await memory();
+    const q = uniqueQueue();
+    const { job } = await store.enqueue(newJob(q));
+    const worker = createWorker({ transport: store, queues: [q], concurrency: 1, handler: async () => intent });
+    worker.on('transport-error', () => {});
+    let throws = true;
+    worker.on('job:start', () => {
+      if (throws) {
+        throws = false;
+        throw new Error('listener bug');
+      }
+    });
+    const ended = new Promise<string>((r) => worker.once('job:end', (_j, outcome) => r(outcome)));
+    await worker.start();
+    try {
+      assert.equal(await ended, 'done', 'the job came back and ran');
+      const stored = await store.get(job.id);
+      assert.equal(stored?.status, 'done');
+      assert.equal(stored?.attempts, 1, 'handing back did not charge an attempt');
+      assert.equal(worker.active, 0);
+    } finally {
+      await worker.stop();
+      await store.close();
+    }
+  });
+
   it('rejects options that would overflow a timer', () => {
     const t = createMemoryTransport();
     assert.throws(() => createWorker({ transport: t, handler: async () => intent, leaseMs: 2 ** 31 }), /leaseMs must be a whole number from 1 to/);

@@ -16,7 +16,13 @@ export interface BenchSizes {
   latencySamples: number;
 }
 
-export const DEFAULT_SIZES: BenchSizes = { awaitedAdds: 2000, bulkAdds: 10_000, processJobs: 5000, latencySamples: 300 };
+/**
+ * processJobs: 20 000 so that a run at concurrency 50 lasts about a second on
+ * the fast stores; at 5 000 a run took 130–400 ms and one GC pause or JIT
+ * tier-up swung a figure by a third between runs. latencySamples: 1 000, so
+ * that p99 is the 10th-worst sample rather than the 3rd.
+ */
+export const DEFAULT_SIZES: BenchSizes = { awaitedAdds: 2000, bulkAdds: 10_000, processJobs: 20_000, latencySamples: 1000 };
 
 export interface BenchResult {
   name: string;
