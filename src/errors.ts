@@ -176,6 +176,8 @@ export const JobErrorCode = {
   INVALID_INTENT: 'INVALID_INTENT',
   RESULT_REJECTED: 'RESULT_REJECTED',
   CANCELED: 'CANCELED',
+  /** the worker failed around the handler (an event listener threw, an unexpected error) */
+  WORKER_ERROR: 'WORKER_ERROR',
   /** the stored record could not be decoded (edited by hand, or written by something else) */
   CORRUPT_RECORD: 'CORRUPT_RECORD',
 } as const;

@@ -58,10 +58,11 @@ export const intentSchema = z
   });
 export type Intent = z.infer<typeof intentSchema>;
 
+// Own `constructor` / `__proto__` keys: the schema treats those objects apart (not plain, or the key dropped).
 const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null) return false;
   const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
+  return (proto === Object.prototype || proto === null) && !Object.hasOwn(v, 'constructor') && !Object.hasOwn(v, '__proto__');
 };
 const optionalString = (v: unknown, max: number) => v === undefined || v === null || (typeof v === 'string' && v.length <= max);
 

@@ -30,42 +30,43 @@ export class RunningJob {
   }
 }
 
+const RUN = Symbol('reasonq.run');
+
+interface ContextInternals {
+  [RUN]: RunningJob;
+}
+
+function signalOf(this: ContextInternals): AbortSignal {
+  return this[RUN].control.signal;
+}
+
+function logOf(this: ContextInternals): Logger {
+  return this[RUN].log();
+}
+
+/** Shared getters: no function is made per job for them. */
+const ACCESSORS: PropertyDescriptorMap = {
+  signal: { get: signalOf, enumerable: true, configurable: true },
+  log: { get: logOf, enumerable: true, configurable: true },
+};
+
 /**
- * What a handler gets as `ctx`. `signal` and `log` are getters (made on first
- * use); `progress` is a bound function, made on first use too, so that
- * destructuring `{ signal, progress }` works as with a plain object.
+ * What a handler gets as `ctx`: a plain object whose `signal` and `log` are
+ * own enumerable getters, made on first use (an AbortController per job is
+ * costly and most handlers never look), so that destructuring, spreading,
+ * Object.assign, a Proxy or Object.create(ctx) all behave as with the plain
+ * object of values it stands for.
  */
-export class JobContext implements HandlerContext {
-  readonly job_id: string;
-  readonly queue: string;
-  readonly attempt: number;
-  readonly max_attempts: number;
-  readonly #run: RunningJob;
-  readonly #transport: Transport;
-  #progress: ((data: unknown) => Promise<void>) | null = null;
-
-  constructor(run: RunningJob, transport: Transport) {
-    const { job } = run;
-    this.job_id = job.id;
-    this.queue = job.queue;
-    this.attempt = job.attempts;
-    this.max_attempts = job.max_attempts;
-    this.#run = run;
-    this.#transport = transport;
-  }
-
-  get signal(): AbortSignal {
-    return this.#run.control.signal;
-  }
-
-  get log(): Logger {
-    return this.#run.log();
-  }
-
-  get progress(): (data: unknown) => Promise<void> {
-    return (this.#progress ??= async (data: unknown) => {
-      const run = this.#run;
-      if (!run.control.aborted) await this.#transport.progress(run.job.id, run.job.lease.token, data);
-    });
-  }
+export function jobContext(run: RunningJob, transport: Transport): HandlerContext {
+  const { job } = run;
+  const ctx = {
+    job_id: job.id,
+    queue: job.queue,
+    attempt: job.attempts,
+    max_attempts: job.max_attempts,
+    progress: (data: unknown): Promise<void> => (run.control.aborted ? Promise.resolve() : transport.progress(job.id, job.lease.token, data)),
+  };
+  Object.defineProperty(ctx, RUN, { value: run });
+  Object.defineProperties(ctx, ACCESSORS);
+  return ctx as unknown as HandlerContext;
 }

@@ -16,7 +16,7 @@ import { DEFAULTS } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { checkIntent, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import type { JobControl } from './job-control.js';
-import { JobContext, RunningJob } from './running-job.js';
+import { jobContext, RunningJob } from './running-job.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
 
@@ -260,7 +260,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     run.done = control
-      .race(this.handler, job.payload, new JobContext(run, this.transport))
+      .race(this.handler, job.payload, jobContext(run, this.transport))
       .then(
         (value) => this.handled(run, value),
         (error: unknown) => {
@@ -278,8 +278,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const intent = checkIntent(value);
     if (!intent) return this.onResult(run, value);
     const { job } = run;
-    return this.transport.complete(job.id, job.lease.token, intent).then(
-      (written) => (written.status === 'done' ? 'done' : (written.status as JobOutcome)),
+    let written: Promise<Job>;
+    try {
+      written = this.transport.complete(job.id, job.lease.token, intent);
+    } catch (error) {
+      return this.completeFailed(run, intent, error); // a store that throws instead of rejecting
+    }
+    return written.then(
+      (stored) => (stored.status === 'done' ? 'done' : (stored.status as JobOutcome)),
       (error: unknown) => this.completeFailed(run, intent, error),
     );
   }
@@ -291,8 +297,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const ms = Date.now() - run.started;
     if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
     const callback = job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled');
-    if (!callback) this.finished(run);
-    this.emit('job:end', job, outcome, ms);
+    try {
+      this.emit('job:end', job, outcome, ms);
+    } finally {
+      if (!callback) this.finished(run);
+    }
     if (callback) return this.callback(run);
   }
 
@@ -311,12 +320,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.slotFreed?.();
   }
 
-  /** The run itself failed (a store error past its retries): never leave the job leased with nobody renewing it. */
+  /**
+   * The run failed around the handler (an event listener threw, a store
+   * refused an outcome write outright, a bug). The attempt is charged, with
+   * backoff, so that a failure that repeats ends the job after max_attempts
+   * instead of running it forever; if even that write fails, the job is left
+   * to its lease, whose expiry charges the attempt too.
+   */
   private async crashed(run: RunningJob, error: unknown): Promise<void> {
     clearTimeout(run.timer);
     try {
       this.transportError(error);
-      if (this.running.has(run.job.lease.token)) await this.transport.release(run.job.id, run.job.lease.token).catch(() => undefined);
+      if (!this.running.has(run.job.lease.token)) return; // the outcome was written already
+      const message = `the worker failed around the handler: ${error instanceof Error ? error.message : String(error)}`;
+      await this.failWith(run.job, { code: JobErrorCode.WORKER_ERROR, message, retryable: true }).catch(() => undefined);
     } finally {
       this.finished(run);
     }
@@ -351,7 +368,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (error) {
       // The store refused the intent itself (e.g. larger than the server takes): running again would not help.
       const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-      run.log().warn({ err: message, bytes: JSON.stringify(intent).length }, 'result rejected');
+      run.log().warn({ err: message }, 'result rejected');
       return this.failWith(run.job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
     }
   }

@@ -110,6 +110,89 @@ describe('redis transport: faults and layout', function () {
     }
   });
 
+  it('a queued record that lacks what a claim needs ends CORRUPT_RECORD in the script; the jobs around it run (plain and prefetched claims)', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const jobs = [newJob(q), newJob(q), newJob(q)];
+    for (const job of jobs) await t.enqueue(job);
+    const redis = new Redis(s.port);
+    try {
+      const key = `rq:{${q}}:j:${jobs[1]!.id}`;
+      await redis.hdel(key, 'spec', 'attempts');
+      // c=1: the second job is most likely taken by the first one's complete (prefetch), else by a claim.
+      const worker = createWorker({ transport: t, queues: [q], concurrency: 1, handler: async () => intent });
+      workers.push(worker);
+      await worker.start();
+      for (const job of [jobs[0]!, jobs[2]!]) await waitFor(async () => (await t.get(job.id))?.status === 'done', 5000, `job ${job.id} done`);
+      assert.equal(await redis.hget(key, 'status'), 'error');
+      assert.equal((JSON.parse((await redis.hget(key, 'error')) ?? '{}') as { code?: string }).code, 'CORRUPT_RECORD');
+      assert.ok((await redis.zscore(`rq:{${q}}:error`, jobs[1]!.id)) !== null, 'in the error history');
+      assert.equal(await redis.zcard(`rq:{${q}}:leases`), 0, 'no lease left behind');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('an intent that cannot be stored as JSON ends error / RESULT_REJECTED at once, not handed back again and again', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const { job } = await t.enqueue(newJob(q, { max_attempts: 2 }));
+    let runs = 0;
+    const worker = createWorker({
+      transport: t,
+      queues: [q],
+      handler: () => {
+        runs += 1;
+        return { action: 'finish', args: { n: 10n } };
+      },
+    });
+    workers.push(worker);
+    await worker.start();
+    const ended = await waitFor(async () => {
+      const j = await t.get(job.id);
+      return j?.status === 'error' ? j : null;
+    }, 5000, 'the job to end');
+    assert.equal(ended.error?.code, 'RESULT_REJECTED');
+    assert.match(ended.error?.message ?? '', /JSON/);
+    await delay(100);
+    assert.equal(runs, 1);
+  });
+
+  it('records of the first release (no spec field) are read by get, upgraded in place by the claim, and run', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const id = `legacy-${q}`;
+    const now = Date.now();
+    const redis = new Redis(s.port);
+    try {
+      // The hash as jobToFields wrote it before `spec` existed.
+      await redis.hset(`rq:{${q}}:j:${id}`, 'id', id, 'queue', q, 'status', 'queued', 'payload', JSON.stringify({ goal: 'legacy "quoted"' }), 'priority', '0',
+        'run_at', String(now), 'attempts', '0', 'max_attempts', '3', 'created_at', String(now), 'updated_at', String(now), 'callback_url', 'http://127.0.0.1:9/cb');
+      await redis.zadd(`rq:{${q}}:ready`, 1, id);
+      await redis.zadd(`rq:{${q}}:all`, now, id);
+      await redis.set(`rq:~id:${id}`, q);
+      await redis.sadd('rq:{~meta}:queues', q);
+      const before = await t.get(id);
+      assert.equal(before?.status, 'queued');
+      assert.deepEqual(before?.payload, { goal: 'legacy "quoted"' });
+      const claimed = await claimOne(t, q, 5000);
+      assert.equal(claimed.id, id);
+      assert.deepEqual(claimed.payload, { goal: 'legacy "quoted"' });
+      assert.equal(claimed.callback_url, 'http://127.0.0.1:9/cb');
+      assert.equal(claimed.created_at.getTime(), now);
+      assert.equal(await redis.hexists(`rq:{${q}}:j:${id}`, 'payload'), 0, 'upgraded: the old fields are gone');
+      await t.complete(claimed.id, claimed.lease.token, intent);
+      const after = await t.get(id);
+      assert.equal(after?.status, 'done');
+      assert.deepEqual(after?.payload, { goal: 'legacy "quoted"' });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('one id lives in one queue: enqueueing it to another queue returns the first job', async () => {
     const s = await server();
     const t = await open({ url: s.url });

@@ -133,7 +133,7 @@ describe('worker under faults', () => {
     await wait;
   });
 
-  it('ctx can be destructured like a plain object: signal, progress and log keep working', async () => {
+  it('ctx behaves like a plain object: destructured, spread or proxied, signal, progress and log keep working', async () => {
     const store = await memory();
     const q = uniqueQueue();
     const { job } = await store.enqueue(newJob(q));
@@ -141,9 +141,14 @@ describe('worker under faults', () => {
     const worker = createWorker({
       transport: store,
       queues: [q],
-      handler: async (_payload, { signal, progress, log, job_id, attempt }) => {
+      handler: async (_payload, ctx) => {
+        const { signal, progress, log, job_id, attempt } = ctx;
         await progress({ step: 1 });
         log.debug('destructured');
+        const spread = { ...ctx, extra: 1 };
+        assert.ok(spread.signal instanceof AbortSignal && typeof spread.progress === 'function' && typeof spread.log.info === 'function', 'spread keeps every member');
+        assert.equal(new Proxy(ctx, {}).signal, signal, 'a Proxy reads through');
+        assert.equal((Object.create(ctx) as typeof ctx).signal, signal, 'so does a derived object');
         seen = { aborted: signal.aborted, id: job_id, attempt };
         return intent;
       },
@@ -160,11 +165,11 @@ describe('worker under faults', () => {
     }
   });
 
-  it('a job:start listener that throws does not leave the job leased: it is handed back, and the slot freed', async () => {
+  it('a job:start listener that throws does not leave the job leased: the attempt fails (WORKER_ERROR), is retried, and the slot freed', async () => {
     const store = await memory();
     const q = uniqueQueue();
     const { job } = await store.enqueue(newJob(q));
-    const worker = createWorker({ transport: store, queues: [q], concurrency: 1, handler: async () => intent });
+    const worker = createWorker({ transport: store, queues: [q], concurrency: 1, handler: async () => intent, backoff: { baseMs: 10, maxMs: 20 } });
     worker.on('transport-error', () => {});
     let throws = true;
     worker.on('job:start', () => {
@@ -179,7 +184,8 @@ describe('worker under faults', () => {
       assert.equal(await ended, 'done', 'the job came back and ran');
       const stored = await store.get(job.id);
       assert.equal(stored?.status, 'done');
-      assert.equal(stored?.attempts, 1, 'handing back did not charge an attempt');
+      assert.equal(stored?.attempts, 2, 'the failed attempt was charged (a listener that always throws ends the job after max_attempts)');
+      assert.equal(stored?.error?.code, 'WORKER_ERROR');
       assert.equal(worker.active, 0);
     } finally {
       await worker.stop();

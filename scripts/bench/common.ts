@@ -36,6 +36,14 @@ export interface BenchResult {
 }
 
 const noopIntent = { action: 'finish', finish: true };
+
+/**
+ * Pause between latency samples, so that the worker is back to waiting
+ * (blocked in its claim) when the next job is added. Without it the add races
+ * the worker's next claim, which then often finds the job without waiting at
+ * all, and the figure depends on which of the two the event loop ran first.
+ */
+export const IDLE_GAP_MS = 2;
 const queue = (tag: string) => `bench-${tag}-${randomUUID().slice(0, 8)}`;
 
 export function percentile(sorted: number[], p: number): number {
@@ -83,6 +91,7 @@ async function latency(producer: Transport, consumer: Transport, samples: number
   const values: number[] = [];
   await new Promise((r) => setTimeout(r, 200)); // let the worker block on its claim
   for (let i = 0; i < samples; i++) {
+    await new Promise((r) => setTimeout(r, IDLE_GAP_MS));
     const started = new Promise<bigint>((r) => (onStart = r));
     const end = ended();
     const t0 = process.hrtime.bigint();

@@ -18,7 +18,7 @@ import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Queue, Worker as BullWorker, type Job as BullJob } from 'bullmq';
 import { createRedisTransport } from '../../transports/redis/index.js';
-import { DEFAULT_SIZES, fill, percentile, type BenchResult, type BenchSizes } from './common.js';
+import { DEFAULT_SIZES, fill, IDLE_GAP_MS, percentile, type BenchResult, type BenchSizes } from './common.js';
 import { buildJob } from '../../src/job.js';
 import { createWorker } from '../../src/worker.js';
 import { removeRedis, startRedis } from '../../test/setup/redis.js';
@@ -75,6 +75,7 @@ async function reasonqSide(url: string): Promise<Side> {
     await delay(200); // let the worker block on its claim
     const values: number[] = [];
     for (let i = 0; i < samples; i++) {
+      await delay(IDLE_GAP_MS); // the worker is back to waiting (common.ts)
       const started = new Promise<bigint>((r) => (onStart = r));
       const ended = new Promise<void>((r) => w.once('job:end', () => r()));
       const t0 = process.hrtime.bigint();
@@ -162,6 +163,7 @@ async function bullmqSide(url: string): Promise<Side> {
     await delay(200); // let the worker block on its fetch
     const values: number[] = [];
     for (let i = 0; i < samples; i++) {
+      await delay(IDLE_GAP_MS); // the worker is back to waiting (common.ts)
       const started = new Promise<bigint>((r) => (onStart = r));
       const ended = new Promise<void>((r) => (onEnd = r));
       const t0 = process.hrtime.bigint();

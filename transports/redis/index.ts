@@ -34,7 +34,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
-import { ConfigError, JobErrorCode, JobNotFoundError, TransportError } from '../../src/errors.js';
+import { ConfigError, JobErrorCode, JobNotFoundError, TransportError, ValidationError } from '../../src/errors.js';
 import { isTerminal, type Intent, type Job } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
@@ -231,9 +231,16 @@ export class RedisTransport implements Transport {
    * (prefetch.ts, completeBatch).
    */
   complete(id: string, token: string, result: Intent): Promise<Job> {
+    let json: string;
+    try {
+      json = JSON.stringify(result);
+    } catch (error) {
+      // A BigInt, a cycle, a throwing toJSON: no try will ever store it.
+      return Promise.reject(new ValidationError(`the intent cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`, 'intent'));
+    }
     const held = this.held.get(id, token);
     const queue = held?.job.queue ?? this.locate.cached(id);
-    const item: CompleteItem = { id, token, result: JSON.stringify(result), short: held !== undefined, want: this.prefetch.want(held?.owner, queue), held, intent: result };
+    const item: CompleteItem = { id, token, result: json, short: held !== undefined, want: this.prefetch.want(held?.owner, queue), held, intent: result };
     if (queue === undefined || this.closed) return this.completeSlow(item);
     // The common case, the queue known from the claim: no lookup, one promise.
     return this.completions.call(queuePrefix(this.prefix, queue), item).then((reply) => this.afterComplete(item, reply as CompleteReply), this.rethrowTranslated);
@@ -248,6 +255,7 @@ export class RedisTransport implements Transport {
   }
 
   private completeSlow(item: CompleteItem): Promise<Job> {
+    item.want = null; // the first try may have claimed for it already
     return this.onJob(item.id, (prefix) => this.completions.call(prefix, item)).then((reply) => this.completed(item, reply as CompleteReply));
   }
 

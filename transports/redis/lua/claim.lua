@@ -18,7 +18,7 @@ local out = { -1, snow }
 for _, P in ipairs(KEYS) do maintain(P, now, 20) end
 
 if #KEYS == 1 then
-  claim_head(KEYS[1], max, owner, token_base, 0, now + lease_ms, snow, out)
+  claim_head(KEYS[1], max, owner, token_base, 0, now + lease_ms, now, out)
 else
   -- Merge the heads of the queues by score, then claim each queue's share.
   local heads = {}
@@ -42,7 +42,7 @@ else
   for q, h in ipairs(heads) do
     if #h.ids > 0 then
       redis.call('ZREM', KEYS[q] .. 'ready', unpack(h.ids))
-      n = n + claim_ids(KEYS[q], h.ids, owner, token_base, n, now + lease_ms, snow, out)
+      n = n + claim_ids(KEYS[q], h.ids, owner, token_base, n, now + lease_ms, now, out)
     end
   end
 end

@@ -60,6 +60,6 @@ for j = 0, m - 1 do
   local c = b + 1 + j * 4
   local at = #out + 1
   out[at] = 0
-  out[at] = claim_head(P, tonumber(ARGV[c + 2]), ARGV[c], ARGV[c + 3], 0, now + tonumber(ARGV[c + 1]), snow, out)
+  out[at] = claim_head(P, tonumber(ARGV[c + 2]), ARGV[c], ARGV[c + 3], 0, now + tonumber(ARGV[c + 1]), now, out)
 end
 return out

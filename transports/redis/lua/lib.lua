@@ -157,27 +157,55 @@ local function claim_json(attempts, f)
     .. (f[7] or 'null') .. ',' .. cjson.encode(f[8] or '') .. ']'
 end
 
+-- A record written before `spec` existed (the first release kept id, queue,
+-- payload, … as separate fields): build its spec from those fields, store it
+-- and drop the fields it replaces. Nil when they are not there either.
+local function upgrade_spec(jk)
+  local o = redis.call('HMGET', jk, 'id', 'queue', 'payload', 'priority', 'max_attempts', 'created_at', 'timeout_ms', 'dedupe_key', 'callback_url')
+  if not (o[1] and o[2] and o[3] and tonumber(o[4]) and tonumber(o[5]) and tonumber(o[6])) then return nil end
+  local spec = '{"id":' .. cjson.encode(o[1]) .. ',"queue":' .. cjson.encode(o[2]) .. ',"payload":' .. o[3] .. ',"priority":' .. o[4]
+    .. ',"max_attempts":' .. o[5] .. ',"created_at":' .. o[6]
+  if tonumber(o[7]) then spec = spec .. ',"timeout_ms":' .. o[7] end
+  if o[8] then spec = spec .. ',"dedupe_key":' .. cjson.encode(o[8]) end
+  if o[9] then spec = spec .. ',"callback_url":' .. cjson.encode(o[9]) end
+  spec = spec .. '}'
+  redis.call('HSET', jk, 'spec', spec)
+  redis.call('HDEL', jk, 'id', 'queue', 'payload', 'timeout_ms', 'callback_url')
+  return spec
+end
+
 -- Move ids just taken out of `ready` to `processing` under fresh leases
 -- `token_base.<first + 1>`, `token_base.<first + 2>`, … (in the order
 -- claimed: the caller numbers the jobs of its reply the same way), skipping
 -- stale entries (the job is gone or no longer queued). Appends each claimed
 -- job to `out` (claim_json); one ZADD puts every claimed id in `leases`.
 -- Returns how many were claimed.
-local function claim_ids(P, ids, owner, token_base, first, lease_until, snow, out)
-  local su = fmt(lease_until)
+-- Nothing here may raise a Lua error: the ids are already out of `ready`,
+-- and a script that stops half way is not rolled back. A record that lacks
+-- what a claim needs ends `error` / CORRUPT_RECORD here instead, kept for
+-- inspection.
+local function claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
+  local snow, su = fmt(now), fmt(lease_until)
   local leased = {}
   local n = 0
   for _, id in ipairs(ids) do
     local jk = job_key(P, id)
     local f = redis.call('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
     if f[1] == 'queued' then
-      n = n + 1
-      local attempts = tostring(tonumber(f[2]) + 1)
-      redis.call('HSET', jk, 'status', 'processing', 'attempts', attempts, 'lease_owner', owner,
-        'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow)
-      leased[#leased + 1] = su
-      leased[#leased + 1] = id
-      out[#out + 1] = claim_json(attempts, f)
+      f[3] = f[3] or upgrade_spec(jk)
+      local attempts = tonumber(f[2])
+      if not (f[3] and attempts and tonumber(f[4])) then
+        local message = 'the stored record of this job lacks what a claim needs (spec, attempts, run_at)'
+        finish(P, id, jk, 'error', now, nil, 'error', cjson.encode({ code = 'CORRUPT_RECORD', message = message, retryable = false }))
+      else
+        n = n + 1
+        attempts = tostring(attempts + 1)
+        redis.call('HSET', jk, 'status', 'processing', 'attempts', attempts, 'lease_owner', owner,
+          'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow)
+        leased[#leased + 1] = su
+        leased[#leased + 1] = id
+        out[#out + 1] = claim_json(attempts, f)
+      end
     end
   end
   if n > 0 then redis.call('ZADD', P .. 'leases', unpack(leased)) end
@@ -186,11 +214,11 @@ end
 
 -- Take up to `max` ids from the head of one queue's `ready` (best priority,
 -- then FIFO) and claim them (claim_ids).
-local function claim_head(P, max, owner, token_base, first, lease_until, snow, out)
+local function claim_head(P, max, owner, token_base, first, lease_until, now, out)
   local popped = redis.call('ZPOPMIN', P .. 'ready', max)
   local ids = {}
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
-  return claim_ids(P, ids, owner, token_base, first, lease_until, snow, out)
+  return claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
 end
 
 -- Remove a finished job and every index entry that names it.
