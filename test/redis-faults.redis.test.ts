@@ -193,6 +193,40 @@ describe('redis transport: faults and layout', function () {
     }
   });
 
+  it('an idle claim runs its script behind the BLPOP; aborted as a job arrives, it never leaves that job leased with its reply lost', async () => {
+    const s = await server();
+    const producer = await open({ url: s.url });
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    // Idle pickup without a round trip through the worker: claimed while the caller still waits.
+    const waiting = t.claim({ queues: [q], owner: 'w-idle', lease_ms: 5000, wait_ms: 3000 });
+    await delay(50);
+    const { job } = await producer.enqueue(newJob(q));
+    assert.equal((await waiting)?.id, job.id);
+
+    for (let i = 0; i < 30; i++) {
+      const stop = new AbortController();
+      const claim = t.claimMany!({ queues: [q], owner: 'w-stop', lease_ms: 5000, wait_ms: 3000, signal: stop.signal }, 1);
+      await delay(20);
+      const added = producer.enqueue(newJob(q));
+      await Promise.resolve(); // the enqueue goes out (batched on a microtask)
+      await Promise.resolve();
+      // Hold this thread while Redis wakes the BLPOP and runs the claim behind it: its reply
+      // is then waiting, unread, when the abort comes — dropping the connection would lose it.
+      if (i % 3 !== 2) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, i % 3 === 0 ? 5 : 0);
+      stop.abort();
+      const started = Date.now();
+      const jobs = await claim;
+      assert.ok(Date.now() - started < 1000, 'the abort ends the blocked claim at once');
+      const { job: other } = await added;
+      for (const claimed of jobs) await t.release(claimed.id, claimed.lease.token); // as the worker does with jobs claimed while stopping
+      const stored = await t.get(other.id);
+      assert.equal(stored?.status, 'queued', `round ${i}: the job is back in the queue, not leased to a claim nobody heard`);
+      assert.equal(stored?.attempts, 0);
+      await t.cancel(other.id, 'test cleanup');
+    }
+  });
+
   it('one id lives in one queue: enqueueing it to another queue returns the first job', async () => {
     const s = await server();
     const t = await open({ url: s.url });

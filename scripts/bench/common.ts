@@ -3,11 +3,14 @@
  * processing no-op jobs at concurrency 1 and 50, and add→start latency
  * (closed loop: add one job, measure until its handler starts) idle and under
  * load. Figures are printed side by side from one run.
+ *
+ * The benchmarks load the library from dist/ (the npm scripts build first):
+ * the code users run, compiled by tsc, not the sources as tsx transforms them.
  */
 import { randomUUID } from 'node:crypto';
-import { buildJob } from '../../src/job.js';
-import type { Transport } from '../../src/transport.js';
-import { createWorker, type Worker } from '../../src/worker.js';
+import { buildJob } from '../../dist/src/job.js';
+import type { Transport } from '../../dist/src/transport.js';
+import { createWorker, type Worker } from '../../dist/src/worker.js';
 
 export interface BenchSizes {
   awaitedAdds: number;

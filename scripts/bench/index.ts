@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { createMemoryTransport } from '../../transports/memory/index.js';
-import { createHttpTransport } from '../../transports/http/index.js';
-import { createServer } from '../../src/server/app.js';
+import { createMemoryTransport } from '../../dist/transports/memory/index.js';
+import { createHttpTransport } from '../../dist/transports/http/index.js';
+import { createServer } from '../../dist/src/server/app.js';
 import { resultTable, runScenarios, type BenchResult } from './common.js';
 
 const results: BenchResult[] = [];

@@ -15,10 +15,10 @@
  */
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import type { Job } from '../../src/job.js';
-import type { Transport } from '../../src/transport.js';
-import { createWorker } from '../../src/worker.js';
-import { createMongoTransport } from '../../transports/mongo/index.js';
+import type { Job } from '../../dist/src/job.js';
+import type { Transport } from '../../dist/src/transport.js';
+import { createWorker } from '../../dist/src/worker.js';
+import { createMongoTransport } from '../../dist/transports/mongo/index.js';
 import { freshDb, startMongoServer } from '../../test/setup/mongo.js';
 import { DEFAULT_SIZES, resultTable, runScenarios, type BenchResult, type BenchSizes } from './common.js';
 

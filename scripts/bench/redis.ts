@@ -17,10 +17,10 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Queue, Worker as BullWorker, type Job as BullJob } from 'bullmq';
-import { createRedisTransport } from '../../transports/redis/index.js';
+import { createRedisTransport } from '../../dist/transports/redis/index.js';
 import { DEFAULT_SIZES, fill, IDLE_GAP_MS, percentile, type BenchResult, type BenchSizes } from './common.js';
-import { buildJob } from '../../src/job.js';
-import { createWorker } from '../../src/worker.js';
+import { buildJob } from '../../dist/src/job.js';
+import { createWorker } from '../../dist/src/worker.js';
 import { removeRedis, startRedis } from '../../test/setup/redis.js';
 
 const noopIntent = { action: 'finish', finish: true };

@@ -109,6 +109,7 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
 export class BlockingPool {
   private readonly idle: RedisClient[] = [];
   private readonly busy = new Set<RedisClient>();
+  private readonly ids = new WeakMap<RedisClient, number>();
   private closed = false;
 
   constructor(
@@ -116,18 +117,33 @@ export class BlockingPool {
     private readonly maxIdle = 32,
   ) {}
 
-  /** Run one blocking command; undefined when aborted or closed meanwhile. */
-  async run<T>(op: (client: RedisClient) => Promise<T>, signal?: AbortSignal): Promise<T | undefined> {
+  /**
+   * Run one blocking command (and whatever `op` sends after it on the same
+   * connection); undefined when aborted or closed meanwhile. An abort drops
+   * the connection, unless `unblock` is given: then it asks Redis to end the
+   * blocking command early (CLIENT UNBLOCK) so that the commands queued
+   * behind it still run and answer — a claim sent behind a BLPOP must not
+   * take jobs whose reply is then lost — and drops the connection only when
+   * that does not succeed within about 100 ms.
+   */
+  async run<T>(op: (client: RedisClient) => Promise<T>, signal?: AbortSignal, unblock?: (clientId: number) => Promise<boolean>): Promise<T | undefined> {
     if (this.closed || signal?.aborted) return undefined;
     const client = this.idle.pop() ?? this.spawn();
     this.busy.add(client);
     let reusable = true;
-    const onAbort = () => {
+    let settled = false;
+    const drop = () => {
       reusable = false;
       client.disconnect();
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    let onAbort = drop;
     try {
+      if (unblock) {
+        const id = await this.idOf(client);
+        onAbort = () => void this.unblockOrDrop(id, unblock, () => settled, drop);
+      }
+      if (signal?.aborted) return undefined;
+      signal?.addEventListener('abort', onAbort, { once: true });
       return await op(client);
     } catch (error) {
       reusable = false;
@@ -135,11 +151,31 @@ export class BlockingPool {
       if (signal?.aborted || this.closed) return undefined;
       throw error;
     } finally {
+      settled = true;
       signal?.removeEventListener('abort', onAbort);
       this.busy.delete(client);
       if (reusable && !this.closed && this.idle.length < this.maxIdle) this.idle.push(client);
       else if (reusable) client.disconnect();
     }
+  }
+
+  private async unblockOrDrop(id: number, unblock: (clientId: number) => Promise<boolean>, settled: () => boolean, drop: () => void): Promise<void> {
+    // The blocking command may not have reached Redis yet (then there is nothing to unblock): try again briefly.
+    for (let tries = 0; tries < 20 && !settled(); tries++) {
+      if (await unblock(id).catch(() => false)) return;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    if (!settled()) drop();
+  }
+
+  /** The connection's CLIENT ID (asked once per connection, before it blocks). */
+  private async idOf(client: RedisClient): Promise<number> {
+    let id = this.ids.get(client);
+    if (id === undefined) {
+      id = Number(await (client as Redis).client('ID'));
+      this.ids.set(client, id);
+    }
+    return id;
   }
 
   close(): void {
@@ -154,6 +190,7 @@ export class BlockingPool {
     // Errors surface through the command that fails; this only keeps Node
     // from treating an 'error' event without listener as fatal.
     client.on('error', () => {});
+    client.on('close', () => this.ids.delete(client)); // a new connection has a new id
     return client;
   }
 }

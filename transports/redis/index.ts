@@ -42,7 +42,7 @@ import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
-import { finKey, idKey, queuePrefix, queuesKey } from './keys.js';
+import { finKey, idKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
@@ -121,7 +121,11 @@ export class RedisTransport implements Transport {
       this.down = false;
       this.log.info({ url: redactUrls(this.url) }, 'redis reachable again');
     });
-    this.pool = new BlockingPool(() => createClient(this.endpoint, 'blocking'));
+    this.pool = new BlockingPool(() => {
+      const client = createClient(this.endpoint, 'blocking');
+      defineScripts(client); // blockThenClaim runs the claim script there
+      return client;
+    });
     this.completions = new ScriptBatcher<CompleteItem>((prefix, items) => this.completeBatch(prefix, items), { max: COMPLETE_BATCH });
     this.prefetch = new Prefetcher((job) => this.release(job.id, job.lease.token));
     this.enqueues = new ScriptBatcher<Job>((prefix, jobs) => this.enqueueBatch(prefix, jobs), { schedule: 'microtask' });
@@ -201,19 +205,62 @@ export class RedisTransport implements Transport {
   private async claimFromRedis(request: ClaimRequest, limit: number): Promise<ClaimedJob[]> {
     const groups = slotGroups(request.queues, this.prefix, this.endpoint.cluster);
     if (groups.length === 0) return [];
+    // One server, one slot: the claim goes behind the BLPOP on the blocking connection (blockThenClaim).
+    const single = !this.endpoint.cluster && groups.length === 1;
     const deadline = Date.now() + Math.max(0, Math.min(request.wait_ms, MAX_CLAIM_WAIT_MS));
+    let woke: Claimed | null = null;
     for (;;) {
       let nextAt = Infinity;
-      const start = this.turn++ % groups.length; // several slots: take turns
-      for (let i = 0; i < groups.length; i++) {
-        const found = await this.claimFrom(groups[(start + i) % groups.length]!, request, limit);
-        if (found.jobs.length > 0) return found.jobs;
-        nextAt = Math.min(nextAt, found.nextAt);
+      if (woke) {
+        if (woke.jobs.length > 0) return woke.jobs;
+        nextAt = woke.nextAt;
+        woke = null;
+      } else {
+        const start = this.turn++ % groups.length; // several slots: take turns
+        for (let i = 0; i < groups.length; i++) {
+          const found = await this.claimFrom(groups[(start + i) % groups.length]!, request, limit);
+          if (found.jobs.length > 0) return found.jobs;
+          nextAt = Math.min(nextAt, found.nextAt);
+        }
       }
       const now = Date.now();
       if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
       const left = Math.min(deadline, nextAt + 2) - now;
-      if (left > 0) await blockForWake(this.pool, this.prefix, groups, left, request.signal, this.log);
+      if (left <= 0) continue;
+      if (single) woke = await this.blockThenClaim(groups[0]!, request, limit, left);
+      else await blockForWake(this.pool, this.prefix, groups, left, request.signal, this.log);
+    }
+  }
+
+  /**
+   * Block on the queues' wake lists and claim as soon as a token arrives, the
+   * claim script sent right behind the BLPOP on the same connection: Redis
+   * runs it the moment the BLPOP returns, without a round trip through this
+   * process, which is most of an idle worker's pickup time. An abort unblocks
+   * the BLPOP (CLIENT UNBLOCK) rather than dropping the connection, so the
+   * claim's reply is never lost (jobs it took are then handed back by the
+   * worker, uncharged). Null when nothing was claimed this way (an outage;
+   * the next claim reports it).
+   */
+  private async blockThenClaim(queues: string[], request: ClaimRequest, max: number, ms: number): Promise<Claimed | null> {
+    const keys = queues.map((q) => queuePrefix(this.prefix, q));
+    const wake = queues.map((q) => wakeKey(this.prefix, q));
+    const leaseMs = Math.floor(request.lease_ms);
+    const base = this.newToken();
+    try {
+      const reply = await this.pool.run(
+        async (c) => {
+          const [, claimed] = await Promise.all([c.blpop(...wake, Math.max(ms, 10) / 1000), runScript(c, 'claim', keys.length, ...keys, request.owner, leaseMs, max, base)]);
+          return claimed as unknown[];
+        },
+        request.signal,
+        (id) => this.client.client('UNBLOCK', id).then((n) => Number(n) === 1),
+      );
+      return reply ? this.claimReply(reply, request.owner, base, leaseMs) : null;
+    } catch (error) {
+      this.log.debug({ err: error instanceof Error ? error.message : String(error) }, 'blocking claim interrupted');
+      await pause(Math.min(ms, 100));
+      return null;
     }
   }
 
@@ -486,14 +533,19 @@ export class RedisTransport implements Transport {
     return pending;
   }
 
-  private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<{ jobs: ClaimedJob[]; nextAt: number }> {
+  private async claimFrom(queues: string[], request: ClaimRequest, max: number): Promise<Claimed> {
     const keys = queues.map((q) => queuePrefix(this.prefix, q));
     const leaseMs = Math.floor(request.lease_ms);
     const base = this.newToken();
     const reply = (await this.op(() => this.script('claim', keys.length, ...keys, request.owner, leaseMs, max, base))) as unknown[];
+    return this.claimReply(reply, request.owner, base, leaseMs);
+  }
+
+  /** claim.lua's reply: the jobs (held here from now on) and when something may next become claimable. */
+  private claimReply(reply: unknown[], owner: string, base: string, leaseMs: number): Claimed {
     const unreadable: UnreadableJob[] = [];
-    const jobs = claimedJobs(reply, 2, reply.length - 2, request.owner, base, Number(reply[1]), leaseMs, unreadable);
-    for (const job of jobs) this.held.add(job, request.owner);
+    const jobs = claimedJobs(reply, 2, reply.length - 2, owner, base, Number(reply[1]), leaseMs, unreadable);
+    for (const job of jobs) this.held.add(job, owner);
     this.failUnreadable(unreadable);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
@@ -515,6 +567,13 @@ export class RedisTransport implements Transport {
       );
     }
   }
+}
+
+/** What one claim script call gave. */
+interface Claimed {
+  jobs: ClaimedJob[];
+  /** when something may next become claimable (ms since the epoch, this clock); Infinity for nothing known */
+  nextAt: number;
 }
 
 /** One complete of a batch (completeBatch). */
