@@ -17,6 +17,8 @@ export class RunningJob {
   readonly started = Date.now();
   /** the per-attempt timeout */
   timer: NodeJS.Timeout | undefined;
+  /** the outcome is written (or the job lost): nothing more to write for it */
+  ended = false;
   private child: Logger | null = null;
 
   constructor(

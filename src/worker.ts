@@ -297,12 +297,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const ms = Date.now() - run.started;
     if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
     const callback = job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled');
+    run.ended = true;
     try {
       this.emit('job:end', job, outcome, ms);
-    } finally {
-      if (!callback) this.finished(run);
+    } catch (error) {
+      // A listener's bug: the outcome is written; report it and go on (callback, slot).
+      this.log.error({ job_id: job.id, err: error instanceof Error ? error.message : String(error) }, 'a job:end listener threw');
     }
-    if (callback) return this.callback(run);
+    if (!callback) return this.finished(run);
+    return this.callback(run);
   }
 
   /** POST the finished job to its callback_url; the slot stays taken meanwhile, so that stop() waits for the read. */
@@ -331,7 +334,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     clearTimeout(run.timer);
     try {
       this.transportError(error);
-      if (!this.running.has(run.job.lease.token)) return; // the outcome was written already
+      if (run.ended) return; // the outcome was written already
       const message = `the worker failed around the handler: ${error instanceof Error ? error.message : String(error)}`;
       await this.failWith(run.job, { code: JobErrorCode.WORKER_ERROR, message, retryable: true }).catch(() => undefined);
     } finally {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
@@ -224,6 +225,96 @@ describe('redis transport: faults and layout', function () {
       assert.equal(stored?.status, 'queued', `round ${i}: the job is back in the queue, not leased to a claim nobody heard`);
       assert.equal(stored?.attempts, 0);
       await t.cancel(other.id, 'test cleanup');
+    }
+  });
+
+  it('an abort while the claim behind the BLPOP is already answering waits for that answer instead of dropping it (slow link)', async () => {
+    const s = await server();
+    // Every connection but the first (the command connection) gets its replies 300 ms late.
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const late = connections++ > 0 ? 300 : 0;
+      const upstream = connect(s.port, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk) => (late ? setTimeout(() => client.writable && client.write(chunk), late) : client.write(chunk)));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const t = await open({ url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}/0` });
+      const producer = await open({ url: s.url });
+      const q = uniqueQueue();
+      const stop = new AbortController();
+      const claim = t.claimMany!({ queues: [q], owner: 'w-slow', lease_ms: 30_000, wait_ms: 4000, signal: stop.signal }, 5);
+      await delay(1200); // the blocking connection is up (its replies are late) and blocked
+      const { job } = await producer.enqueue(newJob(q));
+      await delay(50); // Redis has run the claim; its reply is on its slow way back
+      stop.abort();
+      const jobs = await claim;
+      assert.deepEqual(jobs.map((j) => j.id), [job.id], 'the claim answered, and its job reached the caller');
+      await t.release(jobs[0]!.id, jobs[0]!.lease.token);
+      const stored = await producer.get(job.id);
+      assert.equal(stored?.status, 'queued');
+      assert.equal(stored?.attempts, 0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    }
+  });
+
+  it('where an ACL refuses CLIENT, idle claims fall back to waking up first (warned once), and still pick up and abort promptly', async () => {
+    const s = await server();
+    const admin = new Redis(s.port);
+    try {
+      await admin.call('ACL', 'SETUSER', 'limited', 'on', '>secret', '~*', '&*', '+@all', '-client');
+    } finally {
+      admin.disconnect();
+    }
+    const { logger, lines } = captureLogger();
+    const t = await open({ url: `redis://limited:secret@127.0.0.1:${s.port}/0`, logger });
+    const producer = await open({ url: s.url });
+    const q = uniqueQueue();
+    for (let round = 0; round < 2; round++) {
+      const waiting = t.claim({ queues: [q], owner: 'w-acl', lease_ms: 5000, wait_ms: 3000 });
+      await delay(150);
+      const started = Date.now();
+      const { job } = await producer.enqueue(newJob(q));
+      assert.equal((await waiting)?.id, job.id);
+      assert.ok(Date.now() - started < 500, 'picked up without waiting out the block');
+    }
+    const stop = new AbortController();
+    const idle = t.claimMany!({ queues: [q], owner: 'w-acl', lease_ms: 5000, wait_ms: 3000, signal: stop.signal }, 1);
+    await delay(100);
+    const started = Date.now();
+    stop.abort();
+    assert.deepEqual(await idle, []);
+    assert.ok(Date.now() - started < 500, 'the abort ends the wait at once');
+    assert.equal(lines.filter((l) => /CLIENT ID\/UNBLOCK refused/.test(l.msg)).length, 1, 'warned once');
+  });
+
+  it('a job key that is not a hash (WRONGTYPE) does not stop a claim: the other jobs it took are claimed', async () => {
+    const s = await server();
+    const t = await open({ url: s.url });
+    const q = uniqueQueue();
+    const jobs = [newJob(q), newJob(q), newJob(q)];
+    for (const job of jobs) await t.enqueue(job);
+    const redis = new Redis(s.port);
+    try {
+      await redis.del(`rq:{${q}}:j:${jobs[1]!.id}`);
+      await redis.set(`rq:{${q}}:j:${jobs[1]!.id}`, 'not a hash');
+      const claimed = await t.claimMany!({ queues: [q], owner: 'w-type', lease_ms: 5000, wait_ms: 0 }, 3);
+      assert.deepEqual(claimed.map((j) => j.id).sort(), [jobs[0]!.id, jobs[2]!.id].sort());
+      assert.equal(await redis.zcard(`rq:{${q}}:ready`), 0);
+    } finally {
+      redis.disconnect();
     }
   });
 

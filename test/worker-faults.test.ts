@@ -12,7 +12,9 @@ import type { Transport } from '../src/transport.js';
 import { createMemoryTransport } from '../transports/memory/index.js';
 import { createHttpTransport } from '../transports/http/index.js';
 import { startServer } from './server-helpers.js';
-import { delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { delay, intent, newJob, uniqueQueue, waitFor as waitForValue } from './helpers.js';
 
 async function memory(): Promise<Transport> {
   const t = createMemoryTransport({ sweepIntervalMs: 50 });
@@ -190,6 +192,40 @@ describe('worker under faults', () => {
     } finally {
       await worker.stop();
       await store.close();
+    }
+  });
+
+  it('a job:end listener that throws neither fails a finished job nor loses its callback', async () => {
+    const posted: unknown[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        posted.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const store = await memory();
+    const q = uniqueQueue();
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
+    const { job } = await store.enqueue(newJob(q, { callback_url: url }));
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent });
+    const errors: unknown[] = [];
+    worker.on('transport-error', (e) => errors.push(e));
+    worker.on('job:end', () => {
+      throw new Error('listener bug');
+    });
+    await worker.start();
+    try {
+      await waitForValue(() => (posted.length > 0 ? posted : null), 5000);
+      assert.equal((await store.get(job.id))?.status, 'done');
+      assert.equal((posted[0] as { job?: { id?: string } }).job?.id, job.id);
+      assert.deepEqual(errors, [], 'no write was attempted for the finished job');
+    } finally {
+      await worker.stop();
+      await store.close();
+      receiver.close();
     }
   });
 

@@ -106,6 +106,14 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
  * for reuse. An aborted call disconnects its connection: that unblocks the
  * server side at once (prompt shutdown) and the pool opens a fresh one later.
  */
+/** How BlockingPool.run ends a blocked command early on abort. */
+export interface Unblocker {
+  /** send CLIENT UNBLOCK for this client id from another connection: true when it ended a blocked command; rejects when refused */
+  send(clientId: number): Promise<boolean>;
+  /** how long the blocking command may last, ms */
+  blockMs: number;
+}
+
 export class BlockingPool {
   private readonly idle: RedisClient[] = [];
   private readonly busy = new Set<RedisClient>();
@@ -121,12 +129,12 @@ export class BlockingPool {
    * Run one blocking command (and whatever `op` sends after it on the same
    * connection); undefined when aborted or closed meanwhile. An abort drops
    * the connection, unless `unblock` is given: then it asks Redis to end the
-   * blocking command early (CLIENT UNBLOCK) so that the commands queued
-   * behind it still run and answer — a claim sent behind a BLPOP must not
-   * take jobs whose reply is then lost — and drops the connection only when
-   * that does not succeed within about 100 ms.
+   * blocking command early (CLIENT UNBLOCK, see unblockQueued) so that the
+   * commands queued behind it still run and answer — a claim sent behind a
+   * BLPOP must not take jobs whose reply is then lost. Throws when the
+   * connection's CLIENT ID cannot be had (CLIENT refused by an ACL).
    */
-  async run<T>(op: (client: RedisClient) => Promise<T>, signal?: AbortSignal, unblock?: (clientId: number) => Promise<boolean>): Promise<T | undefined> {
+  async run<T>(op: (client: RedisClient) => Promise<T>, signal?: AbortSignal, unblock?: Unblocker): Promise<T | undefined> {
     if (this.closed || signal?.aborted) return undefined;
     const client = this.idle.pop() ?? this.spawn();
     this.busy.add(client);
@@ -140,7 +148,7 @@ export class BlockingPool {
     try {
       if (unblock) {
         const id = await this.idOf(client);
-        onAbort = () => void this.unblockOrDrop(id, unblock, () => settled, drop);
+        onAbort = () => void this.unblockQueued(client, id, unblock, () => settled, drop);
       }
       if (signal?.aborted) return undefined;
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -159,10 +167,25 @@ export class BlockingPool {
     }
   }
 
-  private async unblockOrDrop(id: number, unblock: (clientId: number) => Promise<boolean>, settled: () => boolean, drop: () => void): Promise<void> {
-    // The blocking command may not have reached Redis yet (then there is nothing to unblock): try again briefly.
-    for (let tries = 0; tries < 20 && !settled(); tries++) {
-      if (await unblock(id).catch(() => false)) return;
+  /**
+   * End the blocked command of `client` early. UNBLOCK answers 0 both before
+   * the command has reached Redis and after it has returned; in both cases
+   * waiting is safe (the command ends by its own timeout at the latest) while
+   * dropping the connection could lose a reply already on its way. So try
+   * again until it works or the run settles, stop when UNBLOCK is refused or
+   * the connection closed (its commands then fail), and drop the connection
+   * only well past the block time (Redis unreachable).
+   */
+  private async unblockQueued(client: RedisClient, id: number, unblock: Unblocker, settled: () => boolean, drop: () => void): Promise<void> {
+    const giveUp = Date.now() + unblock.blockMs + 1_000;
+    while (!settled() && Date.now() < giveUp) {
+      if (this.ids.get(client) !== id) return; // closed: the id may now be another client's
+      try {
+        const ended = await Promise.race([unblock.send(id), new Promise<false>((resolve) => setTimeout(resolve, 200, false))]);
+        if (ended) return;
+      } catch {
+        return; // refused: the block ends by its timeout
+      }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     if (!settled()) drop();

@@ -97,6 +97,8 @@ export class RedisTransport implements Transport {
   private down = false;
   private lastConnectionError: string | undefined;
   private turn = 0;
+  /** CLIENT ID or UNBLOCK was refused: no claim behind the BLPOP (blockThenClaim) */
+  private clientRefused = false;
 
   constructor(options: RedisTransportOptions) {
     this.url = options.url;
@@ -227,7 +229,7 @@ export class RedisTransport implements Transport {
       if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
       const left = Math.min(deadline, nextAt + 2) - now;
       if (left <= 0) continue;
-      if (single) woke = await this.blockThenClaim(groups[0]!, request, limit, left);
+      if (single && !this.clientRefused) woke = await this.blockThenClaim(groups[0]!, request, limit, left);
       else await blockForWake(this.pool, this.prefix, groups, left, request.signal, this.log);
     }
   }
@@ -247,21 +249,43 @@ export class RedisTransport implements Transport {
     const wake = queues.map((q) => wakeKey(this.prefix, q));
     const leaseMs = Math.floor(request.lease_ms);
     const base = this.newToken();
+    const seconds = Math.max(ms, 10) / 1000;
+    let reply: unknown[] | undefined;
     try {
-      const reply = await this.pool.run(
+      reply = await this.pool.run(
         async (c) => {
-          const [, claimed] = await Promise.all([c.blpop(...wake, Math.max(ms, 10) / 1000), runScript(c, 'claim', keys.length, ...keys, request.owner, leaseMs, max, base)]);
+          const [, claimed] = await Promise.all([c.blpop(...wake, seconds), runScript(c, 'claim', keys.length, ...keys, request.owner, leaseMs, max, base)]);
           return claimed as unknown[];
         },
         request.signal,
-        (id) => this.client.client('UNBLOCK', id).then((n) => Number(n) === 1),
+        { send: (id) => this.unblock(id), blockMs: seconds * 1000 },
       );
-      return reply ? this.claimReply(reply, request.owner, base, leaseMs) : null;
     } catch (error) {
+      this.noteClientRefused(error);
       this.log.debug({ err: error instanceof Error ? error.message : String(error) }, 'blocking claim interrupted');
       await pause(Math.min(ms, 100));
       return null;
     }
+    return reply ? this.claimReply(reply, request.owner, base, leaseMs) : null;
+  }
+
+  /** CLIENT UNBLOCK from the command connection; not sent while it is reconnecting (the id could then be another server's client). */
+  private unblock(id: number): Promise<boolean> {
+    if (this.client.status !== 'ready') return Promise.resolve(false);
+    return this.client.client('UNBLOCK', id).then(
+      (n) => Number(n) === 1,
+      (error: unknown) => {
+        this.noteClientRefused(error);
+        throw error;
+      },
+    );
+  }
+
+  /** CLIENT refused (an ACL, a proxy): idle claims go back to waking up first and claiming after (blockForWake). */
+  private noteClientRefused(error: unknown): void {
+    if (this.clientRefused || !/NOPERM|unknown command|unknown subcommand/i.test(error instanceof Error ? error.message : String(error))) return;
+    this.clientRefused = true;
+    this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'CLIENT ID/UNBLOCK refused: idle claims will wake up first and claim after (one round trip more per pickup)');
   }
 
   async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {

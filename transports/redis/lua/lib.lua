@@ -190,7 +190,9 @@ local function claim_ids(P, ids, owner, token_base, first, lease_until, now, out
   local n = 0
   for _, id in ipairs(ids) do
     local jk = job_key(P, id)
-    local f = redis.call('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
+    -- pcall: a key that is not a hash (WRONGTYPE) must not stop the script with the other ids already popped.
+    local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
+    if f.err then f = {} end
     if f[1] == 'queued' then
       f[3] = f[3] or upgrade_spec(jk)
       local attempts = tonumber(f[2])
