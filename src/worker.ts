@@ -354,16 +354,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ).then((r) => (r ? 'error' : 'lost'));
     }
     const intent = parsed.data;
-    return this.storeIntent(run, intent, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent)));
+    return this.storeIntent(run, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent)));
   }
 
   /** The first complete failed: go on as write() would have after that try. */
   private completeFailed(run: RunningJob, intent: Intent, error: unknown): Promise<JobOutcome> {
     const { job } = run;
-    return this.storeIntent(run, intent, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent), error));
+    return this.storeIntent(run, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent), error));
   }
 
-  private async storeIntent(run: RunningJob, intent: Intent, store: () => Promise<Job | null>): Promise<JobOutcome> {
+  private async storeIntent(run: RunningJob, store: () => Promise<Job | null>): Promise<JobOutcome> {
     try {
       const written = await store();
       if (!written) return 'lost';

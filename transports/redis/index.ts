@@ -311,7 +311,7 @@ export class RedisTransport implements Transport {
     }
     const held = this.held.get(id, token);
     const queue = held?.job.queue ?? this.locate.cached(id);
-    const item: CompleteItem = { id, token, result: json, short: held !== undefined, want: this.prefetch.want(held?.owner, queue), held, intent: result };
+    const item: CompleteItem = { id, token, result: json, want: this.prefetch.want(held?.owner, queue), held, intent: result };
     if (queue === undefined || this.closed) return this.completeSlow(item);
     // The common case, the queue known from the claim: no lookup, one promise.
     return this.completions.call(queuePrefix(this.prefix, queue), item).then((reply) => this.afterComplete(item, reply as CompleteReply), this.rethrowTranslated);
@@ -508,7 +508,7 @@ export class RedisTransport implements Transport {
     const args: (string | number)[] = [prefix, items.length];
     const claims = new Map<string, { owner: string; leaseMs: number; count: number; base: string }>();
     for (const item of items) {
-      args.push(item.id, item.token, item.result, item.short ? '1' : '0');
+      args.push(item.id, item.token, item.result, item.held ? '1' : '0'); // '1': reply with what the write changed only
       const want = item.want;
       if (!want || queuePrefix(this.prefix, want.queue) !== prefix) continue;
       const key = `${want.owner}\n${want.leaseMs}`;
@@ -605,11 +605,9 @@ interface CompleteItem {
   id: string;
   token: string;
   result: string;
-  /** the caller holds the claimed record: reply with what the write changed only */
-  short: boolean;
   /** claim the next job of this queue for this owner in the same call */
   want: { owner: string; queue: string; leaseMs: number } | null;
-  /** the claimed record, when this token is the one handed out here */
+  /** the claimed record, when this token is the one handed out here (the reply then carries only what the write changed) */
   held: HeldJob | undefined;
   /** the intent as given */
   intent: Intent;
