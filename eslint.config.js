@@ -18,4 +18,6 @@ export default tseslint.config(
   { files: ['scripts/**', 'test/**'], rules: { 'no-console': 'off' } },
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   { files: ['test/**'], languageOptions: { globals: { ...globals.mocha } } },
+  // The dashboard's script runs in the browser, as a classic script.
+  { files: ['src/server/dashboard-app.js'], languageOptions: { globals: { ...globals.browser }, sourceType: 'script' } },
 );

@@ -1,8 +1,10 @@
-// tsc copies no assets: put the dashboard page and the Lua scripts beside the compiled code.
+// tsc copies no assets: put the dashboard page, script and style and the Lua scripts beside the compiled code.
 import { cpSync, existsSync, mkdirSync } from 'node:fs';
 
 const copies = [
   ['src/server/dashboard.html', 'dist/src/server/dashboard.html'],
+  ['src/server/dashboard-app.js', 'dist/src/server/dashboard-app.js'],
+  ['src/server/dashboard.css', 'dist/src/server/dashboard.css'],
   ['transports/redis/lua', 'dist/transports/redis/lua'],
 ];
 for (const [from, to] of copies) {

@@ -4,7 +4,10 @@
  * variable and what it accepts. Defaults live here and nowhere else.
  */
 import { z } from 'zod';
+import type { CallbackConfig } from './callbacks.js';
 import { ConfigError } from './errors.js';
+import { parseAllowList } from './net-guard.js';
+import { assertSecret } from './webhooks.js';
 
 export const TRANSPORT_NAMES = ['mongo', 'redis', 'http', 'memory'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
@@ -31,6 +34,24 @@ export const DEFAULTS = {
   jobTimeoutMs: 120_000,
   pollMinMs: 50,
   pollMaxMs: 2_000,
+  /** hosts the server answers for when REASONQ_ALLOWED_HOSTS is unset (plus the address it binds) */
+  allowedHosts: ['localhost', '127.0.0.1', '::1'],
+  /** receiving a whole request (headers and body) */
+  requestTimeoutMs: 30_000,
+  /** open long-polls of each kind before 429 */
+  maxWaits: 2_000,
+  maxStreams: 500,
+  maxClaims: 2_000,
+  /** an SSE stream is closed after this long; EventSource reconnects */
+  sseMaxMs: 10 * 60_000,
+  /** memory store: jobs and payload bytes held */
+  memoryMaxJobs: 100_000,
+  memoryMaxBytes: 256 * 1024 * 1024,
+  callbackTimeoutMs: 5_000,
+  /** retries of one job that callback deliveries may ask for (a callback aimed at our own retry route) */
+  callbackRetryLimit: 3,
+  /** dashboard sessions (cookie) last this long */
+  sessionTtlMs: 12 * 3600 * 1000,
 } as const;
 
 const intFrom = (name: string, min: number, max: number) =>
@@ -52,6 +73,28 @@ const urlWith = (name: string, protocols: string[]) =>
         return false;
       }
     }, `${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+/** A comma-separated list, each entry checked by `check` (which throws with the reason). */
+const listOf = (name: string, check: (entry: string) => void) =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        try {
+          check(entry);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: `${name}: ${(error as Error).message}` });
+          return;
+        }
+      }
+    });
+
+const tokenList = (name: string) =>
+  listOf(name, (t) => {
+    if (t.length < 16) throw new Error('each token must be at least 16 characters (openssl rand -hex 32)');
+    if (!/^[\x21-\x7e]+$/.test(t)) throw new Error('tokens are printable ASCII without spaces');
+  });
 
 const flag = (name: string) =>
   z
@@ -77,7 +120,21 @@ export const envSchema = z.object({
     )
     .optional(),
   REASONING_API_URL: urlWith('REASONING_API_URL', ['http:', 'https:']).optional(),
-  REASONQ_API_TOKEN: z.string().min(1, 'REASONQ_API_TOKEN must not be empty when set').optional(),
+  REASONQ_API_TOKEN: tokenList('REASONQ_API_TOKEN').optional(),
+  REASONQ_CLIENT_TOKEN: tokenList('REASONQ_CLIENT_TOKEN').optional(),
+  REASONQ_WORKER_TOKEN: tokenList('REASONQ_WORKER_TOKEN').optional(),
+  REASONQ_ALLOWED_HOSTS: listOf('REASONQ_ALLOWED_HOSTS', (h) => {
+    if (h !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.:-]+)$/i.test(h)) throw new Error(`"${h}" is not a host name or address (or * for any)`);
+  }).optional(),
+  REASONQ_CALLBACK_ALLOW: listOf('REASONQ_CALLBACK_ALLOW', (e) => void parseAllowList([e])).optional(),
+  REASONQ_CALLBACK_SECRET: listOf('REASONQ_CALLBACK_SECRET', assertSecret).optional(),
+  REASONQ_REQUEST_TIMEOUT_MS: intFrom('REASONQ_REQUEST_TIMEOUT_MS', 1000, 600_000).optional(),
+  REASONQ_MAX_WAITS: intFrom('REASONQ_MAX_WAITS', 1, 1_000_000).optional(),
+  REASONQ_MAX_STREAMS: intFrom('REASONQ_MAX_STREAMS', 1, 1_000_000).optional(),
+  REASONQ_MAX_CLAIMS: intFrom('REASONQ_MAX_CLAIMS', 1, 1_000_000).optional(),
+  REASONQ_SSE_MAX_MS: intFrom('REASONQ_SSE_MAX_MS', 1000, 24 * 3600 * 1000).optional(),
+  REASONQ_MEMORY_MAX_JOBS: intFrom('REASONQ_MEMORY_MAX_JOBS', 1, 100_000_000).optional(),
+  REASONQ_MEMORY_MAX_BYTES: intFrom('REASONQ_MEMORY_MAX_BYTES', 1024, 64 * 1024 ** 3).optional(),
   REASONING_API_TIMEOUT_MS: intFrom('REASONING_API_TIMEOUT_MS', 1, 3_600_000).optional(),
   REASONING_API_RETRIES: intFrom('REASONING_API_RETRIES', 0, 20).optional(),
   REASONING_QUEUE_WORKER: flag('REASONING_QUEUE_WORKER').optional(),
@@ -85,11 +142,36 @@ export const envSchema = z.object({
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
 });
 
+/** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
+export interface Tokens {
+  admin: string[];
+  client: string[];
+  worker: string[];
+}
+
+export interface ServerConfig {
+  tokens: Tokens;
+  /** Host header values answered (port ignored); `*` answers any */
+  allowedHosts: string[];
+  requestTimeoutMs: number;
+  maxWaits: number;
+  maxStreams: number;
+  maxClaims: number;
+  sseMaxMs: number;
+}
+
 export interface Config {
   transport: TransportName;
   mongo: { uri: string; db: string; writeConcern: 'majority' | number };
   redis: { url: string };
-  http: { url: string; token: string | undefined; timeoutMs: number; retries: number };
+  /**
+   * The http transport's server and the token it presents: `token` (REASONQ_API_TOKEN)
+   * unless a scoped one is set, `clientToken` on client calls, `workerToken` on worker calls.
+   */
+  http: { url: string; token: string | undefined; clientToken?: string | undefined; workerToken?: string | undefined; timeoutMs: number; retries: number };
+  server: ServerConfig;
+  callbacks: CallbackConfig;
+  memory: { maxJobs: number; maxBytes: number };
   queueWorker: boolean;
   logLevel: string;
   retentionMs: number;
@@ -112,7 +194,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? '');
     const got = env[variable];
-    throw new ConfigError(`${issue.message} (got ${JSON.stringify(variable.includes('TOKEN') ? '***' : got)})`, variable);
+    const secret = variable.includes('TOKEN') || variable.includes('SECRET');
+    throw new ConfigError(`${issue.message} (got ${JSON.stringify(secret ? '***' : got)})`, variable);
   }
   const e = parsed.data;
   const mongoUri = e.MONGO_URI ?? (e.MONGO_HOST ? `mongodb://${e.MONGO_HOST}` : DEFAULTS.mongoUri);
@@ -123,15 +206,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     redis: { url: e.REDIS_URL ?? DEFAULTS.redisUrl },
     http: {
       url: e.REASONING_API_URL ?? DEFAULTS.apiUrl,
-      token: e.REASONQ_API_TOKEN,
+      token: e.REASONQ_API_TOKEN?.[0],
+      clientToken: e.REASONQ_CLIENT_TOKEN?.[0],
+      workerToken: e.REASONQ_WORKER_TOKEN?.[0],
       timeoutMs: e.REASONING_API_TIMEOUT_MS ?? DEFAULTS.apiTimeoutMs,
       retries: e.REASONING_API_RETRIES ?? DEFAULTS.apiRetries,
     },
+    server: {
+      tokens: { admin: e.REASONQ_API_TOKEN ?? [], client: e.REASONQ_CLIENT_TOKEN ?? [], worker: e.REASONQ_WORKER_TOKEN ?? [] },
+      allowedHosts: e.REASONQ_ALLOWED_HOSTS ?? [...DEFAULTS.allowedHosts],
+      requestTimeoutMs: e.REASONQ_REQUEST_TIMEOUT_MS ?? DEFAULTS.requestTimeoutMs,
+      maxWaits: e.REASONQ_MAX_WAITS ?? DEFAULTS.maxWaits,
+      maxStreams: e.REASONQ_MAX_STREAMS ?? DEFAULTS.maxStreams,
+      maxClaims: e.REASONQ_MAX_CLAIMS ?? DEFAULTS.maxClaims,
+      sseMaxMs: e.REASONQ_SSE_MAX_MS ?? DEFAULTS.sseMaxMs,
+    },
+    callbacks: { allow: e.REASONQ_CALLBACK_ALLOW ?? [], secrets: e.REASONQ_CALLBACK_SECRET ?? [] },
+    memory: { maxJobs: e.REASONQ_MEMORY_MAX_JOBS ?? DEFAULTS.memoryMaxJobs, maxBytes: e.REASONQ_MEMORY_MAX_BYTES ?? DEFAULTS.memoryMaxBytes },
     queueWorker: e.REASONING_QUEUE_WORKER ?? false,
     logLevel: e.REASONQ_LOG_LEVEL ?? 'info',
     retentionMs: e.REASONQ_RETENTION_MS ?? DEFAULTS.retentionMs,
   };
   return { ...config, ...overrides };
+}
+
+/** The callback settings alone (allow-list, secrets), for a worker or client built in code. */
+export function loadCallbackConfig(env: NodeJS.ProcessEnv = process.env): CallbackConfig {
+  return loadConfig({ REASONQ_CALLBACK_ALLOW: env.REASONQ_CALLBACK_ALLOW, REASONQ_CALLBACK_SECRET: env.REASONQ_CALLBACK_SECRET }).callbacks;
 }
 
 /** A URI with its credentials masked, for error messages and logs. */

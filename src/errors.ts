@@ -8,18 +8,21 @@ export interface ReasonqErrorOptions {
   cause?: unknown;
   /** Extra machine-readable detail, sent on the wire as `error.details`. */
   details?: Record<string, unknown>;
+  /** HTTP status, for errors without a class of their own */
+  status?: number;
 }
 
 export class ReasonqError extends Error {
   readonly code: string;
   readonly details: Record<string, unknown> | undefined;
   /** HTTP status the server answers with when this error reaches a route. */
-  readonly status: number = 500;
+  readonly status: number;
 
   constructor(code: string, message: string, options: ReasonqErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
+    this.status = options.status ?? 500;
     this.details = options.details;
   }
 
@@ -95,10 +98,44 @@ export class PayloadTooLargeError extends ReasonqError {
   }
 }
 
+export class ForbiddenError extends ReasonqError {
+  override readonly status = 403;
+  constructor(message: string, code = 'FORBIDDEN') {
+    super(code, message);
+  }
+}
+
+/** The Host header names no host this server answers for (DNS rebinding). */
+export class HostNotAllowedError extends ReasonqError {
+  override readonly status = 421;
+  constructor(host: string) {
+    super('HOST_NOT_ALLOWED', `host ${JSON.stringify(host.slice(0, 100))} is not one this server answers for; add it to REASONQ_ALLOWED_HOSTS`);
+  }
+}
+
 export class RateLimitedError extends ReasonqError {
   override readonly status = 429;
-  constructor(message: string) {
+  /** seconds the caller should wait, sent as Retry-After */
+  readonly retryAfterSec: number;
+  constructor(message: string, retryAfterSec = 1) {
     super('RATE_LIMITED', message);
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/** A store limit (jobs or bytes held) was reached; nothing was created. */
+export class StoreFullError extends ReasonqError {
+  override readonly status = 507;
+  constructor(message: string) {
+    super('STORE_FULL', message);
+  }
+}
+
+/** A callback address that policy refuses (internal, our own, not http(s)). Checked before any connection. */
+export class CallbackRefusedError extends ReasonqError {
+  override readonly status = 400;
+  constructor(message: string) {
+    super('CALLBACK_FORBIDDEN', message, { details: { field: 'callback_url' } });
   }
 }
 
@@ -192,6 +229,9 @@ const byCode: Record<string, (message: string, details?: Record<string, unknown>
   UNAUTHORIZED: (m) => new UnauthorizedError(m),
   PAYLOAD_TOO_LARGE: (m) => new PayloadTooLargeError(m),
   RATE_LIMITED: (m) => new RateLimitedError(m),
+  FORBIDDEN: (m) => new ForbiddenError(m),
+  STORE_FULL: (m) => new StoreFullError(m),
+  CALLBACK_FORBIDDEN: (m) => new CallbackRefusedError(m),
   REASONING_TIMEOUT: (_m, d) => new ReasoningTimeoutError(String(d?.job_id ?? 'unknown'), Number(d?.timeout_ms ?? 0)),
   JOB_FAILED: (_m, d) => jobErrorFromDetails(d),
   JOB_CANCELED: (_m, d) => jobErrorFromDetails(d),

@@ -24,6 +24,23 @@ export function isTerminal(status: JobStatus): boolean {
   return status === 'done' || status === 'error' || status === 'canceled';
 }
 
+/** Deepest nesting accepted in a payload, intent or progress report (deeper input would overflow a clone or a parser later). */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when `value` nests no deeper than `limit` (checked without recursion, so a hostile input cannot overflow the stack here). */
+export function withinDepth(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= limit) return false;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+const depthMessage = `nests deeper than ${MAX_JSON_DEPTH} levels`;
+
 export const queueNameSchema = z
   .string()
   .regex(QUEUE_NAME_RE, 'queue must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
@@ -36,7 +53,8 @@ export const intentRequestSchema = z
     goal: z.string().max(100_000).optional(),
     context: z.unknown().optional(),
   })
-  .passthrough();
+  .passthrough()
+  .refine((v) => withinDepth(v), depthMessage);
 export type IntentRequest = z.infer<typeof intentRequestSchema>;
 
 export const INTENT_ACTIONS = ['tool', 'finish', 'ask', 'think'] as const;
@@ -52,6 +70,7 @@ export const intentSchema = z
   })
   .passthrough()
   .superRefine((intent, ctx) => {
+    if (!withinDepth(intent)) ctx.addIssue({ code: 'custom', message: depthMessage });
     if (intent.action === 'tool' && !intent.tool_name) {
       ctx.addIssue({ code: 'custom', path: ['tool_name'], message: 'tool_name is required when action is "tool"' });
     }
@@ -80,6 +99,7 @@ export function checkIntent(v: unknown): Intent | null {
   if (args !== undefined && args !== null && !isPlainObject(args)) return null;
   if (finish !== undefined && finish !== null && typeof finish !== 'boolean') return null;
   if (action === 'tool' && !tool) return null;
+  if (!withinDepth(v)) return null;
   return v as Intent;
 }
 
@@ -156,7 +176,23 @@ export const enqueueOptionsSchema = z.object({
   max_attempts: z.number().int().min(1).max(1000).optional(),
   timeout_ms: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
   dedupe_key: z.string().min(1).max(256).optional(),
-  callback_url: z.string().url().refine((u) => /^https?:/.test(u), 'callback_url must be http(s)').optional(),
+  callback_url: z
+    .string()
+    .max(2048, 'callback_url must be at most 2048 characters')
+    .transform((u, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'callback_url must be an absolute http(s) URL' });
+        return z.NEVER;
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'callback_url must be http: or https:' });
+      else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'callback_url must not carry user:password@ (every reader of the job would see it); use the signature to authenticate us' });
+      url.hash = '';
+      return url.href;
+    })
+    .optional(),
 });
 export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;
 

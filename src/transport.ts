@@ -216,6 +216,14 @@ export interface TransportOptions {
 
 export const EMPTY_COUNTS: Readonly<QueueCounts> = Object.freeze({ queued: 0, delayed: 0, processing: 0, done: 0, error: 0, canceled: 0 });
 
+/**
+ * An empty queue → counts table. Without a prototype, so that a queue named
+ * `constructor` or `toString` is a queue like any other.
+ */
+export function queueTable(): Record<string, QueueCounts> {
+  return Object.create(null) as Record<string, QueueCounts>;
+}
+
 /** Sum per-queue counts into totals. */
 export function buildStats(queues: Record<string, QueueCounts>): Stats {
   const totals: QueueCounts = { ...EMPTY_COUNTS };

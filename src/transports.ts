@@ -12,12 +12,13 @@ export async function createTransport(config: Config, logger?: Logger): Promise<
   switch (config.transport) {
     case 'memory': {
       const { createMemoryTransport } = await import('../transports/memory/index.js');
-      transport = createMemoryTransport({ retentionMs: config.retentionMs });
+      transport = createMemoryTransport({ retentionMs: config.retentionMs, maxJobs: config.memory.maxJobs, maxBytes: config.memory.maxBytes });
       break;
     }
     case 'http': {
       const { createHttpTransport } = await import('../transports/http/index.js');
-      transport = createHttpTransport({ url: config.http.url, token: config.http.token, timeoutMs: config.http.timeoutMs });
+      const { url, token, clientToken, workerToken, timeoutMs } = config.http;
+      transport = createHttpTransport({ url, token, clientToken, workerToken, timeoutMs });
       break;
     }
     case 'mongo': {

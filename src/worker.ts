@@ -11,8 +11,8 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
-import { postCallback } from './callbacks.js';
-import { DEFAULTS } from './config.js';
+import { createCallbackSender, type CallbackSender } from './callbacks.js';
+import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { checkIntent, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import type { JobControl } from './job-control.js';
@@ -57,6 +57,8 @@ export interface WorkerOptions {
   logger?: Logger;
   /** stop on SIGINT/SIGTERM; a second signal exits at once */
   handleSignals?: boolean;
+  /** delivers callbacks (signed, address-checked); default from REASONQ_CALLBACK_ALLOW / REASONQ_CALLBACK_SECRET */
+  callbacks?: CallbackSender;
 }
 
 /** Why a running job's signal fired. */
@@ -100,6 +102,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly sweepMs: number;
   private readonly log: Logger;
   private readonly handleSignals: boolean;
+  private readonly callbacks: CallbackSender;
+  private readonly ownsCallbacks: boolean;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, RunningJob>();
   private readonly startedAt = new Date();
@@ -135,6 +139,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker_id: this.id });
     this.handleSignals = options.handleSignals ?? false;
+    this.ownsCallbacks = !options.callbacks;
+    this.callbacks = options.callbacks ?? createCallbackSender(loadCallbackConfig(), this.log);
   }
 
   /** Jobs running right now. */
@@ -196,6 +202,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.timers = [];
     this.removeSignalHandlers();
     await this.transport.unregisterWorker(this.id).catch((error: unknown) => this.transportError(error));
+    if (this.ownsCallbacks) await this.callbacks.close();
     activeWorkers.delete(this);
     this.log.info({ processed: this.processed, failed: this.failed }, 'worker stopped');
   }
@@ -312,7 +319,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async callback(run: RunningJob): Promise<void> {
     try {
       const final = await this.transport.get(run.job.id).catch(() => null);
-      if (final) void postCallback(final, run.log());
+      if (final) void this.callbacks.deliver(final, run.log());
     } finally {
       this.finished(run);
     }

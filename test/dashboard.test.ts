@@ -313,19 +313,34 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#queues').waitFor({ state: 'visible' });
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
-    assert.equal(await page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(key: string): string | null } }).localStorage.getItem('reasonq.token')), token);
+    // The page keeps no token: not in storage, and the session cookie is HttpOnly (scripts cannot read it).
+    const stored = await page.evaluate(() => {
+      const g = globalThis as unknown as { localStorage: { length: number; key(i: number): string | null; getItem(k: string): string | null }; sessionStorage: { length: number }; document: { cookie: string } };
+      const values: string[] = [];
+      for (let i = 0; i < g.localStorage.length; i++) values.push(g.localStorage.getItem(g.localStorage.key(i)!) ?? '');
+      return { values, session: g.sessionStorage.length, cookie: g.document.cookie };
+    });
+    assert.ok(!stored.values.some((v) => v.includes(token)), 'the token is not in localStorage');
+    assert.equal(stored.session, 0);
+    assert.equal(stored.cookie, '');
 
-    // The job detail stream authenticates with ?token= (EventSource cannot send headers).
-    const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events?token=`));
+    // The job detail stream authenticates with the cookie: no token in its URL.
+    const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events`));
     await page.click(`#running li[data-job-id="${job.id}"]`);
-    assert.equal((await events).status(), 200);
+    const stream = await events;
+    assert.equal(stream.status(), 200);
+    assert.equal(new URL(stream.url()).search, '');
     await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to start');
     gates.get(job.id)?.();
     await expectText(page, '[data-testid="detail-status"]', 'done');
 
-    // The token is remembered across reloads.
+    // The session outlives a reload; signing out ends it.
     await page.reload();
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="done"]`, '1');
     assert.equal(await page.locator('[data-testid="auth"]').isVisible(), false);
+    await page.click('#token-forget');
+    await page.locator('[data-testid="auth"]').waitFor({ state: 'visible' });
+    await page.reload();
+    await page.locator('[data-testid="auth"]').waitFor({ state: 'visible' });
   });
 });

@@ -1,11 +1,19 @@
-/** The conformance suite over HTTP: a real `reasonq serve` on port 0 in front of the memory store. */
+/**
+ * The conformance suite over HTTP: a real `reasonq serve` on port 0 in front
+ * of the memory store, called with scoped tokens (a client token for client
+ * calls, a worker token for worker calls), so every operation also proves
+ * that its route grants the scope it needs and no more is required.
+ */
 import { describeTransport } from './conformance/index.js';
 import { createHttpTransport } from '../transports/http/index.js';
 import { startServer } from './server-helpers.js';
 
+const CLIENT = 'conformance-client-token';
+const WORKER = 'conformance-worker-token';
+
 describeTransport('http', async (options) => {
-  const { url } = await startServer({ ...options, token: 'conformance-token' });
-  const t = createHttpTransport({ url, token: 'conformance-token' });
+  const { url } = await startServer({ ...options, tokens: { client: [CLIENT], worker: [WORKER] }, callbackAllow: ['127.0.0.1'] });
+  const t = createHttpTransport({ url, clientToken: CLIENT, workerToken: WORKER });
   await t.init();
   return t;
 });

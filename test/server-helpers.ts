@@ -1,8 +1,9 @@
 /** A real `reasonq serve` on port 0 in front of a memory store, closed after the run. */
 import type { FastifyInstance } from 'fastify';
-import { createMemoryTransport } from '../transports/memory/index.js';
-import { createServer } from '../src/server/app.js';
-import type { Transport, TransportOptions } from '../src/transport.js';
+import { createMemoryTransport, type MemoryTransportOptions } from '../transports/memory/index.js';
+import { createServer, type ServerOptions } from '../src/server/app.js';
+import { createCallbackSender, type CallbackConfig } from '../src/callbacks.js';
+import type { Transport } from '../src/transport.js';
 
 const servers: { app: FastifyInstance; store: Transport }[] = [];
 
@@ -13,12 +14,22 @@ after(async () => {
   }
 });
 
-export async function startServer(options: TransportOptions & { token?: string; bodyLimitBytes?: number } = {}) {
-  const store = createMemoryTransport({ retentionMs: options.retentionMs });
+export type StartOptions = MemoryTransportOptions &
+  Omit<ServerOptions, 'transport' | 'callbacks'> & {
+    /** callback addresses let through (loopback receivers in tests) */
+    callbackAllow?: string[];
+    callbackSecrets?: string[];
+    callbackConfig?: Partial<CallbackConfig>;
+  };
+
+export async function startServer(options: StartOptions = {}) {
+  const { retentionMs, maxJobs, maxBytes, sweepIntervalMs, callbackAllow, callbackSecrets, callbackConfig, ...serverOptions } = options;
+  const store = createMemoryTransport({ retentionMs, maxJobs, maxBytes, sweepIntervalMs });
   await store.init();
-  const app = await createServer({ transport: store, token: options.token, bodyLimitBytes: options.bodyLimitBytes });
+  const callbacks = createCallbackSender({ allow: callbackAllow ?? [], secrets: callbackSecrets ?? [], ...callbackConfig });
+  const app = await createServer({ ...serverOptions, transport: store, callbacks });
+  app.addHook('onClose', () => callbacks.close());
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   servers.push({ app, store });
-  return { app, store, url };
+  return { app, store, url, callbacks };
 }
-

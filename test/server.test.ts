@@ -146,9 +146,9 @@ describe('HTTP API', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const cb = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
-    const { url, store } = await startServer();
+    const { url, store, callbacks } = await startServer({ callbackAllow: ['127.0.0.1'] });
     const q = uniqueQueue();
-    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, claimWaitMs: 200 });
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, claimWaitMs: 200, callbacks });
     try {
       const queuedOnly = await call(url, 'POST', '/v1/jobs', { queue: uniqueQueue(), payload: { goal: 'never runs' }, callback_url: cb });
       await call(url, 'POST', `/v1/jobs/${queuedOnly.body.job.id}/cancel`, { reason: 'no' });

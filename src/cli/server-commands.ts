@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
+import { createCallbackSender, type CallbackSender } from '../callbacks.js';
 import { DEFAULTS, loadConfig, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -52,8 +53,9 @@ function runOptions(cmd: Command, withServer: boolean): Command {
 
 type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
 
-async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, onEnd?: JobEndListener): Promise<Worker> {
+async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, callbacks: CallbackSender, onEnd?: JobEndListener): Promise<Worker> {
   const worker = createWorker({
+    callbacks,
     transport,
     handler: await loadHandler(flags.handler),
     queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
@@ -90,16 +92,34 @@ function onSignals(log: Logger, shutdown: () => Promise<void>): void {
   process.on('SIGTERM', handle);
 }
 
+/** Loopback binds only see this machine; anything else is the network. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
 async function serve(config: Config, flags: ServeFlags, options: { worker: boolean; dev: boolean }): Promise<void> {
+  const { tokens } = config.server;
+  if (!isLoopbackHost(flags.host) && tokens.admin.length + tokens.client.length + tokens.worker.length === 0) {
+    throw new ConfigError(
+      `--host ${flags.host} would open the API to the network without a token: set REASONQ_API_TOKEN (and REASONQ_CLIENT_TOKEN / REASONQ_WORKER_TOKEN for scoped callers), or bind to 127.0.0.1`,
+      'REASONQ_API_TOKEN',
+    );
+  }
   const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
   const transport = await createTransport(config, log);
-  const worker = options.worker ? await buildWorker(transport, flags, log, options.dev ? devJobLine : undefined) : null;
-  const app = await createServer({ transport, token: config.http.token, logger: log, ...(worker ? { worker } : {}) });
+  const callbacks = createCallbackSender(config.callbacks, log);
+  const worker = options.worker ? await buildWorker(transport, flags, log, callbacks, options.dev ? devJobLine : undefined) : null;
+  // The address we bind is one we answer for, unless it is a wildcard.
+  const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
+  const allowedHosts = wildcard ? config.server.allowedHosts : [...config.server.allowedHosts, flags.host];
+  const app = await createServer({ ...config.server, allowedHosts, transport, callbacks, logger: log, ...(worker ? { worker } : {}) });
   const url = await app.listen({ host: flags.host, port: flags.port });
   await worker?.start();
   onSignals(log, async () => {
     await worker?.stop();
     await app.close();
+    await callbacks.close();
     await transport.close();
   });
   const what = options.dev ? `reasonq dev: server + ${flags.concurrency} worker slot(s) + demo reasoner on the memory store` : `reasonq serve on the ${transport.name} store${worker ? ' with a worker' : ''}`;
@@ -138,10 +158,12 @@ export function registerServerCommands(program: Command): void {
       }
       const log = createLogger({ level: config.logLevel });
       const transport = await createTransport(config, log);
-      const worker = await buildWorker(transport, flags, log);
+      const callbacks = createCallbackSender(config.callbacks, log);
+      const worker = await buildWorker(transport, flags, log, callbacks);
       await worker.start();
       onSignals(log, async () => {
         await worker.stop();
+        await callbacks.close();
         await transport.close();
       });
       process.stderr.write(`reasonq worker ${worker.id} on ${transport.name}, queues ${worker.queues.join(',')}, concurrency ${worker.concurrency}\n`);

@@ -1,27 +1,33 @@
 /**
- * `reasonq serve`: the HTTP API of DESIGN in front of any transport, the
- * dashboard at /engine, Prometheus metrics at /metrics. Errors are always
+ * `reasonq serve`: the HTTP API in front of any transport, the dashboard at
+ * /engine, Prometheus metrics at /metrics. Errors are always
  * `{error: {code, message}}` with a fitting status, never a stack trace.
+ * Who may call what is auth.ts; every limit here is hit before anything is
+ * created.
  */
-import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { DEFAULTS } from '../config.js';
-import { PayloadTooLargeError, RateLimitedError, ReasonqError, UnauthorizedError, ValidationError } from '../errors.js';
+import { createCallbackSender, type CallbackSender } from '../callbacks.js';
+import { DEFAULTS, type ServerConfig } from '../config.js';
+import { PayloadTooLargeError, RateLimitedError, ReasonqError, ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Transport } from '../transport.js';
 import type { Worker } from '../worker.js';
+import { createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
 import { registerDashboard } from './dashboard.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerJobRoutes } from './routes-jobs.js';
 import { registerWorkerRoutes } from './routes-worker.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   transport: Transport;
-  /** bearer token required on /v1 and /metrics when set */
+  /** admin token (every scope); shorthand for `tokens: {admin: [token]}` */
   token?: string | undefined;
+  /** tokens by scope; with none, the API is open to whoever passes the Host and same-site checks */
+  tokens?: Partial<ServerConfig['tokens']>;
   bodyLimitBytes?: number;
-  /** most long-polls (wait, claim, SSE) open at once before 429 */
-  maxWaiters?: number;
+  /** delivers callbacks of jobs this server ends (a cancel of a queued job); default: public addresses only, unsigned */
+  callbacks?: CallbackSender;
   /** how often the server recovers expired leases and applies retention */
   sweepMs?: number;
   /** an embedded worker whose job outcomes feed /metrics */
@@ -29,34 +35,60 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
+/** Routes that read a query string (each parses it with a strict schema); every other route takes none. */
+const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait']);
+
+/** The kinds of long-poll, each with its own limit so that one kind cannot starve the others. */
+export type PollKind = 'wait' | 'stream' | 'claim';
+
 export interface ServerContext {
   transport: Transport;
   metrics: Metrics;
   log: Logger;
-  /** Run a long-poll under the waiter limit; aborts when the client goes away. */
-  longPoll<T>(request: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  auth: Auth;
+  callbacks: CallbackSender;
+  sseMaxMs: number;
+  /**
+   * Run a long-poll under its kind's limit; aborts when the client goes away
+   * or the server closes. The slot is taken before `run` starts, so a route
+   * that creates something inside `run` creates nothing when the limit is hit.
+   */
+  longPoll<T>(kind: PollKind, request: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
 
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const log = options.logger ?? silentLogger;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     logger: false,
-    // Long-polls may be held open; the default 72 s keep-alive is fine behind it.
-    requestTimeout: 0,
+    // Receiving the request (headers and body) is bounded; the answer of a long-poll is not part of it.
+    requestTimeout: requestTimeoutMs,
+    http: { headersTimeout: Math.min(requestTimeoutMs, 10_000), connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
     // Errors Fastify raises before routing (a malformed URL) get our error shape too.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(400).send({ error: { code: 'VALIDATION_ERROR', message: `bad request: ${error.message}` } });
     },
+    // Errors the HTTP parser raises before Fastify sees a request (431, 400, 408): our shape, on the raw socket.
+    clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => rawError(error, socket),
   });
   const metrics = createMetrics(options.transport);
   options.worker?.on('job:end', (job, outcome, ms) => {
     metrics.finished.inc({ queue: job.queue, status: outcome });
     metrics.jobDuration.observe({ queue: job.queue, outcome }, ms / 1000);
   });
-  const maxWaiters = options.maxWaiters ?? 10_000;
-  let waiters = 0;
+  const tokens = { admin: [...(options.tokens?.admin ?? []), ...(options.token ? [options.token] : [])], client: options.tokens?.client ?? [], worker: options.tokens?.worker ?? [] };
+  const auth = createAuth({ tokens, allowedHosts: options.allowedHosts ?? DEFAULTS.allowedHosts });
+  const callbacks = options.callbacks ?? createCallbackSender({ allow: [], secrets: [] }, log);
+  const ownsCallbacks = !options.callbacks;
+
+  const limits: Record<PollKind, number> = {
+    wait: options.maxWaits ?? DEFAULTS.maxWaits,
+    stream: options.maxStreams ?? DEFAULTS.maxStreams,
+    claim: options.maxClaims ?? DEFAULTS.maxClaims,
+  };
+  const open: Record<PollKind, number> = { wait: 0, stream: 0, claim: 0 };
   // Open long-polls end when the server closes, so shutdown never waits on a client.
   const polls = new Set<AbortController>();
   app.addHook('preClose', async () => {
@@ -67,9 +99,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     transport: options.transport,
     metrics,
     log,
-    async longPoll(request, run) {
-      if (waiters >= maxWaiters) throw new RateLimitedError(`too many open long-polls (${maxWaiters}); try again shortly`);
-      waiters += 1;
+    auth,
+    callbacks,
+    sseMaxMs: options.sseMaxMs ?? DEFAULTS.sseMaxMs,
+    async longPoll(kind, request, run) {
+      if (open[kind] >= limits[kind]) {
+        metrics.httpRequests.inc({ method: `${kind}-refused` });
+        throw new RateLimitedError(`too many open ${kind} long-polls (${limits[kind]}); nothing was created; try again shortly`);
+      }
+      open[kind] += 1;
       const controller = new AbortController();
       polls.add(controller);
       const onClose = () => controller.abort(new Error('client went away'));
@@ -77,32 +115,34 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       try {
         return await run(controller.signal);
       } finally {
-        waiters -= 1;
+        open[kind] -= 1;
         polls.delete(controller);
         request.raw.socket?.off('close', onClose);
       }
     },
   };
 
-  const expected = options.token ? Buffer.from(options.token) : null;
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const path = request.url.split('?')[0]!;
+  app.addHook('onRequest', async (request, reply) => {
     metrics.httpRequests.inc({ method: request.method });
-    if (!expected || !(path.startsWith('/v1/') || path === '/metrics')) return;
-    const header = request.headers.authorization ?? '';
-    // EventSource cannot send headers, so the dashboard passes ?token= on SSE (and only there).
-    const query = path.endsWith('/events') ? (request.query as Record<string, unknown> | undefined)?.token : undefined;
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : typeof query === 'string' ? query : '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new UnauthorizedError();
+    void reply.headers(SECURITY_HEADERS);
+  });
+  registerAuth(app, auth, options.allowedHosts ?? DEFAULTS.allowedHosts);
+  // A query key no route reads (`?status[$ne]=done`, a typo) is refused, never ignored.
+  app.addHook('preValidation', async (request) => {
+    const keys = Object.keys(request.query as object);
+    if (keys.length > 0 && !QUERY_ROUTES.has(`${request.method} ${request.routeOptions.url}`)) {
+      throw new ValidationError(`unknown query parameter ${JSON.stringify(keys[0]!.slice(0, 64))}`, keys[0]!.slice(0, 64));
+    }
   });
 
   app.setErrorHandler((error: unknown, request, reply: FastifyReply) => {
     const err = toReasonqError(error);
-    if (err.status >= 500) log.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, url: request.url }, 'request failed');
+    if (err.status >= 500 && err.status !== 507) log.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, url: request.url }, 'request failed');
+    if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSec));
     void reply.status(err.status).send({ error: err.toJSON() });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}` } });
   });
 
   app.get('/healthz', async () => ({ ok: true }));
@@ -121,15 +161,34 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   registerJobRoutes(app, ctx);
   registerWorkerRoutes(app, ctx);
-  registerDashboard(app);
+  registerDashboard(app, ctx);
 
   const sweepMs = options.sweepMs ?? 1000;
   const sweeper = setInterval(() => {
     options.transport.sweep().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'sweep failed'));
   }, sweepMs);
   sweeper.unref();
-  app.addHook('onClose', async () => clearInterval(sweeper));
+  app.addHook('onClose', async () => {
+    clearInterval(sweeper);
+    if (ownsCallbacks) await callbacks.close();
+  });
   return app;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
+
+function rawError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const code = status === 431 ? 'HEADERS_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : 'VALIDATION_ERROR';
+  const message = status === 431 ? 'request headers are larger than the limit' : status === 408 ? 'the request was not received in time' : 'malformed HTTP request';
+  const body = JSON.stringify({ error: { code, message } });
+  const head = [`HTTP/1.1 ${status} ${STATUS_TEXT[status]}`, 'content-type: application/json; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`, 'connection: close'];
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) head.push(`${k}: ${v}`);
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 /** Map anything thrown in a route to a ReasonqError with a status. */
@@ -139,7 +198,9 @@ export function toReasonqError(error: unknown): ReasonqError {
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLargeError(`request body is larger than the limit: ${e.message ?? ''}`);
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ValidationError('content-type must be application/json', 'content-type');
   if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ValidationError('body must be a JSON object', 'body');
+  if (e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return new ValidationError('content-length does not match the body', 'content-length');
+  if (e.statusCode === 408 || e.code === 'FST_ERR_REQUEST_TIMEOUT') return new ReasonqError('REQUEST_TIMEOUT', 'the request was not received in time', { status: 408 });
   if (e.statusCode === 400) return new ValidationError(`body is not valid JSON: ${e.message ?? ''}`, 'body');
-  if (e.statusCode && e.statusCode < 500) return new ReasonqError(e.code ?? 'BAD_REQUEST', e.message ?? 'bad request');
+  if (e.statusCode && e.statusCode < 500) return new ReasonqError('BAD_REQUEST', 'bad request', { status: e.statusCode });
   return new ReasonqError('INTERNAL', 'internal error; see the server log');
 }

@@ -1,66 +1,123 @@
 /** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
 import type { FastifyInstance } from 'fastify';
 import { cancelAndNotify } from '../callbacks.js';
-import { JobNotFoundError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
+import { DEFAULTS } from '../config.js';
+import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
 import { buildJob, isTerminal, parseOrThrow, publicJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
+import { SECURITY_HEADERS } from './auth.js';
 import { cancelBodySchema, enqueueRequestSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = 60_000;
+/** In lists a payload is summarised to this many characters of goal, so a page stays small whatever the payloads weigh. */
+const LIST_GOAL_CHARS = 200;
 
-export function registerJobRoutes(app: FastifyInstance, { transport, metrics, log, longPoll }: ServerContext): void {
+type ById = { Params: { id: string } };
+
+/**
+ * A job as a list shows it: the whole record but for what can be large
+ * (payload beyond its ids and the start of its goal, the result's args and
+ * reasoning, progress). `GET /v1/jobs/:id` has it all.
+ */
+export function listedJob(job: Job): Record<string, unknown> {
+  const { session_id, step, goal } = job.payload;
+  const payload: Record<string, unknown> = {};
+  if (session_id !== undefined) payload.session_id = session_id;
+  if (step !== undefined) payload.step = step;
+  if (typeof goal === 'string') payload.goal = goal.length > LIST_GOAL_CHARS ? `${goal.slice(0, LIST_GOAL_CHARS)}…` : goal;
+  const result = job.result ? { action: job.result.action, tool_name: job.result.tool_name ?? null, finish: job.result.finish ?? null } : null;
+  const error = job.error ? { ...job.error, message: job.error.message.slice(0, 1000) } : null;
+  return { ...publicJob(job), payload, result, error, progress: null, summarized: true };
+}
+
+/**
+ * Retries asked by callback deliveries (a request carrying `webhook-id`),
+ * counted per job: a callback aimed at its own job's retry route would
+ * otherwise loop as fast as the job can fail.
+ */
+function createLoopGuard(limit: number, maxJobs = 10_000) {
+  const counts = new Map<string, number>();
+  return (id: string) => {
+    const n = (counts.get(id) ?? 0) + 1;
+    counts.delete(id);
+    counts.set(id, n);
+    if (counts.size > maxJobs) counts.delete(counts.keys().next().value!);
+    if (n > limit) {
+      throw new ReasonqError('CALLBACK_LOOP', `job ${id} was already retried ${limit} times by callback deliveries; a callback cannot retry it again (retry it by hand)`, { status: 409 });
+    }
+  };
+}
+
+export function registerJobRoutes(app: FastifyInstance, { transport, metrics, log, longPoll, callbacks, sseMaxMs }: ServerContext): void {
   const must = async (id: string): Promise<Job> => {
     const job = await transport.get(id);
     if (!job) throw new JobNotFoundError(id);
     return job;
   };
+  const enqueue = async (job: Job) => {
+    const out = await transport.enqueue(job);
+    if (out.created) metrics.enqueued.inc({ queue: out.job.queue });
+    return out;
+  };
+  const callbackRetry = createLoopGuard(DEFAULTS.callbackRetryLimit);
 
   app.post('/v1/jobs', async (request, reply) => {
     const body = parseOrThrow(enqueueRequestSchema, request.body ?? {});
     const { wait_ms } = parseOrThrow(waitQuerySchema, request.query);
-    const { job, created } = await transport.enqueue(buildJob(body));
-    if (created) metrics.enqueued.inc({ queue: job.queue });
-    let out = job;
-    if (wait_ms && !isTerminal(job.status)) {
-      out = await longPoll(request, (signal) => transport.wait(job.id, { timeout_ms: Math.min(wait_ms, MAX_WAIT_MS), signal }));
-    }
-    return reply.status(created ? 201 : 200).send({ job: publicJob(out), created });
+    if (body.callback_url) callbacks.check(body.callback_url);
+    const job = buildJob(body);
+    // With wait_ms the wait slot is taken first: at the limit nothing is created.
+    const { job: stored, created, final } = wait_ms
+      ? await longPoll('wait', request, async (signal) => {
+          const out = await enqueue(job);
+          const end = isTerminal(out.job.status) ? out.job : await transport.wait(out.job.id, { timeout_ms: Math.min(wait_ms, MAX_WAIT_MS), signal });
+          return { ...out, final: end };
+        })
+      : { ...(await enqueue(job)), final: null };
+    return reply.status(created ? 201 : 200).send({ job: publicJob(final ?? stored), created });
   });
 
   app.post('/v1/intents', async (request) => {
     const { timeout_ms, attempt_timeout_ms, ...rest } = parseOrThrow(intentBodySchema, request.body ?? {});
+    if (rest.callback_url) callbacks.check(rest.callback_url);
     const job = buildJob({ ...rest, ...(attempt_timeout_ms ? { timeout_ms: attempt_timeout_ms } : {}) });
-    const { job: stored, created } = await transport.enqueue(job);
-    if (created) metrics.enqueued.inc({ queue: stored.queue });
     const limit = timeout_ms ?? MAX_WAIT_MS;
-    const final = await longPoll(request, (signal) => transport.wait(stored.id, { timeout_ms: limit, signal }));
+    const final = await longPoll('wait', request, async (signal) => {
+      const { job: stored } = await enqueue(job);
+      return transport.wait(stored.id, { timeout_ms: limit, signal });
+    });
     if (!isTerminal(final.status)) {
-      await cancelAndNotify(transport, stored.id, `intent request timed out after ${limit} ms`, log);
-      throw new ReasoningTimeoutError(stored.id, limit);
+      await cancelAndNotify(transport, final.id, `intent request timed out after ${limit} ms`, log, callbacks);
+      throw new ReasoningTimeoutError(final.id, limit);
     }
     if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error);
     return { job_id: final.id, intent: final.result, job: publicJob(final) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => ({ job: publicJob(await must(request.params.id)) }));
+  app.get<ById>('/v1/jobs/:id', async (request) => {
+    return { job: publicJob(await must(request.params.id)) };
+  });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/wait', async (request) => {
+  app.get<ById>('/v1/jobs/:id/wait', async (request) => {
     const { timeout_ms } = parseOrThrow(waitTimeoutQuerySchema, request.query);
-    const job = await longPoll(request, (signal) => transport.wait(request.params.id, { timeout_ms: Math.min(timeout_ms ?? 30_000, MAX_WAIT_MS), signal }));
+    const job = await longPoll('wait', request, (signal) => transport.wait(request.params.id, { timeout_ms: Math.min(timeout_ms ?? 30_000, MAX_WAIT_MS), signal }));
     return { job: publicJob(job) };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (request) => {
+  app.post<ById>('/v1/jobs/:id/cancel', async (request) => {
     const body = parseOrThrow(cancelBodySchema, request.body ?? undefined);
-    return { job: publicJob(await cancelAndNotify(transport, request.params.id, body?.reason ?? 'canceled via API', log)) };
+    return { job: publicJob(await cancelAndNotify(transport, request.params.id, body?.reason ?? 'canceled via API', log, callbacks)) };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', async (request) => ({ job: publicJob(await transport.retry(request.params.id)) }));
+  app.post<ById>('/v1/jobs/:id/retry', async (request) => {
+    if (request.headers['webhook-id'] !== undefined) callbackRetry(request.params.id);
+    return { job: publicJob(await transport.retry(request.params.id)) };
+  });
 
   app.get('/v1/jobs', async (request) => {
     const filter = parseOrThrow(listQuerySchema, request.query);
     const page = await transport.list(filter);
-    return { jobs: page.jobs.map((j) => publicJob(j)), next_cursor: page.next_cursor };
+    return { jobs: page.jobs.map(listedJob), next_cursor: page.next_cursor };
   });
 
   app.get('/v1/stats', async () => transport.stats());
@@ -71,19 +128,20 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     return { workers: workers.map((w) => ({ ...w, alive: now - w.last_seen.getTime() <= w.ttl_ms })) };
   });
 
-  // Server-sent events: the job's state whenever it changes, until it ends.
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/events', async (request, reply) => {
+  // Server-sent events: the job's state whenever it changes, until it ends or the stream's lifetime is up.
+  app.get<ById>('/v1/jobs/:id/events', async (request, reply) => {
     let job = await must(request.params.id);
-    await longPoll(request, async (signal) => {
+    await longPoll('stream', request, async (signal) => {
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       const send = (j: Job) => res.write(`event: job\ndata: ${JSON.stringify(publicJob(j))}\n\n`);
       send(job);
       let last = job.updated_at.getTime();
-      while (!isTerminal(job.status) && !signal.aborted) {
+      const endBy = Date.now() + sseMaxMs;
+      while (!isTerminal(job.status) && !signal.aborted && Date.now() < endBy) {
         // Terminal changes arrive through wait(); the poll catches the others.
-        const next = await transport.wait(job.id, { timeout_ms: 500, signal });
+        const next = await transport.wait(job.id, { timeout_ms: Math.min(500, Math.max(1, endBy - Date.now())), signal });
         if (next.updated_at.getTime() !== last || next.status !== job.status) {
           last = next.updated_at.getTime();
           send(next);

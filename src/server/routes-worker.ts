@@ -10,7 +10,7 @@ type ById = { Params: { id: string } };
 export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics, longPoll }: ServerContext): void {
   app.post('/v1/claim', async (request) => {
     const body = parseOrThrow(claimBodySchema, request.body ?? {});
-    const jobs = await longPoll(request, async (signal) => {
+    const jobs = await longPoll('claim', request, async (signal) => {
       const claim = { queues: body.queues, owner: body.owner, lease_ms: body.lease_ms, wait_ms: Math.min(body.wait_ms, MAX_CLAIM_WAIT_MS), signal };
       if (body.max > 1 && transport.claimMany) return transport.claimMany(claim, body.max);
       const job = await transport.claim(claim);
@@ -62,7 +62,10 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
   });
 
   app.post('/v1/workers/heartbeat', async (request) => {
-    await transport.heartbeat(parseOrThrow(heartbeatBodySchema, request.body ?? {}));
+    const beat = parseOrThrow(heartbeatBodySchema, request.body ?? {});
+    // Our clock, not the caller's: a last_seen in year 9999 would be a worker that never dies.
+    const now = new Date();
+    await transport.heartbeat({ ...beat, last_seen: now, started_at: beat.started_at > now ? now : beat.started_at });
     return { ok: true };
   });
 

@@ -1,13 +1,22 @@
 /** Request bodies and queries of the HTTP API, validated with zod (400 names the field). */
 import { z } from 'zod';
-import { enqueueRequestSchema, intentSchema, JOB_STATUSES, queueNameSchema } from '../job.js';
+import { enqueueRequestSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
 
 export { enqueueRequestSchema };
 
-const intFromQuery = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const intFromQuery = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${name} must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${name} must be a whole number from ${min} to ${max}`);
 
-export const waitQuerySchema = z.object({ wait_ms: intFromQuery(0, 3_600_000).optional() });
-export const waitTimeoutQuerySchema = z.object({ timeout_ms: intFromQuery(0, 3_600_000).optional() });
+/** Query strings are strict: a key we do not know (`status[$ne]`, a typo) is a 400, never silently ignored. */
+const query = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown query parameter ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : undefined) });
+
+export const noQuerySchema = query({});
+export const waitQuerySchema = query({ wait_ms: intFromQuery('wait_ms', 0, 3_600_000).optional() });
+export const waitTimeoutQuerySchema = query({ timeout_ms: intFromQuery('timeout_ms', 0, 3_600_000).optional() });
 
 export const intentBodySchema = enqueueRequestSchema.extend({
   timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
@@ -15,10 +24,10 @@ export const intentBodySchema = enqueueRequestSchema.extend({
   attempt_timeout_ms: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
 });
 
-export const listQuerySchema = z.object({
+export const listQuerySchema = query({
   status: z.enum(JOB_STATUSES).optional(),
   queue: queueNameSchema.optional(),
-  limit: intFromQuery(1, 500).optional(),
+  limit: intFromQuery('limit', 1, 500).optional(),
   cursor: z.string().max(512).optional(),
 });
 
@@ -41,7 +50,7 @@ export const failBodySchema = z.object({
   retry_at: z.coerce.date().nullable(),
 });
 export const tokenBodySchema = z.object({ token });
-export const progressBodySchema = z.object({ token, data: z.unknown() });
+export const progressBodySchema = z.object({ token, data: z.unknown().refine((d) => withinDepth(d), `data nests deeper than ${MAX_JSON_DEPTH} levels`) });
 
 export const heartbeatBodySchema = z.object({
   id: z.string().min(1).max(256),
@@ -49,10 +58,13 @@ export const heartbeatBodySchema = z.object({
   concurrency: z.number().int().min(1),
   running: z.number().int().min(0),
   host: z.string().max(256),
-  pid: z.number().int(),
+  pid: z.number().int().min(0).max(2 ** 32),
   started_at: z.coerce.date(),
+  /** taken, but the server stamps its own clock: a caller cannot make a worker that never dies */
   last_seen: z.coerce.date(),
-  ttl_ms: z.number().int().min(1),
+  ttl_ms: z.number().int().min(1).max(10 * 60_000),
   processed: z.number().int().min(0),
   failed: z.number().int().min(0),
 });
+
+export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });

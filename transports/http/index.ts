@@ -29,7 +29,12 @@ import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 export interface HttpTransportOptions {
   /** e.g. http://127.0.0.1:8080 */
   url: string;
+  /** bearer token for every call, unless a scoped one below is set */
   token?: string | undefined;
+  /** presented on client calls (enqueue, get, wait, cancel, …) */
+  clientToken?: string | undefined;
+  /** presented on worker calls (claim, lease, complete, fail, …) */
+  workerToken?: string | undefined;
   /** limit for one ordinary request (long-polls get their wait on top) */
   timeoutMs?: number;
   /** keep-alive connections to the server */
@@ -44,20 +49,23 @@ export function createHttpTransport(options: HttpTransportOptions): Transport {
 }
 
 type Method = 'GET' | 'POST' | 'DELETE';
+/** Which token a call presents: the server checks each route's scope. */
+type Role = 'client' | 'worker';
 
 export class HttpTransport implements Transport {
   readonly name = 'http';
   readonly capabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
   private readonly pool: Pool;
   private readonly base: URL;
-  private readonly headers: Record<string, string>;
+  private readonly auth: Record<Role, string | undefined>;
   private readonly timeoutMs: number;
   private closed = false;
 
   constructor(options: HttpTransportOptions) {
     this.base = new URL(options.url);
     this.pool = new Pool(this.base.origin, { connections: options.connections ?? 64, keepAliveTimeout: 30_000, pipelining: 1 });
-    this.headers = { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) };
+    const bearer = (t: string | undefined) => (t ? `Bearer ${t}` : undefined);
+    this.auth = { client: bearer(options.clientToken ?? options.token ?? options.workerToken), worker: bearer(options.workerToken ?? options.token ?? options.clientToken) };
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
@@ -92,7 +100,7 @@ export class HttpTransport implements Transport {
       'POST',
       '/v1/claim',
       { queues: request.queues, owner: request.owner, lease_ms: request.lease_ms, wait_ms: wait, max },
-      { extraMs: wait, signal: request.signal },
+      { extraMs: wait, signal: request.signal, role: 'worker' },
     ).catch((error: unknown) => {
       if (request.signal?.aborted) return { jobs: [] };
       throw error;
@@ -101,28 +109,28 @@ export class HttpTransport implements Transport {
   }
 
   async extend(id: string, token: string, lease_ms: number): Promise<ExtendResult> {
-    const res = await this.call<{ until: string; cancel_requested: { at: string; reason: string } | null }>('POST', `/v1/jobs/${enc(id)}/lease`, { token, lease_ms });
+    const res = await this.call<{ until: string; cancel_requested: { at: string; reason: string } | null }>('POST', `/v1/jobs/${enc(id)}/lease`, { token, lease_ms }, { role: 'worker' });
     return { until: new Date(res.until), cancel_requested: res.cancel_requested ? { at: new Date(res.cancel_requested.at), reason: res.cancel_requested.reason } : null };
   }
 
   complete(id: string, token: string, result: Intent): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/complete`, { token, result });
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/complete`, { token, result }, { role: 'worker' });
   }
 
   fail(id: string, token: string, request: FailRequest): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/fail`, { token, error: request.error, retry_at: request.retry_at?.toISOString() ?? null });
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/fail`, { token, error: request.error, retry_at: request.retry_at?.toISOString() ?? null }, { role: 'worker' });
   }
 
   release(id: string, token: string): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/release`, { token });
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/release`, { token }, { role: 'worker' });
   }
 
   acknowledgeCancel(id: string, token: string): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/cancel-ack`, { token });
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/cancel-ack`, { token }, { role: 'worker' });
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
-    await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data });
+    await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data }, { role: 'worker' });
   }
 
   cancel(id: string, reason: string): Promise<Job> {
@@ -170,11 +178,11 @@ export class HttpTransport implements Transport {
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {
-    await this.call('POST', '/v1/workers/heartbeat', worker);
+    await this.call('POST', '/v1/workers/heartbeat', worker, { role: 'worker' });
   }
 
   async unregisterWorker(id: string): Promise<void> {
-    await this.call('DELETE', `/v1/workers/${enc(id)}`);
+    await this.call('DELETE', `/v1/workers/${enc(id)}`, undefined, { role: 'worker' });
   }
 
   async workers(): Promise<WorkerInfo[]> {
@@ -183,7 +191,7 @@ export class HttpTransport implements Transport {
   }
 
   sweep(): Promise<SweepResult> {
-    return this.call<SweepResult>('POST', '/v1/sweep', {});
+    return this.call<SweepResult>('POST', '/v1/sweep', {}, { role: 'worker' });
   }
 
   async close(): Promise<void> {
@@ -198,20 +206,21 @@ export class HttpTransport implements Transport {
     return job;
   }
 
-  private async jobCall(method: Method, path: string, body?: unknown, opts?: { extraMs?: number; signal?: AbortSignal | undefined }): Promise<Job> {
+  private async jobCall(method: Method, path: string, body?: unknown, opts?: CallOptions): Promise<Job> {
     const res = await this.call<{ job: unknown }>(method, path, body, opts);
     return reviveJob(res.job);
   }
 
-  private async call<T>(method: Method, path: string, body?: unknown, opts: { extraMs?: number; signal?: AbortSignal | undefined } = {}): Promise<T> {
+  private async call<T>(method: Method, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
     if (this.closed) throw new TransportError('http transport is closed', { code: 'TRANSPORT_CLOSED', retryable: false });
     const limit = this.timeoutMs + (opts.extraMs ?? 0);
+    const authorization = this.auth[opts.role ?? 'client'];
     let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
         method,
         path: this.base.pathname.replace(/\/$/, '') + path,
-        headers: body === undefined ? { authorization: this.headers.authorization ?? '' } : this.headers,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(authorization ? { authorization } : {}) },
         body: body === undefined ? null : JSON.stringify(body),
         headersTimeout: limit,
         bodyTimeout: limit,
@@ -245,6 +254,12 @@ export class HttpTransport implements Transport {
       cause: error,
     });
   }
+}
+
+interface CallOptions {
+  extraMs?: number;
+  signal?: AbortSignal | undefined;
+  role?: Role;
 }
 
 const enc = encodeURIComponent;

@@ -9,20 +9,26 @@
  * - `leased`: ids of `processing` jobs, scanned by the sweeper for expired leases.
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
+ * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
+ *   finished ones in the order they ended. The store holds at most `maxJobs`
+ *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
+ *   first (as retention would take them), and when only unfinished ones are
+ *   left an enqueue is refused with STORE_FULL before anything is created,
+ *   so a flood answers 507 instead of exhausting the process and losing all.
  */
 import { randomUUID } from 'node:crypto';
-import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
+import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
 import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
 import {
   buildStats,
   EMPTY_COUNTS,
+  queueTable,
   type ClaimRequest,
   type ClaimedJob,
   type ExtendResult,
   type FailRequest,
   type ListFilter,
   type ListPage,
-  type QueueCounts,
   type Stats,
   type SweepResult,
   type Transport,
@@ -42,7 +48,14 @@ interface ClaimWaiter {
 export interface MemoryTransportOptions extends TransportOptions {
   /** how often expired leases are looked for, default 100 ms */
   sweepIntervalMs?: number;
+  /** most jobs held (every status), default REASONQ_MEMORY_MAX_JOBS */
+  maxJobs?: number;
+  /** most payload bytes held, default REASONQ_MEMORY_MAX_BYTES */
+  maxBytes?: number;
 }
+
+/** What a job weighs beyond its payload (fields, maps), counted against maxBytes. */
+const JOB_OVERHEAD_BYTES = 512;
 
 export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
   return new MemoryTransport(options);
@@ -66,6 +79,12 @@ export class MemoryTransport implements Transport {
   private readonly workerRecords = new Map<string, WorkerInfo>();
   private readonly claimWaiters = new Set<ClaimWaiter>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
+  private readonly sizes = new Map<string, number>();
+  /** finished ids, oldest ending first (a Set keeps insertion order) */
+  private readonly finishedOrder = new Set<string>();
+  private heldBytes = 0;
+  private readonly maxJobs: number;
+  private readonly maxBytes: number;
   private readonly retentionMs: number;
   private readonly sweepIntervalMs: number;
   private sweeper: NodeJS.Timeout | null = null;
@@ -77,6 +96,8 @@ export class MemoryTransport implements Transport {
   constructor(options: MemoryTransportOptions) {
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 100;
+    this.maxJobs = options.maxJobs ?? DEFAULTS.memoryMaxJobs;
+    this.maxBytes = options.maxBytes ?? DEFAULTS.memoryMaxBytes;
   }
 
   async init(): Promise<void> {
@@ -88,8 +109,12 @@ export class MemoryTransport implements Transport {
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined);
     if (existing) return { job: clone(existing), created: false };
+    const size = JOB_OVERHEAD_BYTES + Buffer.byteLength(JSON.stringify(job.payload));
+    this.makeRoom(size);
     const stored = clone(job);
     this.jobs.set(stored.id, stored);
+    this.sizes.set(stored.id, size);
+    this.heldBytes += size;
     if (stored.dedupe_key) this.dedupe.set(dedupeKey(stored), stored.id);
     this.pushReady(stored);
     return { job: clone(stored), created: true };
@@ -188,6 +213,7 @@ export class MemoryTransport implements Transport {
     job.cancel_requested = null;
     job.finished_at = null;
     job.result = null;
+    this.finishedOrder.delete(job.id);
     this.requeue(job, new Date());
     return clone(job);
   }
@@ -233,7 +259,7 @@ export class MemoryTransport implements Transport {
 
   async stats(): Promise<Stats> {
     const now = Date.now();
-    const queues: Record<string, QueueCounts> = {};
+    const queues = queueTable();
     for (const job of this.jobs.values()) {
       const counts = (queues[job.queue] ??= { ...EMPTY_COUNTS });
       counts[job.status] += 1;
@@ -272,12 +298,16 @@ export class MemoryTransport implements Transport {
       }
     }
     const horizon = now.getTime() - this.retentionMs;
-    for (const [id, job] of this.jobs) {
-      if (isTerminal(job.status) && job.finished_at && job.finished_at.getTime() < horizon) {
-        this.jobs.delete(id);
-        if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === id) this.dedupe.delete(dedupeKey(job));
-        result.deleted += 1;
+    // finishedOrder is in the order jobs ended, so the expired ones come first.
+    for (const id of this.finishedOrder) {
+      const job = this.jobs.get(id);
+      if (job && isTerminal(job.status) && job.finished_at && job.finished_at.getTime() >= horizon) break;
+      if (!job) {
+        this.finishedOrder.delete(id);
+        continue;
       }
+      this.remove(job);
+      result.deleted += 1;
     }
     return result;
   }
@@ -292,6 +322,30 @@ export class MemoryTransport implements Transport {
   }
 
   // -- internals ------------------------------------------------------------
+
+  /** Drop the oldest finished jobs until `size` more bytes and one more job fit; else STORE_FULL. */
+  private makeRoom(size: number): void {
+    const fits = () => this.jobs.size < this.maxJobs && this.heldBytes + size <= this.maxBytes;
+    for (const id of this.finishedOrder) {
+      if (fits()) break;
+      const job = this.jobs.get(id);
+      if (job) this.remove(job);
+      else this.finishedOrder.delete(id);
+    }
+    if (fits()) return;
+    throw new StoreFullError(
+      `the memory store is full (${this.jobs.size} unfinished jobs, ${Math.round(this.heldBytes / 1024)} KiB held; ` +
+        `limits REASONQ_MEMORY_MAX_JOBS=${this.maxJobs}, REASONQ_MEMORY_MAX_BYTES=${this.maxBytes}): nothing was created; try again when jobs have finished`,
+    );
+  }
+
+  private remove(job: Job): void {
+    this.jobs.delete(job.id);
+    this.finishedOrder.delete(job.id);
+    this.heldBytes -= this.sizes.get(job.id) ?? 0;
+    this.sizes.delete(job.id);
+    if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === job.id) this.dedupe.delete(dedupeKey(job));
+  }
 
   private claimNow(request: ClaimRequest): ClaimedJob | null {
     const now = Date.now();
@@ -340,6 +394,7 @@ export class MemoryTransport implements Transport {
     job.finished_at = now;
     job.updated_at = now;
     this.leased.delete(job.id);
+    this.finishedOrder.add(job.id);
     const waiters = this.jobWaiters.get(job.id);
     if (waiters) {
       this.jobWaiters.delete(job.id);

@@ -1,7 +1,7 @@
 /** The read-only queries of the dashboard and the API: list and stats. */
 import type { Collection } from 'mongodb';
 import type { JobStatus } from '../../src/job.js';
-import { buildStats, EMPTY_COUNTS, type ListFilter, type ListPage, type QueueCounts, type Stats } from '../../src/transport.js';
+import { buildStats, EMPTY_COUNTS, queueTable, type ListFilter, type ListPage, type Stats } from '../../src/transport.js';
 import { encodeCursor } from '../../src/transport-helpers.js';
 import { docToJob, type JobDoc } from './codec.js';
 import { delayedFilter, LIST_SORT, listFilter, STATS_PIPELINE } from './queries.js';
@@ -17,7 +17,7 @@ export async function listJobs(jobs: Collection<JobDoc>, filter: ListFilter): Pr
 
 /** Counts per queue and status, then the delayed ones (a find: no $expr or $gt in aggregate on FerretDB). */
 export async function countJobs(jobs: Collection<JobDoc>): Promise<Stats> {
-  const queues: Record<string, QueueCounts> = {};
+  const queues = queueTable();
   const rows = await jobs.aggregate<{ _id: { queue: string; status: JobStatus }; n: number }>(STATS_PIPELINE).toArray();
   for (const row of rows) (queues[row._id.queue] ??= { ...EMPTY_COUNTS })[row._id.status] += row.n;
   const delayed = await jobs.find(delayedFilter(new Date()), { projection: { _id: 0, queue: 1 } }).toArray();

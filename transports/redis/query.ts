@@ -4,7 +4,7 @@
  * that queue's slot; the queues run concurrently (auto-pipelined).
  */
 import { QUEUE_NAME_RE, type Job } from '../../src/job.js';
-import { buildStats, type ListFilter, type ListPage, type QueueCounts, type Stats, type SweepResult, type WorkerInfo } from '../../src/transport.js';
+import { buildStats, queueTable, type ListFilter, type ListPage, type QueueCounts, type Stats, type SweepResult, type WorkerInfo } from '../../src/transport.js';
 import { decodeCursor, encodeCursor } from '../../src/transport-helpers.js';
 import { fieldsToJob } from './codec.js';
 import type { RedisClient } from './connection.js';
@@ -70,7 +70,7 @@ export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<L
 export async function queueStats(ctx: QueryContext): Promise<Stats> {
   const queues = await knownQueues(ctx);
   const replies = await Promise.all(queues.map((q) => runScript(ctx.client, 'stats', queuePrefix(ctx.prefix, q)) as Promise<number[]>));
-  const out: Record<string, QueueCounts> = {};
+  const out = queueTable();
   queues.forEach((q, i) => {
     const [ready = 0, delayedAll = 0, delayed = 0, processing = 0, done = 0, error = 0, canceled = 0] = replies[i]!.map(Number);
     const counts: QueueCounts = { queued: ready + delayedAll, delayed, processing, done, error, canceled };

@@ -1,0 +1,222 @@
+/**
+ * Who may call what, decided on the route Fastify matched (never on the raw
+ * URL, which the router decodes differently: `/%761/stats`, absolute-form
+ * targets, `//v1`, dot segments all reach the same route and the same check).
+ *
+ * Deny by default: a route not in ROUTE_SCOPES needs the admin token, and a
+ * request that matches no route needs a valid token before it learns so.
+ * Before the token, two checks a browser makes necessary:
+ * - Host allow-list, against DNS rebinding (a page on evil.example whose
+ *   name later resolves to 127.0.0.1 sends `Host: evil.example`);
+ * - cross-site refusal: a request a browser marks as coming from another
+ *   site (`Sec-Fetch-Site`, else an `Origin` that is not ours) is refused,
+ *   so no page can drive a local server whose API has no token.
+ * The dashboard signs in once (POST /v1/session) and then rides an
+ * HttpOnly, SameSite=Strict cookie: the token never sits in page storage or
+ * in a URL, and EventSource authenticates with the cookie.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULTS, type Tokens } from '../config.js';
+import { ForbiddenError, HostNotAllowedError, UnauthorizedError } from '../errors.js';
+
+/** Sent on every response: no framing, no sniffing, no referrer, scripts only from this origin. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+export type Scope = 'client' | 'worker' | 'admin';
+type Access = 'public' | Scope[];
+
+/**
+ * Every route and who may call it, keyed `METHOD /pattern` as registered.
+ * The public list is this short on purpose. Anything else: admin only.
+ */
+export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
+  'GET /healthz': 'public',
+  'GET /readyz': 'public',
+  'GET /': 'public',
+  'GET /engine': 'public',
+  'GET /engine/app.js': 'public',
+  'GET /engine/app.css': 'public',
+  'GET /v1/session': 'public',
+  'POST /v1/session': 'public',
+  'DELETE /v1/session': 'public',
+
+  'POST /v1/jobs': ['client'],
+  'POST /v1/intents': ['client'],
+  'GET /v1/jobs': ['client'],
+  'GET /v1/jobs/:id': ['client', 'worker'],
+  'GET /v1/jobs/:id/wait': ['client'],
+  'GET /v1/jobs/:id/events': ['client'],
+  'POST /v1/jobs/:id/cancel': ['client'],
+  'POST /v1/jobs/:id/retry': ['client'],
+  'GET /v1/stats': ['client'],
+  'GET /v1/workers': ['client'],
+
+  'POST /v1/claim': ['worker'],
+  'POST /v1/jobs/:id/lease': ['worker'],
+  'POST /v1/jobs/:id/complete': ['worker'],
+  'POST /v1/jobs/:id/fail': ['worker'],
+  'POST /v1/jobs/:id/release': ['worker'],
+  'POST /v1/jobs/:id/cancel-ack': ['worker'],
+  'POST /v1/jobs/:id/progress': ['worker'],
+  'POST /v1/workers/heartbeat': ['worker'],
+  'DELETE /v1/workers/:id': ['worker'],
+  'POST /v1/sweep': ['worker'],
+
+  'GET /metrics': ['admin'],
+};
+
+/** Health checks come from load balancers and orchestrators that use the pod's address as Host. */
+const NO_HOST_CHECK = new Set(['GET /healthz', 'GET /readyz']);
+
+export const SESSION_COOKIE = 'reasonq_session';
+const MAX_SESSIONS = 1000;
+
+export function accessOf(method: string, url: string | undefined): Access | 'unrouted' {
+  if (url === undefined) return 'unrouted';
+  return ROUTE_ACCESS[`${method === 'HEAD' ? 'GET' : method} ${url}`] ?? ['admin'];
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+interface Session {
+  scopes: Set<Scope>;
+  expires: number;
+}
+
+export interface AuthOptions {
+  tokens: Tokens;
+  /** Host header values answered, port ignored; `*` answers any */
+  allowedHosts: readonly string[];
+  sessionTtlMs?: number;
+}
+
+export interface Auth {
+  /** true when at least one token is configured */
+  readonly enabled: boolean;
+  /** The scopes a bearer token grants, or null when it matches none. */
+  scopesOf(token: string): Set<Scope> | null;
+  /** Sign the dashboard in: a session cookie for the token's scopes. */
+  openSession(token: string, reply: FastifyReply, secure: boolean): Set<Scope>;
+  closeSession(request: FastifyRequest, reply: FastifyReply): void;
+  /** The scopes of the request's credentials (bearer or session cookie), or null. */
+  credentials(request: FastifyRequest): Set<Scope> | null;
+}
+
+export function createAuth(options: AuthOptions): Auth {
+  const table: [Buffer, Scope][] = [];
+  for (const scope of ['admin', 'client', 'worker'] as const) for (const t of options.tokens[scope]) table.push([digest(t), scope]);
+  const sessions = new Map<string, Session>();
+  const ttl = options.sessionTtlMs ?? DEFAULTS.sessionTtlMs;
+
+  const scopesOf = (token: string): Set<Scope> | null => {
+    const given = digest(token);
+    const scopes = new Set<Scope>();
+    // Compare against every token (fixed-length digests, constant time) so timing says nothing about which matched.
+    for (const [d, scope] of table) if (timingSafeEqual(d, given)) scopes.add(scope);
+    if (scopes.has('admin')) return new Set(['admin', 'client', 'worker']);
+    return scopes.size > 0 ? scopes : null;
+  };
+
+  const cookieOf = (request: FastifyRequest): string | undefined => {
+    const header = request.headers.cookie;
+    if (!header) return undefined;
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim();
+    }
+    return undefined;
+  };
+
+  return {
+    enabled: table.length > 0,
+    scopesOf,
+    openSession(token, reply, secure) {
+      const scopes = scopesOf(token);
+      if (!scopes) throw new UnauthorizedError('that token is not one this server accepts');
+      if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
+      const id = randomBytes(32).toString('base64url');
+      sessions.set(id, { scopes, expires: Date.now() + ttl });
+      const attrs = ['Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${Math.floor(ttl / 1000)}`, ...(secure ? ['Secure'] : [])];
+      void reply.header('set-cookie', `${SESSION_COOKIE}=${id}; ${attrs.join('; ')}`);
+      return scopes;
+    },
+    closeSession(request, reply) {
+      const id = cookieOf(request);
+      if (id) sessions.delete(id);
+      void reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+    },
+    credentials(request) {
+      const header = request.headers.authorization;
+      if (header !== undefined) return header.startsWith('Bearer ') ? scopesOf(header.slice(7)) : null;
+      const id = cookieOf(request);
+      const session = id ? sessions.get(id) : undefined;
+      if (!session) return null;
+      if (session.expires <= Date.now()) {
+        sessions.delete(id!);
+        return null;
+      }
+      return session.scopes;
+    },
+  };
+}
+
+/** The host part of a Host header, lower case, without port or trailing dot. */
+export function hostOf(header: string): string {
+  const h = header.trim().toLowerCase();
+  const bare = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d*$/, '');
+  return bare.replace(/\.$/, '');
+}
+
+const normalHost = (h: string) => hostOf(h.includes(':') && !h.startsWith('[') ? `[${h}]` : h);
+
+/** Refuse requests a browser made from another site; non-browser callers send neither header. */
+function assertSameSite(request: FastifyRequest): void {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined) {
+    if (site === 'same-origin' || site === 'none') return;
+    throw new ForbiddenError(`cross-site request refused (Sec-Fetch-Site: ${String(site).slice(0, 40)})`, 'CROSS_SITE_REFUSED');
+  }
+  const origin = request.headers.origin;
+  if (origin === undefined) return;
+  let originHost = '';
+  try {
+    originHost = new URL(origin).host.toLowerCase();
+  } catch {
+    /* "null" and other opaque origins are never ours */
+  }
+  if (originHost !== (request.headers.host ?? '').toLowerCase()) throw new ForbiddenError(`cross-origin request refused (Origin: ${origin.slice(0, 100)})`, 'CROSS_SITE_REFUSED');
+}
+
+/** The onRequest checks, in order: Host, same site, credentials for the route's scope. */
+export function registerAuth(app: FastifyInstance, auth: Auth, allowedHosts: readonly string[]): void {
+  const anyHost = allowedHosts.includes('*');
+  const hosts = new Set(allowedHosts.map(normalHost));
+  app.addHook('onRequest', async (request) => {
+    const url = request.routeOptions.url;
+    const key = `${request.method === 'HEAD' ? 'GET' : request.method} ${url}`;
+    if (!anyHost && !NO_HOST_CHECK.has(key)) {
+      const host = request.headers.host ?? '';
+      if (!hosts.has(hostOf(host))) throw new HostNotAllowedError(host);
+    }
+    const access = accessOf(request.method, url);
+    // Public pages may be opened from anywhere (a link); the session routes are checked like the API (login CSRF).
+    if (access === 'public' && !key.endsWith(' /v1/session')) return;
+    assertSameSite(request);
+    if (access === 'public' || !auth.enabled) return;
+    const scopes = auth.credentials(request);
+    if (!scopes) throw new UnauthorizedError();
+    if (access === 'unrouted') return; // a valid caller may learn that a route does not exist
+    if (!access.some((s) => scopes.has(s))) {
+      throw new ForbiddenError(`this token may not call ${request.method} ${url} (needs the ${access.join(' or ')} scope)`);
+    }
+  });
+}
