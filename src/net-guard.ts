@@ -98,6 +98,12 @@ export function refusalReason(ip: string, policy: AddressPolicy = { allow: [] })
   return null;
 }
 
+/** `localhost` and its subdomains are loopback by definition (RFC 6761), whatever a resolver says. */
+const isLoopbackName = (host: string) => {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  return h === 'localhost' || h.endsWith('.localhost');
+};
+
 const isNameAllowed = (host: string, policy: AddressPolicy) => compile(policy).hosts.has(host.toLowerCase().replace(/\.$/, ''));
 
 /**
@@ -110,6 +116,9 @@ export async function pickAddress(host: string, policy: AddressPolicy): Promise<
     const why = refusalReason(bare, policy);
     if (why) throw new CallbackRefusedError(`callback_url address ${bare} is ${why}: refused (allow it with REASONQ_CALLBACK_ALLOW)`);
     return bare;
+  }
+  if (isLoopbackName(bare) && !isNameAllowed(bare, policy)) {
+    throw new CallbackRefusedError(`callback_url host ${bare} is loopback: refused (allow it with REASONQ_CALLBACK_ALLOW)`);
   }
   let addresses: string[];
   try {
@@ -133,13 +142,13 @@ export async function pickAddress(host: string, policy: AddressPolicy): Promise<
  */
 export function precheckCallbackUrl(url: string, policy: AddressPolicy): void {
   const { hostname } = new URL(url);
-  const bare = hostname.replace(/^\[|\]$/g, '');
+  const bare = hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
   if (isIP(bare)) {
     const why = refusalReason(bare, policy);
     if (why) throw new CallbackRefusedError(`callback_url address ${bare} is ${why}: refused (allow it with REASONQ_CALLBACK_ALLOW)`);
     return;
   }
-  if ((bare === 'localhost' || bare.endsWith('.localhost')) && !isNameAllowed(bare, policy)) {
+  if (isLoopbackName(bare) && !isNameAllowed(bare, policy)) {
     throw new CallbackRefusedError(`callback_url host ${bare} is loopback: refused (allow it with REASONQ_CALLBACK_ALLOW)`);
   }
 }

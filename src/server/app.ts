@@ -13,7 +13,7 @@ import { PayloadTooLargeError, RateLimitedError, ReasonqError, ValidationError }
 import { silentLogger, type Logger } from '../logger.js';
 import type { Transport } from '../transport.js';
 import type { Worker } from '../worker.js';
-import { createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
+import { collectRoutes, createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
 import { registerDashboard } from './dashboard.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerJobRoutes } from './routes-jobs.js';
@@ -73,6 +73,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Errors the HTTP parser raises before Fastify sees a request (431, 400, 408): our shape, on the raw socket.
     clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => rawError(error, socket),
   });
+  collectRoutes(app);
   const metrics = createMetrics(options.transport);
   options.worker?.on('job:end', (job, outcome, ms) => {
     metrics.finished.inc({ queue: job.queue, status: outcome });

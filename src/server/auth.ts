@@ -80,6 +80,22 @@ const NO_HOST_CHECK = new Set(['GET /healthz', 'GET /readyz']);
 export const SESSION_COOKIE = 'reasonq_session';
 const MAX_SESSIONS = 1000;
 
+const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Record every route as the router registers it (HEAD twins included), for audits and the route-walking tests. */
+export function collectRoutes(app: FastifyInstance): void {
+  const list: { method: string; url: string }[] = [];
+  routeLists.set(app, list);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) list.push({ method, url: route.url ?? route.path });
+  });
+}
+
+/** Every route the router has, as registered. */
+export function registeredRoutes(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return routeLists.get(app) ?? [];
+}
+
 export function accessOf(method: string, url: string | undefined): Access | 'unrouted' {
   if (url === undefined) return 'unrouted';
   return ROUTE_ACCESS[`${method === 'HEAD' ? 'GET' : method} ${url}`] ?? ['admin'];

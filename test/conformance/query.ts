@@ -1,6 +1,7 @@
 /** Conformance: wait, list, stats, worker registry, retention. */
 import assert from 'node:assert/strict';
 import { JobNotFoundError } from '../../src/errors.js';
+import type { Transport } from '../../src/transport.js';
 import type { SuiteContext } from './index.js';
 import { claimOne, delay, intent, newJob, uniqueQueue } from '../helpers.js';
 
@@ -95,6 +96,21 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       const stats = await t().stats();
       assert.deepEqual(stats.queues[q], { queued: 1, delayed: 1, processing: 1, done: 1, error: 1, canceled: 1 });
       assert.ok(stats.totals.done >= 1);
+    });
+
+    it('queues named like Object.prototype members (constructor, toString, …) are counted like any other', async () => {
+      const names = ['constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+      const count = (s: Awaited<ReturnType<Transport['stats']>>, name: string) => (Object.hasOwn(s.queues, name) ? s.queues[name]!.queued : 0);
+      const before = await t().stats();
+      for (const name of names) await t().enqueue(newJob(name, { delay_ms: 3_600_000 }));
+      await t().enqueue(newJob('constructor', { delay_ms: 3_600_000 }));
+      const after = await t().stats();
+      assert.equal(count(after, 'constructor') - count(before, 'constructor'), 2);
+      for (const name of names.slice(1)) assert.equal(count(after, name) - count(before, name), 1, name);
+      assert.equal(after.totals.queued - before.totals.queued, 5);
+      assert.deepEqual(Object.keys(after.queues[names[0]!]!).sort(), ['canceled', 'delayed', 'done', 'error', 'processing', 'queued']);
+      assert.equal(({} as Record<string, unknown>).constructor, Object, 'Object.prototype is untouched');
+      assert.equal(JSON.parse(JSON.stringify(after)).queues.toString.delayed >= 1, true);
     });
   });
 
