@@ -21,3 +21,5 @@ export {
 export type * from './transport.js';
 export { demoHandler, reason } from './reasoner.js';
 export { createLogger } from './logger.js';
+export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
+export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'undici';
+import { createCallbackSender } from '../src/callbacks.js';
 import { TransportError } from '../src/errors.js';
 import { createWorker } from '../src/worker.js';
 import type { Transport } from '../src/transport.js';
@@ -210,7 +211,8 @@ describe('worker under faults', () => {
     const q = uniqueQueue();
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
     const { job } = await store.enqueue(newJob(q, { callback_url: url }));
-    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent });
+    const callbacks = createCallbackSender({ allow: ['127.0.0.1'], secrets: [] });
+    const worker = createWorker({ transport: store, queues: [q], handler: async () => intent, callbacks });
     const errors: unknown[] = [];
     worker.on('transport-error', (e) => errors.push(e));
     worker.on('job:end', () => {
@@ -224,6 +226,7 @@ describe('worker under faults', () => {
       assert.deepEqual(errors, [], 'no write was attempted for the finished job');
     } finally {
       await worker.stop();
+      await callbacks.close();
       await store.close();
       receiver.close();
     }

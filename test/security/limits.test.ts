@@ -123,14 +123,19 @@ describe('security: bounded resources', function () {
     assert.match(text, /event: job/);
   });
 
-  it('a request whose body stalls is answered 408 in our error shape; headers past the limit 431', async () => {
-    const { url } = await startServer({ requestTimeoutMs: 1000 });
+  it('a request whose body stalls is answered 408 in our error shape (a long-poll past the limit is not); headers past the limit 431', async () => {
+    const { url, store } = await startServer({ requestTimeoutMs: 1000 });
     const port = portOf(url);
     const t = Date.now();
     const stalled = await rawExchange(port, `POST /v1/jobs HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"payload":`, { timeoutMs: 8000 });
     assert.ok(Date.now() - t < 6000, `answered after ${Date.now() - t} ms`);
     assert.equal(stalled.status, 408);
     assert.equal(JSON.parse(stalled.body).error.code, 'REQUEST_TIMEOUT');
+    // The limit is on receiving the request, not on a long-poll's answer.
+    const { job } = await store.enqueue(newJob(uniqueQueue('lp'), { delay_ms: 60_000 }));
+    const waited = await call(url, 'GET', `/v1/jobs/${job.id}/wait?timeout_ms=2500`);
+    assert.equal(waited.status, 200);
+    assert.equal(waited.body.job.status, 'queued');
     const huge = await rawRequest(port, 'GET', '/v1/stats', { headers: { 'x-filler': 'a'.repeat(20_000) } });
     assert.equal(huge.status, 431);
     assert.equal(JSON.parse(huge.body).error.code, 'HEADERS_TOO_LARGE');
