@@ -77,32 +77,6 @@ export const intentSchema = z
   });
 export type Intent = z.infer<typeof intentSchema>;
 
-// Own `constructor` / `__proto__` keys: the schema treats those objects apart (not plain, or the key dropped).
-const isPlainObject = (v: unknown): v is Record<string, unknown> => {
-  if (typeof v !== 'object' || v === null) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return (proto === Object.prototype || proto === null) && !Object.hasOwn(v, 'constructor') && !Object.hasOwn(v, '__proto__');
-};
-const optionalString = (v: unknown, max: number) => v === undefined || v === null || (typeof v === 'string' && v.length <= max);
-
-/**
- * The intent unchanged when it has the common shape that `intentSchema`
- * accepts as is (checked by hand: a worker checks every result, and zod's
- * machinery costs more than the job), else null — then run the schema, for
- * its verdict and its message. Never accepts what the schema would refuse.
- */
-export function checkIntent(v: unknown): Intent | null {
-  if (!isPlainObject(v)) return null;
-  const { action, tool_name: tool, args, finish, reasoning } = v;
-  if (typeof action !== 'string' || action.length < 1 || action.length > 64) return null;
-  if (!optionalString(tool, 256) || !optionalString(reasoning, 100_000)) return null;
-  if (args !== undefined && args !== null && !isPlainObject(args)) return null;
-  if (finish !== undefined && finish !== null && typeof finish !== 'boolean') return null;
-  if (action === 'tool' && !tool) return null;
-  if (!withinDepth(v)) return null;
-  return v as Intent;
-}
-
 export interface JobError {
   code: string;
   message: string;

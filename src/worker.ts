@@ -1,7 +1,8 @@
 /**
  * The worker loop: claims jobs from a Transport, runs the handler with an
  * AbortSignal, renews the lease, and writes the outcome back, every write
- * fenced on the lease token. It never imports a store.
+ * fenced on the lease token. It never imports a store, and it decides
+ * nothing about a job's fate itself: outcome.ts does.
  *
  * One claim is outstanding at a time per worker (so N idle workers make N
  * pollers, not N × concurrency); when the transport offers `claimMany`, the
@@ -14,9 +15,8 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { createCallbackSender, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
-import { checkIntent, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
-import type { JobControl } from './job-control.js';
-import { jobContext, RunningJob } from './running-job.js';
+import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import { decideOutcome, exponentialBackoff, type RetryPolicy, type RunEnd } from './outcome.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
 
@@ -45,7 +45,10 @@ export interface WorkerOptions {
   leaseMs?: number;
   /** per-attempt limit when the job has no `timeout_ms` */
   timeoutMs?: number;
+  /** the default retry policy's backoff; ignored when `retryPolicy` is given */
   backoff?: Partial<BackoffOptions>;
+  /** when a failed attempt runs again (default: exponential backoff with jitter up to max_attempts); it sees the job, so it may differ per job */
+  retryPolicy?: RetryPolicy;
   /** how long stop() lets running jobs finish before handing their leases back */
   shutdownGraceMs?: number;
   heartbeatMs?: number;
@@ -74,6 +77,18 @@ export class JobAbortError extends ReasonqError {
 
 export type JobOutcome = 'done' | 'retry' | 'error' | 'canceled' | 'released' | 'lost';
 
+/** A job this worker runs. */
+interface Run {
+  job: ClaimedJob;
+  /** fires on cancel, timeout, lost lease or shutdown; `signal.reason` is a JobAbortError */
+  controller: AbortController;
+  /** Date.now() when the run began */
+  started: number;
+  log: Logger;
+  /** job:start went through; job:end pairs with it */
+  announced: boolean;
+}
+
 export interface WorkerEvents {
   'job:start': [job: ClaimedJob];
   'job:end': [job: ClaimedJob, outcome: JobOutcome, durationMs: number];
@@ -95,7 +110,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly handler: Handler;
   private readonly leaseMs: number;
   private readonly timeoutMs: number;
-  private readonly backoff: BackoffOptions;
+  private readonly retryPolicy: RetryPolicy;
   private readonly graceMs: number;
   private readonly heartbeatMs: number;
   private readonly claimWaitMs: number;
@@ -105,7 +120,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly callbacks: CallbackSender;
   private readonly ownsCallbacks: boolean;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
-  private readonly running = new Map<string, RunningJob>();
+  private readonly running = new Map<string, Run>();
+  /** every run() under way, for stop() to wait on */
+  private readonly runs = new Set<Promise<void>>();
   private readonly startedAt = new Date();
   private claimAbort = new AbortController();
   private loop: Promise<void> | null = null;
@@ -130,7 +147,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.concurrency = positive('concurrency', options.concurrency ?? DEFAULTS.concurrency, 100_000);
     this.leaseMs = positive('leaseMs', options.leaseMs ?? DEFAULTS.leaseMs);
     this.timeoutMs = positive('timeoutMs', options.timeoutMs ?? DEFAULTS.jobTimeoutMs);
-    this.backoff = { baseMs: options.backoff?.baseMs ?? DEFAULTS.backoffBaseMs, maxMs: options.backoff?.maxMs ?? DEFAULTS.backoffMaxMs };
+    this.retryPolicy = options.retryPolicy ?? exponentialBackoff(options.backoff);
     this.graceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
     this.heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? DEFAULTS.heartbeatMs);
     this.claimWaitMs = positive('claimWaitMs', options.claimWaitMs ?? 2_000, 60_000);
@@ -188,13 +205,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.slotFreed?.();
     await this.starting?.catch(() => undefined);
     await this.loop;
-    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
-    if (this.running.size > 0) {
+    const all = () => Promise.all([...this.runs]);
+    if (this.runs.size > 0) {
       const graceOver = new AbortController(); // so the grace timer does not hold the process
       const finished = await Promise.race([all().then(() => true), sleep(graceMs, graceOver.signal).then(() => false)]);
       graceOver.abort();
       if (!finished) {
-        for (const r of this.running.values()) r.control.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
+        for (const r of this.running.values()) r.controller.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
         await all();
       }
     }
@@ -232,7 +249,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
             await this.transport.release(job.id, job.lease.token).catch((error: unknown) => this.transportError(error));
             continue;
           }
-          this.run(job);
+          const done = this.run(job).catch((error: unknown) => this.transportError(error));
+          this.runs.add(done);
+          void done.finally(() => this.runs.delete(done));
         }
       } catch (error) {
         if (signal.aborted) break;
@@ -244,189 +263,145 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /**
-   * Run one job. The common path (the handler returns a valid intent, the
-   * store takes it) is a short promise chain with no async frames: at tens of
-   * thousands of jobs a second the promises per job are most of the worker's
-   * own cost. Anything else takes the general path (onResult, onError).
+   * Run one job, top to bottom: start it, run the handler under its signal,
+   * turn what happened into a RunEnd, let the outcome policy decide, write
+   * the decision (fenced), then report and free the slot.
    */
-  private run(job: ClaimedJob): void {
-    const run = new RunningJob(job, this.log);
+  private async run(job: ClaimedJob): Promise<void> {
     // An older run of the same job here has lost its lease: stop it.
     for (const other of this.running.values()) {
-      if (other.job.id === job.id) other.control.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
+      if (other.job.id === job.id) other.controller.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
+    const run: Run = { job, controller: new AbortController(), started: Date.now(), log: this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }), announced: false };
     this.running.set(job.lease.token, run);
-    const { control } = run;
     const timeoutMs = job.timeout_ms ?? this.timeoutMs;
-    run.timer = setTimeout(abortOnTimeout, timeoutMs, control, job.attempts, timeoutMs);
-    if (job.cancel_requested) control.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+    const timer = setTimeout(() => run.controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
+    if (job.cancel_requested) run.controller.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+    let end: RunEnd | null;
     try {
-      this.emit('job:start', job);
+      this.announce(run);
+      end = this.returned(await untilAborted(this.handler(job.payload, this.context(run)), run.controller.signal), run);
     } catch (error) {
-      run.done = this.crashed(run, error); // a listener threw: as if the run had failed
-      return;
-    }
-    run.done = control
-      .race(this.handler, job.payload, jobContext(run, this.transport))
-      .then(
-        (value) => this.handled(run, value),
-        (error: unknown) => {
-          clearTimeout(run.timer);
-          return this.onError(run, error);
-        },
-      )
-      .then((outcome) => this.ended(run, outcome))
-      .catch((error: unknown) => this.crashed(run, error));
-  }
-
-  /** The handler returned `value`: store it. Writing is outside the handler's try: a refused write is not a handler failure. */
-  private handled(run: RunningJob, value: unknown): Promise<JobOutcome> {
-    clearTimeout(run.timer);
-    const intent = checkIntent(value);
-    if (!intent) return this.onResult(run, value);
-    const { job } = run;
-    let written: Promise<Job>;
-    try {
-      written = this.transport.complete(job.id, job.lease.token, intent);
-    } catch (error) {
-      return this.completeFailed(run, intent, error); // a store that throws instead of rejecting
-    }
-    return written.then(
-      (stored) => (stored.status === 'done' ? 'done' : (stored.status as JobOutcome)),
-      (error: unknown) => this.completeFailed(run, intent, error),
-    );
-  }
-
-  private ended(run: RunningJob, outcome: JobOutcome): void | Promise<void> {
-    const { job } = run;
-    if (outcome === 'done') this.processed += 1;
-    if (outcome === 'error' || outcome === 'retry') this.failed += 1;
-    const ms = Date.now() - run.started;
-    if (this.log.isLevelEnabled('info')) run.log().info({ outcome, duration_ms: ms }, 'job ended');
-    const callback = job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled');
-    run.ended = true;
-    try {
-      this.emit('job:end', job, outcome, ms);
-    } catch (error) {
-      // A listener's bug: the outcome is written; report it and go on (callback, slot).
-      this.log.error({ job_id: job.id, err: error instanceof Error ? error.message : String(error) }, 'a job:end listener threw');
-    }
-    if (!callback) return this.finished(run);
-    return this.callback(run);
-  }
-
-  /** POST the finished job to its callback_url; the slot stays taken meanwhile, so that stop() waits for the read. */
-  private async callback(run: RunningJob): Promise<void> {
-    try {
-      const final = await this.transport.get(run.job.id).catch(() => null);
-      if (final) void this.callbacks.deliver(final, run.log());
+      end = this.failure(run, error);
     } finally {
-      this.finished(run);
+      clearTimeout(timer);
     }
-  }
-
-  private finished(run: RunningJob): void {
-    if (!this.running.delete(run.job.lease.token)) return;
+    let outcome: JobOutcome = 'lost';
+    try {
+      if (end) outcome = await this.settle(run, end);
+    } catch (error) {
+      this.transportError(error);
+    }
+    this.ended(run, outcome);
+    if (job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
+      // The slot stays taken until the job is read back, so that stop() waits for the callback to be under way.
+      const final = await this.transport.get(job.id).catch(() => null);
+      if (final) void this.callbacks.deliver(final, run.log);
+    }
+    this.running.delete(job.lease.token);
     this.slotFreed?.();
   }
 
-  /**
-   * The run failed around the handler (an event listener threw, a store
-   * refused an outcome write outright, a bug). The attempt is charged, with
-   * backoff, so that a failure that repeats ends the job after max_attempts
-   * instead of running it forever; if even that write fails, the job is left
-   * to its lease, whose expiry charges the attempt too.
-   */
-  private async crashed(run: RunningJob, error: unknown): Promise<void> {
-    clearTimeout(run.timer);
+  /** job:start; a listener that throws fails the attempt as WORKER_ERROR (retried like a handler error, so it cannot loop). */
+  private announce(run: Run): void {
     try {
-      this.transportError(error);
-      if (run.ended) return; // the outcome was written already
-      const message = `the worker failed around the handler: ${error instanceof Error ? error.message : String(error)}`;
-      await this.failWith(run.job, { code: JobErrorCode.WORKER_ERROR, message, retryable: true }).catch(() => undefined);
-    } finally {
-      this.finished(run);
-    }
-  }
-
-  /** The general path of a handler's result: checked by the schema (with its message), then written with retries. */
-  private async onResult(run: RunningJob, result: unknown): Promise<JobOutcome> {
-    const { job } = run;
-    const parsed = intentSchema.safeParse(result);
-    if (!parsed.success) {
-      const why = toValidationError(parsed.error, 'intent').message;
-      run.log().warn({ err: why }, 'handler returned an invalid intent');
-      return this.write(job, () =>
-        this.transport.fail(job.id, job.lease.token, { error: { code: JobErrorCode.INVALID_INTENT, message: why, retryable: false }, retry_at: null }),
-      ).then((r) => (r ? 'error' : 'lost'));
-    }
-    const intent = parsed.data;
-    return this.storeIntent(run, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent)));
-  }
-
-  /** The first complete failed: go on as write() would have after that try. */
-  private completeFailed(run: RunningJob, intent: Intent, error: unknown): Promise<JobOutcome> {
-    const { job } = run;
-    return this.storeIntent(run, () => this.write(job, () => this.transport.complete(job.id, job.lease.token, intent), error));
-  }
-
-  private async storeIntent(run: RunningJob, store: () => Promise<Job | null>): Promise<JobOutcome> {
-    try {
-      const written = await store();
-      if (!written) return 'lost';
-      return written.status === 'done' ? 'done' : (written.status as JobOutcome);
+      this.emit('job:start', run.job);
+      run.announced = true;
     } catch (error) {
-      // The store refused the intent itself (e.g. larger than the server takes): running again would not help.
-      const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-      run.log().warn({ err: message }, 'result rejected');
-      return this.failWith(run.job, { code: JobErrorCode.RESULT_REJECTED, message, retryable: false });
+      throw new WorkerFailure(`the worker failed around the handler: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 
-  private async onError(run: RunningJob, error: unknown): Promise<JobOutcome> {
-    const { job, control } = run;
-    const token = job.lease.token;
-    const reason: unknown = control.aborted ? control.reason : undefined;
+  /** What a handler gets: a plain object. */
+  private context(run: Run): HandlerContext {
+    const { job, controller } = run;
+    return {
+      job_id: job.id,
+      queue: job.queue,
+      attempt: job.attempts,
+      max_attempts: job.max_attempts,
+      signal: controller.signal,
+      log: run.log,
+      progress: (data) => (controller.signal.aborted ? Promise.resolve() : this.transport.progress(job.id, job.lease.token, data)),
+    };
+  }
+
+  /** The handler's value: a valid intent, or a failure that no retry would mend. */
+  private returned(value: unknown, run: Run): RunEnd {
+    const parsed = intentSchema.safeParse(value);
+    if (parsed.success) return { kind: 'returned', intent: parsed.data };
+    const message = toValidationError(parsed.error, 'intent').message;
+    run.log.warn({ err: message }, 'handler returned an invalid intent');
+    return { kind: 'failed', error: { code: JobErrorCode.INVALID_INTENT, message, retryable: false } };
+  }
+
+  /** Why the run stopped, or null when there is nothing left to write (the lease is gone). */
+  private failure(run: Run, error: unknown): RunEnd | null {
+    const reason: unknown = run.controller.signal.aborted ? run.controller.signal.reason : undefined;
     if (reason instanceof JobAbortError) {
-      switch (reason.kind) {
-        case 'lease-lost':
-          return 'lost';
-        case 'canceled':
-          return (await this.write(job, () => this.transport.acknowledgeCancel(job.id, token))) ? 'canceled' : 'lost';
-        case 'shutdown':
-          return (await this.write(job, () => this.transport.release(job.id, token))) ? 'released' : 'lost';
-        case 'timeout':
-          return this.failWith(job, { code: JobErrorCode.TIMEOUT, message: reason.message, retryable: true });
+      if (reason.kind === 'lease-lost') return null;
+      if (reason.kind === 'canceled') return { kind: 'canceled' };
+      if (reason.kind === 'shutdown') return { kind: 'released' };
+      return { kind: 'failed', error: { code: JobErrorCode.TIMEOUT, message: reason.message, retryable: true } };
+    }
+    if (error instanceof NonRetryableError) return { kind: 'failed', error: jobError(error.code, error.message, false) };
+    const message = error instanceof Error ? error.message : describeReason(error);
+    if (error instanceof WorkerFailure) return { kind: 'failed', error: jobError(JobErrorCode.WORKER_ERROR, message, true) };
+    run.log.warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
+    return { kind: 'failed', error: jobError(JobErrorCode.HANDLER_ERROR, message, true) };
+  }
+
+  /** Decide through the policy, then write the decision, fenced on the lease token. */
+  private async settle(run: Run, end: RunEnd): Promise<JobOutcome> {
+    const { job } = run;
+    const token = job.lease.token;
+    const outcome = decideOutcome(job, end, this.retryPolicy);
+    if (end.kind === 'returned') {
+      try {
+        const stored = await this.write(job, () => this.transport.complete(job.id, token, end.intent));
+        return stored ? 'done' : 'lost';
+      } catch (error) {
+        // The store refused the intent itself (too large, not JSON): running again would not help.
+        const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
+        run.log.warn({ err: message }, 'result rejected');
+        return this.settle(run, { kind: 'failed', error: jobError(JobErrorCode.RESULT_REJECTED, message, false) });
       }
     }
-    if (error instanceof NonRetryableError) {
-      return this.failWith(job, { code: error.code, message: error.message, retryable: false });
+    let stored: Job | null;
+    if (end.kind === 'canceled') stored = await this.write(job, () => this.transport.acknowledgeCancel(job.id, token));
+    else if (end.kind === 'released') stored = await this.write(job, () => this.transport.release(job.id, token));
+    else {
+      const failure = { error: outcome.error!, retry_at: outcome.status === 'queued' ? outcome.run_at! : null };
+      stored = await this.write(job, () => this.transport.fail(job.id, token, failure));
     }
-    const message = error instanceof Error ? error.message : describeReason(error);
-    run.log().warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
-    return this.failWith(job, { code: JobErrorCode.HANDLER_ERROR, message, retryable: true });
+    if (!stored) return 'lost';
+    if (end.kind === 'released' && stored.status === 'queued') return 'released';
+    return stored.status === 'queued' ? 'retry' : (stored.status as JobOutcome);
   }
 
-  private async failWith(job: ClaimedJob, raw: JobError): Promise<JobOutcome> {
-    // Handlers may throw anything; keep what is stored within the API's limits.
-    const error: JobError = { code: raw.code.slice(0, 128) || 'HANDLER_ERROR', message: truncate(raw.message, 8000), retryable: raw.retryable };
-    const retry = error.retryable && job.attempts < job.max_attempts;
-    const retryAt = retry ? new Date(Date.now() + backoffDelay(job.attempts, this.backoff)) : null;
-    const written = await this.write(job, () => this.transport.fail(job.id, job.lease.token, { error, retry_at: retryAt }));
-    if (!written) return 'lost';
-    return written.status === 'queued' ? 'retry' : written.status === 'canceled' ? 'canceled' : 'error';
+  /** Count, log and report an ended run. A throwing job:end listener is a bug of its own, not the job's. */
+  private ended(run: Run, outcome: JobOutcome): void {
+    if (outcome === 'done') this.processed += 1;
+    if (outcome === 'error' || outcome === 'retry') this.failed += 1;
+    const ms = Date.now() - run.started;
+    run.log.info({ outcome, duration_ms: ms }, 'job ended');
+    if (!run.announced) return;
+    try {
+      this.emit('job:end', run.job, outcome, ms);
+    } catch (error) {
+      this.log.error({ job_id: run.job.id, err: error instanceof Error ? error.message : String(error) }, 'a job:end listener threw');
+    }
   }
 
   /**
    * A fenced write. Losing the lease is not an error of this worker: the job
    * was reclaimed or canceled and its new owner writes the outcome.
    */
-  private async write(job: ClaimedJob, op: () => Promise<Job>, failedOnce?: unknown): Promise<Job | null> {
+  private async write(job: ClaimedJob, op: () => Promise<Job>): Promise<Job | null> {
     const firstTry = Date.now();
     for (let failures = 1; ; failures++) {
       try {
-        if (failures > 1 || failedOnce === undefined) return await op();
-        throw failedOnce; // the caller's first try already failed so
+        return await op();
       } catch (error) {
         if (error instanceof LeaseLostError) {
           this.log.warn({ job_id: job.id, queue: job.queue }, 'lease lost before the outcome was written; the result is dropped');
@@ -449,21 +424,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const entry of this.running.values()) void this.renew(entry);
   }
 
-  private async renew(run: RunningJob): Promise<void> {
-    const { job, control } = run;
-    if (control.aborted) return;
+  private async renew(run: Run): Promise<void> {
+    const { job, controller } = run;
+    if (controller.signal.aborted) return;
     try {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
-      if (res.cancel_requested && !control.aborted) {
-        run.log().info({ reason: res.cancel_requested.reason }, 'cancel observed');
-        control.abort(new JobAbortError('canceled', res.cancel_requested.reason));
+      if (res.cancel_requested && !controller.signal.aborted) {
+        run.log.info({ reason: res.cancel_requested.reason }, 'cancel observed');
+        controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
       if (!this.running.has(job.lease.token)) return; // finished while the renewal was in flight
       if (error instanceof LeaseLostError || Date.now() > job.lease.until.getTime()) {
-        run.log().warn('lease lost; aborting the handler');
-        control.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
+        run.log.warn('lease lost; aborting the handler');
+        controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
         this.transportError(error);
       }
@@ -528,7 +503,32 @@ function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 20)}… (${text.length - max + 20} more)`;
 }
 
-/** The per-job timeout (a function with arguments, not a closure per job). */
-function abortOnTimeout(control: JobControl, attempt: number, timeoutMs: number): void {
-  control.abort(new JobAbortError('timeout', `attempt ${attempt} ran past its timeout of ${timeoutMs} ms`));
+/** A job error within the API's limits, whatever a handler threw. */
+function jobError(code: string, message: string, retryable: boolean): JobError {
+  return { code: code.slice(0, 128) || JobErrorCode.HANDLER_ERROR, message: truncate(message, 8000), retryable };
+}
+
+/** The worker itself failed around the handler (a job:start listener threw). */
+class WorkerFailure extends Error {}
+
+/** Settle with `work`, or reject with the signal's reason as soon as it fires (a handler that ignores its signal is abandoned). */
+function untilAborted<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    Promise.resolve(work).catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    Promise.resolve(work).then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
