@@ -3,7 +3,9 @@
  * asserted before any connection (no socket is created: the
  * `net.client.socket` diagnostics channel stays silent); every real delivery
  * goes to a loopback listener opened through the allow-list. No traffic
- * leaves 127.0.0.1: names are resolved by an injected resolver.
+ * leaves 127.0.0.1: names are resolved by an injected resolver, and should
+ * the guard under test break, the tripwire of test/loopback-only.ts stops the
+ * connect (and its DNS query) and fails the test.
  */
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';

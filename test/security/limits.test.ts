@@ -116,9 +116,9 @@ describe('security: bounded resources', function () {
     const { url, store } = await startServer({ sseMaxMs: 1000 });
     const { job } = await store.enqueue(newJob(uniqueQueue('sse'), { delay_ms: 60_000 }));
     const t = Date.now();
-    const res = await request(`${url}/v1/jobs/${job.id}/events`);
+    const res = await request(`${url}/v1/jobs/${job.id}/events`, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.statusCode, 200);
-    const text = await res.body.text();
+    const text = await res.body.text().catch((error: Error) => assert.fail(`the stream was still open after 5 s (${error.name})`));
     assert.ok(Date.now() - t < 5000, 'closed by the server');
     assert.match(text, /event: job/);
   });

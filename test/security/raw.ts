@@ -50,6 +50,7 @@ export function rawRequest(
   method: string,
   target: string,
   { headers = {}, body }: { headers?: Record<string, string>; body?: string } = {},
+  timeoutMs = 5000,
 ): Promise<RawResponse> {
   const all: Record<string, string> = { host: `127.0.0.1:${port}`, connection: 'close', ...headers };
   if (body !== undefined) {
@@ -57,7 +58,7 @@ export function rawRequest(
     all['content-length'] = String(Buffer.byteLength(body));
   }
   const head = [`${method} ${target} HTTP/1.1`, ...Object.entries(all).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
-  return rawExchange(port, `${head}\r\n\r\n${body ?? ''}`);
+  return rawExchange(port, `${head}\r\n\r\n${body ?? ''}`, { timeoutMs });
 }
 
 export const portOf = (url: string) => Number(new URL(url).port);
