@@ -1,10 +1,10 @@
 /**
  * Small pieces of transport logic that every store shares, so that the same
- * rule is written once: list cursors, the outcome of an expired lease, bounds.
+ * rule is written once: list cursors, the state machine check of a settle, bounds.
  */
 import { ValidationError } from './errors.js';
-import { JobErrorCode } from './errors.js';
-import type { Job, JobError } from './job.js';
+import { assertTransition } from './job.js';
+import type { Outcome } from './outcome.js';
 
 /** A blocking claim never blocks longer than this, so shutdown stays prompt. */
 export const MAX_CLAIM_WAIT_MS = 5_000;
@@ -21,21 +21,14 @@ export function decodeCursor(cursor: string): { t: number; id: string } {
   return { t, id: text.slice(colon + 1) };
 }
 
+/** The move of the state machine (job.ts) by which a running job reaches each outcome. */
+const SETTLE_MOVE = { done: 'complete', error: 'fail', queued: 'requeue', canceled: 'cancel' } as const;
+
 /**
- * What happens to a `processing` job whose lease expired: canceled if a cancel
- * was asked, `error`/`LEASE_EXPIRED` when no attempt is left (poison pill),
- * else back to `queued`.
+ * Check an outcome against the state machine before a store writes it (the
+ * fence has made sure the job is `processing`): the one table decides on
+ * every store, with the one error (InvalidStateError, INVALID_STATE).
  */
-export function leaseExpiryOutcome(job: Pick<Job, 'attempts' | 'max_attempts' | 'cancel_requested'>): {
-  status: 'queued' | 'error' | 'canceled';
-  error: JobError | null;
-} {
-  if (job.cancel_requested) return { status: 'canceled', error: null };
-  if (job.attempts >= job.max_attempts) {
-    return {
-      status: 'error',
-      error: { code: JobErrorCode.LEASE_EXPIRED, message: `lease expired on attempt ${job.attempts} of ${job.max_attempts}; no attempt left`, retryable: false },
-    };
-  }
-  return { status: 'queued', error: null };
+export function assertSettle(id: string, outcome: Outcome): void {
+  assertTransition({ id, status: 'processing' }, SETTLE_MOVE[outcome.status], outcome.status);
 }

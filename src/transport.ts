@@ -9,12 +9,15 @@
  *   A claim also reclaims jobs whose lease expired (see `sweep`).
  * - fenced: the write matches on job id AND lease token; a stale token gets
  *   `LeaseLostError` and changes nothing.
- * - release: hand a lease back without charging the attempt (graceful shutdown).
- * - sweep: move jobs whose lease expired back to `queued`, or to `error`
- *   (`LEASE_EXPIRED`) when no attempt is left, or to `canceled` when a cancel
- *   was asked; delete finished jobs older than the retention.
+ * - settle: write the outcome of a run, as decided by src/outcome.ts
+ *   (done, error, queued for a retry or a hand-back, canceled), fenced.
+ * - sweep: settle the jobs whose lease expired as src/outcome.ts decides
+ *   (`lease-expired`: queued, `error`/`LEASE_EXPIRED` when no attempt is
+ *   left, `canceled` when a cancel was asked); delete finished jobs older
+ *   than the retention.
  */
-import type { Intent, Job, JobError, JobStatus } from './job.js';
+import type { Job, JobStatus } from './job.js';
+import type { Outcome } from './outcome.js';
 
 export interface ClaimRequest {
   /** queues to claim from, in no particular order */
@@ -47,12 +50,6 @@ export interface ExtendResult {
   until: Date;
   /** set when somebody asked to cancel this job: the worker must abort */
   cancel_requested: Job['cancel_requested'];
-}
-
-export interface FailRequest {
-  error: JobError;
-  /** when set, the job goes back to `queued` with this `run_at`; null ends it in `error` */
-  retry_at: Date | null;
 }
 
 export interface ListFilter {
@@ -158,17 +155,14 @@ export interface Transport {
   /** Renew a lease (fenced). Reports a pending cancel. */
   extend(id: string, token: string, lease_ms: number): Promise<ExtendResult>;
 
-  /** processing → done with the intent (fenced). */
-  complete(id: string, token: string, result: Intent): Promise<Job>;
-
-  /** processing → queued (retry_at) or error (fenced). */
-  fail(id: string, token: string, request: FailRequest): Promise<Job>;
-
-  /** processing → queued without charging the attempt (fenced). */
-  release(id: string, token: string): Promise<Job>;
-
-  /** processing → canceled once the worker observed a cancel request (fenced). */
-  acknowledgeCancel(id: string, token: string): Promise<Job>;
+  /**
+   * Write an outcome that was decided (`decideOutcome`, src/outcome.ts):
+   * processing → done, error, queued or canceled, fenced on the token. The
+   * store decides nothing but the one rule that depends on a concurrent
+   * write: an outcome that would requeue a job whose cancel was asked
+   * meanwhile ends it `canceled` instead.
+   */
+  settle(id: string, token: string, outcome: Outcome): Promise<Job>;
 
   /** Store a handler's progress report on the job (fenced). */
   progress(id: string, token: string, data: unknown): Promise<void>;

@@ -246,7 +246,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         for (const job of jobs) {
           if (signal.aborted) {
             // Claimed during shutdown: give it straight back, uncharged.
-            await this.transport.release(job.id, job.lease.token).catch((error: unknown) => this.transportError(error));
+            await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
             continue;
           }
           const done = this.run(job).catch((error: unknown) => this.transportError(error));
@@ -354,29 +354,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Decide through the policy, then write the decision, fenced on the lease token. */
   private async settle(run: Run, end: RunEnd): Promise<JobOutcome> {
     const { job } = run;
-    const token = job.lease.token;
     const outcome = decideOutcome(job, end, this.retryPolicy);
-    if (end.kind === 'returned') {
-      try {
-        const stored = await this.write(job, () => this.transport.complete(job.id, token, end.intent));
-        return stored ? 'done' : 'lost';
-      } catch (error) {
-        // The store refused the intent itself (too large, not JSON): running again would not help.
-        const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-        run.log.warn({ err: message }, 'result rejected');
-        return this.settle(run, { kind: 'failed', error: jobError(JobErrorCode.RESULT_REJECTED, message, false) });
-      }
-    }
     let stored: Job | null;
-    if (end.kind === 'canceled') stored = await this.write(job, () => this.transport.acknowledgeCancel(job.id, token));
-    else if (end.kind === 'released') stored = await this.write(job, () => this.transport.release(job.id, token));
-    else {
-      const failure = { error: outcome.error!, retry_at: outcome.status === 'queued' ? outcome.run_at! : null };
-      stored = await this.write(job, () => this.transport.fail(job.id, token, failure));
+    try {
+      stored = await this.write(job, () => this.transport.settle(job.id, job.lease.token, outcome));
+    } catch (error) {
+      if (end.kind !== 'returned') throw error;
+      // The store refused the intent itself (too large, not JSON): running again would not help.
+      const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
+      run.log.warn({ err: message }, 'result rejected');
+      return this.settle(run, { kind: 'failed', error: jobError(JobErrorCode.RESULT_REJECTED, message, false) });
     }
     if (!stored) return 'lost';
-    if (end.kind === 'released' && stored.status === 'queued') return 'released';
-    return stored.status === 'queued' ? 'retry' : (stored.status as JobOutcome);
+    if (stored.status === 'queued') return end.kind === 'released' ? 'released' : 'retry';
+    return stored.status as JobOutcome;
   }
 
   /** Count, log and report an ended run. A throwing job:end listener is a bug of its own, not the job's. */

@@ -1,6 +1,7 @@
 /** Shared test helpers: fresh queue names, polling for a condition, job builders. */
 import { randomUUID } from 'node:crypto';
-import { buildJob, type EnqueueRequest, type Job } from '../src/job.js';
+import { buildJob, type EnqueueRequest, type Intent, type Job, type JobError } from '../src/job.js';
+import { decideOutcome, type Outcome } from '../src/outcome.js';
 import type { ClaimedJob, Transport } from '../src/transport.js';
 
 export function uniqueQueue(prefix = 'q'): string {
@@ -31,3 +32,11 @@ export async function claimOne(transport: Transport, queue: string, leaseMs = 30
 }
 
 export const intent = { action: 'tool', tool_name: 'savant-context.fts_search', args: { query: 'x' }, reasoning: 'test' };
+
+/** Outcomes as src/outcome.ts decides them, for tests that settle by hand. */
+export const asDone = (result: Intent): Outcome => ({ status: 'done', result });
+/** A failed attempt: requeued at `retry_at`, or ended `error` when null. */
+export const asFailed = (error: JobError, retry_at: Date | null): Outcome => (retry_at ? { status: 'queued', error, run_at: retry_at } : { status: 'error', error });
+export const asCanceled: Outcome = { status: 'canceled' };
+/** A hand-back on shutdown: the attempt given back. */
+export const asReleased = (job: Pick<Job, 'attempts' | 'max_attempts' | 'cancel_requested'>): Outcome => decideOutcome(job, { kind: 'released' });

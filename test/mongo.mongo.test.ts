@@ -10,7 +10,7 @@ import { InvalidStateError, LeaseLostError, TransportError } from '../src/errors
 import { createMongoTransport, hotQueries, INDEXES, type MongoTransport, type MongoTransportOptions } from '../transports/mongo/index.js';
 import { itUnless } from './conformance/index.js';
 import { createWorker } from '../src/worker.js';
-import { claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { asDone, claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
 import { acquireMongo, freshDb, planMongo, releaseMongo, type MongoTestServer } from './setup/mongo.js';
 
 const plan = await planMongo();
@@ -114,7 +114,7 @@ describe('mongo transport (server-specific)', function () {
       await t.enqueue(job);
       const c = await claimOne(t, q, 300);
       await delay(400);
-      const err = await t.complete(c.id, c.lease.token, intent).catch((e: unknown) => e);
+      const err = await t.settle(c.id, c.lease.token, asDone(intent)).catch((e: unknown) => e);
       assert.ok(err instanceof LeaseLostError, `got ${String(err)}`);
       assert.equal(err.details?.reason, 'expired');
       await assert.rejects(t.progress(c.id, c.lease.token, 1), LeaseLostError);
@@ -127,7 +127,7 @@ describe('mongo transport (server-specific)', function () {
       const again = await claimOne(t, q, 10_000);
       assert.notEqual(again.lease.token, c.lease.token);
       await assert.rejects(t.extend(c.id, c.lease.token, 10_000), LeaseLostError);
-      assert.equal((await t.complete(again.id, again.lease.token, intent)).status, 'done');
+      assert.equal((await t.settle(again.id, again.lease.token, asDone(intent))).status, 'done');
     });
 
     it('a renewal between the sweeper\'s read and its write keeps the job', async () => {
@@ -140,7 +140,7 @@ describe('mongo transport (server-specific)', function () {
       await raw.db(db).collection('jobs').updateOne({ _id: c.id as never }, { $set: { 'lease.until': new Date(Date.now() + 10_000) } });
       await t.sweep();
       assert.equal((await t.get(c.id))?.status, 'processing');
-      assert.equal((await t.complete(c.id, c.lease.token, intent)).status, 'done');
+      assert.equal((await t.settle(c.id, c.lease.token, asDone(intent))).status, 'done');
     });
   });
 
@@ -153,7 +153,7 @@ describe('mongo transport (server-specific)', function () {
       await short.enqueue(old);
       await short.enqueue(open1);
       const c = await claimOne(short, q);
-      const done = await short.complete(c.id, c.lease.token, intent);
+      const done = await short.settle(c.id, c.lease.token, asDone(intent));
       const doc = await raw.db(db).collection('jobs').findOne({ _id: old.id as never });
       assert.equal((doc?.expire_at as Date).getTime(), done.finished_at!.getTime() + 300);
       const ttl = (await raw.db(db).collection('jobs').listIndexes().toArray()).find((ix) => ix.name === 'retention_ttl');
@@ -294,7 +294,7 @@ describe('mongo transport (server-specific)', function () {
         }
       })();
       try {
-        setTimeout(() => void other.complete(c.id, c.lease.token, intent), 300);
+        setTimeout(() => void other.settle(c.id, c.lease.token, asDone(intent)), 300);
         const started = Date.now();
         const final = await t.wait(job.id, { timeout_ms: 8000 });
         assert.equal(final.status, 'done');

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { LeaseLostError } from '../src/errors.js';
 import { createRedisTransport, type RedisTransport } from '../transports/redis/index.js';
 import { keySlot } from '../transports/redis/connection.js';
-import { claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { asDone, claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
 import { redisAvailable, startCluster, type RedisCluster } from './setup/redis.js';
 
 describe('redis transport: cluster', function () {
@@ -54,7 +54,7 @@ describe('redis transport: cluster', function () {
     await a.enqueue(job);
     assert.equal((await b.get(job.id))?.status, 'queued');
     const c = await claimOne(b, q);
-    assert.equal((await a.complete(c.id, c.lease.token, intent)).status, 'done');
+    assert.equal((await a.settle(c.id, c.lease.token, asDone(intent))).status, 'done');
   });
 
   it("keeps every key of a queue in one slot, and spreads queues over the masters", async () => {
@@ -64,7 +64,7 @@ describe('redis transport: cluster', function () {
       await t.enqueue(newJob(q));
       await t.enqueue(newJob(q, { delay_ms: 60_000 }));
       const c = await claimOne(t, q);
-      await t.complete(c.id, c.lease.token, intent);
+      await t.settle(c.id, c.lease.token, asDone(intent));
     }
     const keys = await allKeys();
     const ports = new Set<number>();
@@ -106,8 +106,8 @@ describe('redis transport: cluster', function () {
     for (let round = 0; round < 10 && got.length < 12; round++) {
       const jobs = await t.claimMany!({ queues, owner: 'w', lease_ms: 5000, wait_ms: 0 }, 12);
       for (const j of jobs) {
-        await assert.rejects(t.complete(j.id, 'stale-token', intent), LeaseLostError);
-        assert.equal((await t.complete(j.id, j.lease.token, intent)).status, 'done');
+        await assert.rejects(t.settle(j.id, 'stale-token', asDone(intent)), LeaseLostError);
+        assert.equal((await t.settle(j.id, j.lease.token, asDone(intent))).status, 'done');
         got.push(j.id);
       }
     }

@@ -17,7 +17,7 @@ import { ConfigError, LeaseLostError, TransportError } from '../src/errors.js';
 import { createWorker, type Worker } from '../src/worker.js';
 import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from '../transports/redis/index.js';
 import { scriptSources } from '../transports/redis/scripts.js';
-import { claimOne, delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
+import { asDone, asReleased, claimOne, delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { redisAvailable, removeRedis, restartRedis, startRedis, type RedisServer } from './setup/redis.js';
 
 /** A pino logger whose lines the test can read. */
@@ -78,7 +78,7 @@ describe('redis transport: faults and layout', function () {
       const spec = JSON.parse((await redis.hget(`rq:{${q}}:j:${job.id}`, 'spec')) ?? 'null') as Record<string, unknown>;
       assert.deepEqual([spec.id, spec.queue, spec.payload], [job.id, q, job.payload], 'what never changes is in spec');
       assert.equal(await redis.hexists(`rq:{${q}}:j:${job.id}`, 'payload'), 0, 'and only there');
-      await t.complete(claimed.id, claimed.lease.token, intent);
+      await t.settle(claimed.id, claimed.lease.token, asDone(intent));
       assert.equal(await redis.zscore(`rq:{${q}}:leases`, job.id), null);
       assert.ok((await redis.zscore(`rq:{${q}}:done`, job.id)) !== null, 'in the done history');
     } finally {
@@ -185,7 +185,7 @@ describe('redis transport: faults and layout', function () {
       assert.equal(claimed.callback_url, 'http://127.0.0.1:9/cb');
       assert.equal(claimed.created_at.getTime(), now);
       assert.equal(await redis.hexists(`rq:{${q}}:j:${id}`, 'payload'), 0, 'upgraded: the old fields are gone');
-      await t.complete(claimed.id, claimed.lease.token, intent);
+      await t.settle(claimed.id, claimed.lease.token, asDone(intent));
       const after = await t.get(id);
       assert.equal(after?.status, 'done');
       assert.deepEqual(after?.payload, { goal: 'legacy "quoted"' });
@@ -220,7 +220,7 @@ describe('redis transport: faults and layout', function () {
       const jobs = await claim;
       assert.ok(Date.now() - started < 1000, 'the abort ends the blocked claim at once');
       const { job: other } = await added;
-      for (const claimed of jobs) await t.release(claimed.id, claimed.lease.token); // as the worker does with jobs claimed while stopping
+      for (const claimed of jobs) await t.settle(claimed.id, claimed.lease.token, asReleased(claimed)); // as the worker does with jobs claimed while stopping
       const stored = await t.get(other.id);
       assert.equal(stored?.status, 'queued', `round ${i}: the job is back in the queue, not leased to a claim nobody heard`);
       assert.equal(stored?.attempts, 0);
@@ -260,7 +260,7 @@ describe('redis transport: faults and layout', function () {
       stop.abort();
       const jobs = await claim;
       assert.deepEqual(jobs.map((j) => j.id), [job.id], 'the claim answered, and its job reached the caller');
-      await t.release(jobs[0]!.id, jobs[0]!.lease.token);
+      await t.settle(jobs[0]!.id, jobs[0]!.lease.token, asReleased(jobs[0]!));
       const stored = await producer.get(job.id);
       assert.equal(stored?.status, 'queued');
       assert.equal(stored?.attempts, 0);
@@ -356,8 +356,8 @@ describe('redis transport: faults and layout', function () {
     const again = await waitFor(() => t.claim({ queues: [q], owner: 'w2', lease_ms: 5000, wait_ms: 1000 }), 6000, 'reclaim after lease expiry');
     assert.equal(again.id, job.id);
     assert.equal(again.attempts, 2);
-    await assert.rejects(t.complete(job.id, claimedByChild.token, intent), LeaseLostError, "the dead worker's token is fenced out");
-    assert.equal((await t.complete(again.id, again.lease.token, intent)).status, 'done');
+    await assert.rejects(t.settle(job.id, claimedByChild.token, asDone(intent)), LeaseLostError, "the dead worker's token is fenced out");
+    assert.equal((await t.settle(again.id, again.lease.token, asDone(intent))).status, 'done');
   });
 
   it('keeps working after SCRIPT FLUSH (NOSCRIPT answered by resending the script)', async () => {
@@ -374,11 +374,11 @@ describe('redis transport: faults and layout', function () {
       const job = newJob(q);
       await t.enqueue(job);
       const c1 = await claimOne(t, q);
-      await t.complete(c1.id, c1.lease.token, intent);
+      await t.settle(c1.id, c1.lease.token, asDone(intent));
       await admin.script('FLUSH');
       const c2 = await claimOne(t, q);
       await admin.script('FLUSH');
-      assert.equal((await t.complete(c2.id, c2.lease.token, intent)).status, 'done');
+      assert.equal((await t.settle(c2.id, c2.lease.token, asDone(intent))).status, 'done');
       assert.equal(await loaded(), 1, 'loaded again by the fallback');
       assert.equal((await t.stats()).queues[q]?.done, 2);
     } finally {

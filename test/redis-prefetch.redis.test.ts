@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { LeaseLostError } from '../src/errors.js';
 import { createRedisTransport, type RedisTransport } from '../transports/redis/index.js';
-import { intent, newJob, uniqueQueue, waitFor } from './helpers.js';
+import { asDone, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { redisAvailable, removeRedis, startRedis, type RedisServer } from './setup/redis.js';
 
 describe('redis transport: prefetch on complete', function () {
@@ -37,7 +37,7 @@ describe('redis transport: prefetch on complete', function () {
 
     const [a] = await t.claimMany!(request, 1);
     assert.equal(a?.id, jobs[0]!.id);
-    await t.complete(a.id, a.lease.token, intent);
+    await t.settle(a.id, a.lease.token, asDone(intent));
     const b = await t.get(jobs[1]!.id);
     assert.equal(b?.status, 'processing', 'the next job was claimed by the complete');
     assert.equal(b?.lease?.owner, 'w-pre');
@@ -49,7 +49,7 @@ describe('redis transport: prefetch on complete', function () {
     assert.equal(handed?.id, b.id);
     assert.equal(handed.lease.token, b.lease!.token, 'the token stored in Redis');
     assert.equal(handed.attempts, 1);
-    await t.complete(handed.id, handed.lease.token, intent);
+    await t.settle(handed.id, handed.lease.token, asDone(intent));
 
     const c = await t.get(jobs[2]!.id);
     assert.equal(c?.status, 'processing', 'prefetched again');
@@ -69,7 +69,7 @@ describe('redis transport: prefetch on complete', function () {
     const [c] = await t.claimMany!({ queues: [q], owner: 'w-held', lease_ms: 5000, wait_ms: 0 }, 1);
     await t.progress(c!.id, c!.lease.token, { pct: 90, note: ['x'] });
     await t.cancel(c!.id, 'changed my mind'); // a write by somebody else while it runs
-    const returned = await t.complete(c!.id, c!.lease.token, intent);
+    const returned = await t.settle(c!.id, c!.lease.token, asDone(intent));
     const stored = await t.get(c!.id);
     assert.deepEqual(returned, stored);
     assert.equal(returned.status, 'done');
@@ -83,7 +83,7 @@ describe('redis transport: prefetch on complete', function () {
     const jobs = await t.claimMany!({ queues: [q], owner: 'w-batch', lease_ms: 5000, wait_ms: 0 }, 6);
     assert.equal(jobs.length, 6);
     const before = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
-    const outcomes = await Promise.allSettled(jobs.map((j, i) => t.complete(j.id, i % 2 === 0 ? j.lease.token : 'stale-token', intent)));
+    const outcomes = await Promise.allSettled(jobs.map((j, i) => t.settle(j.id, i % 2 === 0 ? j.lease.token : 'stale-token', asDone(intent))));
     const after = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
     assert.equal(after - before, 1, 'one script call for six completes');
     outcomes.forEach((o, i) => {
@@ -107,10 +107,10 @@ describe('redis transport: prefetch on complete', function () {
       await t.enqueue(second);
       const [a] = await t.claimMany!(request, 1);
       assert.equal(a?.id, first.id);
-      await t.complete(a.id, a.lease.token, intent);
+      await t.settle(a.id, a.lease.token, asDone(intent));
       assert.equal((await t.get(second.id))?.status, 'queued', `${request.owner}: next job left queued`);
       const [b] = await t.claimMany!(request, 1);
-      await t.complete(b!.id, b!.lease.token, intent);
+      await t.settle(b!.id, b!.lease.token, asDone(intent));
     }
   });
 
@@ -124,23 +124,23 @@ describe('redis transport: prefetch on complete', function () {
     // The owner's other slot blocks in a claim; a job arrives and a complete happens meanwhile.
     const blocked = t.claimMany!({ ...request, wait_ms: 2000 }, 1);
     await t.enqueue(second);
-    await t.complete(a!.id, a!.lease.token, intent);
+    await t.settle(a!.id, a!.lease.token, asDone(intent));
     const got = await blocked;
     assert.equal(got[0]?.id, second.id, 'the blocked claim takes the new job itself');
     assert.equal(got[0]?.attempts, 1);
-    await t.complete(got[0]!.id, got[0]!.lease.token, intent);
+    await t.settle(got[0]!.id, got[0]!.lease.token, asDone(intent));
 
     // A prefetched job left waiting past two thirds of its lease is released, not handed out.
     const [third, fourth] = [newJob(q), newJob(q)];
     await t.enqueue(third);
     await t.enqueue(fourth);
     const [c] = await t.claimMany!(request, 1);
-    await t.complete(c!.id, c!.lease.token, intent); // prefetches fourth
+    await t.settle(c!.id, c!.lease.token, asDone(intent)); // prefetches fourth
     assert.equal((await t.get(fourth.id))?.status, 'processing');
     await new Promise((r) => setTimeout(r, 450));
     const after = await t.claimMany!(request, 1);
     assert.ok(after.every((j) => j.lease.until.getTime() > Date.now() + 300), 'only fresh leases are handed out');
-    for (const j of after) await t.complete(j.id, j.lease.token, intent);
+    for (const j of after) await t.settle(j.id, j.lease.token, asDone(intent));
     stop.abort();
     await waitFor(async () => (await t.get(fourth.id))?.status !== 'processing' || null, 3000, 'fourth released or done');
   });

@@ -59,7 +59,7 @@ describe('HTTP API', () => {
     assert.equal(retry.body.error.code, 'INVALID_STATE');
     const claim = await call(url, 'POST', '/v1/claim', { queues: ['reasoning'], owner: 'w', lease_ms: 5000 });
     assert.equal(claim.body.jobs.length, 1);
-    const stale = await call(url, 'POST', `/v1/jobs/${created.body.job.id}/complete`, { token: 'stale', result: intent });
+    const stale = await call(url, 'POST', `/v1/jobs/${created.body.job.id}/settle`, { token: 'stale', outcome: { status: 'done', result: intent } });
     assert.equal(stale.status, 409);
     assert.equal(stale.body.error.code, 'LEASE_LOST');
   });

@@ -62,10 +62,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
 
   'POST /v1/claim': ['worker'],
   'POST /v1/jobs/:id/lease': ['worker'],
-  'POST /v1/jobs/:id/complete': ['worker'],
-  'POST /v1/jobs/:id/fail': ['worker'],
-  'POST /v1/jobs/:id/release': ['worker'],
-  'POST /v1/jobs/:id/cancel-ack': ['worker'],
+  'POST /v1/jobs/:id/settle': ['worker'],
   'POST /v1/jobs/:id/progress': ['worker'],
   'POST /v1/workers/heartbeat': ['worker'],
   'DELETE /v1/workers/:id': ['worker'],

@@ -1,9 +1,14 @@
-/** The worker side of the API, so a worker can run remotely over HTTP: claim, lease, complete, fail, release, progress, heartbeat. */
+/** The worker side of the API, so a worker can run remotely over HTTP: claim, lease, settle, progress, heartbeat. */
 import type { FastifyInstance } from 'fastify';
 import { parseOrThrow, publicJob } from '../job.js';
 import { MAX_CLAIM_WAIT_MS } from '../transport-helpers.js';
 import type { ServerContext } from './app.js';
-import { claimBodySchema, completeBodySchema, failBodySchema, heartbeatBodySchema, leaseBodySchema, progressBodySchema, tokenBodySchema } from './schemas.js';
+import { claimBodySchema, heartbeatBodySchema, leaseBodySchema, progressBodySchema, settleBodySchema } from './schemas.js';
+import { decideOutcome, type Outcome } from '../outcome.js';
+import type { Job } from '../job.js';
+
+/** The `finished` metric's label: the worker's JobOutcome names (retry, released), so both feeds agree. */
+const outcomeLabel = (job: Job, outcome: Outcome) => (job.status !== 'queued' ? job.status : outcome.attempts !== undefined ? 'released' : 'retry');
 
 type ById = { Params: { id: string } };
 
@@ -18,7 +23,7 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
     });
     if (jobs.length > 0 && request.raw.socket?.destroyed) {
       // The worker went away while we claimed: hand the leases straight back.
-      await Promise.all(jobs.map((j) => transport.release(j.id, j.lease.token).catch(() => undefined)));
+      await Promise.all(jobs.map((j) => transport.settle(j.id, j.lease.token, decideOutcome(j, { kind: 'released' })).catch(() => undefined)));
       return { jobs: [] };
     }
     return { jobs: jobs.map((j) => publicJob(j, { withToken: true })) };
@@ -29,29 +34,11 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
     return transport.extend(request.params.id, body.token, body.lease_ms);
   });
 
-  app.post<ById>('/v1/jobs/:id/complete', async (request) => {
-    const body = parseOrThrow(completeBodySchema, request.body ?? {});
-    const job = await transport.complete(request.params.id, body.token, body.result);
-    metrics.finished.inc({ queue: job.queue, status: job.status });
-    return { job: publicJob(job) };
-  });
-
-  app.post<ById>('/v1/jobs/:id/fail', async (request) => {
-    const body = parseOrThrow(failBodySchema, request.body ?? {});
-    const job = await transport.fail(request.params.id, body.token, { error: body.error, retry_at: body.retry_at });
-    metrics.finished.inc({ queue: job.queue, status: job.status === 'queued' ? 'retry' : job.status });
-    return { job: publicJob(job) };
-  });
-
-  app.post<ById>('/v1/jobs/:id/release', async (request) => {
-    const body = parseOrThrow(tokenBodySchema, request.body ?? {});
-    return { job: publicJob(await transport.release(request.params.id, body.token)) };
-  });
-
-  app.post<ById>('/v1/jobs/:id/cancel-ack', async (request) => {
-    const body = parseOrThrow(tokenBodySchema, request.body ?? {});
-    const job = await transport.acknowledgeCancel(request.params.id, body.token);
-    metrics.finished.inc({ queue: job.queue, status: job.status });
+  // The outcome a remote worker decided (src/outcome.ts), written fenced on its token.
+  app.post<ById>('/v1/jobs/:id/settle', async (request) => {
+    const { token, outcome } = parseOrThrow(settleBodySchema, request.body ?? {});
+    const job = await transport.settle(request.params.id, token, outcome);
+    metrics.finished.inc({ queue: job.queue, status: outcomeLabel(job, outcome) });
     return { job: publicJob(job) };
   });
 

@@ -43,13 +43,17 @@ export const claimBodySchema = z.object({
 
 const token = z.string().min(1).max(256);
 export const leaseBodySchema = z.object({ token, lease_ms: z.number().int().min(50).max(3_600_000) });
-export const completeBodySchema = z.object({ token, result: intentSchema });
-export const failBodySchema = z.object({
+const jobErrorSchema = z.object({ code: z.string().min(1).max(128), message: z.string().max(10_000), retryable: z.boolean() });
+/** An outcome a worker decided (src/outcome.ts). */
+export const settleBodySchema = z.object({
   token,
-  error: z.object({ code: z.string().min(1).max(128), message: z.string().max(10_000), retryable: z.boolean() }),
-  retry_at: z.coerce.date().nullable(),
+  outcome: z.discriminatedUnion('status', [
+    z.object({ status: z.literal('done'), result: intentSchema }),
+    z.object({ status: z.literal('error'), error: jobErrorSchema }),
+    z.object({ status: z.literal('canceled'), error: jobErrorSchema.optional() }),
+    z.object({ status: z.literal('queued'), run_at: z.coerce.date(), error: jobErrorSchema.optional(), attempts: z.number().int().min(0).max(1000).optional() }),
+  ]),
 });
-export const tokenBodySchema = z.object({ token });
 export const progressBodySchema = z.object({ token, data: z.unknown().refine((d) => withinDepth(d), `data nests deeper than ${MAX_JSON_DEPTH} levels`) });
 
 export const heartbeatBodySchema = z.object({

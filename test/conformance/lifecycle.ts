@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { JobNotFoundError, LeaseLostError, InvalidStateError } from '../../src/errors.js';
 import type { SuiteContext } from './index.js';
-import { claimOne, delay, intent, newJob, uniqueQueue, waitFor } from '../helpers.js';
+import { asCanceled, asDone, asFailed, asReleased, claimOne, delay, intent, newJob, uniqueQueue, waitFor } from '../helpers.js';
 
 export function lifecycleTests({ transport: t, options }: SuiteContext): void {
   const shortLease = options.shortLeaseMs ?? 300;
@@ -158,7 +158,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       const q = uniqueQueue();
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
-      const done = await t().complete(c.id, c.lease.token, intent);
+      const done = await t().settle(c.id, c.lease.token, asDone(intent));
       assert.equal(done.status, 'done');
       assert.deepEqual(done.result, intent);
       assert.equal(done.lease, null);
@@ -171,11 +171,11 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
       const bad = 'not-the-token';
-      await assert.rejects(t().complete(c.id, bad, intent), LeaseLostError);
-      await assert.rejects(t().fail(c.id, bad, { error: { code: 'X', message: 'x', retryable: false }, retry_at: null }), LeaseLostError);
+      await assert.rejects(t().settle(c.id, bad, asDone(intent)), LeaseLostError);
+      await assert.rejects(t().settle(c.id, bad, asFailed({ code: 'X', message: 'x', retryable: false }, null)), LeaseLostError);
       await assert.rejects(t().extend(c.id, bad, 1000), LeaseLostError);
-      await assert.rejects(t().release(c.id, bad), LeaseLostError);
-      await assert.rejects(t().acknowledgeCancel(c.id, bad), LeaseLostError);
+      await assert.rejects(t().settle(c.id, bad, asReleased(c)), LeaseLostError);
+      await assert.rejects(t().settle(c.id, bad, asCanceled), LeaseLostError);
       await assert.rejects(t().progress(c.id, bad, { pct: 1 }), LeaseLostError);
       const still = await t().get(c.id);
       assert.equal(still?.status, 'processing');
@@ -192,12 +192,12 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       assert.equal(second.id, first.id);
       assert.equal(second.attempts, 2);
       assert.notEqual(second.lease.token, first.lease.token);
-      await assert.rejects(t().complete(first.id, first.lease.token, intent), LeaseLostError);
-      await assert.rejects(t().fail(first.id, first.lease.token, { error: { code: 'X', message: 'x', retryable: true }, retry_at: new Date() }), LeaseLostError);
+      await assert.rejects(t().settle(first.id, first.lease.token, asDone(intent)), LeaseLostError);
+      await assert.rejects(t().settle(first.id, first.lease.token, asFailed({ code: 'X', message: 'x', retryable: true }, new Date())), LeaseLostError);
       await assert.rejects(t().extend(first.id, first.lease.token, 1000), LeaseLostError);
-      const done = await t().complete(second.id, second.lease.token, intent);
+      const done = await t().settle(second.id, second.lease.token, asDone(intent));
       assert.equal(done.status, 'done');
-      await assert.rejects(t().complete(second.id, second.lease.token, intent), LeaseLostError, 'a finished job takes no second result');
+      await assert.rejects(t().settle(second.id, second.lease.token, asDone(intent)), LeaseLostError, 'a finished job takes no second result');
     });
 
     it('extend moves the deadline and keeps the job', async () => {
@@ -212,7 +212,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       }
       await t().sweep();
       assert.equal((await t().get(c.id))?.status, 'processing');
-      assert.equal((await t().complete(c.id, c.lease.token, intent)).status, 'done');
+      assert.equal((await t().settle(c.id, c.lease.token, asDone(intent))).status, 'done');
     });
 
     it('progress is stored on the job', async () => {
@@ -262,7 +262,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       const q = uniqueQueue();
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
-      const released = await t().release(c.id, c.lease.token);
+      const released = await t().settle(c.id, c.lease.token, asReleased(c));
       assert.equal(released.status, 'queued');
       assert.equal(released.attempts, 0);
       assert.equal(released.lease, null);
@@ -277,7 +277,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await t().enqueue(newJob(q, { max_attempts: 3 }));
       const c = await claimOne(t(), q);
       const retryAt = new Date(Date.now() + 700);
-      const failed = await t().fail(c.id, c.lease.token, { error: { code: 'HANDLER_ERROR', message: 'boom', retryable: true }, retry_at: retryAt });
+      const failed = await t().settle(c.id, c.lease.token, asFailed({ code: 'HANDLER_ERROR', message: 'boom', retryable: true }, retryAt));
       assert.equal(failed.status, 'queued');
       assert.equal(failed.error?.message, 'boom');
       assert.equal(failed.run_at.getTime(), retryAt.getTime());
@@ -291,7 +291,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       const q = uniqueQueue();
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
-      const failed = await t().fail(c.id, c.lease.token, { error: { code: 'NON_RETRYABLE', message: 'bad', retryable: false }, retry_at: null });
+      const failed = await t().settle(c.id, c.lease.token, asFailed({ code: 'NON_RETRYABLE', message: 'bad', retryable: false }, null));
       assert.equal(failed.status, 'error');
       assert.deepEqual(failed.error, { code: 'NON_RETRYABLE', message: 'bad', retryable: false });
       assert.ok(failed.finished_at);
@@ -309,7 +309,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await assert.rejects(t().retry(a.id), InvalidStateError);
       const c = await claimOne(t(), q);
       await assert.rejects(t().retry(c.id), InvalidStateError);
-      await t().complete(c.id, c.lease.token, intent);
+      await t().settle(c.id, c.lease.token, asDone(intent));
       await assert.rejects(t().retry(c.id), InvalidStateError);
       await assert.rejects(t().retry('missing-' + q), JobNotFoundError);
     });
@@ -336,7 +336,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       assert.equal(asked.cancel_requested?.reason, 'stop it');
       const ext = await t().extend(c.id, c.lease.token, 5000);
       assert.equal(ext.cancel_requested?.reason, 'stop it');
-      const done = await t().acknowledgeCancel(c.id, c.lease.token);
+      const done = await t().settle(c.id, c.lease.token, asCanceled);
       assert.equal(done.status, 'canceled');
       assert.equal(done.lease, null);
     });
@@ -346,7 +346,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await t().enqueue(newJob(q, { max_attempts: 5 }));
       const c = await claimOne(t(), q);
       await t().cancel(c.id, 'no more');
-      const r = await t().fail(c.id, c.lease.token, { error: { code: 'HANDLER_ERROR', message: 'x', retryable: true }, retry_at: new Date() });
+      const r = await t().settle(c.id, c.lease.token, asFailed({ code: 'HANDLER_ERROR', message: 'x', retryable: true }, new Date()));
       assert.equal(r.status, 'canceled');
     });
 
@@ -369,7 +369,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       const q = uniqueQueue();
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
-      const done = await t().complete(c.id, c.lease.token, intent);
+      const done = await t().settle(c.id, c.lease.token, asDone(intent));
       const after = await t().cancel(c.id, 'too late');
       assert.equal(after.status, 'done');
       assert.equal(after.cancel_requested, null);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { JobNotFoundError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
 import type { SuiteContext } from './index.js';
-import { claimOne, delay, intent, newJob, uniqueQueue } from '../helpers.js';
+import { asDone, asFailed, claimOne, delay, intent, newJob, uniqueQueue } from '../helpers.js';
 
 export function queryTests({ transport: t, factory }: SuiteContext): void {
   describe('wait', () => {
@@ -15,7 +15,7 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       const c = await claimOne(t(), q);
       await delay(50);
       const finishedAt = Date.now();
-      await t().complete(c.id, c.lease.token, intent);
+      await t().settle(c.id, c.lease.token, asDone(intent));
       const got = await waiting;
       assert.equal(got.status, 'done');
       assert.deepEqual(got.result, intent);
@@ -64,7 +64,7 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
         await delay(2);
       }
       const c = await claimOne(t(), q);
-      await t().complete(c.id, c.lease.token, intent);
+      await t().settle(c.id, c.lease.token, asDone(intent));
       const seen: string[] = [];
       let cursor: string | undefined;
       for (let page = 0; page < 10; page++) {
@@ -87,9 +87,9 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       for (let i = 0; i < 4; i++) await t().enqueue(newJob(q));
       await t().enqueue(newJob(q, { delay_ms: 60_000 }));
       const a = await claimOne(t(), q);
-      await t().complete(a.id, a.lease.token, intent);
+      await t().settle(a.id, a.lease.token, asDone(intent));
       const b = await claimOne(t(), q);
-      await t().fail(b.id, b.lease.token, { error: { code: 'X', message: 'x', retryable: false }, retry_at: null });
+      await t().settle(b.id, b.lease.token, asFailed({ code: 'X', message: 'x', retryable: false }, null));
       await claimOne(t(), q);
       const queuedJob = (await t().list({ queue: q, status: 'queued' })).jobs.find((j) => j.run_at.getTime() <= Date.now());
       await t().cancel(queuedJob!.id, 'x');
@@ -141,7 +141,7 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
         await short.enqueue(keep);
         const c = await claimOne(short, q);
         assert.equal(c.id, drop.id);
-        await short.complete(c.id, c.lease.token, intent);
+        await short.settle(c.id, c.lease.token, asDone(intent));
         await delay(400);
         await short.sweep();
         assert.equal(await short.get(drop.id), null, 'finished job past retention deleted');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { NonRetryableError } from '../../src/errors.js';
 import { createWorker, JobAbortError, type Handler, type Worker } from '../../src/worker.js';
 import { itUnless, type SuiteContext } from './index.js';
-import { delay, intent, newJob, uniqueQueue, waitFor } from '../helpers.js';
+import { asDone, delay, intent, newJob, uniqueQueue, waitFor } from '../helpers.js';
 
 export function workerTests({ transport: t, options }: SuiteContext): void {
   const workers: Worker[] = [];
@@ -205,7 +205,7 @@ export function workerTests({ transport: t, options }: SuiteContext): void {
       const final = await t().wait(job.id, { timeout_ms: 8000 });
       assert.equal(final.status, 'done');
       assert.equal(final.attempts, 2);
-      await assert.rejects(t().complete(frozen.id, frozen.lease.token, { action: 'finish', finish: true }));
+      await assert.rejects(t().settle(frozen.id, frozen.lease.token, asDone({ action: 'finish', finish: true })));
       assert.deepEqual((await t().get(job.id))?.result, intent);
     });
 

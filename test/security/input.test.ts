@@ -58,7 +58,7 @@ describe('security: input', function () {
     const progress = await json(url, 'POST', `/v1/jobs/${id}/progress`, `{"token":"${lease.token}","data":${deep(10_000)}}`);
     assert.equal(progress.status, 400);
     assert.match(progress.body.error!.message, /^data/);
-    const complete = await json(url, 'POST', `/v1/jobs/${id}/complete`, `{"token":"${lease.token}","result":{"action":"finish","args":${deep(10_000)}}}`);
+    const complete = await json(url, 'POST', `/v1/jobs/${id}/settle`, `{"token":"${lease.token}","outcome":{"status":"done","result":{"action":"finish","args":${deep(10_000)}}}}`);
     assert.equal(complete.status, 400);
   });
 

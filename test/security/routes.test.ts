@@ -97,7 +97,7 @@ describe('security: every route needs the token it should (routed-path auth)', (
     const claim = await as(CLIENT, 'POST', '/v1/claim', { queues: [q], owner: 'thief', lease_ms: 5000 });
     assert.equal(claim.status, 403);
     assert.equal(JSON.parse(claim.body).error.code, 'FORBIDDEN');
-    assert.equal((await as(CLIENT, 'POST', `/v1/jobs/${job.id}/complete`, { token: 'x', result: { action: 'finish' } })).status, 403);
+    assert.equal((await as(CLIENT, 'POST', `/v1/jobs/${job.id}/settle`, { token: 'x', outcome: { status: 'done', result: { action: 'finish' } } })).status, 403);
     assert.equal((await as(CLIENT, 'POST', '/v1/workers/heartbeat', {})).status, 403);
     assert.equal((await as(CLIENT, 'GET', '/metrics')).status, 403);
 

@@ -10,12 +10,12 @@
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
-import { isTerminal, reviveJob, type Intent, type Job } from '../../src/job.js';
+import { isTerminal, reviveJob, type Job } from '../../src/job.js';
+import type { Outcome } from '../../src/outcome.js';
 import type {
   ClaimRequest,
   ClaimedJob,
   ExtendResult,
-  FailRequest,
   ListFilter,
   ListPage,
   Stats,
@@ -113,20 +113,9 @@ export class HttpTransport implements Transport {
     return { until: new Date(res.until), cancel_requested: res.cancel_requested ? { at: new Date(res.cancel_requested.at), reason: res.cancel_requested.reason } : null };
   }
 
-  complete(id: string, token: string, result: Intent): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/complete`, { token, result }, { role: 'worker' });
-  }
-
-  fail(id: string, token: string, request: FailRequest): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/fail`, { token, error: request.error, retry_at: request.retry_at?.toISOString() ?? null }, { role: 'worker' });
-  }
-
-  release(id: string, token: string): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/release`, { token }, { role: 'worker' });
-  }
-
-  acknowledgeCancel(id: string, token: string): Promise<Job> {
-    return this.jobCall('POST', `/v1/jobs/${enc(id)}/cancel-ack`, { token }, { role: 'worker' });
+  settle(id: string, token: string, outcome: Outcome): Promise<Job> {
+    const wire = { ...outcome, ...(outcome.run_at ? { run_at: outcome.run_at.toISOString() } : {}) };
+    return this.jobCall('POST', `/v1/jobs/${enc(id)}/settle`, { token, outcome: wire }, { role: 'worker' });
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, type Job } from '../../src/job.js';
 import {
   buildStats,
   EMPTY_COUNTS,
@@ -26,7 +26,6 @@ import {
   type ClaimRequest,
   type ClaimedJob,
   type ExtendResult,
-  type FailRequest,
   type ListFilter,
   type ListPage,
   type Stats,
@@ -36,7 +35,8 @@ import {
   type WaitOptions,
   type WorkerInfo,
 } from '../../src/transport.js';
-import { decodeCursor, encodeCursor, leaseExpiryOutcome, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { decideOutcome, type Outcome } from '../../src/outcome.js';
+import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 
@@ -147,41 +147,17 @@ export class MemoryTransport implements Transport {
     return { until: new Date(job.lease!.until), cancel_requested: clone(job.cancel_requested) };
   }
 
-  async complete(id: string, token: string, result: Intent): Promise<Job> {
+  async settle(id: string, token: string, outcome: Outcome): Promise<Job> {
+    assertSettle(id, outcome);
     const job = this.fenced(id, token);
-    assertTransition(job, 'complete', 'done');
-    this.finish(job, 'done');
-    job.result = clone(result);
-    return clone(job);
-  }
-
-  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
-    const job = this.fenced(id, token);
-    job.error = clone(request.error);
-    if (request.retry_at && job.attempts < job.max_attempts && !job.cancel_requested) {
-      this.requeue(job, request.retry_at);
-    } else if (job.cancel_requested) {
-      this.finish(job, 'canceled');
+    if (outcome.result !== undefined) job.result = clone(outcome.result);
+    if (outcome.error !== undefined) job.error = clone(outcome.error);
+    if (outcome.status === 'queued' && !job.cancel_requested) {
+      if (outcome.attempts !== undefined) job.attempts = outcome.attempts;
+      this.requeue(job, outcome.run_at ?? new Date());
     } else {
-      this.finish(job, 'error');
+      this.finish(job, outcome.status === 'queued' ? 'canceled' : outcome.status);
     }
-    return clone(job);
-  }
-
-  async release(id: string, token: string): Promise<Job> {
-    const job = this.fenced(id, token);
-    if (job.cancel_requested) {
-      this.finish(job, 'canceled');
-    } else {
-      job.attempts = Math.max(0, job.attempts - 1);
-      this.requeue(job, new Date());
-    }
-    return clone(job);
-  }
-
-  async acknowledgeCancel(id: string, token: string): Promise<Job> {
-    const job = this.fenced(id, token);
-    this.finish(job, 'canceled');
     return clone(job);
   }
 
@@ -287,14 +263,14 @@ export class MemoryTransport implements Transport {
     for (const id of [...this.leased]) {
       const job = this.jobs.get(id);
       if (!job?.lease || job.lease.until.getTime() > now.getTime()) continue;
-      const outcome = leaseExpiryOutcome(job);
+      const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now.getTime());
       if (outcome.status === 'queued') {
-        this.requeue(job, now);
+        this.requeue(job, outcome.run_at ?? now);
         result.requeued += 1;
       } else {
         if (outcome.error) job.error = outcome.error;
-        this.finish(job, outcome.status);
-        result[outcome.status === 'error' ? 'expired' : 'canceled'] += 1;
+        this.finish(job, outcome.status === 'done' ? 'error' : outcome.status);
+        result[outcome.status === 'canceled' ? 'canceled' : 'expired'] += 1;
       }
     }
     const horizon = now.getTime() - this.retentionMs;

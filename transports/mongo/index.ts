@@ -22,13 +22,13 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
 import { DEFAULTS } from '../../src/config.js';
 import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Intent, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, type Job } from '../../src/job.js';
+import type { Outcome } from '../../src/outcome.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
   type ClaimRequest,
   type ClaimedJob,
   type ExtendResult,
-  type FailRequest,
   type ListFilter,
   type ListPage,
   type Stats,
@@ -39,7 +39,7 @@ import {
   type WaitOptions,
   type WorkerInfo,
 } from '../../src/transport.js';
-import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
 import { isDuplicateKey, toReasonqError } from './errors.js';
 import { Notifier } from './notifier.js';
@@ -194,38 +194,18 @@ export class MongoTransport implements Transport {
     return { until: doc.lease!.until, cancel_requested: docToJob(doc).cancel_requested };
   }
 
-  async complete(id: string, token: string, result: Intent): Promise<Job> {
-    return docToJob(await this.fenced(id, token, { $set: { status: 'done', result, ...this.ended(new Date()) } }));
-  }
-
-  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
-    return this.op(async ({ jobs }) => {
-      for (let tries = 0; tries < 5; tries++) {
-        const current = await jobs.findOne(fencedFilter(id, token, new Date()));
-        if (!current) throw await this.lostOrMissing(id);
-        const cancel = current.cancel_requested !== null && current.cancel_requested !== undefined;
-        const now = new Date();
-        const retry = request.retry_at !== null && current.attempts < current.max_attempts && !cancel;
-        const set = retry
-          ? { status: 'queued' as const, error: request.error, lease: null, run_at: request.retry_at!, updated_at: now }
-          : { status: cancel ? ('canceled' as const) : ('error' as const), error: request.error, ...this.ended(now) };
-        // Decided on cancel_requested as read: if a cancel lands in between, decide again.
-        const doc = await this.fenced(id, token, { $set: set }, { cancel_requested: cancel ? { $ne: null } : null }, false);
-        if (doc) return docToJob(doc);
-      }
-      throw new TransportError(`job ${id} kept changing while it was being failed`, { retryable: true });
-    });
-  }
-
-  async release(id: string, token: string): Promise<Job> {
+  async settle(id: string, token: string, outcome: Outcome): Promise<Job> {
+    assertSettle(id, outcome);
     const now = new Date();
-    const back = await this.fenced(id, token, { $set: { status: 'queued', lease: null, run_at: now, updated_at: now }, $inc: { attempts: -1 } }, { cancel_requested: null }, false);
-    if (back) return docToJob(back);
-    return docToJob(await this.fenced(id, token, { $set: { status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
-  }
-
-  async acknowledgeCancel(id: string, token: string): Promise<Job> {
-    return docToJob(await this.fenced(id, token, { $set: { status: 'canceled', ...this.ended(new Date()) } }));
+    const set: Partial<JobDoc> = {};
+    if (outcome.result !== undefined) set.result = outcome.result;
+    if (outcome.error !== undefined) set.error = outcome.error;
+    if (outcome.status !== 'queued') return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) } }));
+    // A requeue holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
+    const back = { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now, ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}) };
+    const requeued = await this.fenced(id, token, { $set: back }, { cancel_requested: null }, false);
+    if (requeued) return docToJob(requeued);
+    return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {

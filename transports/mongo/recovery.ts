@@ -6,7 +6,7 @@
  */
 import type { Collection } from 'mongodb';
 import type { SweepResult } from '../../src/transport.js';
-import { leaseExpiryOutcome } from '../../src/transport-helpers.js';
+import { decideOutcome } from '../../src/outcome.js';
 import type { JobDoc, WorkerDoc } from './codec.js';
 import { expiredLeaseFilter, retentionFilter } from './queries.js';
 
@@ -15,7 +15,7 @@ export interface RecoveryHooks {
   finished(id: string): void;
 }
 
-/** Expired leases → queued, error/LEASE_EXPIRED (poison pill) or canceled. */
+/** Expired leases → what src/outcome.ts decides: queued, error/LEASE_EXPIRED (poison pill) or canceled. */
 export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retentionMs: number, hooks: RecoveryHooks, batch = 100): Promise<Omit<SweepResult, 'deleted'>> {
   const result = { requeued: 0, expired: 0, canceled: 0 };
   const expired = await jobs
@@ -23,7 +23,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
     .toArray();
   for (const doc of expired) {
     if (!doc.lease) continue;
-    const outcome = leaseExpiryOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null });
+    const outcome = decideOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null }, { kind: 'lease-expired' });
     const fence = {
       _id: doc._id,
       status: 'processing' as const,
@@ -35,7 +35,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
     const at = new Date();
     const set =
       outcome.status === 'queued'
-        ? { status: 'queued' as const, lease: null, run_at: at, updated_at: at }
+        ? { status: 'queued' as const, lease: null, run_at: outcome.run_at ?? at, updated_at: at }
         : {
             status: outcome.status,
             lease: null,

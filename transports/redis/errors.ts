@@ -3,7 +3,7 @@
  * failure reads the same here as on every other store.
  */
 import { redactUri } from '../../src/config.js';
-import { InvalidStateError, JobNotFoundError, LeaseLostError, ReasonqError, TransportError } from '../../src/errors.js';
+import { JobNotFoundError, LeaseLostError, ReasonqError, TransportError } from '../../src/errors.js';
 
 /** Server answers that mean "try again soon", not "this command is wrong". */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM|MOVED|ASK)\b/;
@@ -28,7 +28,6 @@ export function toReasonqError(error: unknown, url: string, lastConnectionError?
     const [, code, id = '', rest = ''] = script;
     if (code === 'LEASE_LOST') return new LeaseLostError(id, { cause: error, ...(rest.includes('expired') ? { details: { reason: 'expired' } } : {}) });
     if (code === 'NOT_FOUND') return new JobNotFoundError(id, { cause: error });
-    if (code === 'INVALID_STATE') return new InvalidStateError(`${id}${rest}`.replace(/ script: \w+, on @user_script.*$/, ''), { cause: error });
   }
   const where = `redis at ${redactUrls(url)}`;
   if (error instanceof Error && error.name === 'ReplyError') {

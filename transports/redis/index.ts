@@ -27,7 +27,7 @@
  * heartbeats) and `rq:{~workers}:w:<id>` (worker record, TTL one hour).
  *
  * Every state change is one Lua script (lua/*.lua, called by SHA), fenced on
- * the lease token where DESIGN says so. A claim moves the id from `ready` to
+ * the lease token (docs/architecture.md). A claim moves the id from `ready` to
  * `leases` inside the script: the job is never only in a worker's memory,
  * and a crashed worker's job comes back when its lease deadline passes.
  * Claims block on the wake list of a dedicated connection, never poll.
@@ -35,10 +35,11 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
 import { ConfigError, JobErrorCode, JobNotFoundError, TransportError, ValidationError } from '../../src/errors.js';
-import { isTerminal, type Intent, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
-import type { ClaimRequest, ClaimedJob, ExtendResult, FailRequest, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
-import { MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
+import { decideOutcome, type Outcome } from '../../src/outcome.js';
+import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
@@ -129,7 +130,7 @@ export class RedisTransport implements Transport {
       return client;
     });
     this.completions = new ScriptBatcher<CompleteItem>((prefix, items) => this.completeBatch(prefix, items), { max: COMPLETE_BATCH });
-    this.prefetch = new Prefetcher((job) => this.release(job.id, job.lease.token));
+    this.prefetch = new Prefetcher((job) => this.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })));
     this.enqueues = new ScriptBatcher<Job>((prefix, jobs) => this.enqueueBatch(prefix, jobs), { schedule: 'microtask' });
   }
 
@@ -216,14 +217,20 @@ export class RedisTransport implements Transport {
       if (woke) {
         if (woke.jobs.length > 0) return woke.jobs;
         nextAt = woke.nextAt;
+        const expired = woke.expired;
         woke = null;
+        if (expired && (await this.recoverExpired(groups[0]!))) continue;
       } else {
         const start = this.turn++ % groups.length; // several slots: take turns
+        let recovered = false;
         for (let i = 0; i < groups.length; i++) {
-          const found = await this.claimFrom(groups[(start + i) % groups.length]!, request, limit);
+          const group = groups[(start + i) % groups.length]!;
+          const found = await this.claimFrom(group, request, limit);
           if (found.jobs.length > 0) return found.jobs;
+          if (found.expired) recovered = (await this.recoverExpired(group)) || recovered;
           nextAt = Math.min(nextAt, found.nextAt);
         }
+        if (recovered) continue; // what was recovered is claimable now
       }
       const now = Date.now();
       if (deadline - now <= 0 || request.signal?.aborted || this.closed) return [];
@@ -301,7 +308,7 @@ export class RedisTransport implements Transport {
    * also claims the owners' next jobs when they claim from this queue
    * (prefetch.ts, completeBatch).
    */
-  complete(id: string, token: string, result: Intent): Promise<Job> {
+  private complete(id: string, token: string, result: Intent): Promise<Job> {
     let json: string;
     try {
       json = JSON.stringify(result);
@@ -351,22 +358,13 @@ export class RedisTransport implements Transport {
     };
   }
 
-  async fail(id: string, token: string, request: FailRequest): Promise<Job> {
-    const retryAt = request.retry_at ? String(request.retry_at.getTime()) : '';
-    const due = request.retry_at && request.retry_at.getTime() <= Date.now() ? '1' : '0';
-    const job = this.jobReply(id, await this.onJob(id, 'fail', token, JSON.stringify(request.error), retryAt, due));
-    this.held.delete(id);
-    return job;
-  }
-
-  async release(id: string, token: string): Promise<Job> {
-    const job = this.jobReply(id, await this.onJob(id, 'release', token));
-    this.held.delete(id);
-    return job;
-  }
-
-  async acknowledgeCancel(id: string, token: string): Promise<Job> {
-    const job = this.jobReply(id, await this.onJob(id, 'ack-cancel', token));
+  async settle(id: string, token: string, outcome: Outcome): Promise<Job> {
+    assertSettle(id, outcome);
+    if (outcome.status === 'done') return this.complete(id, token, outcome.result!);
+    const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
+    const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
+    const error = outcome.error ? JSON.stringify(outcome.error) : '';
+    const job = this.jobReply(id, await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.attempts ?? ''));
     this.held.delete(id);
     return job;
   }
@@ -381,7 +379,9 @@ export class RedisTransport implements Transport {
   }
 
   async retry(id: string): Promise<Job> {
-    return this.jobReply(id, await this.onJob(id, 'retry'));
+    const reply = await this.onJob(id, 'retry');
+    if (Array.isArray(reply) && reply[0] === 'RQ_ILLEGAL') assertTransition({ id, status: reply[1] as JobStatus }, 'retry', 'queued');
+    return this.jobReply(id, reply);
   }
 
   async get(id: string): Promise<Job | null> {
@@ -568,11 +568,17 @@ export class RedisTransport implements Transport {
   /** claim.lua's reply: the jobs (held here from now on) and when something may next become claimable. */
   private claimReply(reply: unknown[], owner: string, base: string, leaseMs: number): Claimed {
     const unreadable: UnreadableJob[] = [];
-    const jobs = claimedJobs(reply, 2, reply.length - 2, owner, base, Number(reply[1]), leaseMs, unreadable);
+    const jobs = claimedJobs(reply, 3, reply.length - 3, owner, base, Number(reply[1]), leaseMs, unreadable);
     for (const job of jobs) this.held.add(job, owner);
     this.failUnreadable(unreadable);
     const nextIn = Number(reply[0]);
-    return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn };
+    return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn, expired: Number(reply[2]) > 0 };
+  }
+
+  /** Settle the expired leases of these queues as src/outcome.ts decides (the sweep's work, done by a claim that found them). True when one was requeued. */
+  private async recoverExpired(queues: string[]): Promise<boolean> {
+    const { result } = await this.op(() => sweepQueues(this.ctx(), { now: undefined, retentionMs: this.retentionMs, historyLimit: this.historyLimit, queues, leasesOnly: true }));
+    return result.requeued > 0;
   }
 
   /**
@@ -586,7 +592,7 @@ export class RedisTransport implements Transport {
       const message = `the stored record of this job could not be read: ${error}`;
       // The script's reply (the job's hash) would not decode either: not read.
       const stored = JSON.stringify({ code: JobErrorCode.CORRUPT_RECORD, message, retryable: false });
-      void this.onJob(id, 'fail', token, stored, '', '0').catch((e: unknown) =>
+      void this.onJob(id, 'settle', token, 'error', stored, '', '0', '').catch((e: unknown) =>
         this.log.warn({ job_id: id, err: e instanceof Error ? e.message : String(e) }, 'could not end a job whose record does not decode'),
       );
     }
@@ -598,6 +604,8 @@ interface Claimed {
   jobs: ClaimedJob[];
   /** when something may next become claimable (ms since the epoch, this clock); Infinity for nothing known */
   nextAt: number;
+  /** leases ran out in these queues: settle them (recoverExpired) and claim again */
+  expired: boolean;
 }
 
 /** One complete of a batch (completeBatch). */

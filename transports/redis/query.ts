@@ -10,6 +10,7 @@ import { fieldsToJob } from './codec.js';
 import type { RedisClient } from './connection.js';
 import { idKey, queuePrefix, queuesKey, workerKey, workersSeenKey } from './keys.js';
 import { runScript } from './scripts.js';
+import { decideOutcome, type Outcome } from '../../src/outcome.js';
 
 /** Entries one list call examines per queue before it returns a short page. */
 const LIST_SCAN = 5_000;
@@ -85,26 +86,47 @@ export async function queueStats(ctx: QueryContext): Promise<Stats> {
  * elsewhere, so they are unlinked here afterwards (a leftover entry only
  * points at nothing, which reads as "no such job").
  */
-export async function sweepQueues(ctx: QueryContext, options: { now: Date | undefined; retentionMs: number; historyLimit: number }): Promise<{ result: SweepResult; deleted: string[] }> {
+export async function sweepQueues(
+  ctx: QueryContext,
+  options: { now: Date | undefined; retentionMs: number; historyLimit: number; queues?: string[]; leasesOnly?: boolean },
+): Promise<{ result: SweepResult; deleted: string[] }> {
   const result: SweepResult = { requeued: 0, expired: 0, canceled: 0, deleted: 0 };
   const deleted: string[] = [];
-  const queues = await knownQueues(ctx);
+  const queues = options.queues ?? (await knownQueues(ctx));
   await Promise.all(
     queues.map(async (q) => {
       for (let round = 0; round < 20; round++) {
-        const reply = (await runScript(ctx.client, 'sweep', queuePrefix(ctx.prefix, q), options.now ? options.now.getTime() : '', options.retentionMs, options.historyLimit, SWEEP_BATCH)) as unknown[];
-        result.requeued += Number(reply[0]);
-        result.expired += Number(reply[1]);
-        result.canceled += Number(reply[2]);
-        const ids = reply.slice(4).map(String);
+        const prefix = queuePrefix(ctx.prefix, q);
+        const reply = (await runScript(ctx.client, 'sweep', prefix, options.now ? options.now.getTime() : '', options.retentionMs, options.historyLimit, SWEEP_BATCH, options.leasesOnly ? '1' : '')) as unknown[];
+        const now = Number(reply[0]);
+        const expired = Number(reply[2]);
+        for (let i = 0; i < expired; i++) {
+          const [id, token, attempts, maxAttempts, cancel] = reply.slice(3 + i * 5, 8 + i * 5).map(String) as [string, string, string, string, string];
+          const job = { attempts: Number(attempts), max_attempts: Number(maxAttempts), cancel_requested: cancel === '1' ? { at: new Date(now), reason: '' } : null };
+          const status = await settleExpired(ctx, prefix, id, token, decideOutcome(job, { kind: 'lease-expired' }, undefined, now));
+          if (status === 'queued') result.requeued += 1;
+          else if (status === 'error') result.expired += 1;
+          else if (status === 'canceled') result.canceled += 1;
+        }
+        const ids = reply.slice(3 + expired * 5).map(String);
         result.deleted += ids.length;
         deleted.push(...ids);
-        if (Number(reply[3]) !== 1) break;
+        if (Number(reply[1]) !== 1) break;
       }
     }),
   );
   await Promise.all(deleted.map((id) => ctx.client.unlink(idKey(ctx.prefix, id))));
   return { result, deleted };
+}
+
+/** settle.lua with the sweep's fence (the lease must have run out); the status written, or null when the job was renewed meanwhile. */
+async function settleExpired(ctx: QueryContext, prefix: string, id: string, token: string, outcome: Outcome): Promise<string | null> {
+  const error = outcome.error ? JSON.stringify(outcome.error) : '';
+  const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
+  const reply = (await runScript(ctx.client, 'settle', prefix, id, token, outcome.status, error, runAt, '1', '', '1')) as string[] | null;
+  if (!reply) return null;
+  for (let i = 0; i < reply.length; i += 2) if (reply[i] === 'status') return reply[i + 1] ?? null;
+  return null;
 }
 
 export async function saveWorker(ctx: QueryContext, worker: WorkerInfo): Promise<void> {

@@ -1,21 +1,23 @@
--- Claim up to `max` due jobs from one or more queues of one slot: reclaim
--- expired leases and promote due delayed jobs first, then take the best
+-- Claim up to `max` due jobs from one or more queues of one slot: promote
+-- due delayed jobs first, then take the best
 -- ready jobs (lowest score = highest priority, then FIFO) across the queues.
 -- The job never leaves Redis: it moves from `ready` to `leases` in this one
 -- script, so a worker that dies after it only delays the job until the
 -- lease runs out.
 -- KEYS: one prefix per queue. ARGV: owner, lease_ms, max, token base.
--- Returns {next_in, now, then each claimed job as JSON (claim_json in
--- lib.lua)}; the k-th job's lease token is `<token base>.<k>`. next_in is
+-- Returns {next_in, now, expired, then each claimed job as JSON (claim_json
+-- in lib.lua)}; the k-th job's lease token is `<token base>.<k>`. next_in is
 -- how many ms until something may become claimable (a delayed job or a
--- lease deadline), -1 for none, so a blocked claimer knows how long it may
+-- lease deadline), -1 for none; expired counts leases that ran out: the
+-- caller settles them as src/outcome.ts decides (recoverExpired) and claims
+-- again, so a claim still reclaims a crashed worker's job without a sweep, so a blocked claimer knows how long it may
 -- sleep. Relative, so that the claimer's clock does not matter.
 local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 local snow = fmt(now)
-local out = { -1, snow }
+local out = { -1, snow, 0 }
 
-for _, P in ipairs(KEYS) do maintain(P, now, 20) end
+for _, P in ipairs(KEYS) do promote_due(P, now, 20) end
 
 if #KEYS == 1 then
   claim_head(KEYS[1], max, owner, token_base, 0, now + lease_ms, now, out)
@@ -62,6 +64,7 @@ for _, P in ipairs(KEYS) do
     local first = redis.call('ZRANGE', P .. key, 0, 0, 'WITHSCORES')
     if first[2] and (not next_at or tonumber(first[2]) < next_at) then next_at = tonumber(first[2]) end
   end
+  out[3] = out[3] + redis.call('ZCOUNT', P .. 'leases', '-inf', snow)
 end
 if next_at then out[1] = fmt(math.max(0, next_at - now)) end
 return out

@@ -55,7 +55,7 @@ end
 
 local b = 2 + n * 4
 local m = tonumber(ARGV[b])
-if m > 0 then maintain(P, now, 20) end
+if m > 0 then promote_due(P, now, 20) end
 for j = 0, m - 1 do
   local c = b + 1 + j * 4
   local at = #out + 1

@@ -99,37 +99,20 @@ local function fenced(P, id, token, now)
   return jk, nil, { attempts = tonumber(f[4]), max_attempts = tonumber(f[5]), cancel_at = f[6], waited = f[7] ~= false, cancel_reason = f[8] }
 end
 
--- What an expired lease becomes (leaseExpiryOutcome in transport-helpers.ts).
-local function expire_lease(P, id, now)
+-- The sweep's fence: the job is processing under this token and its lease
+-- ran out (a renewal since the sweep read it wins: nil). Returns the job key
+-- and the fields settle.lua needs, like fenced().
+local function expired_lease(P, id, token, now)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'attempts', 'max_attempts', 'cancel_at')
-  if f[1] ~= 'processing' then
-    redis.call('ZREM', P .. 'leases', id)
-    return nil
-  end
-  if f[4] then
-    finish(P, id, jk, 'canceled', now)
-    return 'canceled'
-  end
-  if tonumber(f[2]) >= tonumber(f[3]) then
-    local message = 'lease expired on attempt ' .. f[2] .. ' of ' .. f[3] .. '; no attempt left'
-    redis.call('HSET', jk, 'error', cjson.encode({ code = 'LEASE_EXPIRED', message = message, retryable = false }))
-    finish(P, id, jk, 'error', now)
-    return 'expired'
-  end
-  requeue(P, id, jk, now, true, now)
-  return 'requeued'
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'waiters')
+  if f[1] ~= 'processing' or f[2] ~= token or tonumber(f[3]) > now then return jk, nil end
+  return jk, { cancel_at = f[4], waited = f[5] ~= false }
 end
 
--- Bounded maintenance shared by claim and sweep: reclaim expired leases,
--- promote due delayed jobs. Returns counts by outcome.
-local function maintain(P, now, limit)
-  local counts = { requeued = 0, expired = 0, canceled = 0 }
-  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', fmt(now), 'LIMIT', 0, limit)
-  for _, id in ipairs(expired) do
-    local outcome = expire_lease(P, id, now)
-    if outcome then counts[outcome] = counts[outcome] + 1 end
-  end
+-- Promote due delayed jobs to ready (bounded); shared by claim, complete
+-- and sweep. Expired leases are the sweep's: it reads them and settles each
+-- as src/outcome.ts decides.
+local function promote_due(P, now, limit)
   local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', fmt(now), 'LIMIT', 0, limit)
   for _, id in ipairs(due) do
     redis.call('ZREM', P .. 'delayed', id)
@@ -139,7 +122,6 @@ local function maintain(P, now, limit)
       wake(P)
     end
   end
-  return counts
 end
 
 -- A claimed job as one JSON text for the client (claimedJob in codec.ts):

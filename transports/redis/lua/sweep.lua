@@ -1,15 +1,35 @@
--- Recover expired leases, promote due delayed jobs, and delete finished jobs
--- past the retention or beyond the history cap, `batch` at most of each.
--- KEYS[1] prefix. ARGV: now ms or '' (server clock), retention_ms, cap, batch.
--- Returns {requeued, expired, canceled, more (0/1), deleted id...}; the
--- caller drops the deleted ids from the global id index (another slot).
+-- Promote due delayed jobs, read the expired leases (the caller decides each
+-- through src/outcome.ts and settles it with settle.lua's expired fence),
+-- and delete finished jobs past the retention or beyond the history cap,
+-- `batch` at most of each.
+-- KEYS[1] prefix. ARGV: now ms or '' (server clock), retention_ms, cap,
+-- batch, and '1' to read the expired leases only (a claim's recovery).
+-- Returns {now, more (0/1), n, then n × (id, token, attempts, max_attempts,
+-- cancel asked 0/1), then deleted id...}; the caller drops the deleted ids
+-- from the global id index (another slot).
 local P = KEYS[1]
 local now = tonumber(ARGV[1]) or now_ms()
 local horizon = now - tonumber(ARGV[2])
 local cap, batch = tonumber(ARGV[3]), tonumber(ARGV[4])
-local c = maintain(P, now, batch)
-local out = { c.requeued, c.expired, c.canceled, 0 }
-local more = redis.call('ZCOUNT', P .. 'leases', '-inf', fmt(now)) > 0
+promote_due(P, now, batch)
+local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', fmt(now), 'LIMIT', 0, batch)
+local out = { fmt(now), 0, 0 }
+local n = 0
+for _, id in ipairs(expired) do
+  local f = redis.call('HMGET', job_key(P, id), 'status', 'lease_token', 'attempts', 'max_attempts', 'cancel_at')
+  if f[1] == 'processing' and f[2] then
+    n = n + 1
+    for _, v in ipairs({ id, f[2], f[3], f[4], f[5] and 1 or 0 }) do out[#out + 1] = v end
+  else
+    redis.call('ZREM', P .. 'leases', id)
+  end
+end
+out[3] = n
+local more = #expired >= batch
+if ARGV[5] == '1' then
+  if more then out[2] = 1 end
+  return out
+end
 for _, status in ipairs({ 'done', 'error', 'canceled' }) do
   local key = P .. status
   local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. fmt(horizon), 'LIMIT', 0, batch)
@@ -24,5 +44,5 @@ for _, status in ipairs({ 'done', 'error', 'canceled' }) do
     out[#out + 1] = id
   end
 end
-if more then out[4] = 1 end
+if more then out[2] = 1 end
 return out

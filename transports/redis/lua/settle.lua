@@ -1,0 +1,29 @@
+-- processing -> the outcome decided in src/outcome.ts (fenced): error,
+-- canceled, or queued (a retry, or a hand-back with the attempt given back).
+-- `done` goes through complete.lua (batched). The one rule decided here,
+-- because it depends on a concurrent write: a requeue of a job whose cancel
+-- was asked meanwhile ends it canceled instead.
+-- KEYS[1] prefix. ARGV: id, token, status, error JSON or '', run_at ms or '',
+-- due ('1' when run_at is not in the future), attempts or '', and '1' for
+-- the sweep: then the fence is the other way round (the lease must have run
+-- out) and a job that was renewed meanwhile is left alone (reply false).
+-- Returns the job hash.
+local P, id, token, status, error_json = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local run_at, due, attempts = ARGV[5], ARGV[6] == '1', ARGV[7]
+local now = now_ms()
+local jk, err, job
+if ARGV[8] == '1' then
+  jk, job = expired_lease(P, id, token, now)
+  if not job then return false end
+else
+  jk, err, job = fenced(P, id, token, now)
+  if err then return err end
+end
+if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
+if status == 'queued' and not job.cancel_at then
+  if attempts ~= '' then redis.call('HSET', jk, 'attempts', attempts) end
+  requeue(P, id, jk, tonumber(run_at), due, now)
+else
+  finish(P, id, jk, status == 'queued' and 'canceled' or status, now, job.waited)
+end
+return redis.call('HGETALL', jk)
