@@ -137,6 +137,53 @@ export interface Job {
   finished_at: Date | null;
 }
 
+/**
+ * The field table: every field of a job, what it holds and whether it may
+ * change once the job is enqueued. Codecs derive from it (the redis `spec`,
+ * the mongo document, revival from JSON, the http enqueue body), and it must
+ * name every field of `Job` (a field added to the interface and not here
+ * does not compile).
+ *
+ * - kind: how a store keeps it: `string`, `int`, `date`, `json` (any JSON
+ *   value), or a composite of the worker side (`status`, `lease`, `cancel`).
+ * - immutable: set at enqueue, never changed after (the redis `spec`).
+ * - enqueue: a caller may set it when enqueueing (enqueueOptionsSchema).
+ */
+export const JOB_FIELDS = {
+  id: { kind: 'string', immutable: true, enqueue: true },
+  queue: { kind: 'string', immutable: true, enqueue: true },
+  status: { kind: 'status', immutable: false, enqueue: false },
+  payload: { kind: 'json', immutable: true, enqueue: true },
+  result: { kind: 'json', immutable: false, enqueue: false },
+  error: { kind: 'json', immutable: false, enqueue: false },
+  priority: { kind: 'int', immutable: true, enqueue: true },
+  run_at: { kind: 'date', immutable: false, enqueue: true },
+  attempts: { kind: 'int', immutable: false, enqueue: false },
+  max_attempts: { kind: 'int', immutable: true, enqueue: true },
+  timeout_ms: { kind: 'int', immutable: true, enqueue: true },
+  lease: { kind: 'lease', immutable: false, enqueue: false },
+  cancel_requested: { kind: 'cancel', immutable: false, enqueue: false },
+  dedupe_key: { kind: 'string', immutable: true, enqueue: true },
+  callback_url: { kind: 'string', immutable: true, enqueue: true },
+  progress: { kind: 'json', immutable: false, enqueue: false },
+  created_at: { kind: 'date', immutable: true, enqueue: false },
+  updated_at: { kind: 'date', immutable: false, enqueue: false },
+  started_at: { kind: 'date', immutable: false, enqueue: false },
+  finished_at: { kind: 'date', immutable: false, enqueue: false },
+} as const satisfies { [K in keyof Job]-?: { kind: 'string' | 'int' | 'date' | 'json' | 'status' | 'lease' | 'cancel'; immutable: boolean; enqueue: boolean } };
+
+export type JobField = keyof typeof JOB_FIELDS;
+type FieldsWhere<P extends 'immutable' | 'enqueue'> = { [K in JobField]: (typeof JOB_FIELDS)[K][P] extends true ? K : never }[JobField];
+/** Set at enqueue, never changed after. */
+export type ImmutableField = FieldsWhere<'immutable'>;
+/** What a caller may set when enqueueing. */
+export type EnqueueField = FieldsWhere<'enqueue'>;
+
+export const FIELD_NAMES = Object.keys(JOB_FIELDS) as JobField[];
+export const IMMUTABLE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].immutable) as ImmutableField[];
+export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) as EnqueueField[];
+export const DATE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].kind === 'date') as ('run_at' | 'created_at' | 'updated_at' | 'started_at' | 'finished_at')[];
+
 /** Options a caller may give when enqueueing. */
 export const enqueueOptionsSchema = z.object({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'id may contain only letters, digits and _ . : -').optional(),
@@ -172,6 +219,10 @@ export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;
 
 export const enqueueRequestSchema = enqueueOptionsSchema.extend({ payload: intentRequestSchema });
 export type EnqueueRequest = z.input<typeof enqueueRequestSchema>;
+
+type AssertTrue<T extends true> = T;
+/** Compile-time check: every field the table lets a caller set is in the enqueue schema. */
+export type EnqueueSchemaCoversTable = AssertTrue<EnqueueField extends keyof EnqueueRequest ? true : false>;
 
 /** Turn a zod failure into a ValidationError that names the field. */
 export function toValidationError(error: z.ZodError, prefix = ''): ValidationError {
@@ -241,23 +292,20 @@ export function assertTransition(job: Pick<Job, 'id' | 'status'>, move: Transiti
   }
 }
 
-/** Fields that arrive as ISO strings on the wire and are Dates in process. */
-const DATE_FIELDS = ['run_at', 'created_at', 'updated_at', 'started_at', 'finished_at'] as const;
-
-/** Revive a job that crossed JSON (HTTP, Redis) into the in-process shape. */
+/** Revive a job that crossed JSON (HTTP, Redis) into the in-process shape, by the field table. */
 export function reviveJob(raw: unknown): Job {
   if (!raw || typeof raw !== 'object') throw new ValidationError('job must be an object', 'job');
   const job = { ...(raw as Record<string, unknown>) } as Record<string, unknown>;
-  for (const field of DATE_FIELDS) {
+  for (const field of FIELD_NAMES) {
     const v = job[field];
-    job[field] = v === null || v === undefined ? null : new Date(v as string | number);
-  }
-  const lease = job.lease as { until: string | number } | null | undefined;
-  job.lease = lease ? { ...lease, until: new Date(lease.until) } : null;
-  const cancel = job.cancel_requested as { at: string | number } | null | undefined;
-  job.cancel_requested = cancel ? { ...cancel, at: new Date(cancel.at) } : null;
-  for (const k of ['result', 'error', 'dedupe_key', 'callback_url', 'timeout_ms', 'progress']) {
-    if (job[k] === undefined) job[k] = null;
+    if (v === undefined || v === null) {
+      job[field] = null;
+      continue;
+    }
+    const kind = JOB_FIELDS[field].kind;
+    if (kind === 'date') job[field] = new Date(v as string | number);
+    else if (kind === 'lease') job[field] = { ...(v as object), until: new Date((v as { until: string | number }).until) };
+    else if (kind === 'cancel') job[field] = { ...(v as object), at: new Date((v as { at: string | number }).at) };
   }
   return job as unknown as Job;
 }

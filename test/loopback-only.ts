@@ -9,6 +9,13 @@ import net from 'node:net';
 
 export const refusedConnects: string[] = [];
 
+/**
+ * The one remote host the test set-up may reach: where mongodb-memory-server
+ * downloads MongoDB (test/setup/mongo.ts; MONGOMS_DOWNLOAD_MIRROR names
+ * another). A download, never a test's target.
+ */
+const DOWNLOAD_HOSTS = new Set([new URL(process.env.MONGOMS_DOWNLOAD_MIRROR ?? 'https://fastdl.mongodb.org').hostname]);
+
 const isLoopback = (host: string) => {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
@@ -29,7 +36,7 @@ function targetOf(args: unknown[]): { path?: string; host: string } {
 const original = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
   const target = targetOf(args);
-  if (target.path !== undefined || isLoopback(target.host)) return (original as (...a: unknown[]) => net.Socket).apply(this, args);
+  if (target.path !== undefined || isLoopback(target.host) || DOWNLOAD_HOSTS.has(target.host)) return (original as (...a: unknown[]) => net.Socket).apply(this, args);
   refusedConnects.push(target.host);
   process.nextTick(() => this.destroy(new Error(`test tripwire: a connect to ${target.host} was stopped (tests talk to loopback only)`)));
   return this;

@@ -10,7 +10,7 @@
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
-import { isTerminal, reviveJob, type Job } from '../../src/job.js';
+import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
 import type {
   ClaimRequest,
@@ -74,17 +74,12 @@ export class HttpTransport implements Transport {
   }
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
-    const body = {
-      id: job.id,
-      queue: job.queue,
-      payload: job.payload,
-      priority: job.priority,
-      run_at: job.run_at.toISOString(),
-      max_attempts: job.max_attempts,
-      ...(job.timeout_ms ? { timeout_ms: job.timeout_ms } : {}),
-      ...(job.dedupe_key ? { dedupe_key: job.dedupe_key } : {}),
-      ...(job.callback_url ? { callback_url: job.callback_url } : {}),
-    };
+    // What a caller may set (the field table's enqueue fields), null ones left out.
+    const body: Record<string, unknown> = {};
+    for (const f of ENQUEUE_FIELDS) {
+      const v = job[f];
+      if (v !== null && v !== undefined) body[f] = v instanceof Date ? v.toISOString() : v;
+    }
     const res = await this.call<{ job: unknown; created: boolean }>('POST', '/v1/jobs', body);
     return { job: reviveJob(res.job), created: res.created };
   }

@@ -6,7 +6,7 @@
  * (the sparse unique index then ignores jobs without one), and `expire_at` is
  * the retention deadline of a finished job (the TTL index reads it).
  */
-import type { Job } from '../../src/job.js';
+import { FIELD_NAMES, JOB_FIELDS, type CancelRequest, type Job, type Lease } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
 
 /** A job as stored in the `jobs` collection: the contract's fields, `_id` for `id`, and ours. */
@@ -37,64 +37,32 @@ export function nextSeq(now = Date.now()): number {
   return lastSeq;
 }
 
+/** The document of a job: every field of the table as it is (BSON keeps dates), `_id` for `id`. */
 export function jobToDoc(job: Job): JobDoc {
-  const doc: JobDoc = {
-    _id: job.id,
-    queue: job.queue,
-    status: job.status,
-    seq: nextSeq(),
-    payload: job.payload,
-    result: job.result,
-    error: job.error,
-    priority: job.priority,
-    run_at: job.run_at,
-    attempts: job.attempts,
-    max_attempts: job.max_attempts,
-    timeout_ms: job.timeout_ms,
-    lease: job.lease,
-    cancel_requested: job.cancel_requested,
-    callback_url: job.callback_url,
-    progress: job.progress ?? null,
-    created_at: job.created_at,
-    updated_at: job.updated_at,
-    started_at: job.started_at,
-    finished_at: job.finished_at,
-  };
-  if (job.dedupe_key) {
-    doc.dedupe_key = job.dedupe_key;
-    doc.dedupe = dedupeScope(job.queue, job.dedupe_key);
+  const { id, dedupe_key, ...fields } = job;
+  const doc: JobDoc = { ...fields, _id: id, seq: nextSeq(), progress: job.progress ?? null };
+  if (dedupe_key) {
+    doc.dedupe_key = dedupe_key;
+    doc.dedupe = dedupeScope(job.queue, dedupe_key);
   }
   return doc;
 }
 
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(v as string | number));
-const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : date(v));
-const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
-/** Every field of the contract present, null where empty, dates as Date. */
+/** Every field of the table present, null where empty, dates as Date (a server may hand back strings or numbers). */
 export function docToJob(doc: JobDoc): Job {
-  return {
-    id: doc._id,
-    queue: doc.queue,
-    status: doc.status,
-    payload: doc.payload,
-    result: orNull(doc.result) as Job['result'],
-    error: orNull(doc.error),
-    priority: doc.priority,
-    run_at: date(doc.run_at),
-    attempts: doc.attempts,
-    max_attempts: doc.max_attempts,
-    timeout_ms: orNull(doc.timeout_ms),
-    lease: doc.lease ? { owner: doc.lease.owner, token: doc.lease.token, until: date(doc.lease.until) } : null,
-    cancel_requested: doc.cancel_requested ? { at: date(doc.cancel_requested.at), reason: doc.cancel_requested.reason } : null,
-    dedupe_key: doc.dedupe_key ?? null,
-    callback_url: orNull(doc.callback_url),
-    progress: orNull(doc.progress),
-    created_at: date(doc.created_at),
-    updated_at: date(doc.updated_at),
-    started_at: dateOrNull(doc.started_at),
-    finished_at: dateOrNull(doc.finished_at),
-  };
+  const job: Record<string, unknown> = {};
+  for (const f of FIELD_NAMES) {
+    const v = f === 'id' ? doc._id : (doc as unknown as Record<string, unknown>)[f];
+    const kind = JOB_FIELDS[f].kind;
+    if (v === undefined || v === null) job[f] = null;
+    else if (kind === 'date') job[f] = date(v);
+    else if (kind === 'lease') job[f] = { owner: (v as Lease).owner, token: (v as Lease).token, until: date((v as Lease).until) };
+    else if (kind === 'cancel') job[f] = { at: date((v as CancelRequest).at), reason: (v as CancelRequest).reason };
+    else job[f] = v;
+  }
+  return job as unknown as Job;
 }
 
 export function workerToDoc(worker: WorkerInfo): WorkerDoc {

@@ -1,9 +1,9 @@
 /**
  * Job record ⇄ Redis hash.
  *
- * What never changes after enqueue (id, queue, payload, priority,
- * max_attempts, timeout_ms, dedupe_key, callback_url, created_at) is one JSON
- * text, the `spec` field, which claims hand back as is (lua/lib.lua
+ * What never changes after enqueue (the immutable fields of JOB_FIELDS in
+ * src/job.ts: id, queue, payload, priority, …) is one JSON text, the `spec`
+ * field (derived from the table: a new immutable field needs no code here), which claims hand back as is (lua/lib.lua
  * claim_json): a claim reads a few fields instead of a dozen, and the client
  * parses one JSON text per job. What changes, and what the scripts need to
  * read (status, attempts, run_at, the lease, times, priority, max_attempts,
@@ -11,30 +11,35 @@
  * that the scripts never decode, so user data round-trips exactly (Lua's
  * cjson would turn `[]` into `{}` and round long numbers). Absent field = null.
  */
-import { reviveJob, type IntentRequest, type Job, type JobError } from '../../src/job.js';
+import { IMMUTABLE_FIELDS, JOB_FIELDS, reviveJob, type ImmutableField, type IntentRequest, type Job, type JobError } from '../../src/job.js';
 import type { ClaimedJob } from '../../src/transport.js';
 
 const ms = (d: Date): string => String(d.getTime());
 
-/** The immutable part of a job, as stored in `spec`. `id` first: claimedJobs finds it there in a record that does not parse. */
-interface Spec {
-  id: string;
-  queue: string;
-  payload: IntentRequest;
-  priority: number;
-  max_attempts: number;
-  created_at: number;
-  timeout_ms?: number;
-  dedupe_key?: string;
-  callback_url?: string;
-}
+/**
+ * The immutable part of a job, as stored in `spec`: dates as ms, null fields
+ * left out. `id` first (the table's order): claimedJobs finds it there in a
+ * record that does not parse.
+ */
+type Spec = { [K in ImmutableField]?: unknown } & { id: string; queue: string; payload: IntentRequest; priority: number; max_attempts: number; created_at: number };
 
 function specOf(job: Job): string {
-  const spec: Spec = { id: job.id, queue: job.queue, payload: job.payload, priority: job.priority, max_attempts: job.max_attempts, created_at: job.created_at.getTime() };
-  if (job.timeout_ms !== null) spec.timeout_ms = job.timeout_ms;
-  if (job.dedupe_key !== null) spec.dedupe_key = job.dedupe_key;
-  if (job.callback_url !== null) spec.callback_url = job.callback_url;
+  const spec: Record<string, unknown> = {};
+  for (const f of IMMUTABLE_FIELDS) {
+    const v = job[f];
+    if (v !== null && v !== undefined) spec[f] = v instanceof Date ? v.getTime() : v;
+  }
   return JSON.stringify(spec);
+}
+
+/** The immutable fields of a job from its spec, by the table (dates revived, absent = null). */
+function fromSpec(spec: Spec): Pick<Job, ImmutableField> {
+  const out: Record<string, unknown> = {};
+  for (const f of IMMUTABLE_FIELDS) {
+    const v = spec[f];
+    out[f] = v === undefined || v === null ? null : JOB_FIELDS[f].kind === 'date' ? new Date(v as number) : v;
+  }
+  return out as Pick<Job, ImmutableField>;
 }
 
 /** Field/value pairs of a job, as HSET takes them. */
@@ -82,28 +87,20 @@ export function hashToJob(h: Record<string, string>): Job | null {
   const spec = h.spec !== undefined ? (JSON.parse(h.spec) as Spec) : legacySpec(h);
   if (!spec) return null;
   return reviveJob({
-    id: spec.id,
-    queue: spec.queue,
+    ...fromSpec(spec),
     status: h.status,
-    payload: spec.payload,
     result: json(h.result),
     error: json(h.error),
-    priority: spec.priority,
     run_at: num(h.run_at),
     attempts: Number(h.attempts),
-    max_attempts: spec.max_attempts,
-    timeout_ms: spec.timeout_ms ?? null,
     // Lease fields outlive the lease (lua/lib.lua): only a processing job has one.
     lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
-    dedupe_key: spec.dedupe_key ?? null,
-    callback_url: spec.callback_url ?? null,
     progress: json(h.progress),
-    created_at: spec.created_at,
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
-  });
+  } satisfies Record<keyof Job, unknown>);
 }
 
 /**
@@ -141,23 +138,15 @@ type ClaimTuple = [Spec, number, number, (JobError | null)?, unknown?, (number |
 export function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
   const [spec, attempts, runAt, error, progress, cancelAt, cancelReason] = JSON.parse(text) as ClaimTuple;
   return {
-    id: spec.id,
-    queue: spec.queue,
+    ...fromSpec(spec),
     status: 'processing',
-    payload: spec.payload,
     result: null,
     error: error ?? null,
-    priority: spec.priority,
     run_at: new Date(runAt),
     attempts,
-    max_attempts: spec.max_attempts,
-    timeout_ms: spec.timeout_ms ?? null,
     lease: { owner, token, until: new Date(now + leaseMs) },
     cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(cancelAt), reason: cancelReason ?? '' },
-    dedupe_key: spec.dedupe_key ?? null,
-    callback_url: spec.callback_url ?? null,
     progress: progress ?? null,
-    created_at: new Date(spec.created_at),
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,
