@@ -7,6 +7,7 @@ import type { Transport, TransportOptions } from '../../src/transport.js';
 import { lifecycleTests } from './lifecycle.js';
 import { workerTests } from './worker.js';
 import { queryTests } from './query.js';
+import { fieldTests } from './fields.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -49,6 +50,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
       options,
     };
     lifecycleTests(ctx);
+    fieldTests(ctx);
     queryTests(ctx);
     workerTests(ctx);
   });

@@ -1,0 +1,59 @@
+/**
+ * Maintenance — recovering expired leases and applying retention (the
+ * transport's `sweep`) — has one owner at a time. Every worker and server
+ * runs a Maintainer; the one holding the store's `maintenance` lock sweeps
+ * every `maintenanceMs` (config.ts), the others only try for the lock, which
+ * they take over when its holder stops renewing it (river's elected leader).
+ * A store without a lock (`Transport.lead` absent: the http transport, whose
+ * server maintains the store behind it) is never swept from here.
+ *
+ * Claims still recover an expired lease they come across, on every store:
+ * that is part of a claim (see transport.ts), not maintenance.
+ */
+import type { Logger } from './logger.js';
+import type { Transport } from './transport.js';
+
+export const MAINTENANCE_LOCK = 'maintenance';
+
+export class Maintainer {
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  /** this process held the lock at its last try */
+  leading = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly owner: string,
+    private readonly intervalMs: number,
+    private readonly onError: (error: unknown) => void,
+    private readonly log?: Logger,
+  ) {}
+
+  start(): void {
+    if (this.timer || !this.transport.lead) return;
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round: renew or take the lock; sweep when held. A round still running is not doubled. */
+  async tick(): Promise<void> {
+    if (this.busy || !this.transport.lead) return;
+    this.busy = true;
+    try {
+      // The lock outlives three missed rounds, so a busy holder keeps it and a dead one loses it soon.
+      const leading = await this.transport.lead(MAINTENANCE_LOCK, this.owner, this.intervalMs * 3);
+      if (leading !== this.leading) this.log?.info({ owner: this.owner }, leading ? 'maintaining the store' : 'no longer maintaining the store');
+      this.leading = leading;
+      if (leading) await this.transport.sweep();
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.busy = false;
+    }
+  }
+}

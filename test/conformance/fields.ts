@@ -1,0 +1,79 @@
+/**
+ * Conformance: every field of a job round-trips on every store. The checks
+ * are keyed by the fields of `Job`, so a field added to the model without a
+ * check here does not compile, and a codec that forgets it fails here.
+ */
+import assert from 'node:assert/strict';
+import { buildJob, type Job } from '../../src/job.js';
+import type { SuiteContext } from './index.js';
+import { asDone, asFailed, claimOne, uniqueQueue } from '../helpers.js';
+
+export function fieldTests({ transport: t }: SuiteContext): void {
+  describe('fields', () => {
+    it('every field round-trips on every store (enqueue, claim, progress, cancel, retry, settle, get)', async () => {
+      const q = uniqueQueue('rt');
+      const payload = { session_id: 'sess-ü', step: 7, goal: 'round trip ✓', context: { list: [1, 'two', { three: 3 }], empty: [], obj: {}, big: 2 ** 52, neg: -1.5, nul: null }, extra: 'kept' };
+      const enqueued = buildJob({
+        id: `rt-${q}`,
+        queue: q,
+        payload,
+        priority: 7,
+        run_at: new Date(Date.now() - 5),
+        max_attempts: 4,
+        timeout_ms: 4321,
+        dedupe_key: `dk-${q}`,
+        callback_url: 'https://hooks.example.com/round-trip?x=1',
+      });
+      const { job: stored } = await t().enqueue(enqueued);
+      assert.equal(stored.status, 'queued');
+
+      const first = await claimOne(t(), q, 30_000, 'rt-worker');
+      const error = { code: 'FLAKY', message: 'first attempt failed ✗', retryable: true };
+      const retryAt = new Date(Date.now() + 20);
+      await t().settle(first.id, first.lease.token, asFailed(error, retryAt));
+      const second = await claimOne(t(), q, 30_000, 'rt-worker-2');
+      const progress = { stage: 'thinking', tokens: [1, 2, 3], nested: { ok: true } };
+      await t().progress(second.id, second.lease.token, progress);
+      await t().cancel(second.id, 'rt cancel reason');
+      const result = { action: 'tool', tool_name: 'fs.read', args: { path: 'a/b.ts', lines: [1, 2] }, finish: false, reasoning: 'because ✓' };
+      await t().settle(second.id, second.lease.token, asDone(result));
+
+      const job = await t().get(enqueued.id);
+      assert.ok(job);
+      const ms = (d: Date | null) => (d ? d.getTime() : null);
+      const checks = {
+        id: (j) => assert.equal(j.id, enqueued.id),
+        queue: (j) => assert.equal(j.queue, q),
+        status: (j) => assert.equal(j.status, 'done'),
+        payload: (j) => assert.deepEqual(j.payload, payload),
+        result: (j) => assert.deepEqual(j.result, result),
+        error: (j) => assert.deepEqual(j.error, error, 'kept from the failed attempt'),
+        priority: (j) => assert.equal(j.priority, 7),
+        run_at: (j) => assert.equal(ms(j.run_at), retryAt.getTime()),
+        attempts: (j) => assert.equal(j.attempts, 2),
+        max_attempts: (j) => assert.equal(j.max_attempts, 4),
+        timeout_ms: (j) => assert.equal(j.timeout_ms, 4321),
+        lease: (j) => assert.equal(j.lease, null),
+        cancel_requested: (j) => {
+          assert.equal(j.cancel_requested?.reason, 'rt cancel reason');
+          assert.ok(j.cancel_requested.at instanceof Date && !Number.isNaN(j.cancel_requested.at.getTime()));
+        },
+        dedupe_key: (j) => assert.equal(j.dedupe_key, `dk-${q}`),
+        callback_url: (j) => assert.equal(j.callback_url, 'https://hooks.example.com/round-trip?x=1'),
+        progress: (j) => assert.deepEqual(j.progress, progress),
+        created_at: (j) => assert.equal(ms(j.created_at), stored.created_at.getTime(), 'as the store stamped it at enqueue'),
+        updated_at: (j) => assert.ok(j.updated_at instanceof Date && j.updated_at.getTime() >= j.started_at!.getTime()),
+        started_at: (j) => assert.ok(j.started_at instanceof Date && j.started_at.getTime() >= first.started_at!.getTime()),
+        finished_at: (j) => assert.ok(j.finished_at instanceof Date && j.finished_at.getTime() >= j.started_at!.getTime()),
+      } satisfies { [K in keyof Job]-?: (j: Job) => void };
+      for (const [field, check] of Object.entries(checks)) {
+        try {
+          check(job);
+        } catch (e) {
+          assert.fail(`field ${field} did not round-trip: ${(e as Error).message}`);
+        }
+      }
+      assert.deepEqual(Object.keys(job).sort(), Object.keys(checks).sort(), 'get returns exactly the fields of the model');
+    });
+  });
+}
