@@ -52,6 +52,10 @@ export const DEFAULTS = {
   callbackRetryLimit: 3,
   /** dashboard sessions (cookie) last this long */
   sessionTtlMs: 12 * 3600 * 1000,
+  /** how often the elected maintainer recovers expired leases and applies retention (maintenance.ts) */
+  maintenanceMs: 1_000,
+  /** a worker not seen for this long leaves the registry */
+  workerHorizonMs: 3600 * 1000,
 } as const;
 
 const intFrom = (name: string, min: number, max: number) =>
@@ -140,6 +144,7 @@ export const envSchema = z.object({
   REASONING_QUEUE_WORKER: flag('REASONING_QUEUE_WORKER').optional(),
   REASONQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: () => 'REASONQ_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).optional(),
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
+  REASONQ_MAINTENANCE_MS: intFrom('REASONQ_MAINTENANCE_MS', 10, 3_600_000).optional(),
 });
 
 /** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
@@ -175,6 +180,8 @@ export interface Config {
   queueWorker: boolean;
   logLevel: string;
   retentionMs: number;
+  /** how often the elected maintainer sweeps */
+  maintenanceMs: number;
 }
 
 /** Blank values count as unset, like most twelve-factor tools do. */
@@ -226,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     queueWorker: e.REASONING_QUEUE_WORKER ?? false,
     logLevel: e.REASONQ_LOG_LEVEL ?? 'info',
     retentionMs: e.REASONQ_RETENTION_MS ?? DEFAULTS.retentionMs,
+    maintenanceMs: e.REASONQ_MAINTENANCE_MS ?? DEFAULTS.maintenanceMs,
   };
   return { ...config, ...overrides };
 }

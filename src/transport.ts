@@ -195,8 +195,15 @@ export interface Transport {
   /** Workers seen within the last hour, alive or not. */
   workers(): Promise<WorkerInfo[]>;
 
-  /** Recover expired leases and apply retention (see glossary). */
+  /** Recover expired leases and apply retention (see glossary). Run by the elected maintainer (src/maintenance.ts). */
   sweep(now?: Date): Promise<SweepResult>;
+
+  /**
+   * Optional: take or renew the named lock for `ttl_ms` as `owner`; true
+   * while `owner` holds it. Elects the one maintainer (src/maintenance.ts).
+   * Absent where another process maintains the store (http: its server).
+   */
+  lead?(name: string, owner: string, ttl_ms: number): Promise<boolean>;
 
   /** Safe to call twice. */
   close(): Promise<void>;

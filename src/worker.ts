@@ -16,6 +16,7 @@ import { createCallbackSender, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import { Maintainer } from './maintenance.js';
 import { decideOutcome, exponentialBackoff, type RetryPolicy, type RunEnd } from './outcome.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
@@ -54,8 +55,8 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** how long one claim may block */
   claimWaitMs?: number;
-  /** how often the worker asks the store to recover expired leases */
-  sweepMs?: number;
+  /** how often the elected maintainer sweeps (maintenance.ts); every worker takes part in the election */
+  maintenanceMs?: number;
   id?: string;
   logger?: Logger;
   /** stop on SIGINT/SIGTERM; a second signal exits at once */
@@ -114,7 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly graceMs: number;
   private readonly heartbeatMs: number;
   private readonly claimWaitMs: number;
-  private readonly sweepMs: number;
+  private readonly maintainer: Maintainer;
   private readonly log: Logger;
   private readonly handleSignals: boolean;
   private readonly callbacks: CallbackSender;
@@ -151,10 +152,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.graceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
     this.heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? DEFAULTS.heartbeatMs);
     this.claimWaitMs = positive('claimWaitMs', options.claimWaitMs ?? 2_000, 60_000);
-    this.sweepMs = positive('sweepMs', options.sweepMs ?? 1_000);
+    const maintenanceMs = positive('maintenanceMs', options.maintenanceMs ?? DEFAULTS.maintenanceMs);
     this.graceMs = Math.min(this.graceMs, MAX_TIMER_MS);
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker_id: this.id });
+    this.maintainer = new Maintainer(this.transport, this.id, maintenanceMs, (error) => this.transportError(error), this.log);
     this.handleSignals = options.handleSignals ?? false;
     this.ownsCallbacks = !options.callbacks;
     this.callbacks = options.callbacks ?? createCallbackSender(loadCallbackConfig(), this.log);
@@ -180,7 +182,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.beat().catch((error: unknown) => this.transportError(error));
     if (this.stopping) return; // stop() came while we registered
     this.timers.push(setInterval(() => void this.beat().catch((error: unknown) => this.transportError(error)), this.heartbeatMs));
-    this.timers.push(setInterval(() => void this.transport.sweep().catch((error: unknown) => this.transportError(error)), this.sweepMs));
+    this.maintainer.start();
     // One renewal ticker for all running jobs, every third of the lease.
     this.timers.push(setInterval(() => this.renewAll(), Math.max(10, Math.floor(this.leaseMs / 3))));
     for (const t of this.timers) t.unref();
@@ -217,6 +219,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.maintainer.stop();
     this.removeSignalHandlers();
     await this.transport.unregisterWorker(this.id).catch((error: unknown) => this.transportError(error));
     if (this.ownsCallbacks) await this.callbacks.close();

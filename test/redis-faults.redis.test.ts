@@ -441,7 +441,7 @@ describe('redis transport: faults and layout', function () {
     const runs = new Map<string, number>();
     const doneOutcomes = new Map<string, number>();
     for (let i = 0; i < 2; i++) {
-      const w = createWorker({ transport: consumer, queues: [q], concurrency: 8, leaseMs: 6000, claimWaitMs: 500, sweepMs: 500, handler: async (_p, ctx) => {
+      const w = createWorker({ transport: consumer, queues: [q], concurrency: 8, leaseMs: 6000, claimWaitMs: 500, maintenanceMs: 500, handler: async (_p, ctx) => {
         runs.set(ctx.job_id, (runs.get(ctx.job_id) ?? 0) + 1);
         await delay(2);
         return intent;

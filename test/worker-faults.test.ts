@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { delay, intent, newJob, uniqueQueue, waitFor as waitForValue } from './helpers.js';
 
 async function memory(): Promise<Transport> {
-  const t = createMemoryTransport({ sweepIntervalMs: 50 });
+  const t = createMemoryTransport();
   await t.init();
   return t;
 }

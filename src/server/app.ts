@@ -5,12 +5,15 @@
  * Who may call what is auth.ts; every limit here is hit before anything is
  * created.
  */
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createCallbackSender, type CallbackSender } from '../callbacks.js';
 import { DEFAULTS, type ServerConfig } from '../config.js';
 import { PayloadTooLargeError, RateLimitedError, ReasonqError, ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { Maintainer } from '../maintenance.js';
 import type { Transport } from '../transport.js';
 import type { Worker } from '../worker.js';
 import { collectRoutes, createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
@@ -28,8 +31,8 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   bodyLimitBytes?: number;
   /** delivers callbacks of jobs this server ends (a cancel of a queued job); default: public addresses only, unsigned */
   callbacks?: CallbackSender;
-  /** how often the server recovers expired leases and applies retention */
-  sweepMs?: number;
+  /** how often the elected maintainer sweeps (maintenance.ts); the server takes part in the election */
+  maintenanceMs?: number;
   /** an embedded worker whose job outcomes feed /metrics */
   worker?: Worker;
   logger?: Logger;
@@ -164,13 +167,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerWorkerRoutes(app, ctx);
   registerDashboard(app, ctx);
 
-  const sweepMs = options.sweepMs ?? 1000;
-  const sweeper = setInterval(() => {
-    options.transport.sweep().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'sweep failed'));
-  }, sweepMs);
-  sweeper.unref();
+  const maintainer = new Maintainer(options.transport, `server:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, options.maintenanceMs ?? DEFAULTS.maintenanceMs, (error) => log.warn({ err: (error as Error).message }, 'maintenance failed'), log);
+  maintainer.start();
   app.addHook('onClose', async () => {
-    clearInterval(sweeper);
+    maintainer.stop();
     if (ownsCallbacks) await callbacks.close();
   });
   return app;

@@ -6,7 +6,7 @@
 import type { Transport, TransportOptions } from '../../src/transport.js';
 import { lifecycleTests } from './lifecycle.js';
 import { workerTests } from './worker.js';
-import { queryTests } from './query.js';
+import { leadTests, queryTests } from './query.js';
 import { fieldTests } from './fields.js';
 
 export interface TransportFactory {
@@ -19,7 +19,7 @@ export interface ConformanceOptions {
    * Tests this store cannot pass, each with the reason printed as the
    * skipped test's title (pg-boss style: visible, never silent).
    */
-  skip?: Partial<Record<'atomicClaimRace', string>>;
+  skip?: Partial<Record<'atomicClaimRace' | 'lead', string>>;
   /** lease used by lease-expiry tests; slow stores may want longer */
   shortLeaseMs?: number;
 }
@@ -52,6 +52,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     lifecycleTests(ctx);
     fieldTests(ctx);
     queryTests(ctx);
+    leadTests(ctx);
     workerTests(ctx);
   });
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { JobNotFoundError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
-import type { SuiteContext } from './index.js';
+import { itUnless, type SuiteContext } from './index.js';
 import { asDone, asFailed, claimOne, delay, intent, newJob, uniqueQueue } from '../helpers.js';
 
 export function queryTests({ transport: t, factory }: SuiteContext): void {
@@ -149,6 +149,22 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       } finally {
         await short.close();
       }
+    });
+  });
+}
+
+export function leadTests({ transport: t, options }: SuiteContext): void {
+  describe('maintainer lock (lead)', () => {
+    itUnless(options.skip?.lead, 'one holder at a time; the holder renews; another takes over once it lapses', async () => {
+      const transport = t();
+      assert.ok(transport.lead, 'a store that is maintained from its clients has the lock');
+      const name = uniqueQueue('lock');
+      assert.equal(await transport.lead!(name, 'a', 300), true);
+      assert.equal(await transport.lead!(name, 'b', 300), false, 'held by a');
+      assert.equal(await transport.lead!(name, 'a', 300), true, 'a renews');
+      await delay(400);
+      assert.equal(await transport.lead!(name, 'b', 300), true, 'a lapsed: b takes over');
+      assert.equal(await transport.lead!(name, 'a', 300), false, 'and a is out');
     });
   });
 }

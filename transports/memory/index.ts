@@ -6,7 +6,8 @@
  * - `ready`: per queue, a ReadyQueue of `queued` ids: FIFO buckets per
  *   priority (highest first) and a list of not-yet-due ones by `run_at`;
  *   `readySeq` says which entry of a job is current (older ones are stale).
- * - `leased`: ids of `processing` jobs, scanned by the sweeper for expired leases.
+ * - `leased`: ids of `processing` jobs, scanned for expired leases by the
+ *   sweep and by a claim once the earliest lease deadline (`nextExpiry`) passed.
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
  * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
@@ -46,8 +47,6 @@ interface ClaimWaiter {
 }
 
 export interface MemoryTransportOptions extends TransportOptions {
-  /** how often expired leases are looked for, default 100 ms */
-  sweepIntervalMs?: number;
   /** most jobs held (every status), default REASONQ_MEMORY_MAX_JOBS */
   maxJobs?: number;
   /** most payload bytes held, default REASONQ_MEMORY_MAX_BYTES */
@@ -86,8 +85,9 @@ export class MemoryTransport implements Transport {
   private readonly maxJobs: number;
   private readonly maxBytes: number;
   private readonly retentionMs: number;
-  private readonly sweepIntervalMs: number;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** no lease runs out before this (it may be earlier than the real first deadline: extends only push deadlines out) */
+  private nextExpiry = Infinity;
+  private readonly locks = new Map<string, { owner: string; until: number }>();
   private delayTimer: NodeJS.Timeout | null = null;
   private delayTimerAt = Infinity;
   private seq = 0;
@@ -95,16 +95,11 @@ export class MemoryTransport implements Transport {
 
   constructor(options: MemoryTransportOptions) {
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
-    this.sweepIntervalMs = options.sweepIntervalMs ?? 100;
     this.maxJobs = options.maxJobs ?? DEFAULTS.memoryMaxJobs;
     this.maxBytes = options.maxBytes ?? DEFAULTS.memoryMaxBytes;
   }
 
-  async init(): Promise<void> {
-    if (this.sweeper || this.closed) return;
-    this.sweeper = setInterval(() => void this.sweep(), this.sweepIntervalMs);
-    this.sweeper.unref();
-  }
+  async init(): Promise<void> {}
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined);
@@ -253,26 +248,13 @@ export class MemoryTransport implements Transport {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    const horizon = Date.now() - 3600_000;
+    const horizon = Date.now() - DEFAULTS.workerHorizonMs;
     for (const [id, w] of this.workerRecords) if (w.last_seen.getTime() < horizon) this.workerRecords.delete(id);
     return [...this.workerRecords.values()].map(clone);
   }
 
   async sweep(now = new Date()): Promise<SweepResult> {
-    const result: SweepResult = { requeued: 0, expired: 0, canceled: 0, deleted: 0 };
-    for (const id of [...this.leased]) {
-      const job = this.jobs.get(id);
-      if (!job?.lease || job.lease.until.getTime() > now.getTime()) continue;
-      const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now.getTime());
-      if (outcome.status === 'queued') {
-        this.requeue(job, outcome.run_at ?? now);
-        result.requeued += 1;
-      } else {
-        if (outcome.error) job.error = outcome.error;
-        this.finish(job, outcome.status === 'done' ? 'error' : outcome.status);
-        result[outcome.status === 'canceled' ? 'canceled' : 'expired'] += 1;
-      }
-    }
+    const result: SweepResult = { ...this.recoverExpired(now.getTime()), deleted: 0 };
     const horizon = now.getTime() - this.retentionMs;
     // finishedOrder is in the order jobs ended, so the expired ones come first.
     for (const id of this.finishedOrder) {
@@ -288,16 +270,48 @@ export class MemoryTransport implements Transport {
     return result;
   }
 
+  async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const held = this.locks.get(name);
+    if (held && held.owner !== owner && held.until > now) return false;
+    this.locks.set(name, { owner, until: now + ttlMs });
+    return true;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.sweeper) clearInterval(this.sweeper);
     if (this.delayTimer) clearTimeout(this.delayTimer);
     for (const waiter of this.claimWaiters) waiter.wake();
     for (const set of this.jobWaiters.values()) for (const wake of set) wake();
   }
 
   // -- internals ------------------------------------------------------------
+
+  /** Settle every expired lease as src/outcome.ts decides (`lease-expired`). */
+  private recoverExpired(now: number): Omit<SweepResult, 'deleted'> {
+    const result = { requeued: 0, expired: 0, canceled: 0 };
+    let next = Infinity;
+    for (const id of [...this.leased]) {
+      const job = this.jobs.get(id);
+      if (!job?.lease) continue;
+      if (job.lease.until.getTime() > now) {
+        next = Math.min(next, job.lease.until.getTime());
+        continue;
+      }
+      const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
+      if (outcome.error) job.error = outcome.error;
+      if (outcome.status === 'queued') {
+        this.requeue(job, outcome.run_at ?? new Date(now));
+        result.requeued += 1;
+      } else {
+        this.finish(job, outcome.status === 'canceled' ? 'canceled' : 'error');
+        result[outcome.status === 'canceled' ? 'canceled' : 'expired'] += 1;
+      }
+    }
+    this.nextExpiry = next;
+    return result;
+  }
 
   /** Drop the oldest finished jobs until `size` more bytes and one more job fit; else STORE_FULL. */
   private makeRoom(size: number): void {
@@ -325,6 +339,8 @@ export class MemoryTransport implements Transport {
 
   private claimNow(request: ClaimRequest): ClaimedJob | null {
     const now = Date.now();
+    // A claim reclaims what it finds expired, like every store's (the sweep is not needed for that).
+    if (now >= this.nextExpiry) this.recoverExpired(now);
     let best: { queue: ReadyQueue; entry: ReadyEntry } | null = null;
     let nextDue = Infinity;
     const valid = (e: ReadyEntry) => this.readySeq.get(e.id) === e.seq;
@@ -347,6 +363,7 @@ export class MemoryTransport implements Transport {
     job.status = 'processing';
     job.attempts += 1;
     job.lease = { owner: request.owner, token: randomUUID(), until: new Date(now + request.lease_ms) };
+    this.nextExpiry = Math.min(this.nextExpiry, now + request.lease_ms);
     job.started_at = at;
     job.updated_at = at;
     this.leased.add(job.id);

@@ -6,6 +6,7 @@
  * (the sparse unique index then ignores jobs without one), and `expire_at` is
  * the retention deadline of a finished job (the TTL index reads it).
  */
+import { DEFAULTS } from '../../src/config.js';
 import { FIELD_NAMES, JOB_FIELDS, type CancelRequest, type Job, type Lease } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
 
@@ -67,7 +68,7 @@ export function docToJob(doc: JobDoc): Job {
 
 export function workerToDoc(worker: WorkerInfo): WorkerDoc {
   const { id, ...rest } = worker;
-  return { _id: id, ...rest, expire_at: new Date(worker.last_seen.getTime() + 3600_000) };
+  return { _id: id, ...rest, expire_at: new Date(worker.last_seen.getTime() + DEFAULTS.workerHorizonMs) };
 }
 
 export function docToWorker(doc: WorkerDoc): WorkerInfo {

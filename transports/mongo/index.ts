@@ -43,7 +43,7 @@ import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js'
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
 import { isDuplicateKey, toReasonqError } from './errors.js';
 import { Notifier } from './notifier.js';
-import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, WORKERS, workersSeenSince } from './queries.js';
+import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
 import { connectServer, type ServerInfo } from './server.js';
@@ -86,7 +86,14 @@ const RETENTION_EVERY_MS = 5_000;
 interface Ready {
   jobs: Collection<JobDoc>;
   workers: Collection<WorkerDoc>;
+  locks: Collection<LockDoc>;
   notifier: Notifier;
+}
+
+interface LockDoc {
+  _id: string;
+  owner: string;
+  until: Date;
 }
 
 export class MongoTransport implements Transport {
@@ -290,7 +297,7 @@ export class MongoTransport implements Transport {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(Date.now() - 3600_000))).toArray()).map(docToWorker));
+    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(Date.now() - DEFAULTS.workerHorizonMs))).toArray()).map(docToWorker));
   }
 
   async sweep(now = new Date()): Promise<SweepResult> {
@@ -303,6 +310,20 @@ export class MongoTransport implements Transport {
         deleted = await applyRetention(jobs, workers, now, this.retentionMs);
       }
       return { ...recovered, deleted };
+    });
+  }
+
+  async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.op(async ({ locks }) => {
+      const now = new Date();
+      try {
+        // Ours to renew, or free to take once its holder stopped renewing; held by another, the upsert collides.
+        const doc = await locks.findOneAndUpdate({ _id: name, $or: [{ owner }, { until: { $lte: now } }] }, { $set: { owner, until: new Date(now.getTime() + ttlMs) } }, { upsert: true, returnDocument: 'after' });
+        return doc?.owner === owner;
+      } catch (error) {
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      }
     });
   }
 
@@ -338,7 +359,7 @@ export class MongoTransport implements Transport {
     Object.assign(this.capabilities, { blockingClaim: info.changeStreams, pushWait: info.changeStreams, nativeRetention: info.ttlIndexes, atomicClaim: info.atomicWrites });
     const jobs = db.collection<JobDoc>(JOBS);
     const notifier = new Notifier(jobs, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? 1_000, logger: this.log });
-    this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), notifier };
+    this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier };
     return this.ready;
   }
 

@@ -11,6 +11,8 @@ import type { JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
 export const WORKERS = 'workers';
+/** Named locks: `{_id: name, owner, until}` (the elected maintainer). A handful of documents, read by _id. */
+export const LOCKS = 'locks';
 
 export interface IndexSpec {
   collection: typeof JOBS | typeof WORKERS;

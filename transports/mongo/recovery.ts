@@ -5,6 +5,7 @@
  * renews in between keeps its job, and two sweepers never both move a job.
  */
 import type { Collection } from 'mongodb';
+import { DEFAULTS } from '../../src/config.js';
 import type { SweepResult } from '../../src/transport.js';
 import { decideOutcome } from '../../src/outcome.js';
 import type { JobDoc, WorkerDoc } from './codec.js';
@@ -60,6 +61,6 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
 /** Delete finished jobs past the retention, and worker records not seen for an hour. */
 export async function applyRetention(jobs: Collection<JobDoc>, workers: Collection<WorkerDoc>, now: Date, retentionMs: number): Promise<number> {
   const res = await jobs.deleteMany(retentionFilter(new Date(now.getTime() - retentionMs)));
-  await workers.deleteMany({ last_seen: { $lt: new Date(now.getTime() - 3600_000) } });
+  await workers.deleteMany({ last_seen: { $lt: new Date(now.getTime() - DEFAULTS.workerHorizonMs) } });
   return res.deletedCount;
 }

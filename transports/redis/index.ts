@@ -43,7 +43,7 @@ import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js'
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, toReasonqError } from './errors.js';
-import { finKey, idKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
+import { finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
@@ -434,6 +434,10 @@ export class RedisTransport implements Transport {
     const { result, deleted } = await this.op(() => sweepQueues(this.ctx(), { now, retentionMs: this.retentionMs, historyLimit: this.historyLimit }));
     for (const id of deleted) this.locate.forget(id);
     return result;
+  }
+
+  async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.op(async () => Number(await this.script('lead', lockKey(this.prefix, name), owner, Math.max(1, Math.floor(ttlMs)))) === 1);
   }
 
   async close(): Promise<void> {

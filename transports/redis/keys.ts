@@ -48,3 +48,8 @@ export function workersSeenKey(prefix: string): string {
 export function workerKey(prefix: string, id: string): string {
   return `${prefix}:{~workers}:w:${id}`;
 }
+
+/** A named lock (the elected maintainer): holder's id, expiring unless renewed. */
+export function lockKey(prefix: string, name: string): string {
+  return `${prefix}:{~meta}:lock:${name}`;
+}

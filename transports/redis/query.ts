@@ -3,6 +3,7 @@
  * stats, sweep and the worker registry. Each queue's part is one script in
  * that queue's slot; the queues run concurrently (auto-pipelined).
  */
+import { DEFAULTS } from '../../src/config.js';
 import { QUEUE_NAME_RE, type Job } from '../../src/job.js';
 import { buildStats, queueTable, type ListFilter, type ListPage, type QueueCounts, type Stats, type SweepResult, type WorkerInfo } from '../../src/transport.js';
 import { decodeCursor, encodeCursor } from '../../src/transport-helpers.js';
@@ -16,7 +17,7 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 const LIST_SCAN = 5_000;
 /** Jobs per sweep script call; the sweep loops while a queue has more. */
 const SWEEP_BATCH = 500;
-const WORKER_HORIZON_MS = 3_600_000;
+const WORKER_HORIZON_MS = DEFAULTS.workerHorizonMs;
 
 export interface QueryContext {
   client: RedisClient;

@@ -25,6 +25,7 @@ const SCRIPTS = {
   sweep: ['sweep', 1],
   stats: ['stats', 1],
   list: ['list', 1],
+  lead: ['lead', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
