@@ -53,7 +53,7 @@ export interface Client {
   close(): Promise<void>;
 }
 
-/** Build a client from the environment of DESIGN (or a given transport). */
+/** Build a client from the environment (or a given transport). */
 export async function createClient(options: ClientOptions = {}): Promise<Client> {
   const config = loadConfig(options.env ?? process.env, options.config);
   const owned = !options.transport;

@@ -1,5 +1,5 @@
 /**
- * Configuration: one zod schema for the environment of DESIGN, with the
+ * Configuration: one zod schema for the environment (docs/architecture.md, README), with the
  * defaults, and one for the options of each role. Every message names the
  * variable and what it accepts. Defaults live here and nowhere else.
  */
@@ -34,6 +34,18 @@ export const DEFAULTS = {
   jobTimeoutMs: 120_000,
   pollMinMs: 50,
   pollMaxMs: 2_000,
+  /** mongo: a polled wait() asks again at most this far apart */
+  waitPollMaxMs: 1_000,
+  /** mongo: how long the driver looks for a server before an operation fails */
+  serverSelectionTimeoutMs: 5_000,
+  /** redis: finished jobs kept per queue and status at most (besides the retention) */
+  historyLimit: 100_000,
+  /** how long one claim of a worker may block */
+  claimWaitMs: 2_000,
+  /** the HTTP API's long-polls (wait, enqueue-and-wait) answer after this long at most */
+  maxWaitMs: 60_000,
+  /** GET /v1/jobs/:id/wait without timeout_ms */
+  waitDefaultMs: 30_000,
   /** hosts the server answers for when REASONQ_ALLOWED_HOSTS is unset (plus the address it binds) */
   allowedHosts: ['localhost', '127.0.0.1', '::1'],
   /** receiving a whole request (headers and body) */
@@ -108,7 +120,7 @@ const flag = (name: string) =>
     .refine((v) => ['1', '0', 'true', 'false', 'yes', 'no', ''].includes(v), `${name} must be 1 or 0`)
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
-/** The environment variables of DESIGN, plus a few of our own (REASONQ_*). */
+/** The environment variables: the first release's (REASONING_*, MONGO_*, REDIS_URL) and ours (REASONQ_*). */
 export const envSchema = z.object({
   REASONING_TRANSPORT: z.enum(TRANSPORT_NAMES, { error: () => `REASONING_TRANSPORT must be one of ${TRANSPORT_NAMES.join(', ')}` }).optional(),
   MONGO_URI: urlWith('MONGO_URI', ['mongodb:', 'mongodb+srv:']).optional(),

@@ -57,8 +57,6 @@ export const intentRequestSchema = z
   .refine((v) => withinDepth(v), depthMessage);
 export type IntentRequest = z.infer<typeof intentRequestSchema>;
 
-export const INTENT_ACTIONS = ['tool', 'finish', 'ask', 'think'] as const;
-
 /** What a reasoning worker answers. */
 export const intentSchema = z
   .object({
@@ -267,7 +265,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
 }
 
 /**
- * The state machine of DESIGN, the only legal moves. `retry` is the one move
+ * The state machine (docs/architecture.md), the only legal moves. `retry` is the one move
  * out of a terminal state and only a user asks for it.
  */
 export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry';

@@ -85,9 +85,25 @@ interface Run {
   controller: AbortController;
   /** Date.now() when the run began */
   started: number;
-  log: Logger;
+  /** the job's child logger, made on first use: a pino child per job is a fifth of the worker's own cost on a no-op job (memory store, c=50: 23.5k → 29k jobs/s with it made lazily) and most jobs never log */
+  logger: Logger | null;
   /** job:start went through; job:end pairs with it */
   announced: boolean;
+  /** stop waiting for the handler (set while it runs) */
+  abandon: ((reason: unknown) => void) | null;
+  /** settles when the run is over here (outcome written, or the job lost) */
+  done: Promise<void>;
+}
+
+/**
+ * Stop a run: its handler's signal fires with `reason`, and the worker stops
+ * waiting for the handler (one that ignores its signal is abandoned). Every
+ * abort is the worker's own, so it can end the wait directly instead of
+ * listening on the signal (memory store, c=50: 27k → 30k jobs/s).
+ */
+function stop(run: Run, reason: JobAbortError): void {
+  run.controller.abort(reason);
+  run.abandon?.(reason);
 }
 
 export interface WorkerEvents {
@@ -122,8 +138,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly ownsCallbacks: boolean;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, Run>();
-  /** every run() under way, for stop() to wait on */
-  private readonly runs = new Set<Promise<void>>();
   private readonly startedAt = new Date();
   private claimAbort = new AbortController();
   private loop: Promise<void> | null = null;
@@ -151,7 +165,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.retryPolicy = options.retryPolicy ?? exponentialBackoff(options.backoff);
     this.graceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
     this.heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? DEFAULTS.heartbeatMs);
-    this.claimWaitMs = positive('claimWaitMs', options.claimWaitMs ?? 2_000, 60_000);
+    this.claimWaitMs = positive('claimWaitMs', options.claimWaitMs ?? DEFAULTS.claimWaitMs, 60_000);
     const maintenanceMs = positive('maintenanceMs', options.maintenanceMs ?? DEFAULTS.maintenanceMs);
     this.graceMs = Math.min(this.graceMs, MAX_TIMER_MS);
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -207,13 +221,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.slotFreed?.();
     await this.starting?.catch(() => undefined);
     await this.loop;
-    const all = () => Promise.all([...this.runs]);
-    if (this.runs.size > 0) {
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.running.size > 0) {
       const graceOver = new AbortController(); // so the grace timer does not hold the process
       const finished = await Promise.race([all().then(() => true), sleep(graceMs, graceOver.signal).then(() => false)]);
       graceOver.abort();
       if (!finished) {
-        for (const r of this.running.values()) r.controller.abort(new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
+        for (const r of this.running.values()) stop(r, new JobAbortError('shutdown', `worker stopped; grace period of ${graceMs} ms ran out`));
         await all();
       }
     }
@@ -252,9 +266,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
             await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
             continue;
           }
-          const done = this.run(job).catch((error: unknown) => this.transportError(error));
-          this.runs.add(done);
-          void done.finally(() => this.runs.delete(done));
+          this.run(job);
         }
       } catch (error) {
         if (signal.aborted) break;
@@ -270,20 +282,25 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * turn what happened into a RunEnd, let the outcome policy decide, write
    * the decision (fenced), then report and free the slot.
    */
-  private async run(job: ClaimedJob): Promise<void> {
+  private run(job: ClaimedJob): void {
     // An older run of the same job here has lost its lease: stop it.
     for (const other of this.running.values()) {
-      if (other.job.id === job.id) other.controller.abort(new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
+      if (other.job.id === job.id) stop(other, new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
-    const run: Run = { job, controller: new AbortController(), started: Date.now(), log: this.log.child({ job_id: job.id, queue: job.queue, attempt: job.attempts }), announced: false };
+    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve() };
     this.running.set(job.lease.token, run);
+    run.done = this.execute(run).catch((error: unknown) => this.transportError(error));
+  }
+
+  private async execute(run: Run): Promise<void> {
+    const { job } = run;
     const timeoutMs = job.timeout_ms ?? this.timeoutMs;
-    const timer = setTimeout(() => run.controller.abort(new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
-    if (job.cancel_requested) run.controller.abort(new JobAbortError('canceled', job.cancel_requested.reason));
+    const timer = setTimeout(() => stop(run, new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
+    if (job.cancel_requested) stop(run, new JobAbortError('canceled', job.cancel_requested.reason));
     let end: RunEnd | null;
     try {
       this.announce(run);
-      end = this.returned(await untilAborted(this.handler(job.payload, this.context(run)), run.controller.signal), run);
+      end = this.returned(await this.handle(run), run);
     } catch (error) {
       end = this.failure(run, error);
     } finally {
@@ -299,10 +316,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
       // The slot stays taken until the job is read back, so that stop() waits for the callback to be under way.
       const final = await this.transport.get(job.id).catch(() => null);
-      if (final) void this.callbacks.deliver(final, run.log);
+      if (final) void this.callbacks.deliver(final, this.jobLog(run));
     }
     this.running.delete(job.lease.token);
     this.slotFreed?.();
+  }
+
+  private jobLog(run: Run): Logger {
+    return (run.logger ??= this.log.child({ job_id: run.job.id, queue: run.job.queue, attempt: run.job.attempts }));
+  }
+
+  /** The handler's value, or the abort's reason as soon as the run is stopped. */
+  private handle(run: Run): Promise<unknown> {
+    const { signal } = run.controller;
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise((resolve, reject) => {
+      run.abandon = reject;
+      Promise.resolve(this.handler(run.job.payload, this.context(run))).then(resolve, reject);
+    });
   }
 
   /** job:start; a listener that throws fails the attempt as WORKER_ERROR (retried like a handler error, so it cannot loop). */
@@ -315,16 +346,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** What a handler gets: a plain object. */
+  /** What a handler gets: a plain object (its `log` made on first read). */
   private context(run: Run): HandlerContext {
     const { job, controller } = run;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below has its own `this` (the ctx)
+    const self = this;
     return {
       job_id: job.id,
       queue: job.queue,
       attempt: job.attempts,
       max_attempts: job.max_attempts,
       signal: controller.signal,
-      log: run.log,
+      get log() {
+        return self.jobLog(run);
+      },
       progress: (data) => (controller.signal.aborted ? Promise.resolve() : this.transport.progress(job.id, job.lease.token, data)),
     };
   }
@@ -334,7 +369,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const parsed = intentSchema.safeParse(value);
     if (parsed.success) return { kind: 'returned', intent: parsed.data };
     const message = toValidationError(parsed.error, 'intent').message;
-    run.log.warn({ err: message }, 'handler returned an invalid intent');
+    this.jobLog(run).warn({ err: message }, 'handler returned an invalid intent');
     return { kind: 'failed', error: { code: JobErrorCode.INVALID_INTENT, message, retryable: false } };
   }
 
@@ -350,7 +385,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (error instanceof NonRetryableError) return { kind: 'failed', error: jobError(error.code, error.message, false) };
     const message = error instanceof Error ? error.message : describeReason(error);
     if (error instanceof WorkerFailure) return { kind: 'failed', error: jobError(JobErrorCode.WORKER_ERROR, message, true) };
-    run.log.warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
+    this.jobLog(run).warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
     return { kind: 'failed', error: jobError(JobErrorCode.HANDLER_ERROR, message, true) };
   }
 
@@ -365,7 +400,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (end.kind !== 'returned') throw error;
       // The store refused the intent itself (too large, not JSON): running again would not help.
       const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
-      run.log.warn({ err: message }, 'result rejected');
+      this.jobLog(run).warn({ err: message }, 'result rejected');
       return this.settle(run, { kind: 'failed', error: jobError(JobErrorCode.RESULT_REJECTED, message, false) });
     }
     if (!stored) return 'lost';
@@ -378,7 +413,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (outcome === 'done') this.processed += 1;
     if (outcome === 'error' || outcome === 'retry') this.failed += 1;
     const ms = Date.now() - run.started;
-    run.log.info({ outcome, duration_ms: ms }, 'job ended');
+    if (this.log.isLevelEnabled('info')) this.jobLog(run).info({ outcome, duration_ms: ms }, 'job ended');
     if (!run.announced) return;
     try {
       this.emit('job:end', run.job, outcome, ms);
@@ -425,14 +460,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
       if (res.cancel_requested && !controller.signal.aborted) {
-        run.log.info({ reason: res.cancel_requested.reason }, 'cancel observed');
-        controller.abort(new JobAbortError('canceled', res.cancel_requested.reason));
+        this.jobLog(run).info({ reason: res.cancel_requested.reason }, 'cancel observed');
+        stop(run, new JobAbortError('canceled', res.cancel_requested.reason));
       }
     } catch (error) {
       if (!this.running.has(job.lease.token)) return; // finished while the renewal was in flight
       if (error instanceof LeaseLostError || Date.now() > job.lease.until.getTime()) {
-        run.log.warn('lease lost; aborting the handler');
-        controller.abort(new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
+        this.jobLog(run).warn('lease lost; aborting the handler');
+        stop(run, new JobAbortError('lease-lost', 'the lease on this job was lost (expired or reclaimed)'));
       } else {
         this.transportError(error);
       }
@@ -504,25 +539,3 @@ function jobError(code: string, message: string, retryable: boolean): JobError {
 
 /** The worker itself failed around the handler (a job:start listener threw). */
 class WorkerFailure extends Error {}
-
-/** Settle with `work`, or reject with the signal's reason as soon as it fires (a handler that ignores its signal is abandoned). */
-function untilAborted<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    Promise.resolve(work).catch(() => undefined);
-    return Promise.reject(signal.reason as Error);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve(work).then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}

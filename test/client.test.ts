@@ -147,7 +147,7 @@ describe('client', () => {
       }
     });
 
-    it('applies the defaults of DESIGN', () => {
+    it('applies the documented defaults', () => {
       const c = loadConfig({});
       assert.equal(c.transport, 'http');
       assert.equal(c.mongo.uri, 'mongodb://127.0.0.1:27017');

@@ -6,7 +6,7 @@ import { reason, searchTerm } from '../src/reasoner.js';
 import { backoffDelay } from '../src/backoff.js';
 
 describe('job model', () => {
-  it('buildJob applies the defaults of DESIGN and a UUIDv7 id', () => {
+  it('buildJob applies the documented defaults and a UUIDv7 id', () => {
     const job = buildJob({ payload: { goal: 'g', session_id: 's', step: 2, extra: { a: 1 } } });
     assert.match(job.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.equal(job.queue, 'reasoning');
@@ -43,7 +43,7 @@ describe('job model', () => {
     assert.equal(intentSchema.safeParse({ action: 'tool', tool_name: 't', args: 'x' }).success, false);
   });
 
-  it('the state machine allows exactly the moves of DESIGN', () => {
+  it('the state machine allows exactly the moves of docs/architecture.md', () => {
     const allowed = new Set([
       'claim:queued>processing',
       'complete:processing>done',

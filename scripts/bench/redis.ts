@@ -2,9 +2,12 @@
  * Redis benchmark: the reasonq redis transport and BullMQ on the same fresh
  * redis-server (started here on a free port, AOF off, default settings), in
  * one run, through the same scenarios: awaited add, bulk add (batches of 200
- * concurrent adds), processing no-op jobs at concurrency 1 and 50, and
+ * concurrent adds), processing no-op jobs at concurrency 1 and 50,
  * add→start latency (closed loop, idle worker already waiting; and again
- * while another queue is under load).
+ * while another queue is under load), and the agent runtime's round trip:
+ * 32 concurrent callers, each awaiting one intent after another
+ * (`agentIntent`; BullMQ: `add` + `waitUntilFinished`), a worker at
+ * concurrency 32 answering them.
  *
  *   node --import tsx scripts/bench/redis.ts
  *
@@ -16,7 +19,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { Queue, Worker as BullWorker, type Job as BullJob } from 'bullmq';
+import { Queue, QueueEvents, Worker as BullWorker, type Job as BullJob } from 'bullmq';
+import { createClient } from '../../dist/src/client.js';
 import { createRedisTransport } from '../../dist/transports/redis/index.js';
 import { DEFAULT_SIZES, fill, IDLE_GAP_MS, percentile, type BenchResult, type BenchSizes } from './common.js';
 import { buildJob } from '../../dist/src/job.js';
@@ -46,7 +50,27 @@ interface Side {
   bulkAdd(n: number): Promise<number>;
   process(n: number, concurrency: number): Promise<number>;
   latency(samples: number, loaded: boolean): Promise<Latency>;
+  /** `callers` concurrent callers each awaiting intents one after another until `n` are answered: intents/s and per-call latency */
+  roundTrip(n: number, callers: number): Promise<{ perSec: number } & Latency>;
   close(): Promise<void>;
+}
+
+/** Run `callers` loops that each await `call()` until `n` calls are done; the calls' durations in ms. */
+async function closedLoop(n: number, callers: number, call: () => Promise<unknown>): Promise<{ perSec: number } & Latency> {
+  const durations: number[] = [];
+  let next = 0;
+  const ms = await timed(async () => {
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        while (next++ < n) {
+          const t0 = process.hrtime.bigint();
+          await call();
+          durations.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+      }),
+    );
+  });
+  return { perSec: (durations.length / ms) * 1000, ...latencyOf(durations) };
 }
 
 const latencyOf = (values: number[]): Latency => {
@@ -127,6 +151,18 @@ async function reasonqSide(url: string): Promise<Side> {
         stop.abort();
         await pump;
         await w.stop(0);
+      }
+    },
+    roundTrip: async (n, callers) => {
+      const q = queue('rt');
+      const w = worker(q, callers, async () => noopIntent);
+      await w.start();
+      const client = await createClient({ transport: producer });
+      try {
+        return await closedLoop(n, callers, () => client.agentIntent({ goal: 'round trip' }, { queue: q, timeoutMs: 30_000 }));
+      } finally {
+        await client.close();
+        await w.stop();
       }
     },
     close: async () => {
@@ -216,6 +252,18 @@ async function bullmqSide(url: string): Promise<Side> {
         await w.close(true);
       }
     },
+    roundTrip: async (n, callers) => {
+      const q = open('rt');
+      const events = new QueueEvents(q.name, { connection });
+      const w = new BullWorker(q.name, async () => noopIntent, { connection, concurrency: callers });
+      await Promise.all([events.waitUntilReady(), w.waitUntilReady()]);
+      try {
+        return await closedLoop(n, callers, async () => (await add(q, 'round trip')).waitUntilFinished(events, 30_000));
+      } finally {
+        await w.close();
+        await events.close();
+      }
+    },
     close: async () => {
       await Promise.all(queues.map((q) => q.close()));
     },
@@ -224,11 +272,16 @@ async function bullmqSide(url: string): Promise<Side> {
 
 const better = (a: number, b: number, higher: boolean) => (higher ? Math.max(a, b) : Math.min(a, b));
 
+type RoundTrip = { perSec: number } & Latency;
+/** The agent runtime's round trip: this many intents, from this many concurrent callers. */
+const ROUND_TRIPS = 4_000;
+const ROUND_TRIP_CALLERS = 32;
+
 /**
  * Run every scenario `rounds` times, the two sides taking turns (alternating
  * who goes first), and keep each side's best figure per scenario.
  */
-export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, rounds = 3): Promise<[BenchResult, BenchResult]> {
+export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, rounds = 3): Promise<[BenchResult & { roundTrip: RoundTrip }, BenchResult & { roundTrip: RoundTrip }]> {
   const sides = [await reasonqSide(url), await bullmqSide(url)] as const;
   const results = sides.map((s) => ({
     name: s.name,
@@ -238,7 +291,8 @@ export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, 
     processC50PerSec: 0,
     latencyIdle: { p50: Infinity, p99: Infinity },
     latencyLoaded: { p50: Infinity, p99: Infinity },
-  })) as [BenchResult, BenchResult];
+    roundTrip: { perSec: 0, p50: Infinity, p99: Infinity },
+  })) as [BenchResult & { roundTrip: RoundTrip }, BenchResult & { roundTrip: RoundTrip }];
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? [0, 1] : [1, 0];
@@ -258,6 +312,12 @@ export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, 
         const r = results[i as 0 | 1];
         r.processC50PerSec = better(r.processC50PerSec, await sides[i as 0 | 1].process(sizes.processJobs, 50), true);
       }
+      for (const i of order) {
+        const r = results[i as 0 | 1];
+        const rt = await sides[i as 0 | 1].roundTrip(ROUND_TRIPS, ROUND_TRIP_CALLERS);
+        // Best run by throughput, with that run's latencies (one run's figures stay together).
+        if (rt.perSec > r.roundTrip.perSec) r.roundTrip = rt;
+      }
       for (const loaded of [false, true]) {
         for (const i of order) {
           const r = results[i as 0 | 1];
@@ -274,7 +334,7 @@ export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, 
 }
 
 /** Rows are scenarios; ratio = reasonq ÷ BullMQ (throughput: higher is better; latency: lower is better). */
-export function comparisonTable(ours: BenchResult, theirs: BenchResult): string {
+export function comparisonTable(ours: BenchResult & { roundTrip: RoundTrip }, theirs: BenchResult & { roundTrip: RoundTrip }): string {
   const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
   const ms = (n: number) => n.toFixed(2);
   const rows: [string, number, number, (n: number) => string][] = [
@@ -286,6 +346,9 @@ export function comparisonTable(ours: BenchResult, theirs: BenchResult): string 
     ['add→start p99, idle (ms) ↓', ours.latencyIdle.p99, theirs.latencyIdle.p99, ms],
     ['add→start p50, under load (ms) ↓', ours.latencyLoaded.p50, theirs.latencyLoaded.p50, ms],
     ['add→start p99, under load (ms) ↓', ours.latencyLoaded.p99, theirs.latencyLoaded.p99, ms],
+    [`agentIntent, ${ROUND_TRIP_CALLERS} callers (intents/s) ↑`, ours.roundTrip.perSec, theirs.roundTrip.perSec, n0],
+    [`agentIntent, ${ROUND_TRIP_CALLERS} callers, p50 (ms) ↓`, ours.roundTrip.p50, theirs.roundTrip.p50, ms],
+    [`agentIntent, ${ROUND_TRIP_CALLERS} callers, p99 (ms) ↓`, ours.roundTrip.p99, theirs.roundTrip.p99, ms],
   ];
   return [
     `| scenario | ${ours.name} | ${theirs.name} | ratio (reasonq ÷ bullmq) |`,

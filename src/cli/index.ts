@@ -4,8 +4,8 @@
  * stats, list, workers. Human-readable output by default, JSON with --json;
  * non-zero exit on failure (1: the operation failed, 2: bad usage or config).
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, ReasonqError, ValidationError } from '../errors.js';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, ValidationError } from '../errors.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerServerCommands } from './server-commands.js';
 import { printError } from './output.js';
@@ -22,14 +22,6 @@ program
 registerServerCommands(program);
 registerClientCommands(program);
 
-export function intArg(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-export { Option };
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {
@@ -39,5 +31,5 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   }
   const json = process.argv.includes('--json');
   printError(error, json);
-  process.exitCode = error instanceof ConfigError || error instanceof ValidationError ? 2 : error instanceof ReasonqError ? 1 : 1;
+  process.exitCode = error instanceof ConfigError || error instanceof ValidationError ? 2 : 1;
 });

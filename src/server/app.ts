@@ -140,7 +140,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
 
   app.setErrorHandler((error: unknown, request, reply: FastifyReply) => {
-    const err = toReasonqError(error);
+    const err = httpErrorOf(error);
     if (err.status >= 500 && err.status !== 507) log.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, url: request.url }, 'request failed');
     if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSec));
     void reply.status(err.status).send({ error: err.toJSON() });
@@ -193,7 +193,7 @@ function rawError(error: Error & { code?: string }, socket: Socket): void {
 }
 
 /** Map anything thrown in a route to a ReasonqError with a status. */
-export function toReasonqError(error: unknown): ReasonqError {
+export function httpErrorOf(error: unknown): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const e = error as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLargeError(`request body is larger than the limit: ${e.message ?? ''}`);

@@ -8,7 +8,7 @@ import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
 import { cancelBodySchema, enqueueRequestSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
-const MAX_WAIT_MS = 60_000;
+const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
 /** In lists a payload is summarised to this many characters of goal, so a page stays small whatever the payloads weigh. */
 const LIST_GOAL_CHARS = 200;
 
@@ -100,7 +100,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
 
   app.get<ById>('/v1/jobs/:id/wait', async (request) => {
     const { timeout_ms } = parseOrThrow(waitTimeoutQuerySchema, request.query);
-    const job = await longPoll('wait', request, (signal) => transport.wait(request.params.id, { timeout_ms: Math.min(timeout_ms ?? 30_000, MAX_WAIT_MS), signal }));
+    const job = await longPoll('wait', request, (signal) => transport.wait(request.params.id, { timeout_ms: Math.min(timeout_ms ?? DEFAULTS.waitDefaultMs, MAX_WAIT_MS), signal }));
     return { job: publicJob(job) };
   });
 

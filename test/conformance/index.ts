@@ -1,5 +1,5 @@
 /**
- * The transport conformance suite: every guarantee of DESIGN stated as a
+ * The transport conformance suite: every guarantee of docs/architecture.md stated as a
  * test, run against every transport on a real server
  * (`describeTransport(name, factory)`, like undici's `cacheStoreTests`).
  */

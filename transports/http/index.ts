@@ -9,6 +9,7 @@
  * into the same classes the server raised (errorFromWire).
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { DEFAULTS } from '../../src/config.js';
 import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
@@ -66,7 +67,7 @@ export class HttpTransport implements Transport {
     this.pool = new Pool(this.base.origin, { connections: options.connections ?? 64, keepAliveTimeout: 30_000, pipelining: 1 });
     const bearer = (t: string | undefined) => (t ? `Bearer ${t}` : undefined);
     this.auth = { client: bearer(options.clientToken ?? options.token ?? options.workerToken), worker: bearer(options.workerToken ?? options.token ?? options.clientToken) };
-    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? DEFAULTS.apiTimeoutMs;
   }
 
   async init(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Job ↔ document. A job is stored as one document with `_id` = job id and the
- * snake_case fields of DESIGN, plus `seq` (enqueue order, for FIFO) and
+ * snake_case fields of the field table (src/job.ts), plus `seq` (enqueue order, for FIFO) and
  * `expire_at` (see below); `dedupe_key` and `dedupe` (`queue \0 key`:
  * deduplication is per queue, as on every store) are present only when set
  * (the sparse unique index then ignores jobs without one), and `expire_at` is

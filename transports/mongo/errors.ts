@@ -55,7 +55,7 @@ function isTooLarge(error: unknown): boolean {
   return (name === 'RangeError' || name === 'BSONError' || name === 'BSONOffsetError') && /offset|size|too large|out of range/i.test(message);
 }
 
-export function toReasonqError(error: unknown, uri: string): ReasonqError {
+export function fromMongoError(error: unknown, uri: string): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const where = `MongoDB at ${redactUri(uri)}`;

@@ -3,7 +3,7 @@
  *
  * Data layout, database `reasoning_queue` by default:
  * - `jobs`: one document per job, `_id` = job id, the snake_case fields of
- *   DESIGN (`status` is queued · processing · done · error · canceled, `lease`
+ *   docs/architecture.md (`status` is queued · processing · done · error · canceled, `lease`
  *   is `{owner, token, until}` while processing), plus `seq` (enqueue
  *   order: FIFO within a priority). `dedupe_key` is left out when unset;
  *   `expire_at` (finished_at + retention) is set when a job ends.
@@ -41,7 +41,7 @@ import {
 } from '../../src/transport.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
-import { isDuplicateKey, toReasonqError } from './errors.js';
+import { isDuplicateKey, fromMongoError } from './errors.js';
 import { Notifier } from './notifier.js';
 import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
@@ -342,7 +342,7 @@ export class MongoTransport implements Transport {
     if (this.ready) return Promise.resolve(this.ready);
     this.starting ??= this.connect().catch((error: unknown) => {
       this.starting = null;
-      throw toReasonqError(error, this.uri);
+      throw fromMongoError(error, this.uri);
     });
     return this.starting;
   }
@@ -350,7 +350,7 @@ export class MongoTransport implements Transport {
   private async connect(): Promise<Ready> {
     const settings = {
       writeConcern: this.options.writeConcern ?? (DEFAULTS.mongoWriteConcern as 'majority'),
-      serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMS ?? 5_000,
+      serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMS ?? DEFAULTS.serverSelectionTimeoutMs,
       maxPoolSize: this.options.maxPoolSize,
       commandListener: this.options.commandListener,
     };
@@ -358,7 +358,7 @@ export class MongoTransport implements Transport {
     this.info = info;
     Object.assign(this.capabilities, { blockingClaim: info.changeStreams, pushWait: info.changeStreams, nativeRetention: info.ttlIndexes, atomicClaim: info.atomicWrites });
     const jobs = db.collection<JobDoc>(JOBS);
-    const notifier = new Notifier(jobs, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? 1_000, logger: this.log });
+    const notifier = new Notifier(jobs, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? DEFAULTS.waitPollMaxMs, logger: this.log });
     this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier };
     return this.ready;
   }
@@ -370,7 +370,7 @@ export class MongoTransport implements Transport {
       return await fn(ready);
     } catch (error) {
       if (this.closed) throw new TransportError('the mongo transport is closed', { cause: error, retryable: false, code: 'TRANSPORT_CLOSED' });
-      throw toReasonqError(error, this.uri);
+      throw fromMongoError(error, this.uri);
     }
   }
 

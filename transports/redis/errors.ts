@@ -20,7 +20,7 @@ export function redactUrls(url: string): string {
  * Translate anything thrown by ioredis or by our Lua scripts. Scripts signal
  * contract failures with replies that start `RQ_<CODE> <id>` (lua/lib.lua).
  */
-export function toReasonqError(error: unknown, url: string, lastConnectionError?: string): ReasonqError {
+export function fromRedisError(error: unknown, url: string, lastConnectionError?: string): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const script = /\bRQ_([A-Z_]+) (\S+)(.*)$/.exec(message);

@@ -42,7 +42,7 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
-import { redactUrls, toReasonqError } from './errors.js';
+import { redactUrls, fromRedisError } from './errors.js';
 import { finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
@@ -106,7 +106,7 @@ export class RedisTransport implements Transport {
     this.endpoint = parseRedisUrl(options.url);
     this.prefix = options.prefix ?? 'rq';
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
-    this.historyLimit = options.historyLimit ?? 100_000;
+    this.historyLimit = options.historyLimit ?? DEFAULTS.historyLimit;
     this.allowEviction = options.allowEviction ?? false;
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
     this.client = createClient(this.endpoint, 'command');
@@ -488,8 +488,8 @@ export class RedisTransport implements Transport {
     );
   }
 
-  private translate(error: unknown): ReturnType<typeof toReasonqError> {
-    return toReasonqError(error, this.url, this.lastConnectionError);
+  private translate(error: unknown): ReturnType<typeof fromRedisError> {
+    return fromRedisError(error, this.url, this.lastConnectionError);
   }
 
   private newToken(): string {
