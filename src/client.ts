@@ -74,7 +74,7 @@ class ReasonqClient implements Client {
   ) {}
 
   async agentIntent(payload: IntentRequest, options: AgentIntentOptions = {}): Promise<Intent> {
-    const { timeoutMs = this.config.http.timeoutMs, signal, ...enqueueOptions } = options;
+    const { timeoutMs = this.config.client.timeoutMs, signal, ...enqueueOptions } = options;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ValidationError(`timeoutMs must be a positive whole number (got ${timeoutMs})`, 'timeoutMs');
     const job = await this.enqueue(payload, enqueueOptions);
     const deadline = Date.now() + timeoutMs;
@@ -109,7 +109,7 @@ class ReasonqClient implements Client {
   }
 
   wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Job> {
-    return this.withRetries(() => this.transport.wait(id, { timeout_ms: options.timeoutMs ?? this.config.http.timeoutMs, signal: options.signal }));
+    return this.withRetries(() => this.transport.wait(id, { timeout_ms: options.timeoutMs ?? this.config.client.timeoutMs, signal: options.signal }));
   }
 
   cancel(id: string, reason = 'canceled by user'): Promise<Job> {
@@ -157,7 +157,7 @@ class ReasonqClient implements Client {
       try {
         return await op();
       } catch (error) {
-        if (!(error instanceof TransportError) || !error.retryable || attempt >= this.config.http.retries) throw error;
+        if (!(error instanceof TransportError) || !error.retryable || attempt >= this.config.client.retries) throw error;
         await sleep(backoffDelay(attempt + 1, { baseMs: 100, maxMs: 2000 }));
       }
     }

@@ -185,7 +185,9 @@ export interface Config {
    * The http transport's server and the token it presents: `token` (REASONQ_API_TOKEN)
    * unless a scoped one is set, `clientToken` on client calls, `workerToken` on worker calls.
    */
-  http: { url: string; token: string | undefined; clientToken?: string | undefined; workerToken?: string | undefined; timeoutMs: number; retries: number };
+  http: { url: string; token: string | undefined; clientToken?: string | undefined; workerToken?: string | undefined; timeoutMs: number };
+  /** the client on every transport: agentIntent's and wait's default limit, retries of transport failures */
+  client: { timeoutMs: number; retries: number };
   server: ServerConfig;
   callbacks: CallbackConfig;
   memory: { maxJobs: number; maxBytes: number };
@@ -229,8 +231,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       clientToken: e.REASONQ_CLIENT_TOKEN?.[0],
       workerToken: e.REASONQ_WORKER_TOKEN?.[0],
       timeoutMs: e.REASONING_API_TIMEOUT_MS ?? DEFAULTS.apiTimeoutMs,
-      retries: e.REASONING_API_RETRIES ?? DEFAULTS.apiRetries,
     },
+    client: { timeoutMs: e.REASONING_API_TIMEOUT_MS ?? DEFAULTS.apiTimeoutMs, retries: e.REASONING_API_RETRIES ?? DEFAULTS.apiRetries },
     server: {
       tokens: { admin: e.REASONQ_API_TOKEN ?? [], client: e.REASONQ_CLIENT_TOKEN ?? [], worker: e.REASONQ_WORKER_TOKEN ?? [] },
       allowedHosts: e.REASONQ_ALLOWED_HOSTS ?? [...DEFAULTS.allowedHosts],

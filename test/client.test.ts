@@ -75,7 +75,7 @@ describe('client', () => {
         const worker = createWorker({ transport: store, queues: [q], handler: async () => { runs += 1; throw new NonRetryableError('no such tool', { code: 'NO_TOOL' }); }, claimWaitMs: 200 });
         await worker.start();
         try {
-          const client = await createClient({ transport, config: { http: { url: '', token: undefined, timeoutMs: 5000, retries: 5 } } });
+          const client = await createClient({ transport, config: { client: { timeoutMs: 5000, retries: 5 } } });
           const err = await client.agentIntent({ goal: 'x' }, { queue: q }).catch((e: unknown) => e);
           assert.ok(err instanceof ReasoningJobError, String(err));
           assert.equal(err.code, 'JOB_FAILED');
@@ -105,7 +105,7 @@ describe('client', () => {
       let connections = 0;
       blackhole.on('connection', () => (connections += 1));
       const transport = createHttpTransport({ url: `http://127.0.0.1:${port}` });
-      const client = await createClient({ transport, config: { http: { url: '', token: undefined, timeoutMs: 1000, retries: 2 } } });
+      const client = await createClient({ transport, config: { client: { timeoutMs: 1000, retries: 2 } } });
       const err = await client.stats().catch((e: unknown) => e);
       assert.ok(err instanceof TransportError, String(err));
       assert.equal(connections, 3, 'one try and two retries');
@@ -117,7 +117,7 @@ describe('client', () => {
       const realPort = Number(new URL(url).port);
       await app.close();
       const transport = createHttpTransport({ url });
-      const client = await createClient({ transport, config: { http: { url, token: undefined, timeoutMs: 1000, retries: 6 } } });
+      const client = await createClient({ transport, config: { client: { timeoutMs: 1000, retries: 6 } } });
       const pending = client.stats();
       await delay(150);
       const again = await startServerOn(realPort);
@@ -155,7 +155,8 @@ describe('client', () => {
       assert.equal(c.redis.url, 'redis://127.0.0.1:6379/0');
       assert.equal(c.http.url, 'http://127.0.0.1:8080');
       assert.equal(c.http.timeoutMs, 30_000);
-      assert.equal(c.http.retries, 2);
+      assert.equal(c.client.retries, 2);
+      assert.equal(c.client.timeoutMs, 30_000);
       assert.equal(c.queueWorker, false);
       assert.equal(loadConfig({ MONGO_HOST: 'db:27018' }).mongo.uri, 'mongodb://db:27018');
     });
