@@ -33,13 +33,6 @@ export interface ClaimRequest {
   wait_ms: number;
   /** aborts a blocking claim early (shutdown) */
   signal?: AbortSignal | undefined;
-  /**
-   * The caller is a worker loop in this process: it claims again as soon as
-   * a slot frees and aborts `signal` when it stops. A transport may then
-   * claim its next job ahead (redis: in the same call as a complete). Remote
-   * callers (the HTTP API) leave it unset.
-   */
-  prefetch?: boolean | undefined;
 }
 
 /** A claimed job always carries its lease. */
@@ -151,6 +144,17 @@ export interface Transport {
    * only while none is available; returns at least one job or none.
    */
   claimMany?(request: ClaimRequest, max: number): Promise<ClaimedJob[]>;
+
+  /**
+   * Optional (redis): `owner` is a worker loop in this process that claims
+   * again as soon as a slot frees, until `until` aborts. The store may then
+   * claim the owner's next job ahead, in the same call as a complete, and
+   * hand it to the owner's next claim without a round trip. Trades: a job
+   * claimed ahead waits in this process (released once a third of its lease
+   * has gone unrenewed, or when the owner stops). Never called for remote
+   * claimers (the HTTP API).
+   */
+  prefetchFor?(owner: string, until: AbortSignal): void;
 
   /** Renew a lease (fenced). Reports a pending cancel. */
   extend(id: string, token: string, lease_ms: number): Promise<ExtendResult>;

@@ -63,6 +63,13 @@ export interface WorkerOptions {
   handleSignals?: boolean;
   /** delivers callbacks (signed, address-checked); default from REASONQ_CALLBACK_ALLOW / REASONQ_CALLBACK_SECRET */
   callbacks?: CallbackSender;
+  /**
+   * Let the store claim this worker's next job ahead where it can
+   * (`Transport.prefetchFor`; redis: in the same call as a complete, one
+   * round trip per job instead of two). Default on; off when jobs must not
+   * wait in this process for a free slot.
+   */
+  prefetch?: boolean;
 }
 
 /** Why a running job's signal fired. */
@@ -136,6 +143,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly handleSignals: boolean;
   private readonly callbacks: CallbackSender;
   private readonly ownsCallbacks: boolean;
+  private readonly prefetch: boolean;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, Run>();
   private readonly startedAt = new Date();
@@ -173,6 +181,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.maintainer = new Maintainer(this.transport, this.id, maintenanceMs, (error) => this.transportError(error), this.log);
     this.handleSignals = options.handleSignals ?? false;
     this.ownsCallbacks = !options.callbacks;
+    this.prefetch = options.prefetch ?? true;
     this.callbacks = options.callbacks ?? createCallbackSender(loadCallbackConfig(), this.log);
   }
 
@@ -201,6 +210,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.timers.push(setInterval(() => this.renewAll(), Math.max(10, Math.floor(this.leaseMs / 3))));
     for (const t of this.timers) t.unref();
     if (this.handleSignals) this.installSignalHandlers();
+    if (this.prefetch) this.transport.prefetchFor?.(this.id, this.claimAbort.signal);
     this.loop = this.claimLoop();
     this.log.info({ queues: this.queues, concurrency: this.concurrency, transport: this.transport.name }, 'worker started');
   }
@@ -252,7 +262,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         continue;
       }
       try {
-        const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal, prefetch: true };
+        const request = { queues: this.queues, owner: this.id, lease_ms: this.leaseMs, wait_ms: this.claimWaitMs, signal };
         const asked = Date.now();
         const jobs = this.transport.claimMany
           ? await this.transport.claimMany(request, free)

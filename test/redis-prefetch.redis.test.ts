@@ -33,7 +33,8 @@ describe('redis transport: prefetch on complete', function () {
     const jobs = [newJob(q), newJob(q), newJob(q)];
     for (const j of jobs) await t.enqueue(j);
     const stop = new AbortController();
-    const request = { queues: [q], owner: 'w-pre', lease_ms: 5000, wait_ms: 0, signal: stop.signal, prefetch: true };
+    t.prefetchFor!('w-pre', stop.signal);
+    const request = { queues: [q], owner: 'w-pre', lease_ms: 5000, wait_ms: 0, signal: stop.signal };
 
     const [a] = await t.claimMany!(request, 1);
     assert.equal(a?.id, jobs[0]!.id);
@@ -93,13 +94,17 @@ describe('redis transport: prefetch on complete', function () {
     for (const [i, j] of jobs.entries()) assert.equal((await t.get(j.id))?.status, i % 2 === 0 ? 'done' : 'processing');
   });
 
-  it('does not prefetch for a claim without the prefetch flag (the HTTP API), without a signal, or over several queues', async () => {
+  it('does not prefetch for an owner that did not opt in (the HTTP API), one that stopped, or a claim over several queues', async () => {
     const q = uniqueQueue();
     const other = uniqueQueue();
+    const stopped = new AbortController();
+    t.prefetchFor!('w-stopped', stopped.signal);
+    stopped.abort();
+    t.prefetchFor!('w-multi', new AbortController().signal);
     for (const request of [
       { queues: [q], owner: 'w-remote', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal },
-      { queues: [q], owner: 'w-plain', lease_ms: 5000, wait_ms: 0, prefetch: true },
-      { queues: [q, other], owner: 'w-multi', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal, prefetch: true },
+      { queues: [q], owner: 'w-stopped', lease_ms: 5000, wait_ms: 0 },
+      { queues: [q, other], owner: 'w-multi', lease_ms: 5000, wait_ms: 0, signal: new AbortController().signal },
     ]) {
       const first = newJob(q);
       const second = newJob(q);
@@ -117,7 +122,8 @@ describe('redis transport: prefetch on complete', function () {
   it('does not claim ahead while the owner has a claim in flight, and never hands out a job whose lease ran down', async () => {
     const q = uniqueQueue();
     const stop = new AbortController();
-    const request = { queues: [q], owner: 'w-busy', lease_ms: 600, wait_ms: 0, signal: stop.signal, prefetch: true };
+    t.prefetchFor!('w-busy', stop.signal);
+    const request = { queues: [q], owner: 'w-busy', lease_ms: 600, wait_ms: 0, signal: stop.signal };
     const [first, second] = [newJob(q), newJob(q)];
     await t.enqueue(first);
     const [a] = await t.claimMany!(request, 1);

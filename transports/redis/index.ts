@@ -184,6 +184,10 @@ export class RedisTransport implements Transport {
     });
   }
 
+  prefetchFor(owner: string, until: AbortSignal): void {
+    this.prefetch.register(owner, until);
+  }
+
   async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
     return (await this.claimMany(request, 1))[0] ?? null;
   }

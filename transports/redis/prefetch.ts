@@ -5,12 +5,13 @@
  * any other; it waits here only until the owner's next `claimMany`, which
  * returns it without a round trip.
  *
- * Only for owners that ask for it (`ClaimRequest.prefetch`: the in-process
- * worker loop, never the HTTP API, whose callers may go away unseen) and
- * claim from one queue with an AbortSignal: multi-queue claims keep their
- * choice across queues, and the signal tells us when the owner stops
- * claiming — its buffered jobs are then released at once, uncharged, as a
- * worker does with jobs claimed during shutdown. Nothing is prefetched while
+ * Opt-in, per owner: an in-process worker loop registers itself
+ * (`Transport.prefetchFor`, from the worker's `prefetch` option) with the
+ * signal that aborts when it stops claiming; the HTTP API never does, since
+ * its callers may go away unseen. Only single-queue claims are served
+ * (multi-queue claims keep their choice across queues). When the owner stops,
+ * its buffered jobs are released at once, uncharged, as a worker does with
+ * jobs claimed during shutdown. Nothing is prefetched while
  * the owner has a claim in flight (that claim takes the next job itself), and
  * a buffered job whose lease has run down by more than a third is released
  * rather than handed out, since nobody renews it while it waits here.
@@ -18,9 +19,10 @@
 import type { ClaimRequest, ClaimedJob } from '../../src/transport.js';
 
 interface Claimer {
-  queue: string;
+  /** the queue of the owner's last claim; null before its first */
+  queue: string | null;
   leaseMs: number;
-  /** the owner's latest claim signal; its abort releases the buffer */
+  /** aborts when the owner stops claiming; releases the buffer */
   signal: AbortSignal;
   onAbort: () => void;
   buffer: ClaimedJob[];
@@ -37,27 +39,20 @@ export class Prefetcher {
   /** @param release hands a buffered job back (fenced, attempt not charged) */
   constructor(private readonly release: (job: ClaimedJob) => Promise<unknown>) {}
 
+  /** An in-process worker loop that claims again as soon as a slot frees, until `signal` aborts. */
+  register(owner: string, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    void this.drop(owner);
+    const onAbort = () => void this.drop(owner);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.claimers.set(owner, { queue: null, leaseMs: 0, signal, onAbort, buffer: [], claiming: false });
+  }
+
   /** At the start of a claim: note the owner's claim, and hand out jobs already claimed for it. */
   take(request: ClaimRequest, max: number): ClaimedJob[] {
-    const { owner, signal } = request;
-    const queue = request.queues.length === 1 ? request.queues[0] : undefined;
-    let claimer = this.claimers.get(owner);
-    if (!queue || !signal || !request.prefetch) {
-      if (claimer) void this.drop(owner); // no longer a claim we prefetch for
-      return [];
-    }
-    if (signal.aborted) return []; // the abort listener releases the buffer
-    if (!claimer) {
-      const onAbort = () => void this.drop(owner);
-      claimer = { queue, leaseMs: Math.floor(request.lease_ms), signal, onAbort, buffer: [], claiming: false };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.claimers.set(owner, claimer);
-    } else if (claimer.signal !== signal) {
-      // A new signal per claim (an HTTP long-poll per request): follow it, keep the buffer.
-      claimer.signal.removeEventListener('abort', claimer.onAbort);
-      claimer.signal = signal;
-      signal.addEventListener('abort', claimer.onAbort, { once: true });
-    }
+    const claimer = this.claimers.get(request.owner);
+    if (!claimer || claimer.signal.aborted) return [];
+    const queue = request.queues.length === 1 ? request.queues[0]! : null;
     if (claimer.queue !== queue) {
       // Jobs of a queue the owner no longer asks for go back.
       for (const job of claimer.buffer.splice(0)) void this.release(job).catch(() => {});
@@ -84,7 +79,7 @@ export class Prefetcher {
   /** On complete of a job of `queue` that `owner` claimed: whether to claim the next job for it. */
   want(owner: string | undefined, queue: string | undefined): { owner: string; queue: string; leaseMs: number } | null {
     const claimer = owner === undefined ? undefined : this.claimers.get(owner);
-    if (!owner || !claimer || claimer.claiming || claimer.signal.aborted || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
+    if (!owner || !claimer || claimer.claiming || claimer.signal.aborted || claimer.queue === null || claimer.queue !== queue || claimer.buffer.length >= BUFFER_LIMIT) return null;
     return { owner, queue: claimer.queue, leaseMs: claimer.leaseMs };
   }
 
