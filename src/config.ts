@@ -140,7 +140,8 @@ export const envSchema = z.object({
   REASONQ_CLIENT_TOKEN: tokenList('REASONQ_CLIENT_TOKEN').optional(),
   REASONQ_WORKER_TOKEN: tokenList('REASONQ_WORKER_TOKEN').optional(),
   REASONQ_ALLOWED_HOSTS: listOf('REASONQ_ALLOWED_HOSTS', (h) => {
-    if (h !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.:-]+)$/i.test(h)) throw new Error(`"${h}" is not a host name or address (or * for any)`);
+    if (h !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+|[0-9a-f:]+)$/i.test(h)) throw new Error(`"${h}" is not a host name or address without a port (or * for any)`);
+    if (/^[a-z0-9.-]+:\d+$/i.test(h)) throw new Error(`"${h}": give the host without its port (the port is not compared)`);
   }).optional(),
   REASONQ_CALLBACK_ALLOW: listOf('REASONQ_CALLBACK_ALLOW', (e) => void parseAllowList([e])).optional(),
   REASONQ_CALLBACK_SECRET: listOf('REASONQ_CALLBACK_SECRET', assertSecret).optional(),

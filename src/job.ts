@@ -308,6 +308,26 @@ export function reviveJob(raw: unknown): Job {
   return job as unknown as Job;
 }
 
+/** In lists a payload is summarised to this many characters of goal, so a page stays small whatever the payloads weigh. */
+const SUMMARY_GOAL_CHARS = 200;
+
+/**
+ * A job as a list shows it: the whole record but for what can be large
+ * (payload beyond its session, step and the start of its goal; the result's
+ * args and reasoning; progress; a long error message). Built without copying
+ * what it leaves out. `GET /v1/jobs/:id` has it all.
+ */
+export function summarizeJob(job: Job): Job {
+  const { session_id, step, goal } = job.payload;
+  const payload: IntentRequest = {};
+  if (session_id !== undefined) payload.session_id = session_id;
+  if (step !== undefined) payload.step = step;
+  if (typeof goal === 'string') payload.goal = goal.length > SUMMARY_GOAL_CHARS ? `${goal.slice(0, SUMMARY_GOAL_CHARS)}…` : goal;
+  const result = job.result ? ({ action: job.result.action, tool_name: job.result.tool_name ?? null, finish: job.result.finish ?? null } as Intent) : null;
+  const error = job.error ? { ...job.error, message: job.error.message.slice(0, 1000) } : null;
+  return { ...job, payload, result, error, progress: null };
+}
+
 /** The job as it goes on the wire: lease token hidden unless asked for. */
 export function publicJob(job: Job, { withToken = false } = {}): Record<string, unknown> {
   if (!job.lease || withToken) return job as unknown as Record<string, unknown>;

@@ -35,14 +35,22 @@ export class Maintainer {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stop, and hand the lock back when held, so that another process takes over at its next round instead of after the lock lapses. */
+  stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (!this.leading || !this.transport.lead) return Promise.resolve();
+    this.leading = false;
+    return this.transport.lead(MAINTENANCE_LOCK, this.owner, 0).then(() => undefined, this.onError);
   }
 
-  /** One round: renew or take the lock; sweep when held. A round still running is not doubled. */
+  /** One round: renew or take the lock; sweep when held. While a long sweep runs, the lock is only renewed, so that nobody else starts one. */
   async tick(): Promise<void> {
-    if (this.busy || !this.transport.lead) return;
+    if (!this.transport.lead) return;
+    if (this.busy) {
+      if (this.leading) await this.transport.lead(MAINTENANCE_LOCK, this.owner, this.intervalMs * 3).catch(this.onError);
+      return;
+    }
     this.busy = true;
     try {
       // The lock outlives three missed rounds, so a busy holder keeps it and a dead one loses it soon.

@@ -93,6 +93,8 @@ export function refusalReason(ip: string, policy: AddressPolicy = { allow: [] })
   if (c.cidrs.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits))) return null;
   const range = addr.range();
   if (range !== 'unicast') return range;
+  // IPv6 unicast outside 2000::/3 (IPv4-compatible ::a.b.c.d, the rest of ::/8): not global, whatever translates it.
+  if (addr.kind() === 'ipv6' && !addr.match(ipaddr.parseCIDR('2000::/3'))) return 'not global unicast (outside 2000::/3)';
   if (METADATA.has(addr.toString())) return 'a cloud metadata address';
   if (ownAddresses().has(addr.toString())) return "this machine's own address";
   return null;

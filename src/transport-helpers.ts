@@ -2,8 +2,8 @@
  * Small pieces of transport logic that every store shares, so that the same
  * rule is written once: list cursors, the state machine check of a settle, bounds.
  */
-import { ValidationError } from './errors.js';
-import { assertTransition } from './job.js';
+import { InvalidStateError, ValidationError } from './errors.js';
+import { assertTransition, type Transition } from './job.js';
 import type { Outcome } from './outcome.js';
 
 /** A blocking claim never blocks longer than this, so shutdown stays prompt. */
@@ -30,5 +30,7 @@ const SETTLE_MOVE = { done: 'complete', error: 'fail', queued: 'requeue', cancel
  * every store, with the one error (InvalidStateError, INVALID_STATE).
  */
 export function assertSettle(id: string, outcome: Outcome): void {
-  assertTransition({ id, status: 'processing' }, SETTLE_MOVE[outcome.status], outcome.status);
+  const move = (SETTLE_MOVE as Record<string, Transition | undefined>)[outcome.status];
+  if (!move) throw new InvalidStateError(`job ${id}: ${String(outcome.status)} is not a status a run can end in`);
+  assertTransition({ id, status: 'processing' }, move, outcome.status);
 }

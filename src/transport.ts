@@ -52,6 +52,8 @@ export interface ListFilter {
   limit?: number | undefined;
   /** opaque, from the previous page's `next_cursor` */
   cursor?: string | undefined;
+  /** only each job's summary is wanted (summarizeJob, src/job.ts): a store may leave out the rest instead of copying it */
+  summary?: boolean | undefined;
 }
 
 export interface ListPage {
@@ -163,8 +165,8 @@ export interface Transport {
    * Write an outcome that was decided (`decideOutcome`, src/outcome.ts):
    * processing → done, error, queued or canceled, fenced on the token. The
    * store decides nothing but the one rule that depends on a concurrent
-   * write: an outcome that would requeue a job whose cancel was asked
-   * meanwhile ends it `canceled` instead.
+   * write: an outcome that would requeue or fail a job whose cancel was
+   * asked meanwhile ends it `canceled` instead (the error kept).
    */
   settle(id: string, token: string, outcome: Outcome): Promise<Job>;
 
@@ -204,7 +206,8 @@ export interface Transport {
 
   /**
    * Optional: take or renew the named lock for `ttl_ms` as `owner`; true
-   * while `owner` holds it. Elects the one maintainer (src/maintenance.ts).
+   * while `owner` holds it. `ttl_ms` 0 hands it back (when `owner` holds it).
+   * Elects the one maintainer (src/maintenance.ts).
    * Absent where another process maintains the store (http: its server).
    */
   lead?(name: string, owner: string, ttl_ms: number): Promise<boolean>;

@@ -15,7 +15,7 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { createCallbackSender, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
-import { intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
+import { DEFAULT_QUEUE, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import { Maintainer } from './maintenance.js';
 import { decideOutcome, exponentialBackoff, type RetryPolicy, type RunEnd } from './outcome.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -162,7 +162,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (typeof options.handler !== 'function') throw new ValidationError('handler must be a function (payload, ctx) => intent', 'handler');
     this.transport = options.transport;
     this.handler = options.handler;
-    this.queues = options.queues?.length ? options.queues : ['reasoning'];
+    this.queues = options.queues?.length ? options.queues : [DEFAULT_QUEUE];
     for (const q of this.queues) {
       const r = queueNameSchema.safeParse(q);
       if (!r.success) throw toValidationError(r.error, 'queues');
@@ -243,7 +243,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    this.maintainer.stop();
+    await this.maintainer.stop();
     this.removeSignalHandlers();
     await this.transport.unregisterWorker(this.id).catch((error: unknown) => this.transportError(error));
     if (this.ownsCallbacks) await this.callbacks.close();
@@ -469,6 +469,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       const res = await this.transport.extend(job.id, job.lease.token, this.leaseMs);
       job.lease.until = res.until;
+      // The run's copy learns of the cancel too: what the policy decides at the end depends on it.
+      if (res.cancel_requested) job.cancel_requested = res.cancel_requested;
       if (res.cancel_requested && !controller.signal.aborted) {
         this.jobLog(run).info({ reason: res.cancel_requested.reason }, 'cancel observed');
         stop(run, new JobAbortError('canceled', res.cancel_requested.reason));

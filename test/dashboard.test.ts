@@ -313,23 +313,25 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#queues').waitFor({ state: 'visible' });
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
-    // The page keeps no token: not in storage, and the session cookie is HttpOnly (scripts cannot read it).
+    // The page keeps no token: not in any storage (sessionStorage holds the session's secret only), and the session cookie is HttpOnly.
     const stored = await page.evaluate(() => {
-      const g = globalThis as unknown as { localStorage: { length: number; key(i: number): string | null; getItem(k: string): string | null }; sessionStorage: { length: number }; document: { cookie: string } };
+      type S = { length: number; key(i: number): string | null; getItem(k: string): string | null };
+      const g = globalThis as unknown as { localStorage: S; sessionStorage: S; document: { cookie: string } };
       const values: string[] = [];
-      for (let i = 0; i < g.localStorage.length; i++) values.push(g.localStorage.getItem(g.localStorage.key(i)!) ?? '');
-      return { values, session: g.sessionStorage.length, cookie: g.document.cookie };
+      for (const store of [g.localStorage, g.sessionStorage]) for (let i = 0; i < store.length; i++) values.push(store.getItem(store.key(i)!) ?? '');
+      return { values, local: g.localStorage.length, cookie: g.document.cookie };
     });
-    assert.ok(!stored.values.some((v) => v.includes(token)), 'the token is not in localStorage');
-    assert.equal(stored.session, 0);
+    assert.ok(!stored.values.some((v) => v.includes(token)), 'the token is in no storage');
+    assert.equal(stored.local, 0, 'nothing in localStorage');
     assert.equal(stored.cookie, '');
 
-    // The job detail stream authenticates with the cookie: no token in its URL.
-    const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events`));
+    // The job detail stream authenticates with the cookie and a one-job ticket: no token in its URL.
+    const events = page.waitForResponse((r) => r.url().includes(`/v1/jobs/${job.id}/events?`));
     await page.click(`#running li[data-job-id="${job.id}"]`);
     const stream = await events;
     assert.equal(stream.status(), 200);
-    assert.equal(new URL(stream.url()).search, '');
+    assert.deepEqual([...new URL(stream.url()).searchParams.keys()], ['ticket']);
+    assert.ok(!stream.url().includes(token));
     await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to start');
     gates.get(job.id)?.();
     await expectText(page, '[data-testid="detail-status"]', 'done');

@@ -101,7 +101,11 @@ export function isLoopbackHost(host: string): boolean {
 
 async function serve(config: Config, flags: ServeFlags, options: { worker: boolean; dev: boolean }): Promise<void> {
   const { tokens } = config.server;
-  if (!isLoopbackHost(flags.host) && tokens.admin.length + tokens.client.length + tokens.worker.length === 0) {
+  const open = tokens.admin.length + tokens.client.length + tokens.worker.length === 0;
+  if (open && config.server.allowedHosts.includes('*')) {
+    throw new ConfigError('REASONQ_ALLOWED_HOSTS=* without a token lets any web page drive this server through DNS rebinding: set REASONQ_API_TOKEN or list the hosts', 'REASONQ_ALLOWED_HOSTS');
+  }
+  if (!isLoopbackHost(flags.host) && open) {
     throw new ConfigError(
       `--host ${flags.host} would open the API to the network without a token: set REASONQ_API_TOKEN (and REASONQ_CLIENT_TOKEN / REASONQ_WORKER_TOKEN for scoped callers), or bind to 127.0.0.1`,
       'REASONQ_API_TOKEN',

@@ -39,7 +39,7 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
 }
 
 /** Routes that read a query string (each parses it with a strict schema); every other route takes none. */
-const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait']);
+const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait', 'GET /v1/jobs/:id/events']);
 
 /** The kinds of long-poll, each with its own limit so that one kind cannot starve the others. */
 export type PollKind = 'wait' | 'stream' | 'claim';
@@ -70,8 +70,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     http: { headersTimeout: Math.min(requestTimeoutMs, 10_000), connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
     // Errors Fastify raises before routing (a malformed URL) get our error shape too.
-    frameworkErrors: (error, _request, reply) => {
-      void (reply as FastifyReply).code(400).send({ error: { code: 'VALIDATION_ERROR', message: `bad request: ${error.message}` } });
+    // No request hook has run for these: the security headers are set here, and nothing of the URL is echoed.
+    frameworkErrors: (_error, _request, reply) => {
+      void (reply as FastifyReply).code(400).headers(SECURITY_HEADERS).send({ error: { code: 'VALIDATION_ERROR', message: 'malformed request URL' } });
     },
     // Errors the HTTP parser raises before Fastify sees a request (431, 400, 408): our shape, on the raw socket.
     clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => rawError(error, socket),
@@ -79,8 +80,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   collectRoutes(app);
   const metrics = createMetrics(options.transport);
   options.worker?.on('job:end', (job, outcome, ms) => {
-    metrics.finished.inc({ queue: job.queue, status: outcome });
-    metrics.jobDuration.observe({ queue: job.queue, outcome }, ms / 1000);
+    metrics.finished.inc({ queue: metrics.queueLabel(job.queue), status: outcome });
+    metrics.jobDuration.observe({ queue: metrics.queueLabel(job.queue), outcome }, ms / 1000);
   });
   const tokens = { admin: [...(options.tokens?.admin ?? []), ...(options.token ? [options.token] : [])], client: options.tokens?.client ?? [], worker: options.tokens?.worker ?? [] };
   const auth = createAuth({ tokens, allowedHosts: options.allowedHosts ?? DEFAULTS.allowedHosts });
@@ -134,14 +135,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // A query key no route reads (`?status[$ne]=done`, a typo) is refused, never ignored.
   app.addHook('preValidation', async (request) => {
     const keys = Object.keys(request.query as object);
-    if (keys.length > 0 && !QUERY_ROUTES.has(`${request.method} ${request.routeOptions.url}`)) {
+    if (keys.length > 0 && !QUERY_ROUTES.has(`${request.method === 'HEAD' ? 'GET' : request.method} ${request.routeOptions.url}`)) {
       throw new ValidationError(`unknown query parameter ${JSON.stringify(keys[0]!.slice(0, 64))}`, keys[0]!.slice(0, 64));
     }
   });
 
   app.setErrorHandler((error: unknown, request, reply: FastifyReply) => {
     const err = httpErrorOf(error);
-    if (err.status >= 500 && err.status !== 507) log.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, url: request.url }, 'request failed');
+    if (err.code === 'INTERNAL') log.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, url: request.url }, 'request failed');
     if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSec));
     void reply.status(err.status).send({ error: err.toJSON() });
   });
@@ -155,7 +156,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       await options.transport.stats();
       return { ok: true, transport: options.transport.name };
     } catch (error) {
-      return reply.status(503).send({ error: { code: 'NOT_READY', message: `store not reachable: ${(error as Error).message}` } });
+      log.warn({ err: (error as Error).message }, 'readyz: store not reachable');
+      return reply.status(503).send({ error: { code: 'NOT_READY', message: 'store not reachable; see the server log' } });
     }
   });
   app.get('/metrics', async (_request, reply) => {
@@ -170,7 +172,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const maintainer = new Maintainer(options.transport, `server:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, options.maintenanceMs ?? DEFAULTS.maintenanceMs, (error) => log.warn({ err: (error as Error).message }, 'maintenance failed'), log);
   maintainer.start();
   app.addHook('onClose', async () => {
-    maintainer.stop();
+    await maintainer.stop();
     if (ownsCallbacks) await callbacks.close();
   });
   return app;

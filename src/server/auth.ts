@@ -11,11 +11,15 @@
  * - cross-site refusal: a request a browser marks as coming from another
  *   site (`Sec-Fetch-Site`, else an `Origin` that is not ours) is refused,
  *   so no page can drive a local server whose API has no token.
- * The dashboard signs in once (POST /v1/session) and then rides an
- * HttpOnly, SameSite=Strict cookie: the token never sits in page storage or
- * in a URL, and EventSource authenticates with the cookie.
+ * The dashboard signs in once (POST /v1/session): an HttpOnly,
+ * SameSite=Strict cookie plus a per-session secret that only the sign-in
+ * answer carries, which the page keeps in sessionStorage (per origin, so per
+ * port) and sends as `x-reasonq-csrf`. Browsers send a cookie of localhost
+ * to every port of localhost, so the cookie alone is worth nothing: whoever
+ * receives it lacks the secret. EventSource cannot send a header; it gets a
+ * ticket for one job's stream, valid a minute and only with the cookie.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS, type Tokens } from '../config.js';
 import { ForbiddenError, HostNotAllowedError, UnauthorizedError } from '../errors.js';
@@ -55,6 +59,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/jobs/:id': ['client', 'worker'],
   'GET /v1/jobs/:id/wait': ['client'],
   'GET /v1/jobs/:id/events': ['client'],
+  'POST /v1/jobs/:id/events/ticket': ['client'],
   'POST /v1/jobs/:id/cancel': ['client'],
   'POST /v1/jobs/:id/retry': ['client'],
   'GET /v1/stats': ['client'],
@@ -103,7 +108,12 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 interface Session {
   scopes: Set<Scope>;
   expires: number;
+  /** sent back by the page as x-reasonq-csrf; never obtainable with the cookie alone */
+  csrf: string;
 }
+
+/** How long an SSE ticket is good for. */
+const TICKET_MS = 60_000;
 
 export interface AuthOptions {
   tokens: Tokens;
@@ -117,11 +127,15 @@ export interface Auth {
   readonly enabled: boolean;
   /** The scopes a bearer token grants, or null when it matches none. */
   scopesOf(token: string): Set<Scope> | null;
-  /** Sign the dashboard in: a session cookie for the token's scopes. */
-  openSession(token: string, reply: FastifyReply, secure: boolean): Set<Scope>;
+  /** Sign the dashboard in: a session cookie for the token's scopes, and the session's secret for the page. */
+  openSession(token: string, reply: FastifyReply, secure: boolean): { scopes: Set<Scope>; csrf: string };
   closeSession(request: FastifyRequest, reply: FastifyReply): void;
-  /** The scopes of the request's credentials (bearer or session cookie), or null. */
+  /** The scopes of the request's credentials (a bearer token, or the session cookie with its secret or a ticket), or null. */
   credentials(request: FastifyRequest): Set<Scope> | null;
+  /** Whether the request's cookie names a live session (the secret not checked: for GET /v1/session only). */
+  hasSession(request: FastifyRequest): boolean;
+  /** A ticket for one job's event stream, for the session of this (authenticated) request. */
+  ticket(request: FastifyRequest, jobId: string): string | null;
 }
 
 export function createAuth(options: AuthOptions): Auth {
@@ -139,15 +153,30 @@ export function createAuth(options: AuthOptions): Auth {
     return scopes.size > 0 ? scopes : null;
   };
 
+  /** The session cookie's value; none when absent or sent twice (a page on another port may have set a second one to shadow ours). */
   const cookieOf = (request: FastifyRequest): string | undefined => {
     const header = request.headers.cookie;
     if (!header) return undefined;
-    for (const part of header.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim();
-    }
-    return undefined;
+    const found = header
+      .split(';')
+      .map((part) => [part.slice(0, part.indexOf('=')).trim(), part.slice(part.indexOf('=') + 1).trim()] as const)
+      .filter(([name]) => name === SESSION_COOKIE);
+    return found.length === 1 ? found[0]![1] : undefined;
   };
+
+  const liveSession = (request: FastifyRequest): [string, Session] | null => {
+    const id = cookieOf(request);
+    const session = id ? sessions.get(id) : undefined;
+    if (!id || !session) return null;
+    if (session.expires <= Date.now()) {
+      sessions.delete(id);
+      return null;
+    }
+    return [id, session];
+  };
+
+  const sameText = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+  const sign = (session: Session, jobId: string, exp: number) => createHmac('sha256', session.csrf).update(`events\n${jobId}\n${exp}`).digest('base64url');
 
   return {
     enabled: table.length > 0,
@@ -157,10 +186,11 @@ export function createAuth(options: AuthOptions): Auth {
       if (!scopes) throw new UnauthorizedError('that token is not one this server accepts');
       if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
       const id = randomBytes(32).toString('base64url');
-      sessions.set(id, { scopes, expires: Date.now() + ttl });
+      const csrf = randomBytes(32).toString('base64url');
+      sessions.set(id, { scopes, expires: Date.now() + ttl, csrf });
       const attrs = ['Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${Math.floor(ttl / 1000)}`, ...(secure ? ['Secure'] : [])];
       void reply.header('set-cookie', `${SESSION_COOKIE}=${id}; ${attrs.join('; ')}`);
-      return scopes;
+      return { scopes, csrf };
     },
     closeSession(request, reply) {
       const id = cookieOf(request);
@@ -170,23 +200,36 @@ export function createAuth(options: AuthOptions): Auth {
     credentials(request) {
       const header = request.headers.authorization;
       if (header !== undefined) return header.startsWith('Bearer ') ? scopesOf(header.slice(7)) : null;
-      const id = cookieOf(request);
-      const session = id ? sessions.get(id) : undefined;
-      if (!session) return null;
-      if (session.expires <= Date.now()) {
-        sessions.delete(id!);
-        return null;
-      }
+      const live = liveSession(request);
+      if (!live) return null;
+      const [, session] = live;
+      const csrf = request.headers['x-reasonq-csrf'];
+      if (typeof csrf === 'string' && sameText(csrf, session.csrf)) return session.scopes;
+      // EventSource: a ticket for this job's stream, in the query.
+      const ticket = (request.query as { ticket?: unknown } | undefined)?.ticket;
+      const jobId = (request.params as { id?: unknown } | undefined)?.id;
+      if (request.routeOptions.url !== '/v1/jobs/:id/events' || typeof ticket !== 'string' || typeof jobId !== 'string') return null;
+      const [exp = '', mac = ''] = ticket.split('.');
+      if (!/^\d+$/.test(exp) || Number(exp) < Date.now() || !sameText(mac, sign(session, jobId, Number(exp)))) return null;
       return session.scopes;
+    },
+    hasSession(request) {
+      return liveSession(request) !== null;
+    },
+    ticket(request, jobId) {
+      const live = liveSession(request);
+      if (!live) return null;
+      const exp = Date.now() + TICKET_MS;
+      return `${exp}.${sign(live[1], jobId, exp)}`;
     },
   };
 }
 
-/** The host part of a Host header, lower case, without port or trailing dot. */
+/** The host part of a Host header, lower case, without port or trailing dot; '' when it is not `host[:port]` (e.g. `[::1]evil`). */
 export function hostOf(header: string): string {
   const h = header.trim().toLowerCase();
-  const bare = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d*$/, '');
-  return bare.replace(/\.$/, '');
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]]*)(:\d*)?$/.exec(h);
+  return m ? m[1]!.replace(/\.$/, '') : '';
 }
 
 const normalHost = (h: string) => hostOf(h.includes(':') && !h.startsWith('[') ? `[${h}]` : h);
@@ -218,7 +261,9 @@ export function registerAuth(app: FastifyInstance, auth: Auth, allowedHosts: rea
     const key = `${request.method === 'HEAD' ? 'GET' : request.method} ${url}`;
     if (!anyHost && !NO_HOST_CHECK.has(key)) {
       const host = request.headers.host ?? '';
-      if (!hosts.has(hostOf(host))) throw new HostNotAllowedError(host);
+      // Node keeps the first of several Host headers; a proxy may route on another: refuse the ambiguity.
+      const given = request.raw.rawHeaders.filter((_, i) => i % 2 === 0 && request.raw.rawHeaders[i]!.toLowerCase() === 'host').length;
+      if (given > 1 || !hosts.has(hostOf(host))) throw new HostNotAllowedError(host);
     }
     const access = accessOf(request.method, url);
     // Public pages may be opened from anywhere (a link); the session routes are checked like the API (login CSRF).

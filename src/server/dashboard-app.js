@@ -4,8 +4,10 @@ const $ = (id) => document.getElementById(id);
 const COUNTS = ['queued', 'delayed', 'processing', 'done', 'error', 'canceled'];
 const TERMINAL = ['done', 'error', 'canceled'];
 const PAGE = 15;
-// The token is never kept by the page: signing in trades it for an HttpOnly session cookie (POST /v1/session).
-const st = { session: false, locked: false, status: '', queue: '', cursors: [null], page: 0, next: null, sel: null, job: null, es: null, gen: 0, seen: {} };
+// The token is never kept by the page: signing in trades it for an HttpOnly session cookie (POST /v1/session)
+// and the session's secret, kept in sessionStorage (this origin, this tab) and sent as x-reasonq-csrf.
+const CSRF_KEY = 'reasonq.csrf';
+const st = { session: false, csrf: sessionStorage.getItem(CSRF_KEY) || '', locked: false, status: '', queue: '', cursors: [null], page: 0, next: null, sel: null, job: null, es: null, gen: 0, seen: {} };
 
 function h(tag, props, ...kids) {
   const e = document.createElement(tag);
@@ -35,6 +37,7 @@ const goal = (j) => (j.payload && typeof j.payload.goal === 'string' ? j.payload
 class ApiError extends Error { constructor(status, code, message) { super(message); this.status = status; this.code = code; } }
 async function api(path, method = 'GET', body) {
   const headers = { accept: 'application/json' };
+  if (st.csrf) headers['x-reasonq-csrf'] = st.csrf;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try { res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'same-origin' }); }
@@ -60,13 +63,14 @@ $('auth-form').addEventListener('submit', async (ev) => {
   const t = $('token-input').value.trim();
   if (!t) { $('auth-error').textContent = 'Enter the API token.'; return; }
   $('token-input').value = '';
-  try { await api('/v1/session', 'POST', { token: t }); }
+  let signed;
+  try { signed = await api('/v1/session', 'POST', { token: t }); }
   catch (e) { $('auth-error').textContent = e.status === 401 ? 'The server rejected this token.' : `${e.code}: ${e.message}`; return; }
-  st.session = true; unlock();
+  st.session = true; st.csrf = signed.csrf; sessionStorage.setItem(CSRF_KEY, signed.csrf); unlock();
 });
 $('token-forget').addEventListener('click', async () => {
   try { await api('/v1/session', 'DELETE'); } catch { /* signed out either way */ }
-  st.session = false; st.locked = false; lock();
+  st.session = false; st.csrf = ''; sessionStorage.removeItem(CSRF_KEY); st.locked = false; lock();
 });
 /** Try the API again with the current session; a 401 locks the page again. */
 function unlock() { st.locked = false; st.seen = {}; document.body.classList.remove('locked'); $('auth').hidden = true; refresh(); }
@@ -171,10 +175,16 @@ function openJob(id) {
 }
 $('btn-close').addEventListener('click', () => { closeSSE(); st.sel = null; st.job = null; $('detail').hidden = true; history.replaceState(null, '', '#'); delete st.seen.jobs; refresh(); });
 function closeSSE() { if (st.es) st.es.close(); st.es = null; $('live').textContent = ''; }
-function openSSE(id) {
+async function openSSE(id) {
   closeSSE();
-  // Same origin: the session cookie goes with it, no token in the URL.
-  const es = new EventSource(`/v1/jobs/${enc(id)}/events`);
+  // EventSource sends the cookie but no header: a one-job ticket (a minute, useless without the cookie) stands in for the secret.
+  let url = `/v1/jobs/${enc(id)}/events`;
+  if (st.session) {
+    try { const { ticket } = await api(`/v1/jobs/${enc(id)}/events/ticket`, 'POST'); if (ticket) url += `?ticket=${enc(ticket)}`; }
+    catch { return; } // polling goes on and opens the stream again
+    if (st.sel !== id || st.es) return;
+  }
+  const es = new EventSource(url);
   st.es = es;
   es.onopen = () => { if (st.es === es) $('live').textContent = '● live'; };
   es.addEventListener('job', (e) => {
@@ -194,7 +204,7 @@ async function loadDetail() {
   catch (e) { if (e.status === 404 && st.sel === id) { put($('detail-body'), h('p', { class: 'errbox' }, `Job ${id} not found (deleted by retention?).`)); setButtons(null); return; } throw e; }
   if (st.sel !== id) return;
   renderDetail(job);
-  if (!TERMINAL.includes(job.status) && !st.es) openSSE(id);
+  if (!TERMINAL.includes(job.status) && !st.es) void openSSE(id);
 }
 function setButtons(j) {
   const cancelable = !!j && (j.status === 'queued' || (j.status === 'processing' && !j.cancel_requested));
@@ -255,5 +265,6 @@ $('btn-cancel').addEventListener('click', () => act('cancel'));
 $('btn-retry').addEventListener('click', () => act('retry'));
 
 const m = /^#job=(.+)$/.exec(location.hash);
-api('/v1/session').then((s) => { st.session = Boolean(s && s.signed_in); }, () => {})
+// A cookie without this tab's secret (a new tab) is no session here: the page asks to sign in.
+api('/v1/session').then((s) => { st.session = Boolean(s && s.signed_in && st.csrf); }, () => {})
   .finally(() => { if (m) openJob(decodeURIComponent(m[1])); else refresh(); });

@@ -24,16 +24,15 @@ export function registerDashboard(app: FastifyInstance, { auth }: ServerContext)
   app.get('/', async (_request, reply) => reply.redirect('/engine'));
 
   /** Whether this server wants a token and whether the caller's cookie is a live session. */
-  app.get('/v1/session', async (request) => {
-    const scopes = auth.enabled ? auth.credentials(request) : null;
-    return { auth_required: auth.enabled, signed_in: scopes !== null, scopes: scopes ? [...scopes] : [] };
-  });
-  /** Trade a token for an HttpOnly, SameSite=Strict session cookie: the page never keeps the token. */
+  app.get('/v1/session', async (request) => ({ auth_required: auth.enabled, signed_in: auth.enabled && auth.hasSession(request) }));
+  /** Trade a token for an HttpOnly, SameSite=Strict session cookie and the session's secret: the page never keeps the token. */
   app.post('/v1/session', async (request, reply) => {
     const { token } = parseOrThrow(sessionBodySchema, request.body ?? {});
-    const scopes = auth.openSession(token, reply, request.protocol === 'https');
-    return { signed_in: true, scopes: [...scopes] };
+    const { scopes, csrf } = auth.openSession(token, reply, request.protocol === 'https');
+    return { signed_in: true, scopes: [...scopes], csrf };
   });
+  /** A ticket for one job's event stream (EventSource sends the cookie, not headers). */
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/events/ticket', async (request) => ({ ticket: auth.ticket(request, request.params.id) }));
   app.delete('/v1/session', async (request, reply) => {
     auth.closeSession(request, reply);
     return { signed_in: false };

@@ -4,14 +4,20 @@ import type { Transport } from '../transport.js';
 
 export interface Metrics {
   registry: Registry;
+  /** The label for a queue name: callers choose queue names, so past a bound they share one label instead of growing the registry without end. */
+  queueLabel(queue: string): string;
   httpRequests: Counter<'method'>;
   enqueued: Counter<'queue'>;
   finished: Counter<'queue' | 'status'>;
   jobDuration: Histogram<'queue' | 'outcome'>;
 }
 
+/** Distinct queue labels kept per counter family; beyond, `(other)`. */
+const MAX_QUEUE_LABELS = 500;
+
 export function createMetrics(transport: Transport): Metrics {
   const registry = new Registry();
+  const labels = new Set<string>();
   collectDefaultMetrics({ register: registry, prefix: 'reasonq_process_' });
   new Gauge({
     name: 'reasonq_jobs',
@@ -41,6 +47,12 @@ export function createMetrics(transport: Transport): Metrics {
   });
   return {
     registry,
+    queueLabel(queue) {
+      if (labels.has(queue)) return queue;
+      if (labels.size >= MAX_QUEUE_LABELS) return '(other)';
+      labels.add(queue);
+      return queue;
+    },
     httpRequests: new Counter({ name: 'reasonq_http_requests_total', help: 'HTTP requests received', labelNames: ['method'] as const, registers: [registry] }),
     enqueued: new Counter({ name: 'reasonq_jobs_enqueued_total', help: 'Jobs enqueued through this server', labelNames: ['queue'] as const, registers: [registry] }),
     finished: new Counter({ name: 'reasonq_jobs_finished_total', help: 'Attempts ended through this server or its embedded worker, by outcome', labelNames: ['queue', 'status'] as const, registers: [registry] }),

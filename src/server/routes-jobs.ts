@@ -3,32 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { cancelAndNotify } from '../callbacks.js';
 import { DEFAULTS } from '../config.js';
 import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
-import { buildJob, isTerminal, parseOrThrow, publicJob, type Job } from '../job.js';
+import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
-import { cancelBodySchema, enqueueRequestSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
+import { cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
-/** In lists a payload is summarised to this many characters of goal, so a page stays small whatever the payloads weigh. */
-const LIST_GOAL_CHARS = 200;
 
 type ById = { Params: { id: string } };
-
-/**
- * A job as a list shows it: the whole record but for what can be large
- * (payload beyond its ids and the start of its goal, the result's args and
- * reasoning, progress). `GET /v1/jobs/:id` has it all.
- */
-export function listedJob(job: Job): Record<string, unknown> {
-  const { session_id, step, goal } = job.payload;
-  const payload: Record<string, unknown> = {};
-  if (session_id !== undefined) payload.session_id = session_id;
-  if (step !== undefined) payload.step = step;
-  if (typeof goal === 'string') payload.goal = goal.length > LIST_GOAL_CHARS ? `${goal.slice(0, LIST_GOAL_CHARS)}…` : goal;
-  const result = job.result ? { action: job.result.action, tool_name: job.result.tool_name ?? null, finish: job.result.finish ?? null } : null;
-  const error = job.error ? { ...job.error, message: job.error.message.slice(0, 1000) } : null;
-  return { ...publicJob(job), payload, result, error, progress: null, summarized: true };
-}
 
 /**
  * Retries asked by callback deliveries (a request carrying `webhook-id`),
@@ -56,7 +38,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   };
   const enqueue = async (job: Job) => {
     const out = await transport.enqueue(job);
-    if (out.created) metrics.enqueued.inc({ queue: out.job.queue });
+    if (out.created) metrics.enqueued.inc({ queue: metrics.queueLabel(out.job.queue) });
     return out;
   };
   const callbackRetry = createLoopGuard(DEFAULTS.callbackRetryLimit);
@@ -82,12 +64,13 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     if (rest.callback_url) callbacks.check(rest.callback_url);
     const job = buildJob({ ...rest, ...(attempt_timeout_ms ? { timeout_ms: attempt_timeout_ms } : {}) });
     const limit = timeout_ms ?? MAX_WAIT_MS;
-    const final = await longPoll('wait', request, async (signal) => {
-      const { job: stored } = await enqueue(job);
-      return transport.wait(stored.id, { timeout_ms: limit, signal });
+    const { final, created } = await longPoll('wait', request, async (signal) => {
+      const out = await enqueue(job);
+      return { final: await transport.wait(out.job.id, { timeout_ms: limit, signal }), created: out.created };
     });
     if (!isTerminal(final.status)) {
-      await cancelAndNotify(transport, final.id, `intent request timed out after ${limit} ms`, log, callbacks);
+      // Only a job this request made is canceled: one it attached to (same id or dedupe_key) is somebody else's.
+      if (created) await cancelAndNotify(transport, final.id, `intent request timed out after ${limit} ms`, log, callbacks);
       throw new ReasoningTimeoutError(final.id, limit);
     }
     if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error);
@@ -116,8 +99,8 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
 
   app.get('/v1/jobs', async (request) => {
     const filter = parseOrThrow(listQuerySchema, request.query);
-    const page = await transport.list(filter);
-    return { jobs: page.jobs.map(listedJob), next_cursor: page.next_cursor };
+    const page = await transport.list({ ...filter, summary: true });
+    return { jobs: page.jobs.map((j) => ({ ...publicJob(summarizeJob(j)), summarized: true })), next_cursor: page.next_cursor };
   });
 
   app.get('/v1/stats', async () => transport.stats());
@@ -130,6 +113,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
 
   // Server-sent events: the job's state whenever it changes, until it ends or the stream's lifetime is up.
   app.get<ById>('/v1/jobs/:id/events', async (request, reply) => {
+    parseOrThrow(eventsQuerySchema, request.query);
     let job = await must(request.params.id);
     await longPoll('stream', request, async (signal) => {
       reply.hijack();

@@ -38,7 +38,7 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
   app.post<ById>('/v1/jobs/:id/settle', async (request) => {
     const { token, outcome } = parseOrThrow(settleBodySchema, request.body ?? {});
     const job = await transport.settle(request.params.id, token, outcome);
-    metrics.finished.inc({ queue: job.queue, status: outcomeLabel(job, outcome) });
+    metrics.finished.inc({ queue: metrics.queueLabel(job.queue), status: outcomeLabel(job, outcome) });
     return { job: publicJob(job) };
   });
 

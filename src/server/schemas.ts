@@ -71,4 +71,6 @@ export const heartbeatBodySchema = z.object({
   failed: z.number().int().min(0),
 });
 
+export const eventsQuerySchema = query({ ticket: z.string().max(200).optional() });
+
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });

@@ -350,6 +350,18 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       assert.equal(r.status, 'canceled');
     });
 
+    it('a cancel asked while the last attempt fails ends the job canceled, not error (the error kept)', async () => {
+      const q = uniqueQueue();
+      await t().enqueue(newJob(q, { max_attempts: 1 }));
+      const c = await claimOne(t(), q);
+      await t().cancel(c.id, 'stop it');
+      // The worker decided from its copy, which had not seen the cancel yet.
+      const r = await t().settle(c.id, c.lease.token, asFailed({ code: 'NON_RETRYABLE', message: 'gave up', retryable: false }, null));
+      assert.equal(r.status, 'canceled');
+      assert.equal(r.error?.code, 'NON_RETRYABLE');
+      assert.equal((await t().get(c.id))?.status, 'canceled');
+    });
+
     it('an expired lease of a job whose cancel was asked ends canceled, not requeued', async () => {
       const q = uniqueQueue();
       const job = newJob(q, { max_attempts: 5 });

@@ -165,6 +165,10 @@ export function leadTests({ transport: t, options }: SuiteContext): void {
       await delay(400);
       assert.equal(await transport.lead!(name, 'b', 300), true, 'a lapsed: b takes over');
       assert.equal(await transport.lead!(name, 'a', 300), false, 'and a is out');
+      assert.equal(await transport.lead!(name, 'a', 0), false, 'a cannot hand back what b holds');
+      assert.equal(await transport.lead!(name, 'c', 300), false, 'still b');
+      await transport.lead!(name, 'b', 0);
+      assert.equal(await transport.lead!(name, 'c', 300), true, 'b handed it back: c takes it at once');
     });
   });
 }

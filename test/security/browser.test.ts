@@ -11,7 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { SECURITY_HEADERS } from '../../src/server/auth.js';
 import { newJob, uniqueQueue, waitFor } from '../helpers.js';
 import { startServer } from '../server-helpers.js';
-import { portOf, rawRequest } from './raw.js';
+import { portOf, rawExchange, rawRequest } from './raw.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -100,7 +100,7 @@ describe('security: browsers and DNS rebinding', function () {
       assert.equal(res.status, 421, `${path} with Host: evil.example`);
       assert.equal(JSON.parse(res.body).error.code, 'HOST_NOT_ALLOWED');
     }
-    for (const host of ['evil.example:80', '127.0.0.1.evil.example', 'localhost.evil.example', '127.1', '0x7f000001', '2130706433', '[::ffff:127.0.0.1]', '']) {
+    for (const host of ['evil.example:80', '127.0.0.1.evil.example', 'localhost.evil.example', '127.1', '0x7f000001', '2130706433', '[::ffff:127.0.0.1]', '', '[::1]evil.example', 'localhost:80:80']) {
       const res = await rawRequest(port, 'GET', '/v1/stats', { headers: { host } });
       assert.equal(res.status, 421, `Host: ${JSON.stringify(host)}`);
     }
@@ -108,6 +108,9 @@ describe('security: browsers and DNS rebinding', function () {
       assert.equal((await rawRequest(port, 'GET', '/v1/stats', { headers: { host } })).status, 200, `Host: ${host}`);
     }
     assert.equal((await rawRequest(port, 'GET', '/healthz', { headers: { host: '10.1.2.3:8080' } })).status, 200);
+    // Two Host headers: Node keeps the first, a proxy may route on the last: refused.
+    const twice = await rawExchange(port, `GET /v1/stats HTTP/1.1\r\nhost: localhost:${port}\r\nhost: evil.example\r\nconnection: close\r\n\r\n`);
+    assert.equal(twice.status, 421);
     const wide = await startServer({ allowedHosts: ['queue.internal'] });
     assert.equal((await rawRequest(portOf(wide.url), 'GET', '/v1/stats', { headers: { host: 'queue.internal:8080' } })).status, 200);
     assert.equal((await rawRequest(portOf(wide.url), 'GET', '/v1/stats')).status, 421, 'an explicit list replaces the loopback default');
@@ -123,9 +126,46 @@ describe('security: browsers and DNS rebinding', function () {
     const csp = SECURITY_HEADERS['content-security-policy']!;
     assert.match(csp, /frame-ancestors 'none'/);
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    // Errors raised before routing (a malformed URL) carry them too, and echo nothing of the URL.
+    const malformed = await rawRequest(port, 'GET', '/v1/%E0%A4%A<script>');
+    assert.equal(malformed.status, 400);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) assert.equal(malformed.headers[k], v, `${k} on a malformed URL`);
+    assert.doesNotMatch(malformed.body, /script/);
     const page = (await rawRequest(port, 'GET', '/engine')).body;
     assert.doesNotMatch(page, /<script(?![^>]*\bsrc=)[^>]*>/i, 'no inline <script> in the dashboard page');
     assert.doesNotMatch(page, /\sstyle=|<style/i, 'no inline style in the dashboard page');
     assert.doesNotMatch(page, /\son[a-z]+=/i, 'no inline event handlers');
+  });
+});
+
+describe('security: the dashboard session', () => {
+  const TOKEN = 'session-token-0123456789';
+
+  it('the cookie alone is worth nothing: a request needs the session secret of the sign-in answer (or a one-job ticket for SSE)', async () => {
+    const { url, store } = await startServer({ token: TOKEN });
+    const port = portOf(url);
+    const signIn = await rawRequest(port, 'POST', '/v1/session', { body: JSON.stringify({ token: TOKEN }) });
+    assert.equal(signIn.status, 200);
+    const cookie = signIn.headers['set-cookie']!.split(';')[0]!;
+    const { csrf } = JSON.parse(signIn.body) as { csrf: string };
+    assert.match(signIn.headers['set-cookie']!, /HttpOnly/);
+    assert.match(signIn.headers['set-cookie']!, /SameSite=Strict/);
+    // Another app on another port of this host receives the cookie (browsers do not separate ports): replayed alone, refused.
+    assert.equal((await rawRequest(port, 'GET', '/v1/stats', { headers: { cookie } })).status, 401);
+    assert.equal((await rawRequest(port, 'GET', '/v1/stats', { headers: { cookie, 'x-reasonq-csrf': 'guess' } })).status, 401);
+    assert.equal((await rawRequest(port, 'GET', '/v1/stats', { headers: { cookie, 'x-reasonq-csrf': csrf } })).status, 200);
+    assert.equal(JSON.parse((await rawRequest(port, 'GET', '/v1/session', { headers: { cookie } })).body).csrf, undefined, 'the secret is never handed out for the cookie');
+    // A second session cookie (set by a page on another port to shadow ours): refused, not guessed between.
+    assert.equal((await rawRequest(port, 'GET', '/v1/stats', { headers: { cookie: `reasonq_session=attacker; ${cookie}`, 'x-reasonq-csrf': csrf } })).status, 401);
+    // SSE: a ticket for one job, only with the cookie.
+    const { job } = await store.enqueue(newJob(uniqueQueue('sse'), { delay_ms: 60_000 }));
+    const { job: other } = await store.enqueue(newJob(uniqueQueue('sse'), { delay_ms: 60_000 }));
+    const t = JSON.parse((await rawRequest(port, 'POST', `/v1/jobs/${job.id}/events/ticket`, { headers: { cookie, 'x-reasonq-csrf': csrf } })).body) as { ticket: string };
+    const stream = (path: string, headers: Record<string, string>) =>
+      rawRequest(port, 'GET', path, { headers }, 1500).then((r) => r.status, (e: Error) => (/no complete answer/.test(e.message) ? 200 : 0));
+    assert.equal(await stream(`/v1/jobs/${job.id}/events?ticket=${encodeURIComponent(t.ticket)}`, { cookie }), 200, 'the stream opens (and stays open)');
+    assert.equal(await stream(`/v1/jobs/${job.id}/events?ticket=${encodeURIComponent(t.ticket)}`, {}), 401, 'a ticket without the cookie');
+    assert.equal(await stream(`/v1/jobs/${other.id}/events?ticket=${encodeURIComponent(t.ticket)}`, { cookie }), 401, "another job's stream");
+    assert.equal(await stream(`/v1/jobs/${job.id}/events`, { cookie }), 401, 'the cookie without a ticket');
   });
 });

@@ -101,6 +101,7 @@ describe('security: input', function () {
       [{ REASONQ_CALLBACK_SECRET: 'plain-secret-not-whsec' }, 'REASONQ_CALLBACK_SECRET'],
       [{ REASONQ_CALLBACK_ALLOW: '10.0.0.0/99' }, 'REASONQ_CALLBACK_ALLOW'],
       [{ REASONQ_ALLOWED_HOSTS: 'evil host' }, 'REASONQ_ALLOWED_HOSTS'],
+      [{ REASONQ_ALLOWED_HOSTS: 'queue.example.com:8080' }, 'REASONQ_ALLOWED_HOSTS'],
     ];
     for (const [env, variable] of bad) {
       const secret = /TOKEN|SECRET/.test(variable);
@@ -112,10 +113,27 @@ describe('security: input', function () {
     assert.deepEqual(ok.callbacks.allow, ['10.0.0.0/8', 'hooks.internal']);
   });
 
-  it('reasonq serve refuses to bind beyond loopback without a token (exit 2, naming REASONQ_API_TOKEN)', async () => {
+  it('a timed-out intent cancels only a job it created, never one it attached to by id', async () => {
+    const { url, store } = await startServer();
+    const { job } = await store.enqueue(newJob(uniqueQueue('attach'), { id: `theirs-${Date.now()}` }));
+    const r = await json(url, 'POST', '/v1/intents', JSON.stringify({ id: job.id, payload: { goal: 'x' }, timeout_ms: 50 }));
+    assert.equal(r.status, 504);
+    assert.equal((await store.get(job.id))?.status, 'queued', "somebody else's job is left alone");
+  });
+
+  it('HEAD answers like GET (the query check maps it)', async () => {
+    const { url } = await startServer();
+    assert.equal((await fetch(`${url}/v1/jobs?limit=1`, { method: 'HEAD' })).status, 200);
+  });
+
+  for (const [what, args, env, variable] of [
+    ['beyond loopback without a token', ['--host', '0.0.0.0'], {}, 'REASONQ_API_TOKEN'],
+    ['with REASONQ_ALLOWED_HOSTS=* and no token', [], { REASONQ_ALLOWED_HOSTS: '*' }, 'REASONQ_ALLOWED_HOSTS'],
+  ] as const) {
+  it(`reasonq serve refuses to start ${what} (exit 2, naming ${variable})`, async () => {
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'serve', '--host', '0.0.0.0', '--port', '0'], {
-        env: { ...process.env, REASONING_TRANSPORT: 'memory', REASONQ_API_TOKEN: '', REASONQ_CLIENT_TOKEN: '', REASONQ_WORKER_TOKEN: '' },
+      const child = spawn(process.execPath, [CLI, 'serve', ...args, '--port', '0'], {
+        env: { ...process.env, REASONING_TRANSPORT: 'memory', REASONQ_API_TOKEN: '', REASONQ_CLIENT_TOKEN: '', REASONQ_WORKER_TOKEN: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stderr = '';
@@ -127,6 +145,7 @@ describe('security: input', function () {
       });
     });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /REASONQ_API_TOKEN/);
+    assert.match(result.stderr, new RegExp(variable));
   });
+  }
 });

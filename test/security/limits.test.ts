@@ -66,6 +66,45 @@ describe('security: bounded resources', function () {
     assert.ok(slowestHealth < 2000, `healthz took up to ${slowestHealth} ms`);
   });
 
+  it('a payload of many tiny objects is weighed by what it takes in the heap, not by its text: 507 long before memory runs out, and a list of them stays cheap', async () => {
+    const { url } = await startServer({ maxBytes: 24 * 1024 * 1024 });
+    // 300 KB of text, about 20 MB of heap as objects.
+    const tiny = `{"queue":"tiny","payload":{"goal":"x","context":[${Array.from({ length: 100_000 }, () => '{}').join(',')}]}}`;
+    const heapBefore = process.memoryUsage().heapUsed;
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await request(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: tiny });
+      statuses.push(res.statusCode);
+      await res.body.dump();
+    }
+    const accepted = statuses.filter((s) => s === 201).length;
+    assert.ok(accepted >= 1 && accepted <= 4, `accepted ${accepted} of 10 (${statuses.join(',')})`);
+    assert.ok(statuses.includes(507));
+    assert.ok(process.memoryUsage().heapUsed - heapBefore < 400 * 1024 * 1024, 'the heap grew within the limit, give or take');
+    const list = await call(url, 'GET', '/v1/jobs?limit=500');
+    assert.equal(list.body.jobs.length, accepted);
+    assert.ok(list.bytes < 16 * 1024, 'a summary of each, not the payloads');
+  });
+
+  it('results and progress reports count against the memory limit too', async () => {
+    const { url, store } = await startServer({ maxBytes: 2 * 1024 * 1024 });
+    const q = uniqueQueue('res');
+    const big = { action: 'finish', finish: true, args: { blob: 'x'.repeat(600_000) } };
+    let refused = false;
+    for (let i = 0; i < 6 && !refused; i++) {
+      const { job } = await store.enqueue(newJob(q));
+      const c = await store.claim({ queues: [q], owner: 'w', lease_ms: 5000, wait_ms: 0 });
+      await store.progress(c!.id, c!.lease.token, { note: 'y'.repeat(100_000) });
+      await store.settle(c!.id, c!.lease.token, { status: 'done', result: big });
+      assert.equal((await store.get(job.id))?.status, 'done');
+      // Every enqueue from here on must make room: finished jobs go first, the newest kept.
+      const r = await call(url, 'POST', '/v1/jobs', { queue: uniqueQueue('other'), payload: { goal: 'x' } });
+      refused = r.status === 507;
+    }
+    const stats = await call(url, 'GET', '/v1/stats');
+    assert.ok((stats.body.queues[q]?.done ?? 0) <= 3, `finished jobs with large results were evicted to make room (${stats.body.queues[q]?.done} kept)`);
+  });
+
   it('finished jobs make room before an enqueue is refused (the oldest ending first)', async () => {
     const { url, store } = await startServer({ maxJobs: 3 });
     const q = uniqueQueue('room');

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, summarizeJob, type Job } from '../../src/job.js';
 import {
   buildStats,
   EMPTY_COUNTS,
@@ -55,6 +55,22 @@ export interface MemoryTransportOptions extends TransportOptions {
 
 /** What a job weighs beyond its payload (fields, maps), counted against maxBytes. */
 const JOB_OVERHEAD_BYTES = 512;
+/** What each object or array of a stored value weighs in the heap beyond its JSON text: `[{},{},…]` takes about 20× its text (measured with V8 heap snapshots). */
+const NODE_BYTES = 64;
+
+/** Heap weight of a JSON value: its text plus a charge per object and array, walked without recursion. */
+function weigh(value: unknown): number {
+  if (value === null || value === undefined) return 0;
+  let nodes = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    nodes += 1;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push(child);
+  }
+  return Buffer.byteLength(JSON.stringify(value)) + nodes * NODE_BYTES;
+}
 
 export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
   return new MemoryTransport(options);
@@ -79,9 +95,13 @@ export class MemoryTransport implements Transport {
   private readonly claimWaiters = new Set<ClaimWaiter>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
   private readonly sizes = new Map<string, number>();
+  /** what result, error and progress weigh, per job (counted in `heldBytes` too, and redone when they change) */
+  private readonly outputSizes = new Map<string, number>();
   /** finished ids, oldest ending first (a Set keeps insertion order) */
   private readonly finishedOrder = new Set<string>();
   private heldBytes = 0;
+  /** ready entries left behind by jobs canceled while queued (deletion is lazy); compacted past a bound */
+  private staleEntries = 0;
   private readonly maxJobs: number;
   private readonly maxBytes: number;
   private readonly retentionMs: number;
@@ -104,7 +124,7 @@ export class MemoryTransport implements Transport {
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined);
     if (existing) return { job: clone(existing), created: false };
-    const size = JOB_OVERHEAD_BYTES + Buffer.byteLength(JSON.stringify(job.payload));
+    const size = JOB_OVERHEAD_BYTES + weigh(job.payload);
     this.makeRoom(size);
     const stored = clone(job);
     this.jobs.set(stored.id, stored);
@@ -147,11 +167,14 @@ export class MemoryTransport implements Transport {
     const job = this.fenced(id, token);
     if (outcome.result !== undefined) job.result = clone(outcome.result);
     if (outcome.error !== undefined) job.error = clone(outcome.error);
-    if (outcome.status === 'queued' && !job.cancel_requested) {
+    this.weighOutputs(job);
+    // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
+    const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
+    if (status === 'queued') {
       if (outcome.attempts !== undefined) job.attempts = outcome.attempts;
       this.requeue(job, outcome.run_at ?? new Date());
     } else {
-      this.finish(job, outcome.status === 'queued' ? 'canceled' : outcome.status);
+      this.finish(job, status);
     }
     return clone(job);
   }
@@ -160,6 +183,7 @@ export class MemoryTransport implements Transport {
     const job = this.fenced(id, token);
     job.progress = clone(data);
     job.updated_at = new Date();
+    this.weighOutputs(job);
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
@@ -169,6 +193,7 @@ export class MemoryTransport implements Transport {
       this.readySeq.delete(job.id);
       job.cancel_requested = { at: new Date(), reason };
       this.finish(job, 'canceled');
+      if (++this.staleEntries > Math.max(1000, this.jobs.size)) this.compact();
     } else if (job.status === 'processing' && !job.cancel_requested) {
       job.cancel_requested = { at: new Date(), reason };
       job.updated_at = new Date();
@@ -225,7 +250,9 @@ export class MemoryTransport implements Transport {
       .sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const page = matches.slice(0, limit);
     const last = page[page.length - 1];
-    return { jobs: page.map(clone), next_cursor: matches.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+    // A summary is cut from the stored record before the copy: a page of large payloads costs what the page shows.
+    const copy = filter.summary ? (j: Job) => clone(summarizeJob(j)) : clone;
+    return { jobs: page.map(copy), next_cursor: matches.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
   }
 
   async stats(): Promise<Stats> {
@@ -274,6 +301,10 @@ export class MemoryTransport implements Transport {
     const now = Date.now();
     const held = this.locks.get(name);
     if (held && held.owner !== owner && held.until > now) return false;
+    if (ttlMs <= 0) {
+      this.locks.delete(name);
+      return false;
+    }
     this.locks.set(name, { owner, until: now + ttlMs });
     return true;
   }
@@ -329,11 +360,26 @@ export class MemoryTransport implements Transport {
     );
   }
 
+  /** Drop the ready entries of canceled jobs, and the ready structures of queues left empty. */
+  private compact(): void {
+    const valid = (e: ReadyEntry) => this.readySeq.get(e.id) === e.seq;
+    for (const [name, queue] of this.ready) if (queue.compact(valid)) this.ready.delete(name);
+    this.staleEntries = 0;
+  }
+
+  /** Count what a job's result, error and progress weigh (they are not limited at write: the limit bites at the next enqueue). */
+  private weighOutputs(job: Job): void {
+    const size = weigh(job.result) + weigh(job.error) + weigh(job.progress);
+    this.heldBytes += size - (this.outputSizes.get(job.id) ?? 0);
+    this.outputSizes.set(job.id, size);
+  }
+
   private remove(job: Job): void {
     this.jobs.delete(job.id);
     this.finishedOrder.delete(job.id);
-    this.heldBytes -= this.sizes.get(job.id) ?? 0;
+    this.heldBytes -= (this.sizes.get(job.id) ?? 0) + (this.outputSizes.get(job.id) ?? 0);
     this.sizes.delete(job.id);
+    this.outputSizes.delete(job.id);
     if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === job.id) this.dedupe.delete(dedupeKey(job));
   }
 
@@ -347,8 +393,10 @@ export class MemoryTransport implements Transport {
     for (const name of request.queues) {
       const queue = this.ready.get(name);
       if (!queue) continue;
-      nextDue = Math.min(nextDue, queue.promote(now));
+      const due = queue.promote(now);
+      nextDue = Math.min(nextDue, due);
       const entry = queue.peek(valid);
+      if (!entry && due === Infinity) this.ready.delete(name); // nothing left: no structure kept per queue name ever used
       if (entry && (!best || entry.priority > best.entry.priority || (entry.priority === best.entry.priority && entry.seq < best.entry.seq))) {
         best = { queue, entry };
       }

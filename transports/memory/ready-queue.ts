@@ -78,4 +78,18 @@ export class ReadyQueue {
       bucket.head = 0;
     }
   }
+
+  /** Drop every entry that is no longer valid (jobs canceled while queued); true when nothing is left. */
+  compact(valid: (entry: ReadyEntry) => boolean): boolean {
+    for (const [priority, bucket] of this.buckets) {
+      bucket.entries = bucket.entries.slice(bucket.head).filter(valid);
+      bucket.head = 0;
+      if (bucket.entries.length === 0) this.buckets.delete(priority);
+    }
+    this.priorities = this.priorities.filter((p) => this.buckets.has(p));
+    const keep = this.delayed.filter(valid);
+    this.delayed.length = 0;
+    this.delayed.push(...keep);
+    return this.buckets.size === 0 && this.delayed.length === 0;
+  }
 }

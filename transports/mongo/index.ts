@@ -207,11 +207,14 @@ export class MongoTransport implements Transport {
     const set: Partial<JobDoc> = {};
     if (outcome.result !== undefined) set.result = outcome.result;
     if (outcome.error !== undefined) set.error = outcome.error;
-    if (outcome.status !== 'queued') return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) } }));
-    // A requeue holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
-    const back = { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now, ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}) };
-    const requeued = await this.fenced(id, token, { $set: back }, { cancel_requested: null }, false);
-    if (requeued) return docToJob(requeued);
+    if (outcome.status === 'done' || outcome.status === 'canceled') return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) } }));
+    // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
+    const write =
+      outcome.status === 'queued'
+        ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now, ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}) }
+        : { ...set, status: 'error' as const, ...this.ended(now) };
+    const written = await this.fenced(id, token, { $set: write }, { cancel_requested: null }, false);
+    if (written) return docToJob(written);
     return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
   }
 
@@ -316,6 +319,10 @@ export class MongoTransport implements Transport {
   async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
     return this.op(async ({ locks }) => {
       const now = new Date();
+      if (ttlMs <= 0) {
+        await locks.deleteOne({ _id: name, owner });
+        return false;
+      }
       try {
         // Ours to renew, or free to take once its holder stopped renewing; held by another, the upsert collides.
         const doc = await locks.findOneAndUpdate({ _id: name, $or: [{ owner }, { until: { $lte: now } }] }, { $set: { owner, until: new Date(now.getTime() + ttlMs) } }, { upsert: true, returnDocument: 'after' });

@@ -441,7 +441,7 @@ export class RedisTransport implements Transport {
   }
 
   async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.op(async () => Number(await this.script('lead', lockKey(this.prefix, name), owner, Math.max(1, Math.floor(ttlMs)))) === 1);
+    return this.op(async () => Number(await this.script('lead', lockKey(this.prefix, name), owner, Math.max(0, Math.floor(ttlMs)))) === 1);
   }
 
   async close(): Promise<void> {

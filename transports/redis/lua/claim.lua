@@ -10,8 +10,9 @@
 -- how many ms until something may become claimable (a delayed job or a
 -- lease deadline), -1 for none; expired counts leases that ran out: the
 -- caller settles them as src/outcome.ts decides (recoverExpired) and claims
--- again, so a claim still reclaims a crashed worker's job without a sweep, so a blocked claimer knows how long it may
--- sleep. Relative, so that the claimer's clock does not matter.
+-- again, so a claim still reclaims a crashed worker's job without a sweep.
+-- next_in tells a blocked claimer how long it may sleep; relative, so that
+-- the claimer's clock does not matter.
 local owner, lease_ms, max, token_base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 local snow = fmt(now)

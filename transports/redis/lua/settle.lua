@@ -1,8 +1,8 @@
 -- processing -> the outcome decided in src/outcome.ts (fenced): error,
 -- canceled, or queued (a retry, or a hand-back with the attempt given back).
 -- `done` goes through complete.lua (batched). The one rule decided here,
--- because it depends on a concurrent write: a requeue of a job whose cancel
--- was asked meanwhile ends it canceled instead.
+-- because it depends on a concurrent write: a requeue or an error of a job
+-- whose cancel was asked meanwhile ends it canceled instead (the error kept).
 -- KEYS[1] prefix. ARGV: id, token, status, error JSON or '', run_at ms or '',
 -- due ('1' when run_at is not in the future), attempts or '', and '1' for
 -- the sweep: then the fence is the other way round (the lease must have run
@@ -20,10 +20,11 @@ else
   if err then return err end
 end
 if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
-if status == 'queued' and not job.cancel_at then
+if job.cancel_at and (status == 'queued' or status == 'error') then status = 'canceled' end
+if status == 'queued' then
   if attempts ~= '' then redis.call('HSET', jk, 'attempts', attempts) end
   requeue(P, id, jk, tonumber(run_at), due, now)
 else
-  finish(P, id, jk, status == 'queued' and 'canceled' or status, now, job.waited)
+  finish(P, id, jk, status, now, job.waited)
 end
 return redis.call('HGETALL', jk)
