@@ -279,6 +279,9 @@ const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobSt
   retry: { from: ['error', 'canceled'], to: ['queued'] },
 };
 
+/** The statuses a user's retry starts from, as the table says: stores filter on these instead of writing them again. */
+export const RETRY_FROM: readonly JobStatus[] = MOVES.retry.from;
+
 export function canTransition(move: Transition, from: JobStatus, to: JobStatus): boolean {
   const rule = MOVES[move];
   return rule.from.includes(from) && rule.to.includes(to);

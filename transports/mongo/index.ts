@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
 import { DEFAULTS } from '../../src/config.js';
 import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, RETRY_FROM, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
@@ -246,7 +246,7 @@ export class MongoTransport implements Transport {
     return this.op(async ({ jobs, notifier }) => {
       const now = new Date();
       const doc = await jobs.findOneAndUpdate(
-        { _id: id, status: { $in: ['error', 'canceled'] } },
+        { _id: id, status: { $in: [...RETRY_FROM] } },
         { $set: { status: 'queued', attempts: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
         { returnDocument: 'after' },
       );

@@ -35,7 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
 import { ConfigError, JobErrorCode, JobNotFoundError, TransportError, ValidationError } from '../../src/errors.js';
-import { assertTransition, isTerminal, type Intent, type Job, type JobStatus } from '../../src/job.js';
+import { assertTransition, isTerminal, RETRY_FROM, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
@@ -383,7 +383,7 @@ export class RedisTransport implements Transport {
   }
 
   async retry(id: string): Promise<Job> {
-    const reply = await this.onJob(id, 'retry');
+    const reply = await this.onJob(id, 'retry', ...RETRY_FROM);
     if (Array.isArray(reply) && reply[0] === 'RQ_ILLEGAL') assertTransition({ id, status: reply[1] as JobStatus }, 'retry', 'queued');
     return this.jobReply(id, reply);
   }
