@@ -35,8 +35,8 @@ export interface Outcome {
   error?: JobError;
   /** when queued: not claimable before this instant */
   run_at?: Date;
-  /** when released: the attempt given back */
-  attempts?: number;
+  /** when released: the attempt is given back (the store takes one off `attempts`; never an absolute value a caller could set) */
+  give_back?: true;
 }
 
 /** When may a failed attempt run again? null: never (the job ends `error`). */
@@ -75,7 +75,7 @@ export function decideOutcome(job: Subject, end: RunEnd, policy: RetryPolicy = d
     }
     case 'released':
       if (job.cancel_requested) return { status: 'canceled' };
-      return { status: 'queued', run_at: new Date(now), attempts: Math.max(0, job.attempts - 1) };
+      return { status: 'queued', run_at: new Date(now), give_back: true };
     case 'lease-expired':
       if (job.cancel_requested) return { status: 'canceled' };
       if (job.attempts >= job.max_attempts) {

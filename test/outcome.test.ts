@@ -16,7 +16,7 @@ describe('outcome policy', () => {
     assert.deepEqual(decideOutcome(job(3), { kind: 'failed', error: err(true) }, undefined, NOW), { status: 'error', error: err(true) });
     assert.deepEqual(decideOutcome(job(1), { kind: 'failed', error: err(false) }, undefined, NOW), { status: 'error', error: err(false) });
     assert.deepEqual(decideOutcome(job(1, 3, true), { kind: 'failed', error: err(true) }, undefined, NOW), { status: 'canceled', error: err(true) });
-    assert.deepEqual(decideOutcome(job(2), { kind: 'released' }, undefined, NOW), { status: 'queued', run_at: new Date(NOW), attempts: 1 });
+    assert.deepEqual(decideOutcome(job(2), { kind: 'released' }, undefined, NOW), { status: 'queued', run_at: new Date(NOW), give_back: true });
     assert.deepEqual(decideOutcome(job(2, 3, true), { kind: 'released' }, undefined, NOW), { status: 'canceled' });
     assert.deepEqual(decideOutcome(job(2), { kind: 'lease-expired' }, undefined, NOW), { status: 'queued', run_at: new Date(NOW) });
     assert.deepEqual(decideOutcome(job(2, 3, true), { kind: 'lease-expired' }, undefined, NOW), { status: 'canceled' });

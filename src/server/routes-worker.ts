@@ -8,7 +8,7 @@ import { decideOutcome, type Outcome } from '../outcome.js';
 import type { Job } from '../job.js';
 
 /** The `finished` metric's label: the worker's JobOutcome names (retry, released), so both feeds agree. */
-const outcomeLabel = (job: Job, outcome: Outcome) => (job.status !== 'queued' ? job.status : outcome.attempts !== undefined ? 'released' : 'retry');
+const outcomeLabel = (job: Job, outcome: Outcome) => (job.status !== 'queued' ? job.status : outcome.give_back ? 'released' : 'retry');
 
 type ById = { Params: { id: string } };
 

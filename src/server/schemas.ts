@@ -51,7 +51,7 @@ export const settleBodySchema = z.object({
     z.object({ status: z.literal('done'), result: intentSchema }),
     z.object({ status: z.literal('error'), error: jobErrorSchema }),
     z.object({ status: z.literal('canceled'), error: jobErrorSchema.optional() }),
-    z.object({ status: z.literal('queued'), run_at: z.coerce.date(), error: jobErrorSchema.optional(), attempts: z.number().int().min(0).max(1000).optional() }),
+    z.object({ status: z.literal('queued'), run_at: z.coerce.date(), error: jobErrorSchema.optional(), give_back: z.literal(true).optional() }),
   ]),
 });
 export const progressBodySchema = z.object({ token, data: z.unknown().refine((d) => withinDepth(d), `data nests deeper than ${MAX_JSON_DEPTH} levels`) });

@@ -149,3 +149,21 @@ describe('security: input', function () {
   });
   }
 });
+
+describe('security: what a worker may write', () => {
+  it('a worker cannot set a job\'s attempts over HTTP: it can only give the current one back', async () => {
+    const { url, store } = await startServer();
+    const q = uniqueQueue('att');
+    const { job } = await store.enqueue(newJob(q, { max_attempts: 2 }));
+    const claim = async () => ((await json(url, 'POST', '/v1/claim', JSON.stringify({ queues: [q], owner: 'w', lease_ms: 5000 }))).body.jobs as { id: string; attempts: number; lease: { token: string } }[])[0]!;
+    const first = await claim();
+    const settle = (token: string, outcome: Record<string, unknown>) => json(url, 'POST', `/v1/jobs/${job.id}/settle`, JSON.stringify({ token, outcome }));
+    // An old-style absolute value is not taken: the job keeps its attempt.
+    assert.equal((await settle(first.lease.token, { status: 'queued', run_at: new Date().toISOString(), attempts: 0 })).status, 200);
+    assert.equal((await store.get(job.id))?.attempts, 1);
+    const second = await claim();
+    assert.equal(second.attempts, 2);
+    assert.equal((await settle(second.lease.token, { status: 'queued', run_at: new Date().toISOString(), give_back: true })).status, 200);
+    assert.equal((await store.get(job.id))?.attempts, 1, 'one given back, no more');
+  });
+});

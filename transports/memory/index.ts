@@ -183,7 +183,7 @@ export class MemoryTransport implements Transport {
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
     if (status === 'queued') {
-      if (outcome.attempts !== undefined) job.attempts = outcome.attempts;
+      if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
       this.requeue(job, outcome.run_at ?? new Date());
     } else {
       this.finish(job, status);

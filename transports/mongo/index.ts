@@ -210,10 +210,10 @@ export class MongoTransport implements Transport {
     if (outcome.status === 'done' || outcome.status === 'canceled') return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) } }));
     // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
     const write =
-      outcome.status === 'queued'
-        ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now, ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}) }
-        : { ...set, status: 'error' as const, ...this.ended(now) };
-    const written = await this.fenced(id, token, { $set: write }, { cancel_requested: null }, false);
+      outcome.status === 'queued' ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now } : { ...set, status: 'error' as const, ...this.ended(now) };
+    // A claimed job has attempts ≥ 1, so giving one back never goes below 0.
+    const update = outcome.status === 'queued' && outcome.give_back ? { $set: write, $inc: { attempts: -1 } } : { $set: write };
+    const written = await this.fenced(id, token, update, { cancel_requested: null }, false);
     if (written) return docToJob(written);
     return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
   }

@@ -368,7 +368,7 @@ export class RedisTransport implements Transport {
     const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
-    const job = this.jobReply(id, await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.attempts ?? ''));
+    const job = this.jobReply(id, await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : ''));
     this.held.delete(id);
     return job;
   }
