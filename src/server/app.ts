@@ -109,7 +109,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     sseMaxMs: options.sseMaxMs ?? DEFAULTS.sseMaxMs,
     async longPoll(kind, request, run) {
       if (open[kind] >= limits[kind]) {
-        metrics.httpRequests.inc({ method: `${kind}-refused` });
+        metrics.pollsRefused.inc({ kind });
         throw new RateLimitedError(`too many open ${kind} long-polls (${limits[kind]}); nothing was created; try again shortly`);
       }
       open[kind] += 1;

@@ -7,6 +7,8 @@ export interface Metrics {
   /** The label for a queue name: callers choose queue names, so past a bound they share one label instead of growing the registry without end. */
   queueLabel(queue: string): string;
   httpRequests: Counter<'method'>;
+  /** long-polls refused at their kind's limit (429) */
+  pollsRefused: Counter<'kind'>;
   enqueued: Counter<'queue'>;
   finished: Counter<'queue' | 'status'>;
   jobDuration: Histogram<'queue' | 'outcome'>;
@@ -54,6 +56,7 @@ export function createMetrics(transport: Transport): Metrics {
       return queue;
     },
     httpRequests: new Counter({ name: 'reasonq_http_requests_total', help: 'HTTP requests received', labelNames: ['method'] as const, registers: [registry] }),
+    pollsRefused: new Counter({ name: 'reasonq_long_polls_refused_total', help: 'Long-polls refused at their limit (429), by kind', labelNames: ['kind'] as const, registers: [registry] }),
     enqueued: new Counter({ name: 'reasonq_jobs_enqueued_total', help: 'Jobs enqueued through this server', labelNames: ['queue'] as const, registers: [registry] }),
     finished: new Counter({ name: 'reasonq_jobs_finished_total', help: 'Attempts ended through this server or its embedded worker, by outcome', labelNames: ['queue', 'status'] as const, registers: [registry] }),
     jobDuration: new Histogram({
