@@ -54,6 +54,8 @@ export const DEFAULTS = {
   maxWaits: 2_000,
   maxStreams: 500,
   maxClaims: 2_000,
+  /** open connections the server takes at once (idle keep-alive ones included); past it, new ones are closed at once */
+  maxConnections: 10_000,
   /** an SSE stream is closed after this long; EventSource reconnects */
   sseMaxMs: 10 * 60_000,
   /** memory store: jobs and payload bytes held */

@@ -180,7 +180,6 @@ export type EnqueueField = FieldsWhere<'enqueue'>;
 export const FIELD_NAMES = Object.keys(JOB_FIELDS) as JobField[];
 export const IMMUTABLE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].immutable) as ImmutableField[];
 export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) as EnqueueField[];
-export const DATE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].kind === 'date') as ('run_at' | 'created_at' | 'updated_at' | 'started_at' | 'finished_at')[];
 
 /** Options a caller may give when enqueueing. */
 export const enqueueOptionsSchema = z.object({

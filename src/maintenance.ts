@@ -44,17 +44,25 @@ export class Maintainer {
     return this.transport.lead(MAINTENANCE_LOCK, this.owner, 0).then(() => undefined, this.onError);
   }
 
+  /** Take or renew the lock; a store that does not answer within the lock's own lifetime counts as "not leading". */
+  private lead(): Promise<boolean> {
+    const ttl = this.intervalMs * 3;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ttl)));
+    return Promise.race([this.transport.lead!(MAINTENANCE_LOCK, this.owner, ttl), late]).finally(() => clearTimeout(timer));
+  }
+
   /** One round: renew or take the lock; sweep when held. While a long sweep runs, the lock is only renewed, so that nobody else starts one. */
   async tick(): Promise<void> {
     if (!this.transport.lead) return;
     if (this.busy) {
-      if (this.leading) await this.transport.lead(MAINTENANCE_LOCK, this.owner, this.intervalMs * 3).catch(this.onError);
+      if (this.leading) await this.lead().catch(this.onError);
       return;
     }
     this.busy = true;
     try {
       // The lock outlives three missed rounds, so a busy holder keeps it and a dead one loses it soon.
-      const leading = await this.transport.lead(MAINTENANCE_LOCK, this.owner, this.intervalMs * 3);
+      const leading = await this.lead();
       if (leading !== this.leading) this.log?.info({ owner: this.owner }, leading ? 'maintaining the store' : 'no longer maintaining the store');
       this.leading = leading;
       if (leading) await this.transport.sweep();

@@ -106,13 +106,20 @@ const isLoopbackName = (host: string) => {
   return h === 'localhost' || h.endsWith('.localhost');
 };
 
+/** A host (name or address, any spelling, brackets allowed) that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isLoopbackName(bare)) return true;
+  return ipaddr.isValid(bare) && ipaddr.process(bare).range() === 'loopback';
+}
+
 const isNameAllowed = (host: string, policy: AddressPolicy) => compile(policy).hosts.has(host.toLowerCase().replace(/\.$/, ''));
 
 /**
  * The address to dial for `host`: checked, every resolved address refused
  * if any one is (a name that also points inward is not trusted half-way).
  */
-export async function pickAddress(host: string, policy: AddressPolicy): Promise<string> {
+export async function pickAddress(host: string, policy: AddressPolicy, timeoutMs = 5_000): Promise<string> {
   const bare = host.replace(/^\[|\]$/g, '');
   if (isIP(bare)) {
     const why = refusalReason(bare, policy);
@@ -124,7 +131,10 @@ export async function pickAddress(host: string, policy: AddressPolicy): Promise<
   }
   let addresses: string[];
   try {
-    addresses = await compile(policy).resolve(bare);
+    // getaddrinfo has no deadline of its own: a resolver that never answers must not hold a delivery forever.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)));
+    addresses = await Promise.race([compile(policy).resolve(bare), late]).finally(() => clearTimeout(timer));
   } catch (error) {
     throw new CallbackRefusedError(`callback_url host ${bare} does not resolve: ${(error as Error).message}`);
   }
@@ -164,7 +174,7 @@ export function guardedConnector(policy: AddressPolicy, timeoutMs: number): buil
   const dial = buildConnector({ timeout: timeoutMs });
   return (options, callback) => {
     const host = options.hostname.replace(/^\[|\]$/g, '');
-    pickAddress(host, policy).then(
+    pickAddress(host, policy, timeoutMs).then(
       (address) => dial({ ...options, hostname: address, servername: isIP(host) ? undefined : host }, callback),
       (error: Error) => callback(error, null),
     );

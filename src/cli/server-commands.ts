@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { createCallbackSender, type CallbackSender } from '../callbacks.js';
+import { isLoopbackHost } from '../net-guard.js';
 import { DEFAULTS, loadConfig, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -91,12 +92,6 @@ function onSignals(log: Logger, shutdown: () => Promise<void>): void {
   };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
-}
-
-/** Loopback binds only see this machine; anything else is the network. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 async function serve(config: Config, flags: ServeFlags, options: { worker: boolean; dev: boolean }): Promise<void> {

@@ -29,6 +29,8 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   /** tokens by scope; with none, the API is open to whoever passes the Host and same-site checks */
   tokens?: Partial<ServerConfig['tokens']>;
   bodyLimitBytes?: number;
+  /** connections open at once (a flood of idle sockets is refused instead of exhausting file descriptors) */
+  maxConnections?: number;
   /** delivers callbacks of jobs this server ends (a cancel of a queued job); default: public addresses only, unsigned */
   callbacks?: CallbackSender;
   /** how often the elected maintainer sweeps (maintenance.ts); the server takes part in the election */
@@ -77,6 +79,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Errors the HTTP parser raises before Fastify sees a request (431, 400, 408): our shape, on the raw socket.
     clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => rawError(error, socket),
   });
+  app.server.maxConnections = options.maxConnections ?? DEFAULTS.maxConnections;
   collectRoutes(app);
   const metrics = createMetrics(options.transport);
   options.worker?.on('job:end', (job, outcome, ms) => {
@@ -84,7 +87,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     metrics.jobDuration.observe({ queue: metrics.queueLabel(job.queue), outcome }, ms / 1000);
   });
   const tokens = { admin: [...(options.tokens?.admin ?? []), ...(options.token ? [options.token] : [])], client: options.tokens?.client ?? [], worker: options.tokens?.worker ?? [] };
-  const auth = createAuth({ tokens, allowedHosts: options.allowedHosts ?? DEFAULTS.allowedHosts });
+  const auth = createAuth({ tokens });
   const callbacks = options.callbacks ?? createCallbackSender({ allow: [], secrets: [] }, log);
   const ownsCallbacks = !options.callbacks;
 

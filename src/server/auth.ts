@@ -117,16 +117,12 @@ const TICKET_MS = 60_000;
 
 export interface AuthOptions {
   tokens: Tokens;
-  /** Host header values answered, port ignored; `*` answers any */
-  allowedHosts: readonly string[];
   sessionTtlMs?: number;
 }
 
 export interface Auth {
   /** true when at least one token is configured */
   readonly enabled: boolean;
-  /** The scopes a bearer token grants, or null when it matches none. */
-  scopesOf(token: string): Set<Scope> | null;
   /** Sign the dashboard in: a session cookie for the token's scopes, and the session's secret for the page. */
   openSession(token: string, reply: FastifyReply, secure: boolean): { scopes: Set<Scope>; csrf: string };
   closeSession(request: FastifyRequest, reply: FastifyReply): void;
@@ -180,7 +176,6 @@ export function createAuth(options: AuthOptions): Auth {
 
   return {
     enabled: table.length > 0,
-    scopesOf,
     openSession(token, reply, secure) {
       const scopes = scopesOf(token);
       if (!scopes) throw new UnauthorizedError('that token is not one this server accepts');

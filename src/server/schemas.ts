@@ -14,7 +14,6 @@ const intFromQuery = (name: string, min: number, max: number) =>
 /** Query strings are strict: a key we do not know (`status[$ne]`, a typo) is a 400, never silently ignored. */
 const query = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown query parameter ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : undefined) });
 
-export const noQuerySchema = query({});
 export const waitQuerySchema = query({ wait_ms: intFromQuery('wait_ms', 0, 3_600_000).optional() });
 export const waitTimeoutQuerySchema = query({ timeout_ms: intFromQuery('timeout_ms', 0, 3_600_000).optional() });
 

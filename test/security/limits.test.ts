@@ -4,6 +4,7 @@
  * requests and endless streams are cut.
  */
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
 import { newJob, uniqueQueue, waitFor } from '../helpers.js';
 import { startServer } from '../server-helpers.js';
@@ -149,6 +150,21 @@ describe('security: bounded resources', function () {
       holders.abort();
       await Promise.all(waits);
     }
+  });
+
+  it('a flood of idle connections stops at maxConnections; the server answers again once they go', async () => {
+    const { url } = await startServer({ maxConnections: 3 });
+    const port = portOf(url);
+    const idle = await Promise.all(Array.from({ length: 3 }, () => new Promise<Socket>((resolve) => { const s = connect({ host: '127.0.0.1', port }, () => resolve(s)); })));
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const past = await rawRequest(port, 'GET', '/healthz', {}, 2000).catch(() => ({ status: 0 }));
+      assert.equal(past.status, 0, 'a connection past the limit is closed unanswered');
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await rawRequest(port, 'GET', '/healthz')).status, 200);
   });
 
   it('an SSE stream ends at its maximum lifetime (the client reconnects)', async () => {
