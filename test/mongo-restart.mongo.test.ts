@@ -83,7 +83,15 @@ describe('mongo transport: server restart mid-run', function () {
     assert.ok(beforeKill > 5 && acknowledged.length > beforeKill, 'enqueued before and after the restart');
     assert.ok(producerErrors.length > 0, 'the outage was seen');
     for (const e of producerErrors) assert.ok(e instanceof TransportError && e.retryable, `not a retryable TransportError: ${String(e)}`);
-    await waitFor(async () => (await producer.stats()).queues[q]?.done === acknowledged.length, 30_000, 'every acknowledged job done');
+    await waitFor(async () => (await producer.stats()).queues[q]?.done === acknowledged.length, 30_000, 'every acknowledged job done').catch(async (error: Error) => {
+      // Say which jobs did not finish, and how they stand, before failing.
+      const left = [];
+      for (const id of acknowledged) {
+        const j = await producer.get(id);
+        if (j?.status !== 'done') left.push({ id, status: j?.status ?? 'missing', attempts: j?.attempts, lease_until: j?.lease?.until, error: j?.error?.code });
+      }
+      throw new Error(`${error.message}: ${JSON.stringify(left)}`);
+    });
     for (const id of acknowledged) assert.equal((await producer.get(id))?.status, 'done', `job ${id}`);
     assert.ok(ran >= acknowledged.length);
     assert.ok(worker.isRunning, 'the same worker, never restarted');
