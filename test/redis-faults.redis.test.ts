@@ -161,9 +161,8 @@ describe('redis transport: faults and layout', function () {
     assert.equal(runs, 1);
   });
 
-  it('records of the first release (no spec field) are read by get, upgraded in place by the claim, and run', async () => {
+  it('records of the first release (no spec field) are upgraded when a transport starts, once, and then run', async () => {
     const s = await server();
-    const t = await open({ url: s.url });
     const q = uniqueQueue();
     const id = `legacy-${q}`;
     const now = Date.now();
@@ -176,6 +175,9 @@ describe('redis transport: faults and layout', function () {
       await redis.zadd(`rq:{${q}}:all`, now, id);
       await redis.set(`rq:~id:${id}`, q);
       await redis.sadd('rq:{~meta}:queues', q);
+      const t = await open({ url: s.url });
+      assert.equal(await redis.hexists(`rq:{${q}}:j:${id}`, 'payload'), 0, 'upgraded: the old fields are gone');
+      assert.equal(await redis.get(`rq:{${q}}:upgraded`), '1', 'the queue is marked as upgraded');
       const before = await t.get(id);
       assert.equal(before?.status, 'queued');
       assert.deepEqual(before?.payload, { goal: 'legacy "quoted"' });
@@ -184,7 +186,6 @@ describe('redis transport: faults and layout', function () {
       assert.deepEqual(claimed.payload, { goal: 'legacy "quoted"' });
       assert.equal(claimed.callback_url, 'http://127.0.0.1:9/cb');
       assert.equal(claimed.created_at.getTime(), now);
-      assert.equal(await redis.hexists(`rq:{${q}}:j:${id}`, 'payload'), 0, 'upgraded: the old fields are gone');
       await t.settle(claimed.id, claimed.lease.token, asDone(intent));
       const after = await t.get(id);
       assert.equal(after?.status, 'done');

@@ -84,8 +84,8 @@ export function fieldsToJob(reply: unknown): Job | null {
 
 /** A job from HGETALL's object reply (ioredis' hgetall); null when empty. */
 export function hashToJob(h: Record<string, string>): Job | null {
-  const spec = h.spec !== undefined ? (JSON.parse(h.spec) as Spec) : legacySpec(h);
-  if (!spec) return null;
+  if (h.spec === undefined) return null;
+  const spec = JSON.parse(h.spec) as Spec;
   const fixed = fromSpec(spec);
   // Field by field, not `...fixed` (see claimedJob); a field missing here does not compile.
   return reviveJob({
@@ -111,27 +111,6 @@ export function hashToJob(h: Record<string, string>): Job | null {
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
   } satisfies Record<keyof Job, unknown>);
-}
-
-/**
- * The spec of a record written before `spec` existed (the first release kept
- * these as separate fields; the claim script upgrades such a record in place,
- * lua/lib.lua upgrade_spec). Null when there is no record.
- */
-function legacySpec(h: Record<string, string>): Spec | null {
-  if (h.id === undefined || h.queue === undefined) return null;
-  const spec: Spec = {
-    id: h.id,
-    queue: h.queue,
-    payload: (json(h.payload) ?? {}) as IntentRequest,
-    priority: Number(h.priority),
-    max_attempts: Number(h.max_attempts),
-    created_at: Number(h.created_at),
-  };
-  if (h.timeout_ms !== undefined) spec.timeout_ms = Number(h.timeout_ms);
-  if (h.dedupe_key !== undefined) spec.dedupe_key = h.dedupe_key;
-  if (h.callback_url !== undefined) spec.callback_url = h.callback_url;
-  return spec;
 }
 
 /**

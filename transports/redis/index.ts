@@ -148,6 +148,25 @@ export class RedisTransport implements Transport {
     if (this.client.status === 'wait') await this.client.connect();
     else await this.client.ping();
     await checkEvictionPolicy(this.client, { url: redactUrls(this.url), allowEviction: this.allowEviction, log: this.log });
+    await this.upgradeRecords();
+  }
+
+  /**
+   * Records of the first release (no `spec` field) are rewritten once, queue
+   * by queue, when a transport starts (lua/upgrade.lua); a queue done before
+   * carries a marker and costs one call.
+   */
+  private async upgradeRecords(): Promise<void> {
+    for (const queue of await this.client.smembers(queuesKey(this.prefix))) {
+      let cursor = '0';
+      let upgraded = 0;
+      do {
+        const [next, n] = (await runScript(this.client, 'upgrade', queuePrefix(this.prefix, queue), cursor, 500)) as [string, number];
+        cursor = next;
+        upgraded += n;
+      } while (cursor !== '0');
+      if (upgraded > 0) this.log.info({ queue, upgraded }, 'records of the first release upgraded');
+    }
   }
 
   /**

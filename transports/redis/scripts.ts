@@ -26,6 +26,7 @@ const SCRIPTS = {
   stats: ['stats', 1],
   list: ['list', 1],
   lead: ['lead', 1],
+  upgrade: ['upgrade', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -139,23 +139,6 @@ local function claim_json(attempts, f)
     .. (f[7] or 'null') .. ',' .. cjson.encode(f[8] or '') .. ']'
 end
 
--- A record written before `spec` existed (the first release kept id, queue,
--- payload, … as separate fields): build its spec from those fields, store it
--- and drop the fields it replaces. Nil when they are not there either.
-local function upgrade_spec(jk)
-  local o = redis.call('HMGET', jk, 'id', 'queue', 'payload', 'priority', 'max_attempts', 'created_at', 'timeout_ms', 'dedupe_key', 'callback_url')
-  if not (o[1] and o[2] and o[3] and tonumber(o[4]) and tonumber(o[5]) and tonumber(o[6])) then return nil end
-  local spec = '{"id":' .. cjson.encode(o[1]) .. ',"queue":' .. cjson.encode(o[2]) .. ',"payload":' .. o[3] .. ',"priority":' .. o[4]
-    .. ',"max_attempts":' .. o[5] .. ',"created_at":' .. o[6]
-  if tonumber(o[7]) then spec = spec .. ',"timeout_ms":' .. o[7] end
-  if o[8] then spec = spec .. ',"dedupe_key":' .. cjson.encode(o[8]) end
-  if o[9] then spec = spec .. ',"callback_url":' .. cjson.encode(o[9]) end
-  spec = spec .. '}'
-  redis.call('HSET', jk, 'spec', spec)
-  redis.call('HDEL', jk, 'id', 'queue', 'payload', 'timeout_ms', 'callback_url')
-  return spec
-end
-
 -- Move ids just taken out of `ready` to `processing` under fresh leases
 -- `token_base.<first + 1>`, `token_base.<first + 2>`, … (in the order
 -- claimed: the caller numbers the jobs of its reply the same way), skipping
@@ -176,7 +159,6 @@ local function claim_ids(P, ids, owner, token_base, first, lease_until, now, out
     local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
     if f.err then f = {} end
     if f[1] == 'queued' then
-      f[3] = f[3] or upgrade_spec(jk)
       local attempts = tonumber(f[2])
       if not (f[3] and attempts and tonumber(f[4])) then
         local message = 'the stored record of this job lacks what a claim needs (spec, attempts, run_at)'
