@@ -11,7 +11,7 @@
  * that the scripts never decode, so user data round-trips exactly (Lua's
  * cjson would turn `[]` into `{}` and round long numbers). Absent field = null.
  */
-import { IMMUTABLE_FIELDS, JOB_FIELDS, reviveJob, type ImmutableField, type IntentRequest, type Job, type JobError } from '../../src/job.js';
+import { FIELD_NAMES, IMMUTABLE_FIELDS, JOB_FIELDS, reviveJob, type ImmutableField, type JobField, type IntentRequest, type Job, type JobError } from '../../src/job.js';
 import type { ClaimedJob } from '../../src/transport.js';
 
 const ms = (d: Date): string => String(d.getTime());
@@ -42,32 +42,40 @@ function fromSpec(spec: Spec): Pick<Job, ImmutableField> {
   return out as Pick<Job, ImmutableField>;
 }
 
-/** Field/value pairs of a job, as HSET takes them. */
+type ChangingField = Exclude<JobField, ImmutableField>;
+const jsonOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+const msOrNull = (d: Date | null): string | null => (d ? ms(d) : null);
+
+/**
+ * How each changing field of the table is kept as hash fields (name, value;
+ * null: left out). Typed on the table: a changing field added to JOB_FIELDS
+ * and missing here does not compile.
+ */
+const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null][] } = {
+  status: (j) => [['status', j.status]],
+  result: (j) => [['result', jsonOrNull(j.result)]],
+  error: (j) => [['error', jsonOrNull(j.error)]],
+  run_at: (j) => [['run_at', ms(j.run_at)]],
+  attempts: (j) => [['attempts', String(j.attempts)]],
+  lease: (j) => [['lease_owner', j.lease?.owner ?? null], ['lease_token', j.lease?.token ?? null], ['lease_until', msOrNull(j.lease?.until ?? null)]],
+  cancel_requested: (j) => [['cancel_at', msOrNull(j.cancel_requested?.at ?? null)], ['cancel_reason', j.cancel_requested?.reason ?? null]],
+  progress: (j) => [['progress', jsonOrNull(j.progress)]],
+  updated_at: (j) => [['updated_at', ms(j.updated_at)]],
+  started_at: (j) => [['started_at', msOrNull(j.started_at)]],
+  finished_at: (j) => [['finished_at', msOrNull(j.finished_at)]],
+};
+const CHANGING_FIELDS = FIELD_NAMES.filter((f): f is ChangingField => !JOB_FIELDS[f].immutable);
+
+/**
+ * Field/value pairs of a job, as HSET takes them: `spec`, the immutable
+ * fields the scripts read (copied out of spec), then the changing ones.
+ */
 export function jobToFields(job: Job): string[] {
-  const f: string[] = [
-    'spec', specOf(job),
-    'status', job.status,
-    'priority', String(job.priority),
-    'run_at', ms(job.run_at),
-    'attempts', String(job.attempts),
-    'max_attempts', String(job.max_attempts),
-    'created_at', ms(job.created_at),
-    'updated_at', ms(job.updated_at),
-  ];
-  const optional: [string, string | null][] = [
-    ['dedupe_key', job.dedupe_key],
-    ['started_at', job.started_at && ms(job.started_at)],
-    ['finished_at', job.finished_at && ms(job.finished_at)],
-    ['result', job.result === null ? null : JSON.stringify(job.result)],
-    ['error', job.error === null ? null : JSON.stringify(job.error)],
-    ['progress', job.progress === null || job.progress === undefined ? null : JSON.stringify(job.progress)],
-    ['lease_owner', job.lease?.owner ?? null],
-    ['lease_token', job.lease?.token ?? null],
-    ['lease_until', job.lease ? ms(job.lease.until) : null],
-    ['cancel_at', job.cancel_requested ? ms(job.cancel_requested.at) : null],
-    ['cancel_reason', job.cancel_requested?.reason ?? null],
-  ];
-  for (const [k, v] of optional) if (v !== null) f.push(k, v);
+  const f: string[] = ['spec', specOf(job), 'priority', String(job.priority), 'max_attempts', String(job.max_attempts), 'created_at', ms(job.created_at)];
+  if (job.dedupe_key !== null) f.push('dedupe_key', job.dedupe_key);
+  for (const field of CHANGING_FIELDS) {
+    for (const [k, v] of HASH_FIELDS[field](job)) if (v !== null) f.push(k, v);
+  }
   return f;
 }
 
