@@ -11,6 +11,7 @@ import { createMongoTransport, hotQueries, INDEXES, type MongoTransport, type Mo
 import { itUnless } from './conformance/index.js';
 import { createWorker } from '../src/worker.js';
 import { asDone, claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { ServerClock } from '../transports/mongo/server.js';
 import { acquireMongo, freshDb, planMongo, releaseMongo, type MongoTestServer } from './setup/mongo.js';
 
 const plan = await planMongo();
@@ -105,6 +106,25 @@ describe('mongo transport (server-specific)', function () {
         }
       });
     }
+  });
+
+  describe("the server's clock", () => {
+    it('hello reports localTime, and the measured offset from this machine is small', async () => {
+      const hello = await raw.db('admin').command({ hello: 1 }).catch(() => raw.db('admin').command({ isMaster: 1 }));
+      assert.ok(hello.localTime instanceof Date, `hello answered ${JSON.stringify(Object.keys(hello))}`);
+      const clock = new ServerClock();
+      await clock.sync(raw);
+      assert.ok(Math.abs(clock.offset) < 1000, `offset ${clock.offset} ms on one machine`);
+    });
+
+    it('a process whose clock runs an hour fast reads the server clock', async () => {
+      const sent = Date.now();
+      const clock = new ServerClock();
+      clock.measured({ localTime: new Date(sent - 3_600_000 + 5) }, sent, sent + 10); // the server is an hour behind us
+      assert.ok(Math.abs(clock.now().getTime() - (Date.now() - 3_600_000)) < 50, `now() ${clock.now().toISOString()}`);
+      clock.measured({}, sent, sent + 10); // no localTime: the offset stays as it was
+      assert.ok(Math.abs(clock.now().getTime() - (Date.now() - 3_600_000)) < 50);
+    });
   });
 
   describe('fencing after lease expiry', () => {

@@ -46,7 +46,7 @@ import { Notifier } from './notifier.js';
 import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
-import { connectServer, type ServerInfo } from './server.js';
+import { connectServer, ServerClock, type ServerInfo } from './server.js';
 
 export type { ServerInfo } from './server.js';
 export { hotQueries, INDEXES } from './queries.js';
@@ -113,6 +113,7 @@ export class MongoTransport implements Transport {
   private starting: Promise<Ready> | null = null;
   private info: ServerInfo | null = null;
   private readonly idle = new Map<string, { step: number; nextAt: number }>();
+  private readonly clock = new ServerClock();
   private lastRecovery = 0;
   private lastRetention = 0;
   private closed = false;
@@ -196,14 +197,14 @@ export class MongoTransport implements Transport {
   }
 
   async extend(id: string, token: string, leaseMs: number): Promise<ExtendResult> {
-    const now = new Date();
+    const now = this.clock.now();
     const doc = await this.fenced(id, token, { $set: { 'lease.until': new Date(now.getTime() + leaseMs), updated_at: now } });
     return { until: doc.lease!.until, cancel_requested: docToJob(doc).cancel_requested };
   }
 
   async settle(id: string, token: string, outcome: Outcome): Promise<Job> {
     assertSettle(id, outcome);
-    const now = new Date();
+    const now = this.clock.now();
     const set: Partial<JobDoc> = {};
     if (outcome.result !== undefined) set.result = outcome.result;
     if (outcome.error !== undefined) set.error = outcome.error;
@@ -219,13 +220,13 @@ export class MongoTransport implements Transport {
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
-    await this.fenced(id, token, { $set: { progress: data ?? null, updated_at: new Date() } });
+    await this.fenced(id, token, { $set: { progress: data ?? null, updated_at: this.clock.now() } });
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
     return this.op(async ({ jobs, notifier }) => {
       for (;;) {
-        const now = new Date();
+        const now = this.clock.now();
         const request = { at: now, reason };
         const canceled = await jobs.findOneAndUpdate({ _id: id, status: 'queued' }, { $set: { status: 'canceled', cancel_requested: request, ...this.ended(now) } }, { returnDocument: 'after' });
         if (canceled) {
@@ -244,7 +245,7 @@ export class MongoTransport implements Transport {
 
   async retry(id: string): Promise<Job> {
     return this.op(async ({ jobs, notifier }) => {
-      const now = new Date();
+      const now = this.clock.now();
       const doc = await jobs.findOneAndUpdate(
         { _id: id, status: { $in: [...RETRY_FROM] } },
         { $set: { status: 'queued', attempts: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
@@ -300,11 +301,12 @@ export class MongoTransport implements Transport {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(Date.now() - DEFAULTS.workerHorizonMs))).toArray()).map(docToWorker));
+    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(this.clock.now().getTime() - DEFAULTS.workerHorizonMs))).toArray()).map(docToWorker));
   }
 
-  async sweep(now = new Date()): Promise<SweepResult> {
+  async sweep(at?: Date): Promise<SweepResult> {
     return this.op(async ({ jobs, workers }) => {
+      const now = at ?? this.clock.now();
       this.lastRecovery = Date.now();
       const recovered = await recoverLeases(jobs, now, this.retentionMs, this.hooks());
       let deleted = 0;
@@ -318,11 +320,12 @@ export class MongoTransport implements Transport {
 
   async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {
     return this.op(async ({ locks }) => {
-      const now = new Date();
       if (ttlMs <= 0) {
         await locks.deleteOne({ _id: name, owner });
         return false;
       }
+      await this.clock.sync(this.client!); // deadlines written by other processes: read them on the server's clock
+      const now = this.clock.now();
       try {
         // Ours to renew, or free to take once its holder stopped renewing; held by another, the upsert collides.
         const doc = await locks.findOneAndUpdate({ _id: name, $or: [{ owner }, { until: { $lte: now } }] }, { $set: { owner, until: new Date(now.getTime() + ttlMs) } }, { upsert: true, returnDocument: 'after' });
@@ -361,7 +364,7 @@ export class MongoTransport implements Transport {
       maxPoolSize: this.options.maxPoolSize,
       commandListener: this.options.commandListener,
     };
-    const { db, info } = await connectServer(this.uri, this.dbName, settings, this.log, (client) => (this.client = client));
+    const { db, info } = await connectServer(this.uri, this.dbName, settings, this.log, this.clock, (client) => (this.client = client));
     this.info = info;
     Object.assign(this.capabilities, { blockingClaim: info.changeStreams, pushWait: info.changeStreams, nativeRetention: info.ttlIndexes, atomicClaim: info.atomicWrites });
     const jobs = db.collection<JobDoc>(JOBS);
@@ -383,7 +386,7 @@ export class MongoTransport implements Transport {
 
   private async claimOnce(request: ClaimRequest): Promise<ClaimedJob | null> {
     return this.op(async ({ jobs }) => {
-      const now = new Date();
+      const now = this.clock.now();
       if (now.getTime() - this.lastRecovery >= RECOVER_EVERY_MS) {
         this.lastRecovery = now.getTime();
         await recoverLeases(jobs, now, this.retentionMs, this.hooks());
@@ -407,7 +410,7 @@ export class MongoTransport implements Transport {
   private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object, orThrow: false): Promise<JobDoc | null>;
   private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object = {}, orThrow = true): Promise<JobDoc | null> {
     return this.op(async ({ jobs, notifier }) => {
-      const doc = await jobs.findOneAndUpdate({ ...fencedFilter(id, token, new Date()), ...extra }, update, { returnDocument: 'after' });
+      const doc = await jobs.findOneAndUpdate({ ...fencedFilter(id, token, this.clock.now()), ...extra }, update, { returnDocument: 'after' });
       if (doc && isTerminal(doc.status)) notifier.jobFinished(id);
       if (doc && doc.status === 'queued') notifier.jobQueued(doc.queue);
       if (doc || !orThrow) return doc;
@@ -419,7 +422,7 @@ export class MongoTransport implements Transport {
     const { jobs } = await this.connection();
     const current = await jobs.findOne({ _id: id }, { projection: { status: 1, lease: 1 } });
     if (!current) return new JobNotFoundError(id);
-    const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= Date.now();
+    const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= this.clock.now().getTime();
     return new LeaseLostError(id, expired ? { details: { reason: 'expired' } } : {});
   }
 

@@ -4,7 +4,7 @@
  * streams need a replica set (or mongos) and are not FerretDB's; TTL indexes
  * are detected by creating one (FerretDB answers NotImplemented).
  */
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type Document } from 'mongodb';
 import type { Logger } from '../../src/logger.js';
 import { isNotImplemented } from './errors.js';
 import { INDEXES, type IndexSpec } from './queries.js';
@@ -52,12 +52,12 @@ export function openClient(uri: string, options: ConnectOptions): MongoClient {
  * whose findAndModify is not atomic across connections, reconnect with one
  * connection: that serialises this process's claims (other processes still race).
  */
-export async function connectServer(uri: string, dbName: string, settings: ConnectOptions, log: Logger, onClient: (client: MongoClient) => void): Promise<{ client: MongoClient; db: Db; info: ServerInfo }> {
+export async function connectServer(uri: string, dbName: string, settings: ConnectOptions, log: Logger, clock: ServerClock, onClient: (client: MongoClient) => void): Promise<{ client: MongoClient; db: Db; info: ServerInfo }> {
   let client = openClient(uri, settings);
   onClient(client);
   try {
     await client.connect();
-    const probe = await probeServer(client);
+    const probe = await probeServer(client, clock);
     if (probe.kind === 'ferretdb' && settings.maxPoolSize !== 1) {
       await client.close();
       client = openClient(uri, { ...settings, maxPoolSize: 1 });
@@ -77,10 +77,43 @@ export async function connectServer(uri: string, dbName: string, settings: Conne
   }
 }
 
-/** Ask the server what it is. */
-export async function probeServer(client: MongoClient): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
+/**
+ * The server's clock as this process estimates it. Leases, the maintainer's
+ * lock and retention compare deadlines that many processes write, so they
+ * all read this clock rather than their own: the offset comes from `hello`'s
+ * localTime (ms) at connect, and again each time the maintainer takes or
+ * renews its lock (once per maintenance interval); its error is at most half
+ * a round trip. A server that reports no localTime leaves the offset at 0.
+ */
+export class ServerClock {
+  private offsetMs = 0;
+
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+
+  get offset(): number {
+    return this.offsetMs;
+  }
+
+  async sync(client: MongoClient): Promise<void> {
+    const admin = client.db('admin');
+    const sent = Date.now();
+    const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
+    this.measured(hello, sent, Date.now());
+  }
+
+  measured(hello: Document, sent: number, received: number): void {
+    if (hello.localTime instanceof Date) this.offsetMs = hello.localTime.getTime() - Math.round((sent + received) / 2);
+  }
+}
+
+/** Ask the server what it is (and set `clock` from its answer). */
+export async function probeServer(client: MongoClient, clock: ServerClock): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
   const admin = client.db('admin');
+  const sent = Date.now();
   const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
+  clock.measured(hello, sent, Date.now());
   const build = await admin.command({ buildInfo: 1 });
   const ferretdb = typeof build.ferretdbVersion === 'string';
   const replicated = typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
