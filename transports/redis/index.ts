@@ -49,8 +49,7 @@ import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
-import { HeldJobs, type HeldJob } from './held.js';
-import { JobLocator } from './locator.js';
+import { JobLocator, type HeldJob } from './locator.js';
 import { blockForWake, slotGroups } from './wake.js';
 
 export interface RedisTransportOptions extends TransportOptions {
@@ -87,7 +86,6 @@ export class RedisTransport implements Transport {
   private readonly completions: ScriptBatcher<CompleteItem>;
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
-  private readonly held = new HeldJobs();
   private readonly locate: JobLocator;
   /** Lease tokens: a random base per transport (no collisions across processes) and a counter (none within one). */
   private readonly tokenBase = randomBytes(12).toString('base64url');
@@ -339,7 +337,7 @@ export class RedisTransport implements Transport {
       // A BigInt, a cycle, a throwing toJSON: no try will ever store it.
       return Promise.reject(new ValidationError(`the intent cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`, 'intent'));
     }
-    const held = this.held.get(id, token);
+    const held = this.locate.held(id, token);
     const queue = held?.job.queue ?? this.locate.cached(id);
     const item: CompleteItem = { id, token, result: json, want: this.prefetch.want(held?.owner, queue), held, intent: result };
     if (queue === undefined || this.closed) return this.completeSlow(item);
@@ -366,7 +364,7 @@ export class RedisTransport implements Transport {
 
   /** The job a complete returns: from the held record and what the write changed, else from the reply's hash. */
   private completed({ id, held, intent }: CompleteItem, { now, entry }: CompleteReply): Job {
-    this.held.delete(id);
+    this.locate.unhold(id);
     if (!held || !(entry === 1 || (Array.isArray(entry) && entry.length === 2))) return this.jobReply(id, entry);
     const finished = new Date(now);
     const cancel = entry === 1 ? null : (entry as [string, string]);
@@ -388,13 +386,13 @@ export class RedisTransport implements Transport {
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
     const job = this.jobReply(id, await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : ''));
-    this.held.delete(id);
+    this.locate.unhold(id);
     return job;
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
     await this.onJob(id, 'progress', token, JSON.stringify(data ?? null));
-    this.held.progress(id, token, data);
+    this.locate.progress(id, token, data);
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
@@ -499,7 +497,7 @@ export class RedisTransport implements Transport {
    */
   private async onJob(id: string, name: ScriptName | ((prefix: string) => Promise<unknown>), ...args: (string | number)[]): Promise<unknown> {
     return this.op(() =>
-      this.locate.withQueue(id, this.held.queueOf(id), async (queue) => {
+      this.locate.withQueue(id, async (queue) => {
         const prefix = queuePrefix(this.prefix, queue);
         const call = typeof name === 'function' ? name(prefix) : this.script(name, prefix, id, ...args);
         const reply = await call.catch((error: unknown) => Promise.reject(this.translate(error)));
@@ -554,7 +552,7 @@ export class RedisTransport implements Transport {
       const jobs = claimedJobs(reply, at + 1, count, c.owner, c.base, now, c.leaseMs, unreadable);
       at += 1 + count;
       for (const job of jobs) {
-        this.held.add(job, c.owner);
+        this.locate.hold(job, c.owner);
         this.prefetch.deliver(c.owner, job);
       }
     }
@@ -596,7 +594,7 @@ export class RedisTransport implements Transport {
   private claimReply(reply: unknown[], owner: string, base: string, leaseMs: number): Claimed {
     const unreadable: UnreadableJob[] = [];
     const jobs = claimedJobs(reply, 3, reply.length - 3, owner, base, Number(reply[1]), leaseMs, unreadable);
-    for (const job of jobs) this.held.add(job, owner);
+    for (const job of jobs) this.locate.hold(job, owner);
     this.failUnreadable(unreadable);
     const nextIn = Number(reply[0]);
     return { jobs, nextAt: nextIn < 0 ? Infinity : Date.now() + nextIn, expired: Number(reply[2]) > 0 };

@@ -1,36 +1,79 @@
 /**
- * Finding a job's queue (its slot) from its id: a bounded local cache of the
- * jobs this process touched (the queue of a job never changes), else the
- * shared id index `rq:~id:<id>`. A cached queue that no longer holds the job
- * (deleted, id reused elsewhere) is looked up once more.
+ * What this process knows of the jobs it touched, in one bounded map:
+ *
+ * - a job's queue (its slot), which never changes: a job this process
+ *   enqueued, read or claimed is found without asking the shared id index
+ *   `rq:~id:<id>`; a cached queue that no longer holds the job (deleted, id
+ *   reused elsewhere) is looked up once more;
+ * - the jobs it handed out by claim, as handed out and to whom, so that a
+ *   complete needs back only what its write changed (finished_at, a cancel
+ *   request) instead of the whole record (bench: saves the HGETALL a reply
+ *   would carry), and knows whom to claim the next job for (prefetch.ts).
+ *   While a job is processing under a token nothing else of it changes —
+ *   every other write is fenced on that token and goes through the holder —
+ *   except progress, kept here too.
  */
 import { JobNotFoundError } from '../../src/errors.js';
 import type { Job } from '../../src/job.js';
+import type { ClaimedJob } from '../../src/transport.js';
 import { hashToJob } from './codec.js';
 import type { RedisClient } from './connection.js';
 import { idKey, jobKey } from './keys.js';
 
-const CACHE_LIMIT = 100_000;
+const LIMIT = 100_000;
+
+export interface HeldJob {
+  job: ClaimedJob;
+  /** the claim's owner (worker id) */
+  owner: string;
+}
 
 export class JobLocator {
-  private readonly queues = new Map<string, string>();
+  private readonly known = new Map<string, { queue: string; held: HeldJob | null }>();
 
   constructor(
     private readonly client: RedisClient,
     private readonly prefix: string,
   ) {}
 
+  private set(id: string, queue: string, held: HeldJob | null): void {
+    if (!this.known.has(id) && this.known.size >= LIMIT) this.known.delete(this.known.keys().next().value as string);
+    this.known.set(id, { queue, held });
+  }
+
   remember(id: string, queue: string): void {
-    if (this.queues.size >= CACHE_LIMIT) this.queues.delete(this.queues.keys().next().value as string);
-    this.queues.set(id, queue);
+    const entry = this.known.get(id);
+    if (entry?.queue !== queue) this.set(id, queue, null);
   }
 
   forget(id: string): void {
-    this.queues.delete(id);
+    this.known.delete(id);
   }
 
   cached(id: string): string | undefined {
-    return this.queues.get(id);
+    return this.known.get(id)?.queue;
+  }
+
+  /** A job this process claimed, held until its settle. */
+  hold(job: ClaimedJob, owner: string): void {
+    this.set(job.id, job.queue, { job, owner });
+  }
+
+  /** The held record, if this lease token is the one handed out. */
+  held(id: string, token: string): HeldJob | undefined {
+    const held = this.known.get(id)?.held;
+    return held?.job.lease.token === token ? held : undefined;
+  }
+
+  /** Settled (or lost): the queue stays known. */
+  unhold(id: string): void {
+    const entry = this.known.get(id);
+    if (entry) entry.held = null;
+  }
+
+  progress(id: string, token: string, data: unknown): void {
+    const held = this.held(id, token);
+    if (held) held.job.progress = structuredClone(data ?? null);
   }
 
   /** The job as stored, or null; remembers its queue. */
@@ -41,25 +84,24 @@ export class JobLocator {
   }
 
   async get(id: string): Promise<Job | null> {
-    const cached = this.queues.get(id);
+    const cached = this.cached(id);
     if (cached) {
       const job = await this.read(cached, id);
       if (job) return job;
-      this.queues.delete(id);
+      this.known.delete(id);
     }
     const queue = await this.client.get(idKey(this.prefix, id));
     return queue ? this.read(queue, id) : null;
   }
 
   /**
-   * Run `op` with the job's queue: `hint` (a queue known otherwise), else the
-   * cached one, else the id index. `op` throws JobNotFoundError when the job
-   * is not in that queue; with a hinted or cached queue that triggers one
-   * fresh lookup.
+   * Run `op` with the job's queue: the cached one, else the id index. `op`
+   * throws JobNotFoundError when the job is not in that queue; with a cached
+   * queue that triggers one fresh lookup.
    */
-  async withQueue<T>(id: string, hint: string | undefined, op: (queue: string) => Promise<T>): Promise<T> {
+  async withQueue<T>(id: string, op: (queue: string) => Promise<T>): Promise<T> {
     for (const fresh of [false, true]) {
-      const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : (hint ?? this.queues.get(id));
+      const queue = fresh ? await this.client.get(idKey(this.prefix, id)) : this.cached(id);
       if (!queue) continue;
       try {
         const result = await op(queue);
@@ -67,7 +109,7 @@ export class JobLocator {
         return result;
       } catch (error) {
         if (!(error instanceof JobNotFoundError) || fresh) throw error;
-        this.queues.delete(id);
+        this.known.delete(id);
       }
     }
     throw new JobNotFoundError(id);
