@@ -18,6 +18,10 @@ import { silentLogger, type Logger } from './logger.js';
 import { cancelAndNotify, createCallbackSender, type CallbackSender } from './callbacks.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
+import { within } from './bounded.js';
+
+/** agentIntent's own deadline lets a store answer this much past it before giving up on the wait */
+const DEADLINE_SLACK_MS = 250;
 
 export interface ClientOptions {
   /** use this transport instead of building one from the environment */
@@ -90,7 +94,11 @@ class ReasonqClient implements Client {
         await this.cancelQuietly(job.id, `agentIntent timed out after ${timeoutMs} ms`);
         throw new ReasoningTimeoutError(job.id, timeoutMs);
       }
-      current = await this.withRetries(() => this.transport.wait(job.id, { timeout_ms: left, signal }));
+      // The caller's deadline holds whatever the store does: a wait that overruns it ends the loop above.
+      current = await within(this.transport.name, 'wait', left + DEADLINE_SLACK_MS, () => this.withRetries(() => this.transport.wait(job.id, { timeout_ms: left, signal }))).catch((error: unknown) => {
+        if (error instanceof TransportError && error.code === 'STORE_TIMEOUT') return current;
+        throw error;
+      });
     }
     if (current.status === 'done' && current.result) return current.result;
     throw new ReasoningJobError(current.id, current.status, current.error);

@@ -68,6 +68,8 @@ export const DEFAULTS = {
   sessionTtlMs: 12 * 3600 * 1000,
   /** how often the elected maintainer recovers expired leases and applies retention (maintenance.ts) */
   maintenanceMs: 1_000,
+  /** one store operation (beyond a claim's or wait's own wait) settles within this, else STORE_TIMEOUT (src/bounded.ts) */
+  storeTimeoutMs: 10_000,
   /** a worker not seen for this long leaves the registry */
   workerHorizonMs: 3600 * 1000,
 } as const;
@@ -160,6 +162,7 @@ export const envSchema = z.object({
   REASONQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: () => 'REASONQ_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).optional(),
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
   REASONQ_MAINTENANCE_MS: intFrom('REASONQ_MAINTENANCE_MS', 10, 3_600_000).optional(),
+  REASONQ_STORE_TIMEOUT_MS: intFrom('REASONQ_STORE_TIMEOUT_MS', 100, 600_000).optional(),
 });
 
 /** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
@@ -199,6 +202,8 @@ export interface Config {
   retentionMs: number;
   /** how often the elected maintainer sweeps */
   maintenanceMs: number;
+  /** every store operation settles within this (beyond its own wait) */
+  storeTimeoutMs: number;
 }
 
 /** Blank values count as unset, like most twelve-factor tools do. */
@@ -251,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.REASONQ_LOG_LEVEL ?? 'info',
     retentionMs: e.REASONQ_RETENTION_MS ?? DEFAULTS.retentionMs,
     maintenanceMs: e.REASONQ_MAINTENANCE_MS ?? DEFAULTS.maintenanceMs,
+    storeTimeoutMs: e.REASONQ_STORE_TIMEOUT_MS ?? DEFAULTS.storeTimeoutMs,
   };
   return { ...config, ...overrides };
 }

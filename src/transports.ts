@@ -2,6 +2,7 @@
  * The one place `src/` reaches into `transports/`: pick a store by name.
  * Imports are dynamic so that a memory-only user never loads a driver.
  */
+import { bounded } from './bounded.js';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -34,6 +35,12 @@ export async function createTransport(config: Config, logger?: Logger): Promise<
     default:
       throw new ConfigError(`REASONING_TRANSPORT must be one of mongo, redis, http, memory (got ${String(config.transport)})`, 'REASONING_TRANSPORT');
   }
-  await transport.init();
-  return transport;
+  const store = bounded(transport, { timeoutMs: config.storeTimeoutMs });
+  try {
+    await store.init();
+  } catch (error) {
+    await store.close().catch(() => undefined); // reconnecting in the background would keep the process alive
+    throw error;
+  }
+  return store;
 }

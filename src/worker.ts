@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { bounded } from './bounded.js';
 import { createCallbackSender, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
@@ -57,6 +58,8 @@ export interface WorkerOptions {
   claimWaitMs?: number;
   /** how often the elected maintainer sweeps (maintenance.ts); every worker takes part in the election */
   maintenanceMs?: number;
+  /** every store call settles within this (src/bounded.ts); a transport from createTransport is bounded already */
+  storeTimeoutMs?: number;
   id?: string;
   logger?: Logger;
   /** stop on SIGINT/SIGTERM; a second signal exits at once */
@@ -160,7 +163,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   constructor(options: WorkerOptions) {
     super();
     if (typeof options.handler !== 'function') throw new ValidationError('handler must be a function (payload, ctx) => intent', 'handler');
-    this.transport = options.transport;
+    this.transport = bounded(options.transport, { timeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs) });
     this.handler = options.handler;
     this.queues = options.queues?.length ? options.queues : [DEFAULT_QUEUE];
     for (const q of this.queues) {
@@ -438,14 +441,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
    */
   private async write(job: ClaimedJob, op: () => Promise<Job>): Promise<Job | null> {
     const firstTry = Date.now();
+    let unknown = false;
     for (let failures = 1; ; failures++) {
       try {
         return await op();
       } catch (error) {
         if (error instanceof LeaseLostError) {
+          // An earlier try whose answer was lost may have written it: then the job has left this lease, ended.
+          const ours = unknown ? await this.settledByUs(job) : null;
+          if (ours) return ours;
           this.log.warn({ job_id: job.id, queue: job.queue }, 'lease lost before the outcome was written; the result is dropped');
           return null;
         }
+        unknown ||= error instanceof TransportError;
         // The store refused the write itself: trying again would not help.
         if (error instanceof ReasonqError && error.status < 500) throw error;
         if (error instanceof TransportError && !error.retryable) throw error;
@@ -457,6 +465,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
         await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 2_000 }));
       }
     }
+  }
+
+  /**
+   * After a write whose answer was lost, LEASE_LOST may mean it was written:
+   * the job is no longer processing under this lease and nobody claimed it
+   * since (attempts unchanged). Null when that cannot be told.
+   */
+  private async settledByUs(job: ClaimedJob): Promise<Job | null> {
+    const stored = await this.transport.get(job.id).catch(() => null);
+    if (!stored || stored.status === 'processing' || stored.attempts > job.attempts) return null;
+    return stored;
   }
 
   private renewAll(): void {

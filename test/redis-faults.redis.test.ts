@@ -17,6 +17,8 @@ import { ConfigError, LeaseLostError, TransportError } from '../src/errors.js';
 import { createWorker, type Worker } from '../src/worker.js';
 import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from '../transports/redis/index.js';
 import { scriptSources } from '../transports/redis/scripts.js';
+import { bounded } from '../src/bounded.js';
+import { startFaultProxy } from './fault-proxy.js';
 import { asDone, asReleased, claimOne, delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { redisAvailable, removeRedis, restartRedis, startRedis, type RedisServer } from './setup/redis.js';
 
@@ -430,6 +432,75 @@ describe('redis transport: faults and layout', function () {
     const job = newJob(q);
     await waitFor(() => t.enqueue(job).then((r) => r.created, () => false), 10_000, 'enqueue after Redis returned');
     assert.equal((await claimOne(t, q)).queue, q);
+  });
+
+  it('a command in flight when the connection drops settles (outcome unknown), and every later call works: no call waits forever', async function () {
+    this.timeout(30_000);
+    const s = await server();
+    const proxy = await startFaultProxy(s.port);
+    try {
+      const t = await open({ url: proxy.url('redis') });
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t.enqueue(job);
+      const c = await claimOne(t, q);
+      proxy.freeze(); // the next commands are sent and never answered
+      const inFlight = [t.get(job.id), t.extend(c.id, c.lease.token, 30_000), t.stats()].map((p) =>
+        p.then(
+          () => 'resolved',
+          (e: unknown) => (e instanceof TransportError ? 'rejected' : `threw ${String(e)}`),
+        ),
+      );
+      await delay(200);
+      proxy.cut(); // the connection drops with them in flight; the reconnect succeeds
+      proxy.thaw();
+      const settled = await Promise.race([Promise.all(inFlight), delay(8_000).then(() => 'never settled')]);
+      assert.notEqual(settled, 'never settled', 'calls in flight at the drop must settle');
+      for (const outcome of settled as string[]) assert.match(outcome, /^(resolved|rejected)$/);
+      // Every later call, auto-pipelined or not, answers.
+      const after = await Promise.race([Promise.all([t.get(job.id), t.extend(c.id, c.lease.token, 30_000), t.stats()]), delay(8_000).then(() => null)]);
+      assert.ok(after, 'calls after the reconnect must answer');
+      assert.equal(after[0]?.status, 'processing');
+      const done = await t.settle(c.id, c.lease.token, asDone(intent));
+      assert.equal(done.status, 'done');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a frozen store: every call of a bounded transport settles within its bound (STORE_TIMEOUT, retryable), and works once it thaws', async function () {
+    this.timeout(30_000);
+    const s = await server();
+    const proxy = await startFaultProxy(s.port);
+    try {
+      const raw = await open({ url: proxy.url('redis') });
+      const t = bounded(raw, { timeoutMs: 500 });
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t.enqueue(job);
+      const c = await claimOne(t, q);
+      proxy.freeze();
+      const started = Date.now();
+      const calls = await Promise.all(
+        [t.get(job.id), t.extend(c.id, c.lease.token, 30_000), t.settle(c.id, c.lease.token, asDone(intent)), t.enqueue(newJob(q)), t.cancel(job.id, 'x'), t.stats(), t.claim({ queues: [q], owner: 'w', lease_ms: 1000, wait_ms: 200 })].map((p) =>
+          (p as Promise<unknown>).then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        ),
+      );
+      const took = Date.now() - started;
+      assert.ok(took < 2_500, `settled in ${took} ms`);
+      for (const e of calls) {
+        assert.ok(e instanceof TransportError, `got ${String(e)}`);
+        assert.equal(e.code, 'STORE_TIMEOUT');
+        assert.equal(e.retryable, true);
+      }
+      proxy.thaw();
+      await waitFor(async () => (await t.get(job.id).catch(() => null)) !== null, 10_000);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('restart under AOF (appendfsync always) mid-run: no acknowledged job lost, every job finished exactly once', async function () {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createClient, type Client } from '../client.js';
-import { ReasoningJobError, ValidationError } from '../errors.js';
+import { ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
 import { JOB_STATUSES, type IntentRequest } from '../job.js';
 import { formatIntent, formatJob, formatStats, formatWorkers, printJson } from './output.js';
 
@@ -88,13 +88,24 @@ export function registerClientCommands(program: Command): void {
           else process.stdout.write(`enqueued ${job.id} (${job.status})\n`);
           return;
         }
+        // Ctrl-C (or a SIGTERM) cancels the job we were waiting for: nobody is left to read its intent.
+        const interrupted = new AbortController();
+        const onSignal = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted (${signal})`));
+        process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
         try {
-          const intent = await client.agentIntent(payload, { ...enqueueOpts, ...(opts.timeout ? { timeoutMs: opts.timeout } : {}) });
+          const intent = await client.agentIntent(payload, { ...enqueueOpts, ...(opts.timeout ? { timeoutMs: opts.timeout } : {}), signal: interrupted.signal });
           if (opts.json) printJson(intent);
           else process.stdout.write(`${formatIntent(intent)}\n`);
         } catch (error) {
+          if (error instanceof ReasoningAbortedError) {
+            process.stderr.write(`interrupted: job ${error.jobId} canceled\n`);
+            process.exitCode = 130;
+            return;
+          }
           if (error instanceof ReasoningJobError) process.exitCode = 1;
           throw error;
+        } finally {
+          process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         }
       });
     });

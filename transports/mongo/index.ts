@@ -80,6 +80,8 @@ export function createMongoTransport(options: MongoTransportOptions = {}): Mongo
 
 /** How often a polling claim also recovers expired leases, at most. */
 const RECOVER_EVERY_MS = 1_000;
+/** the server's clock is measured again at most this often (ServerClock) */
+const CLOCK_SYNC_MS = 60_000;
 /** How often sweep() runs the retention delete, at most (the first call always does). */
 const RETENTION_EVERY_MS = 5_000;
 
@@ -324,7 +326,7 @@ export class MongoTransport implements Transport {
         await locks.deleteOne({ _id: name, owner });
         return false;
       }
-      await this.clock.sync(this.client!); // deadlines written by other processes: read them on the server's clock
+      await this.clock.sync(this.client!, CLOCK_SYNC_MS); // deadlines written by other processes: read them on the server's clock
       const now = this.clock.now();
       try {
         // Ours to renew, or free to take once its holder stopped renewing; held by another, the upsert collides.
@@ -387,8 +389,8 @@ export class MongoTransport implements Transport {
   private async claimOnce(request: ClaimRequest): Promise<ClaimedJob | null> {
     return this.op(async ({ jobs }) => {
       const now = this.clock.now();
-      if (now.getTime() - this.lastRecovery >= RECOVER_EVERY_MS) {
-        this.lastRecovery = now.getTime();
+      if (Date.now() - this.lastRecovery >= RECOVER_EVERY_MS) {
+        this.lastRecovery = Date.now();
         await recoverLeases(jobs, now, this.retentionMs, this.hooks());
       }
       const lease = { owner: request.owner, token: randomUUID(), until: new Date(now.getTime() + request.lease_ms) };

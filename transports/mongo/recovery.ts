@@ -24,7 +24,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
     .toArray();
   for (const doc of expired) {
     if (!doc.lease) continue;
-    const outcome = decideOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null }, { kind: 'lease-expired' });
+    const outcome = decideOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null }, { kind: 'lease-expired' }, undefined, now.getTime());
     const fence = {
       _id: doc._id,
       status: 'processing' as const,
@@ -33,7 +33,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
       // the outcome depends on it: a cancel asked meanwhile is decided on the next pass
       cancel_requested: doc.cancel_requested ? { $ne: null } : null,
     };
-    const at = new Date();
+    const at = now;
     const set =
       outcome.status === 'queued'
         ? { status: 'queued' as const, lease: null, run_at: outcome.run_at ?? at, updated_at: at }

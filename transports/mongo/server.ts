@@ -96,7 +96,11 @@ export class ServerClock {
     return this.offsetMs;
   }
 
-  async sync(client: MongoClient): Promise<void> {
+  private syncedAt = 0;
+
+  /** Measure again when the last measure is older than `maxAgeMs`. */
+  async sync(client: MongoClient, maxAgeMs = 0): Promise<void> {
+    if (Date.now() - this.syncedAt < maxAgeMs) return;
     const admin = client.db('admin');
     const sent = Date.now();
     const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
@@ -104,6 +108,7 @@ export class ServerClock {
   }
 
   measured(hello: Document, sent: number, received: number): void {
+    this.syncedAt = received;
     if (hello.localTime instanceof Date) this.offsetMs = hello.localTime.getTime() - Math.round((sent + received) / 2);
   }
 }

@@ -84,7 +84,9 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
   };
   if (!endpoint.cluster) {
     const node = endpoint.nodes[0]!;
-    return new Redis({ ...common, host: node.host, port: node.port, db: endpoint.db, retryStrategy: reconnectDelay });
+    const client = new Redis({ ...common, host: node.host, port: node.port, db: endpoint.db, retryStrategy: reconnectDelay });
+    client.on('reconnecting', () => rejectStranded(client));
+    return client;
   }
   const options: ClusterOptions = {
     lazyConnect: common.lazyConnect,
@@ -99,6 +101,30 @@ export function createClient(endpoint: RedisEndpoint, role: 'command' | 'blockin
     redisOptions: { ...common, lazyConnect: false, enableAutoPipelining: false },
   };
   return new Cluster(endpoint.nodes, options);
+}
+
+interface Stranded {
+  command: { reject(error: Error): void };
+}
+
+/**
+ * The commands that were in flight when the connection dropped. ioredis (5.x
+ * and 6.0.0) keeps them aside to resend after the reconnect; with
+ * `autoResendUnfulfilledCommands: false` it then drops them without settling
+ * their promises (ioredis issue 2193, fixed by pull request 2194, not in a
+ * release yet). Those calls never settled, and an auto-pipeline waiting on
+ * one of them held every later command behind it: after a Redis restart the
+ * transport stopped answering. Here they are rejected when the reconnect
+ * starts, as a connection error whose outcome is unknown.
+ */
+function rejectStranded(client: Redis): void {
+  const internal = client as unknown as { prevCommandQueue?: { length: number; shift(): Stranded | undefined } | null };
+  const stranded = internal.prevCommandQueue;
+  if (!stranded) return;
+  internal.prevCommandQueue = null;
+  for (let item = stranded.shift(); item; item = stranded.shift()) {
+    item.command.reject(new Error('Connection is closed: the connection dropped with this command in flight; its outcome is unknown'));
+  }
 }
 
 /**

@@ -22,6 +22,8 @@
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
  *                     waiters BLMOVE it onto itself (all of them wake), TTL 60 s
+ * - `rq:{q}:upgraded` set once records of the first release in the queue were
+ *                     upgraded (lua/upgrade.lua, at transport start)
  * Shared keys: `rq:~id:<id>` → queue (find a job's slot from its id),
  * `rq:{~meta}:queues` (set of queue names), `rq:{~workers}:seen` (zset of
  * heartbeats) and `rq:{~workers}:w:<id>` (worker record, TTL one hour).
@@ -34,7 +36,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
-import { ConfigError, JobErrorCode, JobNotFoundError, TransportError, ValidationError } from '../../src/errors.js';
+import { ConfigError, JobErrorCode, JobNotFoundError, LeaseLostError, TransportError, ValidationError } from '../../src/errors.js';
 import { assertTransition, isTerminal, RETRY_FROM, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
@@ -363,8 +365,8 @@ export class RedisTransport implements Transport {
   };
 
   /** The job a complete returns: from the held record and what the write changed, else from the reply's hash. */
-  private completed({ id, held, intent }: CompleteItem, { now, entry }: CompleteReply): Job {
-    this.locate.unhold(id);
+  private completed({ id, token, held, intent }: CompleteItem, { now, entry }: CompleteReply): Job {
+    this.locate.unhold(id, token);
     if (!held || !(entry === 1 || (Array.isArray(entry) && entry.length === 2))) return this.jobReply(id, entry);
     const finished = new Date(now);
     const cancel = entry === 1 ? null : (entry as [string, string]);
@@ -385,8 +387,14 @@ export class RedisTransport implements Transport {
     const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
-    const job = this.jobReply(id, await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : ''));
-    this.locate.unhold(id);
+    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '').then(
+      (reply) => this.jobReply(id, reply),
+      (e: unknown) => {
+        if (e instanceof LeaseLostError) this.locate.unhold(id, token); // lost: nobody will settle it under this token
+        throw e;
+      },
+    );
+    this.locate.unhold(id, token);
     return job;
   }
 

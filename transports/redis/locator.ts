@@ -36,8 +36,9 @@ export class JobLocator {
     private readonly prefix: string,
   ) {}
 
+  /** Newest last: the oldest entry leaves first when the map is full. */
   private set(id: string, queue: string, held: HeldJob | null): void {
-    if (!this.known.has(id) && this.known.size >= LIMIT) this.known.delete(this.known.keys().next().value as string);
+    if (!this.known.delete(id) && this.known.size >= LIMIT) this.known.delete(this.known.keys().next().value as string);
     this.known.set(id, { queue, held });
   }
 
@@ -65,10 +66,10 @@ export class JobLocator {
     return held?.job.lease.token === token ? held : undefined;
   }
 
-  /** Settled (or lost): the queue stays known. */
-  unhold(id: string): void {
+  /** Settled or lost under this token: the queue stays known. */
+  unhold(id: string, token: string): void {
     const entry = this.known.get(id);
-    if (entry) entry.held = null;
+    if (entry?.held?.job.lease.token === token) entry.held = null;
   }
 
   progress(id: string, token: string, data: unknown): void {

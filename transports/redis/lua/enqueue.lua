@@ -47,7 +47,5 @@ for i = 1, n do
   out[i] = enqueue_one(i, ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3] == '1', first, first + words - 1)
   pos = first + words
 end
--- A queue new to the set holds no record of the first release: mark it so
--- that no transport start scans it (upgrade.lua).
-if KEYS[2] and n > 0 and redis.call('SADD', KEYS[2], ARGV[3]) == 1 then redis.call('SET', P .. 'upgraded', '1') end
+if KEYS[2] and n > 0 then redis.call('SADD', KEYS[2], ARGV[3]) end
 return out

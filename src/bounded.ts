@@ -1,0 +1,140 @@
+/**
+ * No call waits forever: every operation of a transport settles within a
+ * bound, whatever the store or its driver does (a restart with commands in
+ * flight, a frozen server, an unreachable one). Past its bound a call
+ * rejects with a retryable TransportError `STORE_TIMEOUT` whose outcome is
+ * unknown: the write may or may not have happened.
+ *
+ * Operations that are safe to repeat are repeated once within the same
+ * bound when the first try fails with a retryable TransportError: reads,
+ * cancel (idempotent), and enqueue (idempotent by id: a repeat that finds
+ * the job the first try wrote reports it as created). Fenced writes (settle,
+ * extend, progress) are not repeated here: their callers (the worker) repeat
+ * them and read a LeaseLostError after an unknown outcome as "maybe ours"
+ * (src/worker.ts write). A claim is never repeated: a claim whose reply was
+ * lost leaves its jobs leased to nobody, and they come back when the lease
+ * runs out; its bound is its wait plus the store bound, and the claim is
+ * aborted when the bound passes.
+ */
+import { ReasonqError, TransportError } from './errors.js';
+import type { Job } from './job.js';
+import type { ClaimRequest, Transport } from './transport.js';
+
+export interface BoundOptions {
+  /** how long one store operation may take before it is given up as unknown (beyond a claim's or wait's own wait) */
+  timeoutMs: number;
+}
+
+/** The error of a call past its bound. */
+export function storeTimeout(store: string, operation: string, ms: number): TransportError {
+  return new TransportError(`the ${store} store did not answer ${operation} within ${ms} ms; its outcome is unknown`, {
+    code: 'STORE_TIMEOUT',
+    retryable: true,
+    details: { operation, timeout_ms: ms, outcome: 'unknown' },
+  });
+}
+
+/** `op` or a STORE_TIMEOUT after `ms`, whichever comes first; `onTimeout` runs when the bound passes. */
+export function within<T>(store: string, operation: string, ms: number, op: () => Promise<T>, onTimeout?: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout?.();
+      reject(storeTimeout(store, operation, ms));
+    }, ms);
+    let pending: Promise<T>;
+    try {
+      pending = op();
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+const retryable = (error: unknown): boolean => error instanceof TransportError && error.retryable && !(error instanceof ReasonqError && error.code === 'STORE_TIMEOUT');
+
+const wrappedOnce = new WeakSet<Transport>();
+
+/** Wrap a transport so that every call settles within its bound (a transport wrapped already is returned as is). */
+export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Transport {
+  if (wrappedOnce.has(transport)) return transport;
+  const name = transport.name;
+  const bound =
+    <A extends unknown[], T>(operation: string, fn: (...args: A) => Promise<T>, repeat = false) =>
+    (...args: A): Promise<T> =>
+      within(name, operation, timeoutMs, async () => {
+        try {
+          return await fn(...args);
+        } catch (error) {
+          if (!repeat || !retryable(error)) throw error;
+          return fn(...args);
+        }
+      });
+  const t = transport;
+  const wrapped: Transport = {
+    name,
+    capabilities: t.capabilities,
+    init: bound('init', () => t.init()),
+    enqueue: (job: Job) =>
+      within(name, 'enqueue', timeoutMs, async () => {
+        try {
+          return await t.enqueue(job);
+        } catch (error) {
+          if (!retryable(error)) throw error;
+          // The first try may have written it: the repeat then finds our job (same id, same creation time).
+          const again = await t.enqueue(job);
+          const ours = !again.created && again.job.id === job.id && again.job.created_at.getTime() === job.created_at.getTime();
+          return ours ? { job: again.job, created: true } : again;
+        }
+      }),
+    claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
+    extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
+    settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),
+    progress: bound('progress', (id: string, token: string, data: unknown) => t.progress(id, token, data)),
+    cancel: bound('cancel', (id: string, reason: string) => t.cancel(id, reason), true),
+    retry: bound('retry', (id: string) => t.retry(id)),
+    get: bound('get', (id: string) => t.get(id), true),
+    wait: (id, options) => within(name, 'wait', Math.max(0, options.timeout_ms) + timeoutMs, () => t.wait(id, options)),
+    list: bound('list', (filter: Parameters<Transport['list']>[0]) => t.list(filter), true),
+    stats: bound('stats', () => t.stats(), true),
+    heartbeat: bound('heartbeat', (worker: Parameters<Transport['heartbeat']>[0]) => t.heartbeat(worker)),
+    unregisterWorker: bound('unregisterWorker', (id: string) => t.unregisterWorker(id)),
+    workers: bound('workers', () => t.workers(), true),
+    // A sweep works through a batch of writes: four bounds.
+    sweep: (now?: Date) => within(name, 'sweep', timeoutMs * 4, () => t.sweep(now)),
+    close: bound('close', () => t.close()),
+  };
+  if (t.claimMany) {
+    const claimMany = t.claimMany.bind(t);
+    wrapped.claimMany = (request, max) => claimWithin(name, timeoutMs, request, (r) => claimMany(r, max));
+  }
+  if (t.prefetchFor) wrapped.prefetchFor = t.prefetchFor.bind(t);
+  if (t.lead) {
+    const lead = t.lead.bind(t);
+    wrapped.lead = bound('lead', (lock: string, owner: string, ttl: number) => lead(lock, owner, ttl));
+  }
+  wrappedOnce.add(wrapped);
+  return wrapped;
+}
+
+/** A claim bounded by its wait plus the store bound, aborted (its own signal) when that passes. */
+function claimWithin<T>(name: string, timeoutMs: number, request: ClaimRequest, claim: (r: ClaimRequest) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const outer = request.signal;
+  const forward = () => controller.abort(outer?.reason);
+  if (outer?.aborted) controller.abort(outer.reason);
+  else outer?.addEventListener('abort', forward, { once: true });
+  const ms = Math.max(0, request.wait_ms) + timeoutMs;
+  return within(name, 'claim', ms, () => claim({ ...request, signal: controller.signal }), () => controller.abort(storeTimeout(name, 'claim', ms))).finally(() =>
+    outer?.removeEventListener('abort', forward),
+  );
+}
