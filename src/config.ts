@@ -70,6 +70,8 @@ export const DEFAULTS = {
   maintenanceMs: 1_000,
   /** one store operation (beyond a claim's or wait's own wait) settles within this, else STORE_TIMEOUT (src/bounded.ts) */
   storeTimeoutMs: 10_000,
+  /** runs of one job that may lose their lease (its worker died or froze) before it ends WORKER_CRASHED */
+  maxStalls: 10,
   /** a worker not seen for this long leaves the registry */
   workerHorizonMs: 3600 * 1000,
 } as const;

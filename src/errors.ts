@@ -210,6 +210,8 @@ export const JobErrorCode = {
   HANDLER_ERROR: 'HANDLER_ERROR',
   TIMEOUT: 'TIMEOUT',
   LEASE_EXPIRED: 'LEASE_EXPIRED',
+  /** the job's runs lost their lease `max_stalls` times (its worker died or froze while running it) */
+  WORKER_CRASHED: 'WORKER_CRASHED',
   INVALID_INTENT: 'INVALID_INTENT',
   RESULT_REJECTED: 'RESULT_REJECTED',
   CANCELED: 'CANCELED',

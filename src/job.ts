@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { v7 as uuidv7 } from 'uuid';
+import { DEFAULTS } from './config.js';
 import { InvalidStateError, ValidationError } from './errors.js';
 
 export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
@@ -113,10 +114,14 @@ export interface Job {
   priority: number;
   /** not claimable before this instant */
   run_at: Date;
-  /** attempts started so far */
+  /** attempts of the handler so far: counted when claimed, given back when the run ends without the handler failing (a lost lease, a shutdown) */
   attempts: number;
   /** limit on attempts */
   max_attempts: number;
+  /** runs that lost their lease (the worker's process died or froze while holding the job) */
+  stalls: number;
+  /** limit on stalls: past it the job ends `error` / WORKER_CRASHED */
+  max_stalls: number;
   /** per-attempt execution limit, null for the worker's default */
   timeout_ms: number | null;
   /** set while processing */
@@ -158,6 +163,8 @@ export const JOB_FIELDS = {
   run_at: { kind: 'date', immutable: false, enqueue: true },
   attempts: { kind: 'int', immutable: false, enqueue: false },
   max_attempts: { kind: 'int', immutable: true, enqueue: true },
+  stalls: { kind: 'int', immutable: false, enqueue: false },
+  max_stalls: { kind: 'int', immutable: true, enqueue: true },
   timeout_ms: { kind: 'int', immutable: true, enqueue: true },
   lease: { kind: 'lease', immutable: false, enqueue: false },
   cancel_requested: { kind: 'cancel', immutable: false, enqueue: false },
@@ -192,6 +199,7 @@ export const enqueueOptionsSchema = z.object({
     .refine((d) => d.getTime() < Date.now() + 366 * 24 * 3600 * 1000, 'run_at must be within a year from now')
     .optional(),
   max_attempts: z.number().int().min(1).max(1000).optional(),
+  max_stalls: z.number().int().min(1).max(1000).optional(),
   timeout_ms: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
   dedupe_key: z.string().min(1).max(256).optional(),
   callback_url: z
@@ -250,6 +258,8 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     run_at: runAt,
     attempts: 0,
     max_attempts: req.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    stalls: 0,
+    max_stalls: req.max_stalls ?? DEFAULTS.maxStalls,
     timeout_ms: req.timeout_ms ?? null,
     lease: null,
     cancel_requested: null,

@@ -35,8 +35,10 @@ export interface Outcome {
   error?: JobError;
   /** when queued: not claimable before this instant */
   run_at?: Date;
-  /** when released: the attempt is given back (the store takes one off `attempts`; never an absolute value a caller could set) */
+  /** the run ended without the handler failing (released, or its lease lost): the attempt is given back (the store takes one off `attempts`; never an absolute value a caller could set) */
   give_back?: true;
+  /** the run lost its lease: the store adds one to `stalls` */
+  stall?: true;
 }
 
 /** When may a failed attempt run again? null: never (the job ends `error`). */
@@ -56,7 +58,15 @@ export function exponentialBackoff(options: Partial<BackoffOptions> = {}): Retry
 
 export const defaultRetryPolicy: RetryPolicy = exponentialBackoff();
 
-type Subject = Pick<Job, 'attempts' | 'max_attempts' | 'cancel_requested'>;
+type Subject = Pick<Job, 'attempts' | 'max_attempts' | 'stalls' | 'max_stalls' | 'cancel_requested'>;
+
+/**
+ * A job whose run lost its lease comes back after up to this much per stall
+ * so far, at random: the jobs of a process that died (all its leases expire
+ * together) are not handed back together as a block, with the job that
+ * killed it among them.
+ */
+const STALL_SPREAD_MS = 500;
 
 /**
  * What a job becomes after `end`. A cancel that was asked wins over a retry
@@ -76,12 +86,16 @@ export function decideOutcome(job: Subject, end: RunEnd, policy: RetryPolicy = d
     case 'released':
       if (job.cancel_requested) return { status: 'canceled' };
       return { status: 'queued', run_at: new Date(now), give_back: true };
-    case 'lease-expired':
-      if (job.cancel_requested) return { status: 'canceled' };
-      if (job.attempts >= job.max_attempts) {
-        const message = `lease expired on attempt ${job.attempts} of ${job.max_attempts}; no attempt left`;
-        return { status: 'error', error: { code: JobErrorCode.LEASE_EXPIRED, message, retryable: false } };
+    case 'lease-expired': {
+      // The worker died or froze: that costs the job a stall, not an attempt of its handler.
+      const lost = { give_back: true, stall: true } as const;
+      if (job.cancel_requested) return { status: 'canceled', ...lost };
+      const stalls = job.stalls + 1;
+      if (stalls >= job.max_stalls) {
+        const message = `the worker running this job died or froze ${stalls} times (max_stalls ${job.max_stalls}): the job is likely what brings its worker down`;
+        return { status: 'error', error: { code: JobErrorCode.WORKER_CRASHED, message, retryable: false }, ...lost };
       }
-      return { status: 'queued', run_at: new Date(now) };
+      return { status: 'queued', run_at: new Date(now + Math.floor(Math.random() * STALL_SPREAD_MS * stalls)), ...lost };
+    }
   }
 }

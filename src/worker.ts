@@ -155,6 +155,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private starting: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private slotFreed: (() => void) | null = null;
+  /**
+   * Claimed jobs whose earlier runs lost their lease (`stalls` > 0), waiting
+   * to run alone: such a job may be what killed a process, and run beside
+   * others it would take them down with it again. Leases renewed while they wait.
+   */
+  private readonly suspects = new Map<string, ClaimedJob>();
+  /** the lease token of the suspect running alone, while it runs */
+  private isolated: string | null = null;
   private stopping: Promise<void> | null = null;
   private processed = 0;
   private failed = 0;
@@ -234,6 +242,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.slotFreed?.();
     await this.starting?.catch(() => undefined);
     await this.loop;
+    // Suspects still waiting to run alone go back, uncharged.
+    await Promise.all(
+      [...this.suspects.values()].map((job) => this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error))),
+    );
+    this.suspects.clear();
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     if (this.running.size > 0) {
       const graceOver = new AbortController(); // so the grace timer does not hold the process
@@ -258,6 +271,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let failures = 0;
     const signal = this.claimAbort.signal;
     while (!signal.aborted) {
+      if (this.isolated !== null || this.suspects.size > 0) {
+        // A suspect runs alone: once the others have finished, and nothing is claimed while it runs.
+        if (this.isolated !== null && !this.running.has(this.isolated)) this.isolated = null;
+        if (this.isolated === null && this.suspects.size === 0) continue;
+        if (this.isolated === null && this.running.size === 0) {
+          const [token, job] = this.suspects.entries().next().value as [string, ClaimedJob];
+          this.suspects.delete(token);
+          this.isolated = token;
+          this.log.info({ job_id: job.id, queue: job.queue, stalls: job.stalls }, 'running alone: earlier runs of this job lost their lease');
+          this.run(job);
+        }
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        this.slotFreed = null;
+        continue;
+      }
       const free = this.concurrency - this.running.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
@@ -279,7 +307,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
             await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
             continue;
           }
-          this.run(job);
+          if (job.stalls > 0) this.suspects.set(job.lease.token, job);
+          else this.run(job);
         }
       } catch (error) {
         if (signal.aborted) break;
@@ -480,6 +509,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private renewAll(): void {
     for (const entry of this.running.values()) void this.renew(entry);
+    for (const [token, job] of this.suspects) {
+      this.transport.extend(job.id, token, this.leaseMs).then(
+        (res) => {
+          job.lease.until = res.until;
+          if (res.cancel_requested) job.cancel_requested = res.cancel_requested; // it ends canceled when its turn comes
+        },
+        (error: unknown) => {
+          if (error instanceof LeaseLostError) this.suspects.delete(token);
+          else this.transportError(error);
+        },
+      );
+    }
   }
 
   private async renew(run: Run): Promise<void> {

@@ -39,4 +39,4 @@ export const asDone = (result: Intent): Outcome => ({ status: 'done', result });
 export const asFailed = (error: JobError, retry_at: Date | null): Outcome => (retry_at ? { status: 'queued', error, run_at: retry_at } : { status: 'error', error });
 export const asCanceled: Outcome = { status: 'canceled' };
 /** A hand-back on shutdown: the attempt given back. */
-export const asReleased = (job: Pick<Job, 'attempts' | 'max_attempts' | 'cancel_requested'>): Outcome => decideOutcome(job, { kind: 'released' });
+export const asReleased = (job: Pick<Job, 'attempts' | 'max_attempts' | 'stalls' | 'max_stalls' | 'cancel_requested'>): Outcome => decideOutcome(job, { kind: 'released' });

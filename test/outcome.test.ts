@@ -5,7 +5,7 @@ import { createWorker } from '../src/worker.js';
 import { createMemoryTransport } from '../transports/memory/index.js';
 import { intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 
-const job = (attempts: number, max_attempts = 3, cancel = false) => ({ attempts, max_attempts, cancel_requested: cancel ? { at: new Date(0), reason: 'x' } : null });
+const job = (attempts: number, max_attempts = 3, cancel = false, stalls = 0, max_stalls = 10) => ({ attempts, max_attempts, stalls, max_stalls, cancel_requested: cancel ? { at: new Date(0), reason: 'x' } : null });
 const err = (retryable: boolean) => ({ code: 'HANDLER_ERROR', message: 'boom', retryable });
 const NOW = 1_000_000;
 
@@ -18,12 +18,27 @@ describe('outcome policy', () => {
     assert.deepEqual(decideOutcome(job(1, 3, true), { kind: 'failed', error: err(true) }, undefined, NOW), { status: 'canceled', error: err(true) });
     assert.deepEqual(decideOutcome(job(2), { kind: 'released' }, undefined, NOW), { status: 'queued', run_at: new Date(NOW), give_back: true });
     assert.deepEqual(decideOutcome(job(2, 3, true), { kind: 'released' }, undefined, NOW), { status: 'canceled' });
-    assert.deepEqual(decideOutcome(job(2), { kind: 'lease-expired' }, undefined, NOW), { status: 'queued', run_at: new Date(NOW) });
-    assert.deepEqual(decideOutcome(job(2, 3, true), { kind: 'lease-expired' }, undefined, NOW), { status: 'canceled' });
-    const expired = decideOutcome(job(3), { kind: 'lease-expired' }, undefined, NOW);
-    assert.equal(expired.status, 'error');
-    assert.equal(expired.error?.code, 'LEASE_EXPIRED');
-    assert.equal(expired.error?.retryable, false);
+    assert.deepEqual(decideOutcome(job(2, 3, true), { kind: 'lease-expired' }, undefined, NOW), { status: 'canceled', give_back: true, stall: true });
+  });
+
+  it('a lost lease costs a stall, never a handler attempt; the job that keeps losing them ends WORKER_CRASHED', () => {
+    // Its last attempt, lost to a crash: requeued, the attempt given back, a stall counted.
+    const lost = decideOutcome(job(3, 3, false, 0, 10), { kind: 'lease-expired' }, undefined, NOW);
+    assert.equal(lost.status, 'queued');
+    assert.equal(lost.give_back, true);
+    assert.equal(lost.stall, true);
+    assert.ok(lost.run_at!.getTime() >= NOW && lost.run_at!.getTime() < NOW + 500, 'spread over up to 500 ms per stall');
+    const spread = new Set(Array.from({ length: 50 }, () => decideOutcome(job(1, 3, false, 3, 10), { kind: 'lease-expired' }, undefined, NOW).run_at!.getTime()));
+    assert.ok(spread.size > 10, 'the jobs of one dead process come back at different instants');
+    // The stall budget: the stall that reaches max_stalls ends it.
+    assert.equal(decideOutcome(job(1, 3, false, 8, 10), { kind: 'lease-expired' }, undefined, NOW).status, 'queued');
+    const crashed = decideOutcome(job(1, 3, false, 9, 10), { kind: 'lease-expired' }, undefined, NOW);
+    assert.equal(crashed.status, 'error');
+    assert.equal(crashed.error?.code, 'WORKER_CRASHED');
+    assert.equal(crashed.error?.retryable, false);
+    assert.match(crashed.error!.message, /10 times/);
+    assert.equal(crashed.give_back, true);
+    assert.equal(crashed.stall, true);
   });
 
   it('a retryable failure is requeued after the policy\'s backoff: base·2^(attempts−1), capped, jittered to 50–100 %', () => {

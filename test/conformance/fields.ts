@@ -20,6 +20,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         priority: 7,
         run_at: new Date(Date.now() - 5),
         max_attempts: 4,
+        max_stalls: 6,
         timeout_ms: 4321,
         dedupe_key: `dk-${q}`,
         callback_url: 'https://hooks.example.com/round-trip?x=1',
@@ -27,6 +28,10 @@ export function fieldTests({ transport: t }: SuiteContext): void {
       const { job: stored } = await t().enqueue(enqueued);
       assert.equal(stored.status, 'queued');
 
+      // A run that loses its lease (its worker died): a stall, its attempt given back.
+      const lost = await claimOne(t(), q, 50, 'rt-worker-lost');
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      await t().sweep();
       const first = await claimOne(t(), q, 30_000, 'rt-worker');
       const error = { code: 'FLAKY', message: 'first attempt failed ✗', retryable: true };
       const retryAt = new Date(Date.now() + 20);
@@ -52,6 +57,8 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         run_at: (j) => assert.equal(ms(j.run_at), retryAt.getTime()),
         attempts: (j) => assert.equal(j.attempts, 2),
         max_attempts: (j) => assert.equal(j.max_attempts, 4),
+        stalls: (j) => assert.equal(j.stalls, 1, `the lost run of ${lost.lease.owner}`),
+        max_stalls: (j) => assert.equal(j.max_stalls, 6),
         timeout_ms: (j) => assert.equal(j.timeout_ms, 4321),
         lease: (j) => assert.equal(j.lease, null),
         cancel_requested: (j) => {

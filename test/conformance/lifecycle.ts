@@ -190,7 +190,8 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await assert.rejects(t().extend(first.id, first.lease.token, 10_000), LeaseLostError, 'expired lease cannot be extended');
       const second = await waitFor(() => t().claim({ queues: [q], owner: 'w-new', lease_ms: 10_000, wait_ms: 300 }), 5000, 'reclaim');
       assert.equal(second.id, first.id);
-      assert.equal(second.attempts, 2);
+      assert.equal(second.attempts, 1, 'the lost run gave its attempt back');
+      assert.equal(second.stalls, 1);
       assert.notEqual(second.lease.token, first.lease.token);
       await assert.rejects(t().settle(first.id, first.lease.token, asDone(intent)), LeaseLostError);
       await assert.rejects(t().settle(first.id, first.lease.token, asFailed({ code: 'X', message: 'x', retryable: true }, new Date())), LeaseLostError);
@@ -225,25 +226,31 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
   });
 
   describe('leases', () => {
-    it('an expired lease is reclaimed and the attempt counted', async () => {
+    it('an expired lease is reclaimed: a stall counted, the handler attempt given back', async () => {
       const q = uniqueQueue();
       const job = newJob(q, { max_attempts: 3 });
       await t().enqueue(job);
-      await claimOne(t(), q, shortLease);
+      const lost = await claimOne(t(), q, shortLease);
+      assert.equal(lost.attempts, 1);
       await delay(shortLease + 50);
       await t().sweep();
+      const stalled = await t().get(job.id);
+      assert.equal(stalled?.attempts, 0, 'a process that died before or during the handler costs no attempt');
+      assert.equal(stalled?.stalls, 1);
       const again = await waitFor(() => t().claim({ queues: [q], owner: 'w2', lease_ms: 10_000, wait_ms: 300 }), 5000, 'reclaim');
       assert.equal(again.id, job.id);
-      assert.equal(again.attempts, 2);
+      assert.equal(again.attempts, 1);
+      assert.equal(again.stalls, 1);
     });
 
-    it('after max_attempts expired leases the job ends error / LEASE_EXPIRED (poison pill)', async () => {
+    it('after max_stalls expired leases the job ends error / WORKER_CRASHED (poison pill), its attempts untouched', async () => {
       const q = uniqueQueue();
-      const job = newJob(q, { max_attempts: 2 });
+      const job = newJob(q, { max_attempts: 2, max_stalls: 3 });
       await t().enqueue(job);
-      for (let i = 1; i <= 2; i++) {
+      for (let i = 1; i <= 3; i++) {
         const c = await waitFor(() => t().claim({ queues: [q], owner: `w${i}`, lease_ms: shortLease, wait_ms: 300 }), 5000, `claim ${i}`);
-        assert.equal(c.attempts, i);
+        assert.equal(c.attempts, 1);
+        assert.equal(c.stalls, i - 1);
         await delay(shortLease + 50);
         await t().sweep();
       }
@@ -251,9 +258,11 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
         await t().sweep();
         const j = await t().get(job.id);
         return j?.status === 'error' ? j : null;
-      }, 5000, 'LEASE_EXPIRED');
-      assert.equal(final.error?.code, 'LEASE_EXPIRED');
-      assert.equal(final.attempts, 2);
+      }, 5000, 'WORKER_CRASHED');
+      assert.equal(final.error?.code, 'WORKER_CRASHED');
+      assert.match(final.error?.message ?? '', /3 times/);
+      assert.equal(final.attempts, 0);
+      assert.equal(final.stalls, 3);
       assert.equal(final.lease, null);
       assert.equal(await t().claim({ queues: [q], owner: 'w', lease_ms: 1000, wait_ms: 0 }), null, 'a poison pill never loops');
     });
@@ -374,7 +383,8 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
         const j = await t().get(job.id);
         return j?.status === 'canceled' ? j : null;
       }, 5000, 'canceled after expiry');
-      assert.equal(final.attempts, 1);
+      assert.equal(final.attempts, 0);
+      assert.equal(final.stalls, 1);
     });
 
     it('cancel of a finished job changes nothing', async () => {

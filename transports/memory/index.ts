@@ -182,8 +182,8 @@ export class MemoryTransport implements Transport {
     this.weighOutputs(job);
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
+    this.count(job, outcome);
     if (status === 'queued') {
-      if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
       this.requeue(job, outcome.run_at ?? new Date());
     } else {
       this.finish(job, status);
@@ -218,6 +218,7 @@ export class MemoryTransport implements Transport {
     if (!job) throw new JobNotFoundError(id);
     assertTransition(job, 'retry', 'queued');
     job.attempts = 0;
+    job.stalls = 0;
     job.cancel_requested = null;
     job.finished_at = null;
     job.result = null;
@@ -331,6 +332,12 @@ export class MemoryTransport implements Transport {
 
   // -- internals ------------------------------------------------------------
 
+  /** An attempt given back, a stall counted. */
+  private count(job: Job, outcome: Outcome): void {
+    if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
+    if (outcome.stall) job.stalls += 1;
+  }
+
   /** Settle every expired lease as src/outcome.ts decides (`lease-expired`). */
   private recoverExpired(now: number): Omit<SweepResult, 'deleted'> {
     const result = { requeued: 0, expired: 0, canceled: 0 };
@@ -344,6 +351,7 @@ export class MemoryTransport implements Transport {
       }
       const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
       if (outcome.error) job.error = outcome.error;
+      this.count(job, outcome);
       if (outcome.status === 'queued') {
         this.requeue(job, outcome.run_at ?? new Date(now));
         result.requeued += 1;

@@ -210,15 +210,18 @@ export class MongoTransport implements Transport {
     const set: Partial<JobDoc> = {};
     if (outcome.result !== undefined) set.result = outcome.result;
     if (outcome.error !== undefined) set.error = outcome.error;
-    if (outcome.status === 'done' || outcome.status === 'canceled') return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) } }));
+    if (outcome.status === 'done' || outcome.status === 'canceled') {
+      const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
+      return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
+    }
     // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
     const write =
       outcome.status === 'queued' ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now } : { ...set, status: 'error' as const, ...this.ended(now) };
     // A claimed job has attempts ≥ 1, so giving one back never goes below 0.
-    const update = outcome.status === 'queued' && outcome.give_back ? { $set: write, $inc: { attempts: -1 } } : { $set: write };
-    const written = await this.fenced(id, token, update, { cancel_requested: null }, false);
+    const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
+    const written = await this.fenced(id, token, { $set: write, $inc: inc }, { cancel_requested: null }, false);
     if (written) return docToJob(written);
-    return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) } }, { cancel_requested: { $ne: null } }));
+    return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
@@ -250,7 +253,7 @@ export class MongoTransport implements Transport {
       const now = this.clock.now();
       const doc = await jobs.findOneAndUpdate(
         { _id: id, status: { $in: [...RETRY_FROM] } },
-        { $set: { status: 'queued', attempts: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
+        { $set: { status: 'queued', attempts: 0, stalls: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
         { returnDocument: 'after' },
       );
       if (doc) {

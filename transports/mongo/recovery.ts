@@ -20,11 +20,12 @@ export interface RecoveryHooks {
 export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retentionMs: number, hooks: RecoveryHooks, batch = 100): Promise<Omit<SweepResult, 'deleted'>> {
   const result = { requeued: 0, expired: 0, canceled: 0 };
   const expired = await jobs
-    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, cancel_requested: 1 } })
+    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, stalls: 1, max_stalls: 1, cancel_requested: 1 } })
     .toArray();
   for (const doc of expired) {
     if (!doc.lease) continue;
-    const outcome = decideOutcome({ attempts: doc.attempts, max_attempts: doc.max_attempts, cancel_requested: doc.cancel_requested ?? null }, { kind: 'lease-expired' }, undefined, now.getTime());
+    const subject = { attempts: doc.attempts, max_attempts: doc.max_attempts, stalls: doc.stalls ?? 0, max_stalls: doc.max_stalls ?? DEFAULTS.maxStalls, cancel_requested: doc.cancel_requested ?? null };
+    const outcome = decideOutcome(subject, { kind: 'lease-expired' }, undefined, now.getTime());
     const fence = {
       _id: doc._id,
       status: 'processing' as const,
@@ -45,7 +46,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
             expire_at: new Date(at.getTime() + retentionMs),
             ...(outcome.error ? { error: outcome.error } : {}),
           };
-    const res = await jobs.updateOne(fence, { $set: set });
+    const res = await jobs.updateOne(fence, { $set: set, $inc: { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 } });
     if (res.modifiedCount !== 1) continue;
     if (outcome.status === 'queued') {
       result.requeued += 1;

@@ -12,6 +12,7 @@
  * cjson would turn `[]` into `{}` and round long numbers). Absent field = null.
  */
 import { FIELD_NAMES, IMMUTABLE_FIELDS, JOB_FIELDS, reviveJob, type ImmutableField, type JobField, type IntentRequest, type Job, type JobError } from '../../src/job.js';
+import { DEFAULTS } from '../../src/config.js';
 import type { ClaimedJob } from '../../src/transport.js';
 
 const ms = (d: Date): string => String(d.getTime());
@@ -57,6 +58,7 @@ const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null]
   error: (j) => [['error', jsonOrNull(j.error)]],
   run_at: (j) => [['run_at', ms(j.run_at)]],
   attempts: (j) => [['attempts', String(j.attempts)]],
+  stalls: (j) => [['stalls', j.stalls === 0 ? null : String(j.stalls)]],
   lease: (j) => [['lease_owner', j.lease?.owner ?? null], ['lease_token', j.lease?.token ?? null], ['lease_until', msOrNull(j.lease?.until ?? null)]],
   cancel_requested: (j) => [['cancel_at', msOrNull(j.cancel_requested?.at ?? null)], ['cancel_reason', j.cancel_requested?.reason ?? null]],
   progress: (j) => [['progress', jsonOrNull(j.progress)]],
@@ -111,6 +113,8 @@ export function hashToJob(h: Record<string, string>): Job | null {
     error: json(h.error),
     run_at: num(h.run_at),
     attempts: Number(h.attempts),
+    stalls: Number(h.stalls ?? 0),
+    max_stalls: fixed.max_stalls ?? DEFAULTS.maxStalls, // a record from before max_stalls
     // Lease fields outlive the lease (lua/lib.lua): only a processing job has one.
     lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
@@ -123,17 +127,17 @@ export function hashToJob(h: Record<string, string>): Job | null {
 
 /**
  * A claimed job as the claim scripts send it (claim_json in lua/lib.lua):
- * `[spec, attempts, run_at]`, followed by error, progress, cancel_at and
- * cancel_reason (null when absent) when any of them is set.
+ * `[spec, attempts, run_at]`, followed by error, progress, cancel_at,
+ * cancel_reason and stalls (null when absent) when any of them is set.
  */
-type ClaimTuple = [Spec, number, number, (JobError | null)?, unknown?, (number | null)?, string?];
+type ClaimTuple = [Spec, number, number, (JobError | null)?, unknown?, (number | null)?, string?, (number | null)?];
 
 /**
  * A job of a claim reply, as claimed by `owner` under `token` at the server
  * time `now` (the script's clock) for `leaseMs`.
  */
 export function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
-  const [spec, attempts, runAt, error, progress, cancelAt, cancelReason] = JSON.parse(text) as ClaimTuple;
+  const [spec, attempts, runAt, error, progress, cancelAt, cancelReason, stalls] = JSON.parse(text) as ClaimTuple;
   const fixed = fromSpec(spec);
   // Field by field, not `...fixed`: spreading the table-built object made every
   // claimed job cost 24 µs instead of 2.5 µs (V8 takes the slow path for it),
@@ -153,6 +157,8 @@ export function claimedJob(text: string, owner: string, token: string, now: numb
     error: error ?? null,
     run_at: new Date(runAt),
     attempts,
+    stalls: stalls ?? 0,
+    max_stalls: fixed.max_stalls ?? DEFAULTS.maxStalls,
     lease: { owner, token, until: new Date(now + leaseMs) },
     cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(cancelAt), reason: cancelReason ?? '' },
     progress: progress ?? null,

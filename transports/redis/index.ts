@@ -387,7 +387,7 @@ export class RedisTransport implements Transport {
     const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
-    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '').then(
+    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '', '', outcome.stall ? '1' : '').then(
       (reply) => this.jobReply(id, reply),
       (e: unknown) => {
         if (e instanceof LeaseLostError) this.locate.unhold(id, token); // lost: nobody will settle it under this token

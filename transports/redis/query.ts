@@ -102,14 +102,20 @@ export async function sweepQueues(
         const now = Number(reply[0]);
         const expired = Number(reply[2]);
         for (let i = 0; i < expired; i++) {
-          const [id, token, attempts, maxAttempts, cancel] = reply.slice(3 + i * 5, 8 + i * 5).map(String) as [string, string, string, string, string];
-          const job = { attempts: Number(attempts), max_attempts: Number(maxAttempts), cancel_requested: cancel === '1' ? { at: new Date(now), reason: '' } : null };
-          const status = await settleExpired(ctx, prefix, id, token, decideOutcome(job, { kind: 'lease-expired' }, undefined, now));
+          const [id, token, attempts, maxAttempts, cancel, stalls, maxStalls] = reply.slice(3 + i * 7, 10 + i * 7).map(String) as [string, string, string, string, string, string, string];
+          const job = {
+            attempts: Number(attempts),
+            max_attempts: Number(maxAttempts),
+            stalls: Number(stalls),
+            max_stalls: maxStalls === '' ? DEFAULTS.maxStalls : Number(maxStalls),
+            cancel_requested: cancel === '1' ? { at: new Date(now), reason: '' } : null,
+          };
+          const status = await settleExpired(ctx, prefix, id, token, decideOutcome(job, { kind: 'lease-expired' }, undefined, now), now);
           if (status === 'queued') result.requeued += 1;
           else if (status === 'error') result.expired += 1;
           else if (status === 'canceled') result.canceled += 1;
         }
-        const ids = reply.slice(3 + expired * 5).map(String);
+        const ids = reply.slice(3 + expired * 7).map(String);
         result.deleted += ids.length;
         deleted.push(...ids);
         if (Number(reply[1]) !== 1) break;
@@ -121,10 +127,10 @@ export async function sweepQueues(
 }
 
 /** settle.lua with the sweep's fence (the lease must have run out); the status written, or null when the job was renewed meanwhile. */
-async function settleExpired(ctx: QueryContext, prefix: string, id: string, token: string, outcome: Outcome): Promise<string | null> {
+async function settleExpired(ctx: QueryContext, prefix: string, id: string, token: string, outcome: Outcome, now: number): Promise<string | null> {
   const error = outcome.error ? JSON.stringify(outcome.error) : '';
   const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
-  const reply = (await runScript(ctx.client, 'settle', prefix, id, token, outcome.status, error, runAt, '1', '', '1')) as string[] | null;
+  const reply = (await runScript(ctx.client, 'settle', prefix, id, token, outcome.status, error, runAt, !outcome.run_at || outcome.run_at.getTime() <= now ? '1' : '0', outcome.give_back ? '1' : '', '1', outcome.stall ? '1' : '')) as string[] | null;
   if (!reply) return null;
   for (let i = 0; i < reply.length; i += 2) if (reply[i] === 'status') return reply[i + 1] ?? null;
   return null;

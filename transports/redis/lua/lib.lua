@@ -130,13 +130,13 @@ end
 -- `spec` and error/progress are JSON, the numbers decimal integers, so only
 -- cancel_reason needs escaping. One string per job instead of a dozen: less
 -- to convert here, far less for the client to parse and allocate.
--- f: HMGET status, attempts, spec, run_at, error, progress, cancel_at, cancel_reason.
+-- f: HMGET status, attempts, spec, run_at, error, progress, cancel_at, cancel_reason, stalls.
 local function claim_json(attempts, f)
-  if not (f[5] or f[6] or f[7]) then
+  if not (f[5] or f[6] or f[7] or f[9]) then
     return '[' .. f[3] .. ',' .. attempts .. ',' .. f[4] .. ']'
   end
   return '[' .. f[3] .. ',' .. attempts .. ',' .. f[4] .. ',' .. (f[5] or 'null') .. ',' .. (f[6] or 'null') .. ','
-    .. (f[7] or 'null') .. ',' .. cjson.encode(f[8] or '') .. ']'
+    .. (f[7] or 'null') .. ',' .. cjson.encode(f[8] or '') .. ',' .. (f[9] or 'null') .. ']'
 end
 
 -- Move ids just taken out of `ready` to `processing` under fresh leases
@@ -156,7 +156,7 @@ local function claim_ids(P, ids, owner, token_base, first, lease_until, now, out
   for _, id in ipairs(ids) do
     local jk = job_key(P, id)
     -- pcall: a key that is not a hash (WRONGTYPE) must not stop the script with the other ids already popped.
-    local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason')
+    local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason', 'stalls')
     if f.err then f = {} end
     if f[1] == 'queued' then
       local attempts = tonumber(f[2])

@@ -1,4 +1,4 @@
--- A user's retry: error/canceled -> queued with attempts reset.
+-- A user's retry: error/canceled -> queued with attempts and stalls reset.
 -- KEYS[1] prefix. ARGV: id, then the statuses a retry may start from (the
 -- state machine's table, src/job.ts, passed in: no rule written here twice).
 -- Returns the job hash, or {'RQ_ILLEGAL', status} when the job is in another
@@ -13,7 +13,7 @@ for i = 2, #ARGV do if ARGV[i] == status then allowed = true end end
 if not allowed then return { 'RQ_ILLEGAL', status } end
 redis.call('ZREM', P .. status, id)
 redis.call('HSET', jk, 'attempts', 0)
-redis.call('HDEL', jk, 'cancel_at', 'cancel_reason', 'finished_at', 'result')
+redis.call('HDEL', jk, 'cancel_at', 'cancel_reason', 'finished_at', 'result', 'stalls')
 redis.call('DEL', P .. 'fin:' .. id)
 requeue(P, id, jk, now, true, now)
 return redis.call('HGETALL', jk)

@@ -4,9 +4,10 @@
 -- because it depends on a concurrent write: a requeue or an error of a job
 -- whose cancel was asked meanwhile ends it canceled instead (the error kept).
 -- KEYS[1] prefix. ARGV: id, token, status, error JSON or '', run_at ms or '',
--- due ('1' when run_at is not in the future), '1' to give the attempt back, and '1' for
+-- due ('1' when run_at is not in the future), '1' to give the attempt back, '1' for
 -- the sweep: then the fence is the other way round (the lease must have run
--- out) and a job that was renewed meanwhile is left alone (reply false).
+-- out) and a job that was renewed meanwhile is left alone (reply false), and
+-- '1' to count a stall (the run lost its lease).
 -- Returns the job hash.
 local P, id, token, status, error_json = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local run_at, due, give_back = ARGV[5], ARGV[6] == '1', ARGV[7] == '1'
@@ -21,8 +22,9 @@ else
 end
 if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
 if job.cancel_at and (status == 'queued' or status == 'error') then status = 'canceled' end
+if give_back then redis.call('HSET', jk, 'attempts', math.max(0, tonumber(redis.call('HGET', jk, 'attempts')) - 1)) end
+if ARGV[9] == '1' then redis.call('HINCRBY', jk, 'stalls', 1) end
 if status == 'queued' then
-  if give_back then redis.call('HSET', jk, 'attempts', math.max(0, tonumber(redis.call('HGET', jk, 'attempts')) - 1)) end
   requeue(P, id, jk, tonumber(run_at), due, now)
 else
   finish(P, id, jk, status, now, job.waited)

@@ -5,7 +5,7 @@
 -- KEYS[1] prefix. ARGV: now ms or '' (server clock), retention_ms, cap,
 -- batch, and '1' to read the expired leases only (a claim's recovery).
 -- Returns {now, more (0/1), n, then n × (id, token, attempts, max_attempts,
--- cancel asked 0/1), then deleted id...}; the caller drops the deleted ids
+-- cancel asked 0/1, stalls, max_stalls or ''), then deleted id...}; the caller drops the deleted ids
 -- from the global id index (another slot).
 local P = KEYS[1]
 local now = tonumber(ARGV[1]) or now_ms()
@@ -16,10 +16,13 @@ local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', fmt(now), 'LI
 local out = { fmt(now), 0, 0 }
 local n = 0
 for _, id in ipairs(expired) do
-  local f = redis.call('HMGET', job_key(P, id), 'status', 'lease_token', 'attempts', 'max_attempts', 'cancel_at')
+  local f = redis.call('HMGET', job_key(P, id), 'status', 'lease_token', 'attempts', 'max_attempts', 'cancel_at', 'stalls', 'spec')
   if f[1] == 'processing' and f[2] then
     n = n + 1
-    for _, v in ipairs({ id, f[2], f[3], f[4], f[5] and 1 or 0 }) do out[#out + 1] = v end
+    -- max_stalls is in spec (immutable); a record from before it has none: the caller's default.
+    local ok, spec = pcall(cjson.decode, f[7] or '')
+    local max_stalls = ok and type(spec) == 'table' and tonumber(spec.max_stalls) or ''
+    for _, v in ipairs({ id, f[2], f[3], f[4], f[5] and 1 or 0, f[6] or 0, max_stalls }) do out[#out + 1] = v end
   else
     redis.call('ZREM', P .. 'leases', id)
   end
