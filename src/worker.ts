@@ -28,6 +28,8 @@ export interface HandlerContext {
   /** 1 for the first attempt */
   attempt: number;
   max_attempts: number;
+  /** earlier runs of this job that lost their lease (their worker died or froze); such a job runs alone */
+  stalls: number;
   /** fires on cancel, timeout, lost lease or shutdown; `signal.reason` says which */
   signal: AbortSignal;
   /** pino child logger with job_id, queue and worker_id */
@@ -156,9 +158,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private timers: NodeJS.Timeout[] = [];
   private slotFreed: (() => void) | null = null;
   /**
-   * Claimed jobs whose earlier runs lost their lease (`stalls` > 0), waiting
+   * A claimed job whose earlier runs lost their lease (`stalls` > 0), waiting
    * to run alone: such a job may be what killed a process, and run beside
-   * others it would take them down with it again. Leases renewed while they wait.
+   * others it would take them down with it again. One at a time (others
+   * claimed meanwhile go back at once, uncharged); its lease is renewed
+   * while it waits for the running jobs to finish.
    */
   private readonly suspects = new Map<string, ClaimedJob>();
   /** the lease token of the suspect running alone, while it runs */
@@ -307,8 +311,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
             await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
             continue;
           }
-          if (job.stalls > 0) this.suspects.set(job.lease.token, job);
-          else this.run(job);
+          if (job.stalls === 0) this.run(job);
+          else if (this.suspects.size === 0 && this.isolated === null) this.suspects.set(job.lease.token, job);
+          // One suspect at a time here: another one waiting beside it would die with it if it is the poison.
+          else await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
         }
       } catch (error) {
         if (signal.aborted) break;
@@ -398,6 +404,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       queue: job.queue,
       attempt: job.attempts,
       max_attempts: job.max_attempts,
+      stalls: job.stalls,
       signal: controller.signal,
       get log() {
         return self.jobLog(run);
@@ -498,12 +505,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /**
    * After a write whose answer was lost, LEASE_LOST may mean it was written:
-   * the job is no longer processing under this lease and nobody claimed it
-   * since (attempts unchanged). Null when that cannot be told.
+   * the job is no longer processing and nobody claimed it since (a claim
+   * stamps `started_at`). Null when that cannot be told.
    */
   private async settledByUs(job: ClaimedJob): Promise<Job | null> {
     const stored = await this.transport.get(job.id).catch(() => null);
-    if (!stored || stored.status === 'processing' || stored.attempts > job.attempts) return null;
+    if (!stored || stored.status === 'processing' || stored.started_at?.getTime() !== job.started_at?.getTime()) return null;
     return stored;
   }
 

@@ -1,0 +1,114 @@
+/**
+ * The chaos checker: every acknowledged job, read back by id, against what
+ * the worker processes logged (driver.ts, worker-process.ts).
+ *
+ * - lost: acknowledged, and the store has no such job;
+ * - not terminal: still queued or processing at the end;
+ * - unexpected status: a work job not `done`, a poison pill not `error` /
+ *   WORKER_CRASHED, a held job (canceled by the driver) not `canceled`;
+ * - innocent errors: jobs that did nothing wrong and ended `error`;
+ * - ran more than once: handler starts per job > 1 (a figure: at-least-once);
+ * - late writes accepted: a settle the store accepted from a run that was not
+ *   the job's last claim, or two runs' settles both accepted;
+ * - calls never settled: calls of the driver still pending at the end, and
+ *   worker processes whose graceful stop hung;
+ * - cancel latency: from the cancel call to the handler's signal, p50/p99.
+ */
+import { isTerminal, type Job } from '../../src/job.js';
+
+export interface Figures {
+  acknowledged: number;
+  lost: number;
+  notTerminal: number;
+  unexpectedStatus: number;
+  innocentErrors: number;
+  poisonCrashed: number;
+  ranMoreThanOnce: number;
+  lateWritesAccepted: number;
+  callsNeverSettled: number;
+  stalls: number;
+  cancelP50: number | null;
+  cancelP99: number | null;
+  /** a few examples of what went wrong, for the failure message */
+  problems: string[];
+}
+
+export interface CheckInput {
+  acknowledged: Set<string>;
+  final: Map<string, Job | null>;
+  kindOf: Map<string, 'work' | 'poison' | 'hold'>;
+  logs: string[];
+  cancels: Map<string, number>;
+  unsettledCalls: number;
+}
+
+const percentile = (values: number[], p: number): number | null => {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+};
+
+export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCalls }: CheckInput): Figures {
+  const starts = new Map<string, number>();
+  const ends = new Map<string, { startedAt: number; outcome: string }[]>();
+  const aborted = new Map<string, number>();
+  for (const text of logs) {
+    for (const line of text.split('\n')) {
+      const [event, id, a, b] = line.split(' ');
+      if (!id) continue;
+      if (event === 'start') starts.set(id, (starts.get(id) ?? 0) + 1);
+      else if (event === 'end' && (b === 'done' || b === 'error' || b === 'canceled')) (ends.get(id) ?? ends.set(id, []).get(id)!).push({ startedAt: Number(a), outcome: b });
+      else if (event === 'abort' && a === 'canceled') aborted.set(id, Number(line.split(' ').pop()));
+    }
+  }
+  const f: Figures = {
+    acknowledged: acknowledged.size,
+    lost: 0,
+    notTerminal: 0,
+    unexpectedStatus: 0,
+    innocentErrors: 0,
+    poisonCrashed: 0,
+    ranMoreThanOnce: 0,
+    lateWritesAccepted: 0,
+    callsNeverSettled: unsettledCalls,
+    stalls: 0,
+    cancelP50: null,
+    cancelP99: null,
+    problems: [],
+  };
+  const problem = (text: string) => f.problems.length < 8 && f.problems.push(text);
+  for (const id of acknowledged) {
+    const job = final.get(id);
+    const kind = kindOf.get(id)!;
+    if ((starts.get(id) ?? 0) > 1) f.ranMoreThanOnce++;
+    if (!job) {
+      f.lost++;
+      problem(`lost: ${id} (${kind})`);
+      continue;
+    }
+    f.stalls += job.stalls;
+    if (!isTerminal(job.status)) {
+      f.notTerminal++;
+      problem(`not terminal: ${id} (${kind}) ${job.status}, attempts ${job.attempts}, stalls ${job.stalls}`);
+      continue;
+    }
+    const expected = kind === 'work' ? 'done' : kind === 'poison' ? 'error' : 'canceled';
+    if (job.status !== expected || (kind === 'poison' && job.error?.code !== 'WORKER_CRASHED')) {
+      f.unexpectedStatus++;
+      problem(`unexpected: ${id} (${kind}) ended ${job.status}${job.error ? ` ${job.error.code}: ${job.error.message}` : ''}`);
+    }
+    if (kind === 'poison' && job.error?.code === 'WORKER_CRASHED') f.poisonCrashed++;
+    if (kind !== 'poison' && job.status === 'error') f.innocentErrors++;
+    // Settles the store accepted: at most one, and from the job's last claim.
+    const accepted = ends.get(id) ?? [];
+    const stale = accepted.filter((e) => e.startedAt !== job.started_at?.getTime());
+    if (accepted.length > 1 || stale.length > 0) {
+      f.lateWritesAccepted++;
+      problem(`late write accepted: ${id} ${JSON.stringify(accepted)}, last claim at ${job.started_at?.getTime()}`);
+    }
+  }
+  const latencies = [...cancels].flatMap(([id, at]) => (aborted.has(id) ? [aborted.get(id)! - at] : []));
+  f.cancelP50 = percentile(latencies, 50);
+  f.cancelP99 = percentile(latencies, 99);
+  return f;
+}
