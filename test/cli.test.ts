@@ -83,6 +83,36 @@ describe('CLI', function () {
     assert.notEqual(badHandler.code, 0);
   });
 
+  it('with the store unreachable, a command exits 1 promptly on every transport', async () => {
+    // Port 1 on loopback: nothing listens there.
+    for (const env of [
+      { REASONING_TRANSPORT: 'redis', REDIS_URL: 'redis://127.0.0.1:1' },
+      { REASONING_TRANSPORT: 'mongo', MONGO_URI: 'mongodb://127.0.0.1:1' },
+      { REASONING_TRANSPORT: 'http', REASONING_API_URL: 'http://127.0.0.1:1', REASONING_API_RETRIES: '0' },
+    ]) {
+      const started = Date.now();
+      const res = await run(['stats'], env, 20_000);
+      const took = Date.now() - started;
+      assert.equal(res.code, 1, `${env.REASONING_TRANSPORT}: ${res.stderr}`);
+      assert.match(res.stderr, /TRANSPORT_UNAVAILABLE/);
+      assert.ok(took < 12_000, `${env.REASONING_TRANSPORT}: exited after ${took} ms`);
+    }
+  });
+
+  it('Ctrl-C on reasonq intent cancels the job it was waiting for, and says so', async () => {
+    dev = await startLong(['serve', '--port', '0'], { REASONING_TRANSPORT: 'memory' }); // no worker: the job waits
+    const env = { ...process.env, REASONQ_LOG_LEVEL: 'warn', REASONING_TRANSPORT: 'http', REASONING_API_URL: dev.url };
+    const child = spawn(process.execPath, [CLI, 'intent', '--goal', 'interrupted', '--id', 'ctrl-c-job'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(async () => (await run(['status', 'ctrl-c-job', '--json'], env)).code === 0, 10_000, 'the job enqueued');
+    child.kill('SIGINT');
+    assert.equal(await exited(child), 130);
+    assert.match(stderr, /interrupted: job ctrl-c-job canceled/);
+    const status = await run(['status', 'ctrl-c-job', '--json'], env);
+    assert.equal(JSON.parse(status.stdout).job.status, 'canceled');
+  });
+
   it('a remote worker over HTTP runs a handler module', async () => {
     dev = await startLong(['serve', '--port', '0'], { REASONING_TRANSPORT: 'memory' });
     const env = { REASONING_TRANSPORT: 'http', REASONING_API_URL: dev.url };
