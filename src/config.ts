@@ -72,8 +72,8 @@ export const DEFAULTS = {
   storeTimeoutMs: 10_000,
   /** runs of one job that may lose their lease (its worker died or froze) before it ends WORKER_CRASHED */
   maxStalls: 10,
-  /** a worker not seen for this long leaves the registry */
-  workerHorizonMs: 3600 * 1000,
+  /** a worker not seen for this long leaves the registry (a dead one shows as dead, its counts stale, until then) */
+  workerHorizonMs: 10 * 60_000,
 } as const;
 
 const intFrom = (name: string, min: number, max: number) =>
@@ -165,6 +165,7 @@ export const envSchema = z.object({
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
   REASONQ_MAINTENANCE_MS: intFrom('REASONQ_MAINTENANCE_MS', 10, 3_600_000).optional(),
   REASONQ_STORE_TIMEOUT_MS: intFrom('REASONQ_STORE_TIMEOUT_MS', 100, 600_000).optional(),
+  REASONQ_WORKER_HORIZON_MS: intFrom('REASONQ_WORKER_HORIZON_MS', 10_000, 7 * 24 * 3600 * 1000).optional(),
 });
 
 /** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
@@ -206,6 +207,8 @@ export interface Config {
   maintenanceMs: number;
   /** every store operation settles within this (beyond its own wait) */
   storeTimeoutMs: number;
+  /** a worker not seen for this long leaves the registry */
+  workerHorizonMs: number;
 }
 
 /** Blank values count as unset, like most twelve-factor tools do. */
@@ -259,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     retentionMs: e.REASONQ_RETENTION_MS ?? DEFAULTS.retentionMs,
     maintenanceMs: e.REASONQ_MAINTENANCE_MS ?? DEFAULTS.maintenanceMs,
     storeTimeoutMs: e.REASONQ_STORE_TIMEOUT_MS ?? DEFAULTS.storeTimeoutMs,
+    workerHorizonMs: e.REASONQ_WORKER_HORIZON_MS ?? DEFAULTS.workerHorizonMs,
   };
   return { ...config, ...overrides };
 }

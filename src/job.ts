@@ -305,9 +305,12 @@ export function assertTransition(job: Pick<Job, 'id' | 'status'>, move: Transiti
 /** Revive a job that crossed JSON (HTTP, Redis) into the in-process shape, by the field table. */
 export function reviveJob(raw: unknown): Job {
   if (!raw || typeof raw !== 'object') throw new ValidationError('job must be an object', 'job');
-  const job = { ...(raw as Record<string, unknown>) } as Record<string, unknown>;
+  const source = raw as Record<string, unknown>;
+  // The fields of the table only: what the API derives (`stalled`) is not part of the record.
+  const job: Record<string, unknown> = {};
   for (const field of FIELD_NAMES) {
-    const v = job[field];
+    const v = source[field];
+    job[field] = v;
     if (v === undefined || v === null) {
       job[field] = null;
       continue;
@@ -340,8 +343,17 @@ export function summarizeJob(job: Job): Job {
   return { ...job, payload, result, error, progress: null };
 }
 
-/** The job as it goes on the wire: lease token hidden unless asked for. */
+/**
+ * Processing, but its lease has run out: its worker died or froze and the
+ * job waits for the sweep (or the next claim) to requeue it.
+ */
+export function isStalled(job: Pick<Job, 'status' | 'lease'>, now = Date.now()): boolean {
+  return job.status === 'processing' && job.lease !== null && job.lease.until.getTime() <= now;
+}
+
+/** The job as it goes on the wire: lease token hidden unless asked for, and `stalled` (isStalled) derived. */
 export function publicJob(job: Job, { withToken = false } = {}): Record<string, unknown> {
-  if (!job.lease || withToken) return job as unknown as Record<string, unknown>;
-  return { ...job, lease: { owner: job.lease.owner, until: job.lease.until } };
+  const stalled = isStalled(job);
+  if (!job.lease || withToken) return { ...job, stalled };
+  return { ...job, lease: { owner: job.lease.owner, until: job.lease.until }, stalled };
 }

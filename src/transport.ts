@@ -198,7 +198,7 @@ export interface Transport {
   heartbeat(worker: WorkerInfo): Promise<void>;
   /** Remove a worker's record on clean shutdown. */
   unregisterWorker(id: string): Promise<void>;
-  /** Workers seen within the last hour, alive or not. */
+  /** Workers seen within the registry horizon (`workerHorizonMs`), alive or not. */
   workers(): Promise<WorkerInfo[]>;
 
   /** Recover expired leases and apply retention (see glossary). Run by the elected maintainer (src/maintenance.ts). */
@@ -220,6 +220,8 @@ export interface Transport {
 export interface TransportOptions {
   /** how long finished jobs are kept (ms) */
   retentionMs?: number;
+  /** a worker not seen for this long leaves the registry (ms), default REASONQ_WORKER_HORIZON_MS */
+  workerHorizonMs?: number;
 }
 
 export const EMPTY_COUNTS: Readonly<QueueCounts> = Object.freeze({ queued: 0, delayed: 0, processing: 0, done: 0, error: 0, canceled: 0 });

@@ -85,11 +85,12 @@ describe('CLI', function () {
 
   it('with the store unreachable, a command exits 1 promptly on every transport', async () => {
     // Port 1 on loopback: nothing listens there.
-    for (const env of [
+    const stores: Record<string, string>[] = [
       { REASONING_TRANSPORT: 'redis', REDIS_URL: 'redis://127.0.0.1:1' },
       { REASONING_TRANSPORT: 'mongo', MONGO_URI: 'mongodb://127.0.0.1:1' },
       { REASONING_TRANSPORT: 'http', REASONING_API_URL: 'http://127.0.0.1:1', REASONING_API_RETRIES: '0' },
-    ]) {
+    ];
+    for (const env of stores) {
       const started = Date.now();
       const res = await run(['stats'], env, 20_000);
       const took = Date.now() - started;

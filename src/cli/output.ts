@@ -1,6 +1,6 @@
 /** CLI output: readable lines on a terminal, JSON with --json. Errors go to stderr. */
 import { ReasonqError } from '../errors.js';
-import type { Job } from '../job.js';
+import { isStalled, type Job } from '../job.js';
 import type { Stats, WorkerInfo } from '../transport.js';
 
 export function printJson(value: unknown): void {
@@ -29,8 +29,9 @@ export function formatJob(job: Job): string {
   const lines = [
     `job ${job.id}`,
     `  queue:     ${job.queue}`,
-    `  status:    ${job.status}`,
+    `  status:    ${job.status}${isStalled(job) ? ` — stalled: its lease ran out ${ago(job.lease!.until)} (${job.lease!.owner} stopped renewing it); the next sweep requeues it` : ''}`,
     `  attempts:  ${job.attempts}/${job.max_attempts}`,
+    `  stalls:    ${job.stalls}/${job.max_stalls}${job.stalls ? ' (runs that lost their lease: the worker died or froze)' : ''}`,
     `  priority:  ${job.priority}`,
     `  created:   ${job.created_at.toISOString()} (${ago(job.created_at)})`,
   ];
@@ -58,7 +59,9 @@ export function formatWorkers(workers: (WorkerInfo & { alive?: boolean })[]): st
   return workers
     .map((w) => {
       const alive = w.alive ?? Date.now() - w.last_seen.getTime() <= w.ttl_ms;
-      return `${alive ? 'alive' : 'dead '}  ${w.id}  queues=${w.queues.join(',')}  running=${w.running}/${w.concurrency}  processed=${w.processed} failed=${w.failed}  seen ${ago(w.last_seen)}`;
+      // A dead worker's counts are what it last said, not what it does now.
+      const running = alive ? `running=${w.running}/${w.concurrency}` : `last running=${w.running}/${w.concurrency} (stale)`;
+      return `${alive ? 'alive' : 'dead '}  ${w.id}  queues=${w.queues.join(',')}  ${running}  processed=${w.processed} failed=${w.failed}  seen ${ago(w.last_seen)}`;
     })
     .join('\n');
 }

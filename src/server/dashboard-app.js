@@ -119,7 +119,7 @@ async function loadWorkers() {
     h('td', { class: 'mono wid', title: `${w.id} · ${w.host} pid ${w.pid}` }, w.id),
     h('td', null, h('span', { class: `badge s-${w.alive ? 'alive' : 'dead'}`, 'data-testid': 'worker-state' }, w.alive ? 'alive' : 'dead')),
     h('td', { class: 'mono wq', title: w.queues.join(', ') }, w.queues.join(', ')),
-    h('td', { class: 'num' }, `${w.running}/${w.concurrency}`),
+    h('td', { class: 'num', title: w.alive ? '' : 'what it last reported before it stopped answering' }, w.alive ? `${w.running}/${w.concurrency}` : `${w.running}/${w.concurrency} (stale)`),
     h('td', { class: 'num' }, `${w.processed} / ${w.failed}`),
     h('td', { class: 'muted' }, ago(w.last_seen))))
     : h('tr', null, h('td', { class: 'empty', colspan: 6 }, 'no workers registered')));
@@ -133,7 +133,7 @@ async function loadLists() {
   const [run, done, failed] = await Promise.all(['processing&limit=10', 'done&limit=6', 'error&limit=6'].map((q) => api(`/v1/jobs?status=${q}`)));
   $('running-n').textContent = run.jobs.length + (run.next_cursor ? '+' : '');
   const fill = (id, jobs, extra, none) => { if (!same(id, jobs)) put($(id), jobs.length ? jobs.map((j) => jobItem(j, extra(j), id === 'running')) : h('li', { class: 'empty' }, none)); };
-  fill('running', run.jobs, (j) => `try ${j.attempts} · since ${clock(j.started_at)} · ${j.lease ? j.lease.owner : ''}`, 'nothing running');
+  fill('running', run.jobs, (j) => `${j.stalled ? 'STALLED: lease ran out, waiting to be requeued · ' : ''}try ${j.attempts}${j.stalls ? ` · ${j.stalls} stall${j.stalls > 1 ? 's' : ''}` : ''} · since ${clock(j.started_at)} · ${j.lease ? j.lease.owner : ''}`, 'nothing running');
   fill('recent-done', done.jobs, (j) => clock(j.finished_at), 'none yet');
   fill('recent-failed', failed.jobs, (j) => (j.error ? j.error.code : ''), 'none');
 }
@@ -232,6 +232,7 @@ function renderDetail(j) {
     h('dl', { class: 'kv' },
       kv('queue', h('span', { class: 'mono' }, j.queue), 'detail-queue'),
       kv('attempts', `${j.attempts} of ${j.max_attempts}`, 'detail-attempts'),
+      kv('stalls', `${j.stalls} of ${j.max_stalls}${j.stalled ? ' · stalled now: lease ran out, waiting to be requeued' : ''}`, 'detail-stalls'),
       kv('priority', j.priority, 'detail-priority'),
       kv('lease', j.lease ? `${j.lease.owner} · until ${clock(j.lease.until, true)}` : '—', 'detail-lease'),
       kv('progress', j.progress == null ? '—' : h('span', { class: 'mono' }, JSON.stringify(j.progress)), 'detail-progress'),

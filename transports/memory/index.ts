@@ -117,6 +117,7 @@ export class MemoryTransport implements Transport {
   private readonly maxJobs: number;
   private readonly maxBytes: number;
   private readonly retentionMs: number;
+  private readonly workerHorizonMs: number;
   /** no lease runs out before this (it may be earlier than the real first deadline: extends only push deadlines out) */
   private nextExpiry = Infinity;
   private readonly locks = new Map<string, { owner: string; until: number }>();
@@ -127,6 +128,7 @@ export class MemoryTransport implements Transport {
 
   constructor(options: MemoryTransportOptions) {
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.maxJobs = options.maxJobs ?? DEFAULTS.memoryMaxJobs;
     this.maxBytes = options.maxBytes ?? DEFAULTS.memoryMaxBytes;
   }
@@ -288,7 +290,7 @@ export class MemoryTransport implements Transport {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    const horizon = Date.now() - DEFAULTS.workerHorizonMs;
+    const horizon = Date.now() - this.workerHorizonMs;
     for (const [id, w] of this.workerRecords) if (w.last_seen.getTime() < horizon) this.workerRecords.delete(id);
     return [...this.workerRecords.values()].map(clone);
   }

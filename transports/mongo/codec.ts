@@ -26,7 +26,7 @@ export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key'> {
 /** A worker record in the `workers` collection. */
 export interface WorkerDoc extends Omit<WorkerInfo, 'id'> {
   _id: string;
-  /** last_seen + one hour; read by the TTL index where the server has one */
+  /** last_seen + the registry horizon; read by the TTL index where the server has one */
   expire_at: Date;
 }
 
@@ -69,9 +69,9 @@ export function docToJob(doc: JobDoc): Job {
   return job as unknown as Job;
 }
 
-export function workerToDoc(worker: WorkerInfo): WorkerDoc {
+export function workerToDoc(worker: WorkerInfo, horizonMs: number = DEFAULTS.workerHorizonMs): WorkerDoc {
   const { id, ...rest } = worker;
-  return { _id: id, ...rest, expire_at: new Date(worker.last_seen.getTime() + DEFAULTS.workerHorizonMs) };
+  return { _id: id, ...rest, expire_at: new Date(worker.last_seen.getTime() + horizonMs) };
 }
 
 export function docToWorker(doc: WorkerDoc): WorkerInfo {

@@ -107,6 +107,7 @@ export class MongoTransport implements Transport {
   private readonly dbName: string;
   private readonly options: MongoTransportOptions;
   private readonly retentionMs: number;
+  private readonly workerHorizonMs: number;
   private readonly pollMinMs: number;
   private readonly pollMaxMs: number;
   private readonly log: Logger;
@@ -125,6 +126,7 @@ export class MongoTransport implements Transport {
     this.uri = options.uri ?? DEFAULTS.mongoUri;
     this.dbName = options.db ?? DEFAULTS.mongoDb;
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.pollMinMs = options.pollMinMs ?? DEFAULTS.pollMinMs;
     this.pollMaxMs = options.pollMaxMs ?? DEFAULTS.pollMaxMs;
     this.log = options.logger ?? silentLogger;
@@ -296,7 +298,7 @@ export class MongoTransport implements Transport {
 
   async heartbeat(worker: WorkerInfo): Promise<void> {
     await this.op(async ({ workers }) => {
-      const { _id, ...fields } = workerToDoc(worker);
+      const { _id, ...fields } = workerToDoc(worker, this.workerHorizonMs);
       await workers.updateOne({ _id }, { $set: fields }, { upsert: true });
     });
   }
@@ -306,7 +308,7 @@ export class MongoTransport implements Transport {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(this.clock.now().getTime() - DEFAULTS.workerHorizonMs))).toArray()).map(docToWorker));
+    return this.op(async ({ workers }) => (await workers.find(workersSeenSince(new Date(this.clock.now().getTime() - this.workerHorizonMs))).toArray()).map(docToWorker));
   }
 
   async sweep(at?: Date): Promise<SweepResult> {
@@ -317,7 +319,7 @@ export class MongoTransport implements Transport {
       let deleted = 0;
       if (Date.now() - this.lastRetention >= RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
-        deleted = await applyRetention(jobs, workers, now, this.retentionMs);
+        deleted = await applyRetention(jobs, workers, now, this.retentionMs, this.workerHorizonMs);
       }
       return { ...recovered, deleted };
     });

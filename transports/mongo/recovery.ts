@@ -60,8 +60,8 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
 }
 
 /** Delete finished jobs past the retention, and worker records not seen for an hour. */
-export async function applyRetention(jobs: Collection<JobDoc>, workers: Collection<WorkerDoc>, now: Date, retentionMs: number): Promise<number> {
+export async function applyRetention(jobs: Collection<JobDoc>, workers: Collection<WorkerDoc>, now: Date, retentionMs: number, workerHorizonMs: number): Promise<number> {
   const res = await jobs.deleteMany(retentionFilter(new Date(now.getTime() - retentionMs)));
-  await workers.deleteMany({ last_seen: { $lt: new Date(now.getTime() - DEFAULTS.workerHorizonMs) } });
+  await workers.deleteMany({ last_seen: { $lt: new Date(now.getTime() - workerHorizonMs) } });
   return res.deletedCount;
 }

@@ -26,7 +26,7 @@
  *                     upgraded (lua/upgrade.lua, at transport start)
  * Shared keys: `rq:~id:<id>` → queue (find a job's slot from its id),
  * `rq:{~meta}:queues` (set of queue names), `rq:{~workers}:seen` (zset of
- * heartbeats) and `rq:{~workers}:w:<id>` (worker record, TTL one hour).
+ * heartbeats) and `rq:{~workers}:w:<id>` (worker record, TTL the registry horizon).
  *
  * Every state change is one Lua script (lua/*.lua, called by SHA), fenced on
  * the lease token (docs/architecture.md). A claim moves the id from `ready` to
@@ -82,6 +82,7 @@ export class RedisTransport implements Transport {
   private readonly pool: BlockingPool;
   private readonly prefix: string;
   private readonly retentionMs: number;
+  private readonly workerHorizonMs: number;
   private readonly historyLimit: number;
   private readonly allowEviction: boolean;
   private readonly log: Logger;
@@ -106,6 +107,7 @@ export class RedisTransport implements Transport {
     this.endpoint = parseRedisUrl(options.url);
     this.prefix = options.prefix ?? 'rq';
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
+    this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.historyLimit = options.historyLimit ?? DEFAULTS.historyLimit;
     this.allowEviction = options.allowEviction ?? false;
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
@@ -480,7 +482,7 @@ export class RedisTransport implements Transport {
   // -- internals ------------------------------------------------------------
 
   private ctx(): QueryContext {
-    return { client: this.client, prefix: this.prefix };
+    return { client: this.client, prefix: this.prefix, workerHorizonMs: this.workerHorizonMs };
   }
 
   /** Run a store call and translate whatever it throws. */

@@ -17,11 +17,12 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 const LIST_SCAN = 5_000;
 /** Jobs per sweep script call; the sweep loops while a queue has more. */
 const SWEEP_BATCH = 500;
-const WORKER_HORIZON_MS = DEFAULTS.workerHorizonMs;
 
 export interface QueryContext {
   client: RedisClient;
   prefix: string;
+  /** a worker not seen for this long leaves the registry */
+  workerHorizonMs: number;
 }
 
 export async function knownQueues({ client, prefix }: QueryContext): Promise<string[]> {
@@ -140,7 +141,7 @@ export async function saveWorker(ctx: QueryContext, worker: WorkerInfo): Promise
   await ctx.client
     .multi()
     .zadd(workersSeenKey(ctx.prefix), worker.last_seen.getTime(), worker.id)
-    .set(workerKey(ctx.prefix, worker.id), JSON.stringify(worker), 'PX', WORKER_HORIZON_MS)
+    .set(workerKey(ctx.prefix, worker.id), JSON.stringify(worker), 'PX', ctx.workerHorizonMs)
     .exec();
 }
 
@@ -150,7 +151,7 @@ export async function removeWorker(ctx: QueryContext, id: string): Promise<void>
 
 /** Workers seen within the last hour; their records expire by TTL after that. */
 export async function listWorkers(ctx: QueryContext): Promise<WorkerInfo[]> {
-  const horizon = Date.now() - WORKER_HORIZON_MS;
+  const horizon = Date.now() - ctx.workerHorizonMs;
   const seen = workersSeenKey(ctx.prefix);
   await ctx.client.zremrangebyscore(seen, '-inf', `(${horizon}`);
   const ids = await ctx.client.zrangebyscore(seen, horizon, '+inf');
