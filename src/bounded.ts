@@ -118,6 +118,12 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     wrapped.claimMany = (request, max) => claimWithin(name, timeoutMs, request, (r) => claimMany(r, max));
   }
   if (t.prefetchFor) wrapped.prefetchFor = t.prefetchFor.bind(t);
+  if (t.claimCallbacks && t.settleCallback) {
+    const claimCallbacks = t.claimCallbacks.bind(t);
+    const settleCallback = t.settleCallback.bind(t);
+    wrapped.claimCallbacks = bound('claimCallbacks', (owner: string, ms: number, max: number) => claimCallbacks(owner, ms, max));
+    wrapped.settleCallback = bound('settleCallback', (id: string, at: Date, log: Parameters<typeof settleCallback>[2], next: Date | null) => settleCallback(id, at, log, next));
+  }
   if (t.lead) {
     const lead = t.lead.bind(t);
     wrapped.lead = bound('lead', (lock: string, owner: string, ttl: number) => lead(lock, owner, ttl));

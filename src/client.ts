@@ -15,7 +15,6 @@ import {
 } from './errors.js';
 import { buildJob, intentRequestSchema, isTerminal, parseOrThrow, type EnqueueOptions, type EnqueueRequest, type Intent, type IntentRequest, type Job } from './job.js';
 import { silentLogger, type Logger } from './logger.js';
-import { cancelAndNotify, createCallbackSender, type CallbackSender } from './callbacks.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
 import { within } from './bounded.js';
@@ -67,8 +66,6 @@ export async function createClient(options: ClientOptions = {}): Promise<Client>
 
 class ReasonqClient implements Client {
   private closed = false;
-  /** a cancel that ends a queued job posts its callback from here (no worker will); made on first use */
-  private sender: CallbackSender | null = null;
 
   constructor(
     readonly transport: Transport,
@@ -121,7 +118,7 @@ class ReasonqClient implements Client {
   }
 
   cancel(id: string, reason = 'canceled by user'): Promise<Job> {
-    return this.withRetries(() => cancelAndNotify(this.transport, id, reason, this.log, this.callbacks()));
+    return this.withRetries(() => this.transport.cancel(id, reason));
   }
 
   retry(id: string): Promise<Job> {
@@ -140,20 +137,15 @@ class ReasonqClient implements Client {
     return this.withRetries(() => this.transport.workers());
   }
 
-  private callbacks(): CallbackSender {
-    return (this.sender ??= createCallbackSender(this.config.callbacks, this.log));
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.sender?.close();
     if (this.owned) await this.transport.close();
   }
 
   private async cancelQuietly(id: string, reason: string): Promise<void> {
     try {
-      await this.withRetries(() => cancelAndNotify(this.transport, id, reason, this.log, this.callbacks()));
+      await this.withRetries(() => this.transport.cancel(id, reason));
     } catch (error) {
       if (!(error instanceof JobNotFoundError)) throw error;
     }

@@ -62,6 +62,10 @@ export const DEFAULTS = {
   memoryMaxJobs: 100_000,
   memoryMaxBytes: 256 * 1024 * 1024,
   callbackTimeoutMs: 5_000,
+  /** a callback that fails is tried again after 1 s, 2 s, 4 s … (at most 10 min apart) until this long after the job ended */
+  callbackPeriodMs: 24 * 3600 * 1000,
+  callbackBackoffMs: 1_000,
+  callbackBackoffMaxMs: 10 * 60_000,
   /** retries of one job that callback deliveries may ask for (a callback aimed at our own retry route) */
   callbackRetryLimit: 3,
   /** dashboard sessions (cookie) last this long */

@@ -82,6 +82,28 @@ export interface JobError {
   retryable: boolean;
 }
 
+/**
+ * The delivery log of a job's callback (the outbox): written with the
+ * terminal status, in the same step, as `pending`; then by whoever delivers
+ * it (src/callbacks.ts deliverDue). Times are ISO 8601 strings.
+ */
+export interface CallbackLog {
+  state: 'pending' | 'delivered' | 'failed';
+  /** POSTs tried so far */
+  attempts: number;
+  /** the receiver's HTTP status at the last try (null: no answer) */
+  last_status?: number | null;
+  last_error?: string | null;
+  /** when the next try is due (pending) */
+  next_at?: string | null;
+  delivered_at?: string | null;
+  /** the `webhook-id` of this ending's deliveries (receivers dedupe by it) */
+  delivery_id?: string | null;
+}
+
+/** The log a terminal write starts with. */
+export const PENDING_CALLBACK: Readonly<CallbackLog> = Object.freeze({ state: 'pending', attempts: 0 });
+
 export interface Lease {
   /** worker id that holds the lease */
   owner: string;
@@ -134,6 +156,8 @@ export interface Job {
   callback_url: string | null;
   /** last value a handler reported with ctx.progress() */
   progress: unknown;
+  /** the callback's delivery log once the job ended with a `callback_url` (the outbox), else null */
+  callback: CallbackLog | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -171,6 +195,7 @@ export const JOB_FIELDS = {
   dedupe_key: { kind: 'string', immutable: true, enqueue: true },
   callback_url: { kind: 'string', immutable: true, enqueue: true },
   progress: { kind: 'json', immutable: false, enqueue: false },
+  callback: { kind: 'json', immutable: false, enqueue: false },
   created_at: { kind: 'date', immutable: true, enqueue: false },
   updated_at: { kind: 'date', immutable: false, enqueue: false },
   started_at: { kind: 'date', immutable: false, enqueue: false },
@@ -266,6 +291,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     dedupe_key: req.dedupe_key ?? null,
     callback_url: req.callback_url ?? null,
     progress: null,
+    callback: null,
     created_at: now,
     updated_at: now,
     started_at: null,

@@ -1,6 +1,7 @@
 /**
  * Maintenance — recovering expired leases and applying retention (the
- * transport's `sweep`) — has one owner at a time. Every worker and server
+ * transport's `sweep`), then delivering the callbacks the store owes (the
+ * outbox, callbacks.ts) — has one owner at a time. Every worker and server
  * runs a Maintainer; the one holding the store's `maintenance` lock sweeps
  * every `maintenanceMs` (config.ts), the others only try for the lock, which
  * they take over when its holder stops renewing it (river's elected leader).
@@ -27,6 +28,8 @@ export class Maintainer {
     private readonly intervalMs: number,
     private readonly onError: (error: unknown) => void,
     private readonly log?: Logger,
+    /** more work of the maintainer's after the sweep: the callbacks the store owes (callbacks.ts deliverDue) */
+    private readonly deliver?: () => Promise<void>,
   ) {}
 
   start(): void {
@@ -65,7 +68,10 @@ export class Maintainer {
       const leading = await this.lead();
       if (leading !== this.leading) this.log?.info({ owner: this.owner }, leading ? 'maintaining the store' : 'no longer maintaining the store');
       this.leading = leading;
-      if (leading) await this.transport.sweep();
+      if (leading) {
+        await this.transport.sweep();
+        await this.deliver?.();
+      }
     } catch (error) {
       this.onError(error);
     } finally {

@@ -16,7 +16,7 @@
  *   left, `canceled` when a cancel was asked); delete finished jobs older
  *   than the retention.
  */
-import type { Job, JobStatus } from './job.js';
+import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
 
 export interface ClaimRequest {
@@ -211,6 +211,22 @@ export interface Transport {
    * Absent where another process maintains the store (http: its server).
    */
   lead?(name: string, owner: string, ttl_ms: number): Promise<boolean>;
+
+  /**
+   * Optional (the stores; absent on http, whose server delivers): take up
+   * to `max` callback deliveries that are due (the outbox, written with a
+   * job's terminal status), each due again `lease_ms` later unless settled
+   * meanwhile, so that a deliverer that dies mid-delivery is replaced.
+   */
+  claimCallbacks?(owner: string, lease_ms: number, max: number): Promise<Job[]>;
+
+  /**
+   * Record how a delivery went: the log on the job, and when the next try is
+   * due (null: none, delivered or given up). Fenced on the ending it was
+   * for (`finished_at`): a job retried and ended again meanwhile owes a new
+   * callback, which this leaves alone.
+   */
+  settleCallback?(id: string, finished_at: Date, log: CallbackLog, next_at: Date | null): Promise<void>;
 
   /** Safe to call twice. */
   close(): Promise<void>;

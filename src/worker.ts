@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { bounded } from './bounded.js';
-import { createCallbackSender, type CallbackSender } from './callbacks.js';
+import { createCallbackSender, deliverDue, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { DEFAULT_QUEUE, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
@@ -193,11 +193,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.graceMs = Math.min(this.graceMs, MAX_TIMER_MS);
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker_id: this.id });
-    this.maintainer = new Maintainer(this.transport, this.id, maintenanceMs, (error) => this.transportError(error), this.log);
     this.handleSignals = options.handleSignals ?? false;
     this.ownsCallbacks = !options.callbacks;
     this.prefetch = options.prefetch ?? true;
     this.callbacks = options.callbacks ?? createCallbackSender(loadCallbackConfig(), this.log);
+    // Maintenance includes the callbacks the store owes (the outbox), whoever's jobs they are.
+    const deliver = () => deliverDue(this.transport, this.callbacks, this.id, this.log).then(() => undefined);
+    this.maintainer = new Maintainer(this.transport, this.id, maintenanceMs, (error) => this.transportError(error), this.log, deliver);
   }
 
   /** Jobs running right now. */
@@ -361,11 +363,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.transportError(error);
     }
     this.ended(run, outcome);
-    if (job.callback_url !== null && (outcome === 'done' || outcome === 'error' || outcome === 'canceled')) {
-      // The slot stays taken until the job is read back, so that stop() waits for the callback to be under way.
-      const final = await this.transport.get(job.id).catch(() => null);
-      if (final) void this.callbacks.deliver(final, this.jobLog(run));
-    }
     this.running.delete(job.lease.token);
     this.slotFreed?.();
   }

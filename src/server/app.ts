@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createCallbackSender, type CallbackSender } from '../callbacks.js';
+import { createCallbackSender, deliverDue, type CallbackSender } from '../callbacks.js';
 import { DEFAULTS, type ServerConfig } from '../config.js';
 import { PayloadTooLargeError, RateLimitedError, ReasonqError, ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -172,7 +172,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerWorkerRoutes(app, ctx);
   registerDashboard(app, ctx);
 
-  const maintainer = new Maintainer(options.transport, `server:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, options.maintenanceMs ?? DEFAULTS.maintenanceMs, (error) => log.warn({ err: (error as Error).message }, 'maintenance failed'), log);
+  const owner = `server:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const deliver = () => deliverDue(options.transport, callbacks, owner, log).then(() => undefined);
+  const maintainer = new Maintainer(options.transport, owner, options.maintenanceMs ?? DEFAULTS.maintenanceMs, (error) => log.warn({ err: (error as Error).message }, 'maintenance failed'), log, deliver);
   maintainer.start();
   app.addHook('onClose', async () => {
     await maintainer.stop();

@@ -1,6 +1,5 @@
 /** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
 import type { FastifyInstance } from 'fastify';
-import { cancelAndNotify } from '../callbacks.js';
 import { DEFAULTS } from '../config.js';
 import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
 import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
@@ -30,7 +29,7 @@ function createLoopGuard(limit: number, maxJobs = 10_000) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { transport, metrics, log, longPoll, callbacks, sseMaxMs }: ServerContext): void {
+export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll, callbacks, sseMaxMs }: ServerContext): void {
   const must = async (id: string): Promise<Job> => {
     const job = await transport.get(id);
     if (!job) throw new JobNotFoundError(id);
@@ -70,7 +69,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     });
     if (!isTerminal(final.status)) {
       // Only a job this request made is canceled: one it attached to (same id or dedupe_key) is somebody else's.
-      if (created) await cancelAndNotify(transport, final.id, `intent request timed out after ${limit} ms`, log, callbacks);
+      if (created) await transport.cancel(final.id, `intent request timed out after ${limit} ms`);
       throw new ReasoningTimeoutError(final.id, limit);
     }
     if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error);
@@ -89,7 +88,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
 
   app.post<ById>('/v1/jobs/:id/cancel', async (request) => {
     const body = parseOrThrow(cancelBodySchema, request.body ?? undefined);
-    return { job: publicJob(await cancelAndNotify(transport, request.params.id, body?.reason ?? 'canceled via API', log, callbacks)) };
+    return { job: publicJob(await transport.cancel(request.params.id, body?.reason ?? 'canceled via API')) };
   });
 
   app.post<ById>('/v1/jobs/:id/retry', async (request) => {

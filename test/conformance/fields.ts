@@ -68,6 +68,12 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         dedupe_key: (j) => assert.equal(j.dedupe_key, `dk-${q}`),
         callback_url: (j) => assert.equal(j.callback_url, 'https://hooks.example.com/round-trip?x=1'),
         progress: (j) => assert.deepEqual(j.progress, progress),
+        // Owed from the terminal write on (the outbox); a deliverer may have tried it since (hooks.example.com is never reached from a test).
+        callback: (j) => {
+          assert.ok(j.callback, 'the ending of a job with a callback_url records the callback it owes');
+          assert.ok(['pending', 'failed'].includes(j.callback.state), JSON.stringify(j.callback));
+          assert.equal(typeof j.callback.attempts, 'number');
+        },
         created_at: (j) => assert.equal(ms(j.created_at), stored.created_at.getTime(), 'as the store stamped it at enqueue'),
         updated_at: (j) => assert.ok(j.updated_at instanceof Date && j.updated_at.getTime() >= j.started_at!.getTime()),
         started_at: (j) => assert.ok(j.started_at instanceof Date && j.started_at.getTime() >= first.started_at!.getTime()),

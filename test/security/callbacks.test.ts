@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { createCallbackSender, type CallbackConfig } from '../../src/callbacks.js';
+import { createCallbackSender, type CallbackConfig, type CallbackSender } from '../../src/callbacks.js';
 import { buildJob, type Job } from '../../src/job.js';
 import { refusalReason } from '../../src/net-guard.js';
 import { createReplayGuard, generateSecret, verifyCallback } from '../../src/webhooks.js';
@@ -76,6 +76,9 @@ async function receiver(answer: (r: Received) => [number, Record<string, string>
 
 const finishedJob = (callback_url: string): Job => ({ ...buildJob({ payload: { goal: 'x' }, callback_url }), status: 'done', finished_at: new Date(), result: { action: 'finish', finish: true } });
 
+/** One try of a delivery: true when the receiver answered 2xx. */
+const deliverOk = async (s: CallbackSender, job: Job): Promise<boolean> => (await s.attempt(job)).ok;
+
 describe('security: callbacks', function () {
   this.timeout(20_000);
   const senders: { close(): Promise<void> }[] = [];
@@ -86,7 +89,7 @@ describe('security: callbacks', function () {
       asked.push(host);
       throw new Error('no DNS in tests');
     };
-    const s = createCallbackSender({ allow: [], secrets: [], attempts: 1, timeoutMs: 2000, resolve: noDns, ...config });
+    const s = createCallbackSender({ allow: [], secrets: [], timeoutMs: 2000, resolve: noDns, ...config });
     senders.push(s);
     return s;
   };
@@ -125,7 +128,7 @@ describe('security: callbacks', function () {
     asked.length = 0;
     for (const cb of FORBIDDEN_URLS) {
       let delivered = true;
-      const sockets = await socketsOpenedDuring(async () => (delivered = await s.deliver(finishedJob(cb))));
+      const sockets = await socketsOpenedDuring(async () => (delivered = await deliverOk(s, finishedJob(cb))));
       assert.equal(delivered, false, cb);
       assert.equal(sockets, 0, `${cb}: a socket was opened`);
     }
@@ -133,7 +136,7 @@ describe('security: callbacks', function () {
     // The channel does report sockets: an allowed loopback delivery opens one.
     const r = await receiver();
     try {
-      const opened = await socketsOpenedDuring(() => sender({ allow: ['127.0.0.1'] }).deliver(finishedJob(`http://127.0.0.1:${r.port}/`)));
+      const opened = await socketsOpenedDuring(() => deliverOk(sender({ allow: ['127.0.0.1'] }), finishedJob(`http://127.0.0.1:${r.port}/`)));
       assert.ok(opened >= 1);
     } finally {
       await r.close();
@@ -151,7 +154,7 @@ describe('security: callbacks', function () {
     const s = sender({ allow: ['127.0.0.1'], resolve: async (host) => answers[host] ?? [] });
     for (const host of Object.keys(answers)) {
       let delivered = true;
-      const sockets = await socketsOpenedDuring(async () => (delivered = await s.deliver(finishedJob(`http://${host}:8080/hook`))));
+      const sockets = await socketsOpenedDuring(async () => (delivered = await deliverOk(s, finishedJob(`http://${host}:8080/hook`))));
       assert.equal(delivered, false, host);
       assert.equal(sockets, 0, `${host}: a socket was opened`);
     }
@@ -163,7 +166,7 @@ describe('security: callbacks', function () {
     // First answer: the allowed loopback receiver; any later answer would be inward and unchecked.
     const s = sender({ allow: ['127.0.0.1/32'], resolve: async () => (lookups++ === 0 ? ['127.0.0.1'] : ['10.9.9.9']) });
     try {
-      assert.equal(await s.deliver(finishedJob(`http://hooks.test:${r.port}/done`)), true);
+      assert.equal(await deliverOk(s, finishedJob(`http://hooks.test:${r.port}/done`)), true);
       assert.equal(lookups, 1, 'one lookup, made by the guard; the socket layer did not ask again');
       assert.equal(r.got.length, 1);
       assert.equal(r.got[0]!.headers.host, `hooks.test:${r.port}`, 'the Host header keeps the name');
@@ -176,11 +179,11 @@ describe('security: callbacks', function () {
     const target = await receiver();
     const redirector = await receiver(() => [302, { location: `http://127.0.0.1:${target.port}/stolen` }]);
     try {
-      assert.equal(await sender().deliver(finishedJob(`http://127.0.0.1:${target.port}/x`)), false);
-      assert.equal(await sender().deliver(finishedJob(`http://127.1:${target.port}/x`)), false);
+      assert.equal(await deliverOk(sender(), finishedJob(`http://127.0.0.1:${target.port}/x`)), false);
+      assert.equal(await deliverOk(sender(), finishedJob(`http://127.1:${target.port}/x`)), false);
       assert.equal(target.connections(), 0, 'the loopback listener saw no connection');
       const allowed = sender({ allow: ['127.0.0.1'] });
-      assert.equal(await allowed.deliver(finishedJob(`http://127.0.0.1:${redirector.port}/hook`)), false, 'a 302 is not a delivery');
+      assert.equal(await deliverOk(allowed, finishedJob(`http://127.0.0.1:${redirector.port}/hook`)), false, 'a 302 is not a delivery');
       assert.equal(redirector.got.length, 1);
       assert.equal(target.connections(), 0, 'the redirect was not followed');
     } finally {
@@ -196,7 +199,7 @@ describe('security: callbacks', function () {
     try {
       const s = sender({ allow: ['127.0.0.1'], secrets: [current, previous] });
       const job = finishedJob(`http://127.0.0.1:${r.port}/hook`);
-      assert.equal(await s.deliver(job), true);
+      assert.equal(await deliverOk(s, job), true);
       const { headers, body } = r.got[0]!;
       assert.match(String(headers['webhook-signature']), /^v1,[A-Za-z0-9+/]+=*$/);
       assert.equal(headers['webhook-id'], `${job.id}.${job.finished_at!.getTime()}`);
@@ -258,7 +261,7 @@ describe('security: callbacks', function () {
       transport: store,
       queues: [q],
       claimWaitMs: 100,
-      callbacks: sender({ attempts: 3 }),
+      callbacks: sender(),
       handler: async () => {
         runs += 1;
         throw new NonRetryableError('fails');

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, summarizeJob, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, PENDING_CALLBACK, summarizeJob, type CallbackLog, type Job } from '../../src/job.js';
 import {
   buildStats,
   EMPTY_COUNTS,
@@ -103,6 +103,8 @@ export class MemoryTransport implements Transport {
   private readonly ready = new Map<string, ReadyQueue>();
   private readonly readySeq = new Map<string, number>();
   private readonly leased = new Set<string>();
+  /** the outbox: job id → when its callback's next try is due (ms) */
+  private readonly outbox = new Map<string, number>();
   private readonly workerRecords = new Map<string, WorkerInfo>();
   private readonly claimWaiters = new Set<ClaimWaiter>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
@@ -224,6 +226,8 @@ export class MemoryTransport implements Transport {
     job.cancel_requested = null;
     job.finished_at = null;
     job.result = null;
+    job.callback = null;
+    this.outbox.delete(job.id); // its next ending owes a callback of its own
     this.finishedOrder.delete(job.id);
     this.requeue(job, new Date());
     return clone(job);
@@ -334,6 +338,29 @@ export class MemoryTransport implements Transport {
 
   // -- internals ------------------------------------------------------------
 
+  async claimCallbacks(_owner: string, leaseMs: number, max: number): Promise<Job[]> {
+    const now = Date.now();
+    const out: Job[] = [];
+    for (const [id, due] of this.outbox) {
+      if (out.length >= max) break;
+      const job = this.jobs.get(id);
+      if (!job) this.outbox.delete(id);
+      else if (due <= now) {
+        this.outbox.set(id, now + leaseMs);
+        out.push(clone(job));
+      }
+    }
+    return out;
+  }
+
+  async settleCallback(id: string, finishedAt: Date, log: CallbackLog, nextAt: Date | null): Promise<void> {
+    const job = this.jobs.get(id);
+    if (!job || job.finished_at?.getTime() !== finishedAt.getTime()) return; // gone, or ended again since
+    job.callback = clone(log);
+    if (nextAt) this.outbox.set(id, nextAt.getTime());
+    else this.outbox.delete(id);
+  }
+
   /** An attempt given back, a stall counted. */
   private count(job: Job, outcome: Outcome): void {
     if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
@@ -398,6 +425,7 @@ export class MemoryTransport implements Transport {
 
   private remove(job: Job): void {
     this.jobs.delete(job.id);
+    this.outbox.delete(job.id);
     this.finishedOrder.delete(job.id);
     this.heldBytes -= (this.sizes.get(job.id) ?? 0) + (this.outputSizes.get(job.id) ?? 0);
     this.sizes.delete(job.id);
@@ -458,6 +486,11 @@ export class MemoryTransport implements Transport {
     job.updated_at = now;
     this.leased.delete(job.id);
     this.finishedOrder.add(job.id);
+    if (job.callback_url !== null) {
+      // The outbox: the ending owes its callback (deliverDue in src/callbacks.ts).
+      job.callback = { ...PENDING_CALLBACK };
+      this.outbox.set(job.id, now.getTime());
+    }
     const waiters = this.jobWaiters.get(job.id);
     if (waiters) {
       this.jobWaiters.delete(job.id);

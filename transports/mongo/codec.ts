@@ -21,6 +21,8 @@ export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key'> {
   dedupe?: string;
   /** finished_at + retention, set when the job ends; read by the TTL index */
   expire_at?: Date;
+  /** when the next try of the callback's delivery is due; present only while one is owed (the outbox) */
+  callback_due?: Date;
 }
 
 /** A worker record in the `workers` collection. */

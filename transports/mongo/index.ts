@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
 import { DEFAULTS } from '../../src/config.js';
 import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, RETRY_FROM, type Job } from '../../src/job.js';
+import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
@@ -43,7 +43,7 @@ import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js'
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
 import { isDuplicateKey, fromMongoError } from './errors.js';
 import { Notifier } from './notifier.js';
-import { CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
+import { callbacksDueFilter, CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
 import { connectServer, ServerClock, type ServerInfo } from './server.js';
@@ -214,16 +214,19 @@ export class MongoTransport implements Transport {
     if (outcome.error !== undefined) set.error = outcome.error;
     if (outcome.status === 'done' || outcome.status === 'canceled') {
       const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
-      return docToJob(await this.fenced(id, token, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
+      return docToJob(await this.fencedEnd(id, token, now, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
     }
     // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
     const write =
       outcome.status === 'queued' ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now } : { ...set, status: 'error' as const, ...this.ended(now) };
     // A claimed job has attempts ≥ 1, so giving one back never goes below 0.
     const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
-    const written = await this.fenced(id, token, { $set: write, $inc: inc }, { cancel_requested: null }, false);
+    const written =
+      write.status === 'queued'
+        ? await this.fenced(id, token, { $set: write, $inc: inc }, { cancel_requested: null }, false)
+        : await this.fencedEnd(id, token, now, { $set: write, $inc: inc }, { cancel_requested: null }, false);
     if (written) return docToJob(written);
-    return docToJob(await this.fenced(id, token, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
+    return docToJob(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
   }
 
   async progress(id: string, token: string, data: unknown): Promise<void> {
@@ -235,7 +238,11 @@ export class MongoTransport implements Transport {
       for (;;) {
         const now = this.clock.now();
         const request = { at: now, reason };
-        const canceled = await jobs.findOneAndUpdate({ _id: id, status: 'queued' }, { $set: { status: 'canceled', cancel_requested: request, ...this.ended(now) } }, { returnDocument: 'after' });
+        const end = { status: 'canceled' as const, cancel_requested: request, ...this.ended(now) };
+        // A job with a callback owes it (the outbox); the two kinds of job are told apart in the filter, so the write stays one step.
+        const canceled =
+          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: null }, { $set: end }, { returnDocument: 'after' })) ??
+          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: { $ne: null } }, { $set: { ...end, ...this.owed(now) } }, { returnDocument: 'after' }));
         if (canceled) {
           notifier.jobFinished(id);
           return docToJob(canceled);
@@ -255,7 +262,7 @@ export class MongoTransport implements Transport {
       const now = this.clock.now();
       const doc = await jobs.findOneAndUpdate(
         { _id: id, status: { $in: [...RETRY_FROM] } },
-        { $set: { status: 'queued', attempts: 0, stalls: 0, cancel_requested: null, finished_at: null, result: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '' } },
+        { $set: { status: 'queued', attempts: 0, stalls: 0, cancel_requested: null, finished_at: null, result: null, callback: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '', callback_due: '' } },
         { returnDocument: 'after' },
       );
       if (doc) {
@@ -423,6 +430,43 @@ export class MongoTransport implements Transport {
       if (doc || !orThrow) return doc;
       throw await this.lostOrMissing(id);
     });
+  }
+
+  /**
+   * A fenced move to a terminal status that also records the callback a job
+   * with a `callback_url` owes (the outbox), in the same write: the filter
+   * tells the two kinds of job apart (callback_url never changes), so a job
+   * without a callback costs one write and one with a callback two.
+   */
+  private fencedEnd(id: string, token: string, now: Date, update: UpdateFilter<JobDoc>, extra?: object, orThrow?: true): Promise<JobDoc>;
+  private fencedEnd(id: string, token: string, now: Date, update: UpdateFilter<JobDoc>, extra: object, orThrow: false): Promise<JobDoc | null>;
+  private async fencedEnd(id: string, token: string, now: Date, update: UpdateFilter<JobDoc>, extra: object = {}, orThrow = true): Promise<JobDoc | null> {
+    const plain = await this.fenced(id, token, update, { ...extra, callback_url: null }, false);
+    if (plain) return plain;
+    const owed = { ...update, $set: { ...(update.$set as object), ...this.owed(now) } } as UpdateFilter<JobDoc>;
+    return orThrow ? this.fenced(id, token, owed, { ...extra, callback_url: { $ne: null } }) : this.fenced(id, token, owed, { ...extra, callback_url: { $ne: null } }, false);
+  }
+
+  /** The fields of an owed callback: its log starts pending, due now. */
+  private owed(now: Date): { callback: CallbackLog; callback_due: Date } {
+    return { callback: { ...PENDING_CALLBACK }, callback_due: now };
+  }
+
+  async claimCallbacks(_owner: string, leaseMs: number, max: number): Promise<Job[]> {
+    return this.op(async ({ jobs }) => {
+      const out: Job[] = [];
+      while (out.length < max) {
+        const now = this.clock.now();
+        const doc = await jobs.findOneAndUpdate(callbacksDueFilter(now), { $set: { callback_due: new Date(now.getTime() + leaseMs) } }, { sort: { callback_due: 1 }, returnDocument: 'after' });
+        if (!doc) break;
+        out.push(docToJob(doc));
+      }
+      return out;
+    });
+  }
+
+  async settleCallback(id: string, finishedAt: Date, log: CallbackLog, nextAt: Date | null): Promise<void> {
+    await this.op(({ jobs }) => jobs.updateOne({ _id: id, finished_at: finishedAt }, nextAt ? { $set: { callback: log, callback_due: nextAt } } : { $set: { callback: log }, $unset: { callback_due: '' } }));
   }
 
   private async lostOrMissing(id: string): Promise<Error> {

@@ -52,6 +52,13 @@ export function expiredLeaseFilter(now: Date): Filter<JobDoc> {
   return { status: 'processing', 'lease.until': { $lte: now } };
 }
 
+// -- the outbox: callback deliveries that are due ------------------------------
+// `callback_due` exists only while a delivery is owed (sparse).
+export const CALLBACKS_INDEX = declare({ collection: JOBS, name: 'callbacks_due', key: { callback_due: 1 }, sparse: true });
+export function callbacksDueFilter(now: Date): Filter<JobDoc> {
+  return { callback_due: { $lte: now } };
+}
+
 // -- retention: finished jobs older than the horizon --------------------------
 export const RETENTION_INDEX = declare({ collection: JOBS, name: 'retention', key: { status: 1, finished_at: 1 } });
 export function retentionFilter(horizon: Date): Filter<JobDoc> {

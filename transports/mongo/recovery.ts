@@ -10,6 +10,7 @@ import type { SweepResult } from '../../src/transport.js';
 import { decideOutcome } from '../../src/outcome.js';
 import type { JobDoc, WorkerDoc } from './codec.js';
 import { expiredLeaseFilter, retentionFilter } from './queries.js';
+import { PENDING_CALLBACK } from '../../src/job.js';
 
 export interface RecoveryHooks {
   queued(queue: string): void;
@@ -20,7 +21,7 @@ export interface RecoveryHooks {
 export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retentionMs: number, hooks: RecoveryHooks, batch = 100): Promise<Omit<SweepResult, 'deleted'>> {
   const result = { requeued: 0, expired: 0, canceled: 0 };
   const expired = await jobs
-    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, stalls: 1, max_stalls: 1, cancel_requested: 1 } })
+    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, stalls: 1, max_stalls: 1, cancel_requested: 1, callback_url: 1 } })
     .toArray();
   for (const doc of expired) {
     if (!doc.lease) continue;
@@ -45,6 +46,8 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
             updated_at: at,
             expire_at: new Date(at.getTime() + retentionMs),
             ...(outcome.error ? { error: outcome.error } : {}),
+            // The outbox: the ending owes its callback (callback_url is in the fence's document: it never changes).
+            ...(doc.callback_url ? { callback: { ...PENDING_CALLBACK }, callback_due: at } : {}),
           };
     const res = await jobs.updateOne(fence, { $set: set, $inc: { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 } });
     if (res.modifiedCount !== 1) continue;

@@ -62,6 +62,7 @@ const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null]
   lease: (j) => [['lease_owner', j.lease?.owner ?? null], ['lease_token', j.lease?.token ?? null], ['lease_until', msOrNull(j.lease?.until ?? null)]],
   cancel_requested: (j) => [['cancel_at', msOrNull(j.cancel_requested?.at ?? null)], ['cancel_reason', j.cancel_requested?.reason ?? null]],
   progress: (j) => [['progress', jsonOrNull(j.progress)]],
+  callback: (j) => [['callback', jsonOrNull(j.callback)]],
   updated_at: (j) => [['updated_at', ms(j.updated_at)]],
   started_at: (j) => [['started_at', msOrNull(j.started_at)]],
   finished_at: (j) => [['finished_at', msOrNull(j.finished_at)]],
@@ -75,6 +76,8 @@ const CHANGING_FIELDS = FIELD_NAMES.filter((f): f is ChangingField => !JOB_FIELD
 export function jobToFields(job: Job): string[] {
   const f: string[] = ['spec', specOf(job), 'priority', String(job.priority), 'max_attempts', String(job.max_attempts), 'created_at', ms(job.created_at)];
   if (job.dedupe_key !== null) f.push('dedupe_key', job.dedupe_key);
+  // The scripts' sign that a job's ending owes a callback (lua/lib.lua notify).
+  if (job.callback_url !== null) f.push('cb', '1');
   for (const field of CHANGING_FIELDS) {
     for (const [k, v] of HASH_FIELDS[field](job)) if (v !== null) f.push(k, v);
   }
@@ -119,6 +122,7 @@ export function hashToJob(h: Record<string, string>): Job | null {
     lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
     progress: json(h.progress),
+    callback: json(h.callback) as Job['callback'],
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
@@ -162,6 +166,7 @@ export function claimedJob(text: string, owner: string, token: string, now: numb
     lease: { owner, token, until: new Date(now + leaseMs) },
     cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(cancelAt), reason: cancelReason ?? '' },
     progress: progress ?? null,
+    callback: null,
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,

@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
 import { ConfigError, JobErrorCode, JobNotFoundError, LeaseLostError, TransportError, ValidationError } from '../../src/errors.js';
-import { assertTransition, isTerminal, RETRY_FROM, type Intent, type Job, type JobStatus } from '../../src/job.js';
+import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
@@ -46,7 +46,7 @@ import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './cod
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
 import { finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
-import { listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
@@ -380,6 +380,7 @@ export class RedisTransport implements Transport {
       cancel_requested: cancel ? { at: new Date(Number(cancel[0])), reason: cancel[1] } : null,
       updated_at: finished,
       finished_at: finished,
+      callback: held.job.callback_url === null ? null : { ...PENDING_CALLBACK }, // written by complete.lua (lib.lua notify)
     };
   }
 
@@ -465,6 +466,25 @@ export class RedisTransport implements Transport {
     const { result, deleted } = await this.op(() => sweepQueues(this.ctx(), { now, retentionMs: this.retentionMs, historyLimit: this.historyLimit }));
     for (const id of deleted) this.locate.forget(id);
     return result;
+  }
+
+  async claimCallbacks(owner: string, leaseMs: number, max: number): Promise<Job[]> {
+    return this.op(async () => {
+      const out: Job[] = [];
+      for (const queue of await knownQueues(this.ctx())) {
+        if (out.length >= max) break;
+        const replies = (await this.script('callbacks', queuePrefix(this.prefix, queue), '#claim', Math.floor(leaseMs), max - out.length)) as unknown[];
+        for (const reply of replies) {
+          const job = fieldsToJob(reply);
+          if (job) out.push(job);
+        }
+      }
+      return out;
+    });
+  }
+
+  async settleCallback(id: string, finishedAt: Date, log: CallbackLog, nextAt: Date | null): Promise<void> {
+    await this.onJob(id, 'callbacks', JSON.stringify(log), nextAt ? String(nextAt.getTime()) : '', String(finishedAt.getTime()));
   }
 
   async lead(name: string, owner: string, ttlMs: number): Promise<boolean> {

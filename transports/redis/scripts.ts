@@ -27,6 +27,7 @@ const SCRIPTS = {
   list: ['list', 1],
   lead: ['lead', 1],
   upgrade: ['upgrade', 1],
+  callbacks: ['callbacks', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

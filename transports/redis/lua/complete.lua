@@ -21,7 +21,7 @@ for i = 0, n - 1 do
   local b = 2 + i * 4
   local id, token = ARGV[b], ARGV[b + 1]
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'cancel_reason', 'waiters')
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'cancel_reason', 'waiters', 'cb')
   if not f[1] then
     out[i + 2] = 'RQ_NOT_FOUND ' .. id
   elseif f[1] ~= 'processing' or f[2] ~= token then
@@ -33,6 +33,7 @@ for i = 0, n - 1 do
     ended[#ended + 1] = id
     histories[#histories + 1] = snow
     histories[#histories + 1] = id
+    if f[7] then notify(P, id, jk, now) end
     if f[6] then
       local fin = P .. 'fin:' .. id
       redis.call('LPUSH', fin, '1')

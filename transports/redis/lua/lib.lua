@@ -64,6 +64,15 @@ end
 -- notification for `wait` callers if one registered (watch.lua).
 -- `waited` may be passed when the caller read the `waiters` field already;
 -- `field`, `value`: one more field to write with the status (result, error).
+-- A job that ends owes its callback, if it has one (`cb`, set at enqueue):
+-- the delivery log starts `pending` and the id goes into the queue's
+-- `outbox` (score: when the next try is due), in the same script as the
+-- terminal write (src/callbacks.ts deliverDue takes it from there).
+local function notify(P, id, jk, now)
+  redis.call('HSET', jk, 'callback', '{"state":"pending","attempts":0}')
+  redis.call('ZADD', P .. 'outbox', fmt(now), id)
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
@@ -72,6 +81,7 @@ local function finish(P, id, jk, status, now, waited, field, value)
   end
   redis.call('ZREM', P .. 'leases', id)
   redis.call('ZADD', P .. status, fmt(now), id)
+  if redis.call('HEXISTS', jk, 'cb') == 1 then notify(P, id, jk, now) end
   if waited == nil then waited = redis.call('HEXISTS', jk, 'waiters') == 1 end
   if waited then
     local fin = P .. 'fin:' .. id
@@ -195,6 +205,7 @@ local function delete_job(P, id)
     redis.call('HDEL', P .. 'dedupe', f[1])
   end
   redis.call('ZREM', P .. 'all', id)
+  redis.call('ZREM', P .. 'outbox', id)
   if f[2] then redis.call('ZREM', P .. f[2], id) end
   redis.call('DEL', jk, P .. 'fin:' .. id)
 end

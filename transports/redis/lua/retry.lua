@@ -13,7 +13,8 @@ for i = 2, #ARGV do if ARGV[i] == status then allowed = true end end
 if not allowed then return { 'RQ_ILLEGAL', status } end
 redis.call('ZREM', P .. status, id)
 redis.call('HSET', jk, 'attempts', 0)
-redis.call('HDEL', jk, 'cancel_at', 'cancel_reason', 'finished_at', 'result', 'stalls')
+redis.call('HDEL', jk, 'cancel_at', 'cancel_reason', 'finished_at', 'result', 'stalls', 'callback')
+redis.call('ZREM', P .. 'outbox', id) -- its next ending owes a callback of its own
 redis.call('DEL', P .. 'fin:' .. id)
 requeue(P, id, jk, now, true, now)
 return redis.call('HGETALL', jk)
