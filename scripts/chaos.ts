@@ -66,6 +66,7 @@ const cols: [string, (r: RunResult) => string | number][] = [
   ['not terminal', (r) => r.notTerminal],
   ['unexpected status', (r) => r.unexpectedStatus],
   ['innocent errors', (r) => r.innocentErrors],
+  ['attempts charged', (r) => r.attemptsCharged],
   ['ran >1', (r) => r.ranMoreThanOnce],
   ['late writes accepted', (r) => r.lateWritesAccepted],
   ['calls never settled', (r) => r.callsNeverSettled],

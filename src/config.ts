@@ -169,6 +169,7 @@ export const envSchema = z.object({
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
   REASONQ_MAINTENANCE_MS: intFrom('REASONQ_MAINTENANCE_MS', 10, 3_600_000).optional(),
   REASONQ_STORE_TIMEOUT_MS: intFrom('REASONQ_STORE_TIMEOUT_MS', 100, 600_000).optional(),
+  REASONQ_CALLBACK_PERIOD_MS: intFrom('REASONQ_CALLBACK_PERIOD_MS', 1000, 30 * 24 * 3600 * 1000).optional(),
   REASONQ_WORKER_HORIZON_MS: intFrom('REASONQ_WORKER_HORIZON_MS', 10_000, 7 * 24 * 3600 * 1000).optional(),
 });
 
@@ -259,7 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxClaims: e.REASONQ_MAX_CLAIMS ?? DEFAULTS.maxClaims,
       sseMaxMs: e.REASONQ_SSE_MAX_MS ?? DEFAULTS.sseMaxMs,
     },
-    callbacks: { allow: e.REASONQ_CALLBACK_ALLOW ?? [], secrets: e.REASONQ_CALLBACK_SECRET ?? [] },
+    callbacks: { allow: e.REASONQ_CALLBACK_ALLOW ?? [], secrets: e.REASONQ_CALLBACK_SECRET ?? [], periodMs: e.REASONQ_CALLBACK_PERIOD_MS ?? DEFAULTS.callbackPeriodMs },
     memory: { maxJobs: e.REASONQ_MEMORY_MAX_JOBS ?? DEFAULTS.memoryMaxJobs, maxBytes: e.REASONQ_MEMORY_MAX_BYTES ?? DEFAULTS.memoryMaxBytes },
     queueWorker: e.REASONING_QUEUE_WORKER ?? false,
     logLevel: e.REASONQ_LOG_LEVEL ?? 'info',
@@ -273,7 +274,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 
 /** The callback settings alone (allow-list, secrets), for a worker or client built in code. */
 export function loadCallbackConfig(env: NodeJS.ProcessEnv = process.env): CallbackConfig {
-  return loadConfig({ REASONQ_CALLBACK_ALLOW: env.REASONQ_CALLBACK_ALLOW, REASONQ_CALLBACK_SECRET: env.REASONQ_CALLBACK_SECRET }).callbacks;
+  return loadConfig({ REASONQ_CALLBACK_ALLOW: env.REASONQ_CALLBACK_ALLOW, REASONQ_CALLBACK_SECRET: env.REASONQ_CALLBACK_SECRET, REASONQ_CALLBACK_PERIOD_MS: env.REASONQ_CALLBACK_PERIOD_MS }).callbacks;
 }
 
 /** A URI with its credentials masked, for error messages and logs. */

@@ -209,6 +209,7 @@ export function describeReason(reason: unknown): string {
 export const JobErrorCode = {
   HANDLER_ERROR: 'HANDLER_ERROR',
   TIMEOUT: 'TIMEOUT',
+  /** the first release's poison-pill code (a lease expired with no attempt left); jobs ended before WORKER_CRASHED carry it */
   LEASE_EXPIRED: 'LEASE_EXPIRED',
   /** the job's runs lost their lease `max_stalls` times (its worker died or froze while running it) */
   WORKER_CRASHED: 'WORKER_CRASHED',

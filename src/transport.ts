@@ -12,9 +12,9 @@
  * - settle: write the outcome of a run, as decided by src/outcome.ts
  *   (done, error, queued for a retry or a hand-back, canceled), fenced.
  * - sweep: settle the jobs whose lease expired as src/outcome.ts decides
- *   (`lease-expired`: queued, `error`/`LEASE_EXPIRED` when no attempt is
- *   left, `canceled` when a cancel was asked); delete finished jobs older
- *   than the retention.
+ *   (`lease-expired`: a stall; queued, `error`/`WORKER_CRASHED` when no
+ *   stall is left, `canceled` when a cancel was asked); delete finished jobs
+ *   older than the retention.
  */
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
@@ -97,7 +97,7 @@ export interface WorkerInfo {
 export interface SweepResult {
   /** expired leases put back to `queued` */
   requeued: number;
-  /** expired leases with no attempt left, ended `error` / `LEASE_EXPIRED` */
+  /** expired leases with no stall left, ended `error` / `WORKER_CRASHED` */
   expired: number;
   /** expired leases of jobs whose cancel was asked, ended `canceled` */
   canceled: number;

@@ -171,6 +171,12 @@ function describeOutbox(name: string, open: () => Promise<Transport>, skip?: str
   });
 }
 
+it('REASONQ_CALLBACK_PERIOD_MS sets how long a callback is tried (24 h unless set)', async () => {
+  const { loadCallbackConfig } = await import('../src/config.js');
+  assert.equal(loadCallbackConfig({}).periodMs, 24 * 3600 * 1000);
+  assert.equal(loadCallbackConfig({ REASONQ_CALLBACK_PERIOD_MS: '60000' }).periodMs, 60_000);
+});
+
 describeOutbox('memory', async () => {
   const t = createMemoryTransport();
   await t.init();

@@ -21,6 +21,7 @@ function assertClean(r: RunResult, what: string): void {
   assert.equal(r.lateWritesAccepted, 0, `late writes accepted — ${detail}`);
   assert.equal(r.callsNeverSettled, 0, `calls never settled — ${detail}`);
   assert.equal(r.unexpectedStatus, 0, `unexpected statuses — ${detail}`);
+  assert.equal(r.attemptsCharged, 0, `a crash charged a handler attempt — ${detail}`);
 }
 
 describe('chaos (short form)', function () {

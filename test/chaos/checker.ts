@@ -7,6 +7,8 @@
  * - unexpected status: a work job not `done`, a poison pill not `error` /
  *   WORKER_CRASHED, a held job (canceled by the driver) not `canceled`;
  * - innocent errors: jobs that did nothing wrong and ended `error`;
+ * - attempts charged: work jobs (their handler never fails) done with more
+ *   than one attempt counted: a crash or a freeze charged them one;
  * - ran more than once: handler starts per job > 1 (a figure: at-least-once);
  * - late writes accepted: a settle the store accepted from a run that was not
  *   the job's last claim, or two runs' settles both accepted;
@@ -22,6 +24,8 @@ export interface Figures {
   notTerminal: number;
   unexpectedStatus: number;
   innocentErrors: number;
+  /** work jobs (whose handler never fails) that ended with more than one attempt charged: a crash charged them */
+  attemptsCharged: number;
   poisonCrashed: number;
   ranMoreThanOnce: number;
   lateWritesAccepted: number;
@@ -67,6 +71,7 @@ export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCal
     notTerminal: 0,
     unexpectedStatus: 0,
     innocentErrors: 0,
+    attemptsCharged: 0,
     poisonCrashed: 0,
     ranMoreThanOnce: 0,
     lateWritesAccepted: 0,
@@ -99,6 +104,10 @@ export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCal
     }
     if (kind === 'poison' && job.error?.code === 'WORKER_CRASHED') f.poisonCrashed++;
     if (kind !== 'poison' && job.status === 'error') f.innocentErrors++;
+    if (kind === 'work' && job.status === 'done' && job.attempts !== 1) {
+      f.attemptsCharged++;
+      problem(`attempts charged: ${id} done after ${job.attempts} attempts, ${job.stalls} stalls`);
+    }
     // Settles the store accepted: at most one, and from the job's last claim.
     const accepted = ends.get(id) ?? [];
     const stale = accepted.filter((e) => e.startedAt !== job.started_at?.getTime());
