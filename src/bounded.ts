@@ -80,6 +80,7 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
         }
       });
   const t = transport;
+  let sweeping: Promise<Awaited<ReturnType<Transport['sweep']>>> | null = null;
   const wrapped: Transport = {
     name,
     capabilities: t.capabilities,
@@ -109,8 +110,12 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     heartbeat: bound('heartbeat', (worker: Parameters<Transport['heartbeat']>[0]) => t.heartbeat(worker)),
     unregisterWorker: bound('unregisterWorker', (id: string) => t.unregisterWorker(id)),
     workers: bound('workers', () => t.workers(), true),
-    // A sweep works through a batch of writes: four bounds.
-    sweep: (now?: Date) => within(name, 'sweep', timeoutMs * 4, () => t.sweep(now)),
+    // A sweep works through a batch of writes: four bounds. One at a time: a sweep past its bound that still runs is joined, not doubled.
+    sweep: (now?: Date) => {
+      sweeping ??= t.sweep(now).finally(() => (sweeping = null));
+      const current = sweeping;
+      return within(name, 'sweep', timeoutMs * 4, () => current);
+    },
     close: bound('close', () => t.close()),
   };
   if (t.claimMany) {

@@ -77,6 +77,8 @@ export function createCallbackSender(config: CallbackConfig, baseLog: Logger = s
       const res = await request(job.callback_url!, {
         method: 'POST',
         dispatcher,
+        // The whole try, answer included: a receiver that trickles its answer cannot hold the maintainer.
+        signal: AbortSignal.timeout(timeoutMs),
         headers: { 'content-type': 'application/json', 'user-agent': 'reasonq-callback', ...signDelivery(deliveryId(job), body, config.secrets) },
         body,
       });
@@ -121,8 +123,9 @@ export function createCallbackSender(config: CallbackConfig, baseLog: Logger = s
   };
 }
 
-/** Deliveries taken per round, and how long one is leased to its deliverer. */
-const DELIVERY_BATCH = 20;
+/** Deliveries taken at once; a round takes batches while they come back full, for at most ROUND_BUDGET_MS. */
+const DELIVERY_BATCH = 50;
+const ROUND_BUDGET_MS = 1_000;
 
 /**
  * One round of the outbox: take the due deliveries, try each once, record
@@ -130,9 +133,20 @@ const DELIVERY_BATCH = 20;
  */
 export async function deliverDue(transport: Transport, sender: CallbackSender, owner: string, log: Logger = silentLogger): Promise<number> {
   if (!transport.claimCallbacks || !transport.settleCallback) return 0;
+  const started = Date.now();
+  let tried = 0;
+  for (;;) {
+    const n = await deliverBatch(transport, sender, owner, log);
+    tried += n;
+    if (n < DELIVERY_BATCH || Date.now() - started > ROUND_BUDGET_MS) return tried;
+  }
+}
+
+async function deliverBatch(transport: Transport, sender: CallbackSender, owner: string, log: Logger): Promise<number> {
   const leaseMs = (sender.timeoutMs ?? DEFAULTS.callbackTimeoutMs) * 3;
-  const due = await transport.claimCallbacks(owner, leaseMs, DELIVERY_BATCH);
-  await Promise.all(
+  const due = await transport.claimCallbacks!(owner, leaseMs, DELIVERY_BATCH);
+  // allSettled: one record that cannot be written (the store is away) leaves that delivery to its lease, not the batch.
+  await Promise.allSettled(
     due.map(async (job) => {
       const tried = await sender.attempt(job, log.child({ job_id: job.id }));
       const now = Date.now();

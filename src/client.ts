@@ -17,7 +17,7 @@ import { buildJob, intentRequestSchema, isTerminal, parseOrThrow, type EnqueueOp
 import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
-import { within } from './bounded.js';
+import { bounded, within } from './bounded.js';
 
 /** agentIntent's own deadline lets a store answer this much past it before giving up on the wait */
 const DEADLINE_SLACK_MS = 250;
@@ -60,7 +60,7 @@ export interface Client {
 export async function createClient(options: ClientOptions = {}): Promise<Client> {
   const config = loadConfig(options.env ?? process.env, options.config);
   const owned = !options.transport;
-  const transport = options.transport ?? (await createTransport(config, options.logger));
+  const transport = options.transport ? bounded(options.transport, { timeoutMs: config.storeTimeoutMs }) : await createTransport(config, options.logger);
   return new ReasonqClient(transport, config, owned, options.logger);
 }
 
@@ -77,8 +77,8 @@ class ReasonqClient implements Client {
   async agentIntent(payload: IntentRequest, options: AgentIntentOptions = {}): Promise<Intent> {
     const { timeoutMs = this.config.client.timeoutMs, signal, ...enqueueOptions } = options;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ValidationError(`timeoutMs must be a positive whole number (got ${timeoutMs})`, 'timeoutMs');
+    const deadline = Date.now() + timeoutMs; // the caller's limit covers the enqueue too
     const job = await this.enqueue(payload, enqueueOptions);
-    const deadline = Date.now() + timeoutMs;
     let current = job;
     while (!isTerminal(current.status)) {
       const left = deadline - Date.now();

@@ -167,6 +167,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly suspects = new Map<string, ClaimedJob>();
   /** the lease token of the suspect running alone, while it runs */
   private isolated: string | null = null;
+  /** aborts the current prefetch registration (paused while a suspect waits or runs) */
+  private prefetching: AbortController | null = null;
   private stopping: Promise<void> | null = null;
   private processed = 0;
   private failed = 0;
@@ -227,7 +229,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.timers.push(setInterval(() => this.renewAll(), Math.max(10, Math.floor(this.leaseMs / 3))));
     for (const t of this.timers) t.unref();
     if (this.handleSignals) this.installSignalHandlers();
-    if (this.prefetch) this.transport.prefetchFor?.(this.id, this.claimAbort.signal);
+    this.resumePrefetch();
     this.loop = this.claimLoop();
     this.log.info({ queues: this.queues, concurrency: this.concurrency, transport: this.transport.name }, 'worker started');
   }
@@ -280,10 +282,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (this.isolated !== null || this.suspects.size > 0) {
         // A suspect runs alone: once the others have finished, and nothing is claimed while it runs.
         if (this.isolated !== null && !this.running.has(this.isolated)) this.isolated = null;
-        if (this.isolated === null && this.suspects.size === 0) continue;
+        if (this.isolated === null && this.suspects.size === 0) {
+          this.resumePrefetch();
+          continue;
+        }
         if (this.isolated === null && this.running.size === 0) {
           const [token, job] = this.suspects.entries().next().value as [string, ClaimedJob];
           this.suspects.delete(token);
+          // Its renewals may have failed while it waited: a lease run out is the sweep's to requeue, not ours to run.
+          if (job.lease.until.getTime() <= Date.now()) continue;
           this.isolated = token;
           this.log.info({ job_id: job.id, queue: job.queue, stalls: job.stalls }, 'running alone: earlier runs of this job lost their lease');
           this.run(job);
@@ -314,7 +321,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
             continue;
           }
           if (job.stalls === 0) this.run(job);
-          else if (this.suspects.size === 0 && this.isolated === null) this.suspects.set(job.lease.token, job);
+          else if (this.suspects.size === 0 && this.isolated === null) {
+            this.suspects.set(job.lease.token, job);
+            this.pausePrefetch(); // nothing may wait in a prefetch buffer, unrenewed, while the suspect waits and runs
+          }
           // One suspect at a time here: another one waiting beside it would die with it if it is the poison.
           else await this.transport.settle(job.id, job.lease.token, decideOutcome(job, { kind: 'released' })).catch((error: unknown) => this.transportError(error));
         }
@@ -507,8 +517,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
    */
   private async settledByUs(job: ClaimedJob): Promise<Job | null> {
     const stored = await this.transport.get(job.id).catch(() => null);
-    if (!stored || stored.status === 'processing' || stored.started_at?.getTime() !== job.started_at?.getTime()) return null;
+    // The sweep ending or requeueing it after the lease ran out counts a stall: not ours either.
+    if (!stored || stored.status === 'processing' || stored.started_at?.getTime() !== job.started_at?.getTime() || stored.stalls !== job.stalls) return null;
     return stored;
+  }
+
+  /** Let the store claim this worker's next jobs ahead (redis prefetch), until paused or the worker stops claiming. */
+  private resumePrefetch(): void {
+    if (!this.prefetch || !this.transport.prefetchFor || this.prefetching || this.claimAbort.signal.aborted) return;
+    const until = new AbortController();
+    this.claimAbort.signal.addEventListener('abort', () => until.abort(), { once: true });
+    this.prefetching = until;
+    this.transport.prefetchFor(this.id, until.signal);
+  }
+
+  /** Stop claiming ahead; jobs claimed ahead go back at once, uncharged. */
+  private pausePrefetch(): void {
+    this.prefetching?.abort();
+    this.prefetching = null;
   }
 
   private renewAll(): void {

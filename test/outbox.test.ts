@@ -156,6 +156,34 @@ function describeOutbox(name: string, open: () => Promise<Transport>, skip?: str
       }
     });
 
+    itUnless(skip, 'a receiver that trickles its answer is cut off at the delivery timeout: it cannot hold the maintainer', async () => {
+      const sockets = new Set<import('node:net').Socket>();
+      const slow = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const timer = setInterval(() => res.write('.'), 100); // a byte every 100 ms, for ever
+        res.on('close', () => clearInterval(timer));
+      });
+      slow.on('connection', (s) => sockets.add(s));
+      await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+      const quick = createCallbackSender({ allow: ['127.0.0.1'], secrets: [], timeoutMs: 400 });
+      try {
+        const q = uniqueQueue('obt');
+        const { job } = await t.enqueue(newJob(q, { callback_url: `http://127.0.0.1:${(slow.address() as { port: number }).port}/hook` }));
+        const c = await claimOne(t, q);
+        await t.settle(c.id, c.lease.token, asDone(intent));
+        const started = Date.now();
+        assert.ok((await deliverDue(t, quick, 'd')) >= 1); // with what an earlier test left owed
+        assert.ok(Date.now() - started < 2_000, `the round took ${Date.now() - started} ms`);
+        const log = (await t.get(job.id))!.callback!;
+        assert.equal(log.attempts, 1, 'the try was recorded');
+        assert.equal(log.last_status, 200, 'it did answer 200 before trickling');
+      } finally {
+        await quick.close();
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => slow.close(() => r()));
+      }
+    });
+
     itUnless(skip, 'a worker delivers the callbacks of the store it maintains, its own jobs or not', async () => {
       const q = uniqueQueue('obw');
       const worker = createWorker({ transport: t, queues: [q], claimWaitMs: 100, maintenanceMs: 100, callbacks: sender, handler: async () => intent });

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { bounded } from '../bounded.js';
 import { createCallbackSender, deliverDue, type CallbackSender } from '../callbacks.js';
 import { DEFAULTS, type ServerConfig } from '../config.js';
 import { PayloadTooLargeError, RateLimitedError, ReasonqError, ValidationError } from '../errors.js';
@@ -61,7 +62,9 @@ export interface ServerContext {
   longPoll<T>(kind: PollKind, request: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
 
-export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
+export async function createServer(given: ServerOptions): Promise<FastifyInstance> {
+  // Every store call of the server settles within its bound, whoever built the transport.
+  const options = { ...given, transport: bounded(given.transport, { timeoutMs: DEFAULTS.storeTimeoutMs }) };
   const log = options.logger ?? silentLogger;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
   const app = Fastify({

@@ -40,7 +40,6 @@ const worker = createWorker({
   maintenanceMs: Number(env.CHAOS_MAINTENANCE_MS ?? 250),
   shutdownGraceMs: Number(env.CHAOS_GRACE_MS ?? 2000),
   backoff: { baseMs: 50, maxMs: 500 },
-  prefetch: false,
   handler: async (payload, ctx) => {
     const context = (payload.context ?? {}) as { kind?: string; ms?: number };
     if (context.kind === 'poison') process.kill(process.pid, 'SIGKILL');

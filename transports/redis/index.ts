@@ -99,6 +99,7 @@ export class RedisTransport implements Transport {
   private down = false;
   private lastConnectionError: string | undefined;
   private turn = 0;
+  private callbackTurn = 0;
   /** CLIENT ID or UNBLOCK was refused: no claim behind the BLPOP (blockThenClaim) */
   private clientRefused = false;
 
@@ -471,7 +472,10 @@ export class RedisTransport implements Transport {
   async claimCallbacks(owner: string, leaseMs: number, max: number): Promise<Job[]> {
     return this.op(async () => {
       const out: Job[] = [];
-      for (const queue of await knownQueues(this.ctx())) {
+      const queues = await knownQueues(this.ctx());
+      // Start at another queue each time, so that a busy queue cannot starve the others' callbacks.
+      const start = queues.length ? this.callbackTurn++ % queues.length : 0;
+      for (const queue of [...queues.slice(start), ...queues.slice(0, start)]) {
         if (out.length >= max) break;
         const replies = (await this.script('callbacks', queuePrefix(this.prefix, queue), '#claim', Math.floor(leaseMs), max - out.length)) as unknown[];
         for (const reply of replies) {

@@ -21,6 +21,7 @@ for i = 1, #items, 2 do
       if o[9] then spec = spec .. ',"callback_url":' .. cjson.encode(o[9]) end
       spec = spec .. '}'
       redis.call('HSET', jk, 'spec', spec)
+      if o[9] then redis.call('HSET', jk, 'cb', '1') end -- its ending owes a callback (lib.lua notify)
       redis.call('HDEL', jk, 'id', 'queue', 'payload', 'timeout_ms', 'callback_url')
       n = n + 1
     end
