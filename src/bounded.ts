@@ -5,18 +5,15 @@
  * rejects with a retryable TransportError `STORE_TIMEOUT` whose outcome is
  * unknown: the write may or may not have happened.
  *
- * Operations that are safe to repeat are repeated once within the same
- * bound when the first try fails with a retryable TransportError: reads,
- * cancel (idempotent), and enqueue (idempotent by id: a repeat that finds
- * the job the first try wrote reports it as created). Fenced writes (settle,
- * extend, progress) are not repeated here: their callers (the worker) repeat
- * them and read a LeaseLostError after an unknown outcome as "maybe ours"
- * (src/worker.ts write). A claim is never repeated: a claim whose reply was
- * lost leaves its jobs leased to nobody, and they come back when the lease
- * runs out; its bound is its wait plus the store bound, and the claim is
- * aborted when the bound passes.
+ * Nothing is repeated here: the callers repeat what is safe to repeat — the
+ * client its calls (`REASONING_API_RETRIES`; enqueue keeps its id, so a
+ * repeat never duplicates), the worker its fenced writes (reading a
+ * LEASE_LOST after an unknown outcome back from the store, src/worker.ts
+ * write) and its claims (a claim whose reply was lost leaves its jobs leased
+ * to nobody; they come back when the lease runs out). A claim's bound is its
+ * wait plus the store bound, and the claim is aborted when it passes.
  */
-import { ReasonqError, TransportError } from './errors.js';
+import { TransportError } from './errors.js';
 import type { Job } from './job.js';
 import type { ClaimRequest, Transport } from './transport.js';
 
@@ -60,8 +57,6 @@ export function within<T>(store: string, operation: string, ms: number, op: () =
   });
 }
 
-const retryable = (error: unknown): boolean => error instanceof TransportError && error.retryable && !(error instanceof ReasonqError && error.code === 'STORE_TIMEOUT');
-
 const wrappedOnce = new WeakSet<Transport>();
 
 /** Wrap a transport so that every call settles within its bound (a transport wrapped already is returned as is). */
@@ -69,47 +64,29 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
   if (wrappedOnce.has(transport)) return transport;
   const name = transport.name;
   const bound =
-    <A extends unknown[], T>(operation: string, fn: (...args: A) => Promise<T>, repeat = false) =>
+    <A extends unknown[], T>(operation: string, fn: (...args: A) => Promise<T>) =>
     (...args: A): Promise<T> =>
-      within(name, operation, timeoutMs, async () => {
-        try {
-          return await fn(...args);
-        } catch (error) {
-          if (!repeat || !retryable(error)) throw error;
-          return fn(...args);
-        }
-      });
+      within(name, operation, timeoutMs, () => fn(...args));
   const t = transport;
   let sweeping: Promise<Awaited<ReturnType<Transport['sweep']>>> | null = null;
   const wrapped: Transport = {
     name,
     capabilities: t.capabilities,
     init: bound('init', () => t.init()),
-    enqueue: (job: Job) =>
-      within(name, 'enqueue', timeoutMs, async () => {
-        try {
-          return await t.enqueue(job);
-        } catch (error) {
-          if (!retryable(error)) throw error;
-          // The first try may have written it: the repeat then finds our job (same id, same creation time).
-          const again = await t.enqueue(job);
-          const ours = !again.created && again.job.id === job.id && again.job.created_at.getTime() === job.created_at.getTime();
-          return ours ? { job: again.job, created: true } : again;
-        }
-      }),
+    enqueue: bound('enqueue', (job: Job) => t.enqueue(job)),
     claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
     extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
     settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),
     progress: bound('progress', (id: string, token: string, data: unknown) => t.progress(id, token, data)),
-    cancel: bound('cancel', (id: string, reason: string) => t.cancel(id, reason), true),
+    cancel: bound('cancel', (id: string, reason: string) => t.cancel(id, reason)),
     retry: bound('retry', (id: string) => t.retry(id)),
-    get: bound('get', (id: string) => t.get(id), true),
+    get: bound('get', (id: string) => t.get(id)),
     wait: (id, options) => within(name, 'wait', Math.max(0, options.timeout_ms) + timeoutMs, () => t.wait(id, options)),
-    list: bound('list', (filter: Parameters<Transport['list']>[0]) => t.list(filter), true),
-    stats: bound('stats', () => t.stats(), true),
+    list: bound('list', (filter: Parameters<Transport['list']>[0]) => t.list(filter)),
+    stats: bound('stats', () => t.stats()),
     heartbeat: bound('heartbeat', (worker: Parameters<Transport['heartbeat']>[0]) => t.heartbeat(worker)),
     unregisterWorker: bound('unregisterWorker', (id: string) => t.unregisterWorker(id)),
-    workers: bound('workers', () => t.workers(), true),
+    workers: bound('workers', () => t.workers()),
     // A sweep works through a batch of writes: four bounds. One at a time: a sweep past its bound that still runs is joined, not doubled.
     sweep: (now?: Date) => {
       sweeping ??= t.sweep(now).finally(() => (sweeping = null));
