@@ -23,7 +23,7 @@ export interface BoundOptions {
 }
 
 /** The error of a call past its bound. */
-export function storeTimeout(store: string, operation: string, ms: number): TransportError {
+function storeTimeout(store: string, operation: string, ms: number): TransportError {
   return new TransportError(`the ${store} store did not answer ${operation} within ${ms} ms; its outcome is unknown`, {
     code: 'STORE_TIMEOUT',
     retryable: true,

@@ -61,7 +61,7 @@ export interface CallbackSender {
 }
 
 /** The delivery id: the same for every try of one ending of a job, new for a later ending (after a retry). */
-export const deliveryId = (job: Job) => `${job.id}.${job.finished_at?.getTime() ?? 0}`;
+const deliveryId = (job: Job) => `${job.id}.${job.finished_at?.getTime() ?? 0}`;
 
 export function createCallbackSender(config: CallbackConfig, baseLog: Logger = silentLogger): CallbackSender {
   const policy: AddressPolicy = { allow: config.allow, ...(config.resolve ? { resolve: config.resolve } : {}) };

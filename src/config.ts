@@ -13,6 +13,16 @@ export const TRANSPORT_NAMES = ['mongo', 'redis', 'http', 'memory'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 export const DEFAULTS = {
+  /** the queue of a job enqueued without one, and of a worker given none */
+  queue: 'reasoning',
+  maxAttempts: 3,
+  /** a list page: this many jobs unless asked, at most the max */
+  listLimit: 50,
+  listMaxLimit: 500,
+  /** redis key prefix */
+  redisPrefix: 'rq',
+  /** the http transport's connections to its server */
+  httpConnections: 64,
   transport: 'http' as TransportName,
   mongoUri: 'mongodb://127.0.0.1:27017',
   mongoDb: 'reasoning_queue',

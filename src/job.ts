@@ -14,15 +14,16 @@ import { DEFAULTS } from './config.js';
 import { InvalidStateError, ValidationError } from './errors.js';
 
 export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
-export const DEFAULT_QUEUE = 'reasoning';
-export const DEFAULT_MAX_ATTEMPTS = 3;
+export const DEFAULT_QUEUE = DEFAULTS.queue;
 
 export const JOB_STATUSES = ['queued', 'processing', 'done', 'error', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['done', 'error', 'canceled'];
 
+const TERMINAL = new Set<JobStatus>(TERMINAL_STATUSES);
+
 export function isTerminal(status: JobStatus): boolean {
-  return status === 'done' || status === 'error' || status === 'canceled';
+  return TERMINAL.has(status);
 }
 
 /** Deepest nesting accepted in a payload, intent or progress report (deeper input would overflow a clone or a parser later). */
@@ -282,7 +283,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     priority: req.priority ?? 0,
     run_at: runAt,
     attempts: 0,
-    max_attempts: req.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    max_attempts: req.max_attempts ?? DEFAULTS.maxAttempts,
     stalls: 0,
     max_stalls: req.max_stalls ?? DEFAULTS.maxStalls,
     timeout_ms: req.timeout_ms ?? null,

@@ -14,7 +14,7 @@
 import type { Logger } from './logger.js';
 import type { Transport } from './transport.js';
 
-export const MAINTENANCE_LOCK = 'maintenance';
+const MAINTENANCE_LOCK = 'maintenance';
 
 export class Maintainer {
   private timer: NodeJS.Timeout | null = null;

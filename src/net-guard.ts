@@ -119,7 +119,7 @@ const isNameAllowed = (host: string, policy: AddressPolicy) => compile(policy).h
  * The address to dial for `host`: checked, every resolved address refused
  * if any one is (a name that also points inward is not trusted half-way).
  */
-export async function pickAddress(host: string, policy: AddressPolicy, timeoutMs = 5_000): Promise<string> {
+async function pickAddress(host: string, policy: AddressPolicy, timeoutMs = 5_000): Promise<string> {
   const bare = host.replace(/^\[|\]$/g, '');
   if (isIP(bare)) {
     const why = refusalReason(bare, policy);

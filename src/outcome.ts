@@ -56,7 +56,7 @@ export function exponentialBackoff(options: Partial<BackoffOptions> = {}): Retry
   };
 }
 
-export const defaultRetryPolicy: RetryPolicy = exponentialBackoff();
+const defaultRetryPolicy: RetryPolicy = exponentialBackoff();
 
 type Subject = Pick<Job, 'attempts' | 'max_attempts' | 'stalls' | 'max_stalls' | 'cancel_requested'>;
 

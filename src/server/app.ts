@@ -203,7 +203,7 @@ function rawError(error: Error & { code?: string }, socket: Socket): void {
 }
 
 /** Map anything thrown in a route to a ReasonqError with a status. */
-export function httpErrorOf(error: unknown): ReasonqError {
+function httpErrorOf(error: unknown): ReasonqError {
   if (error instanceof ReasonqError) return error;
   const e = error as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLargeError(`request body is larger than the limit: ${e.message ?? ''}`);

@@ -98,7 +98,7 @@ export function registeredRoutes(app: FastifyInstance): readonly { method: strin
   return routeLists.get(app) ?? [];
 }
 
-export function accessOf(method: string, url: string | undefined): Access | 'unrouted' {
+function accessOf(method: string, url: string | undefined): Access | 'unrouted' {
   if (url === undefined) return 'unrouted';
   return ROUTE_ACCESS[`${method === 'HEAD' ? 'GET' : method} ${url}`] ?? ['admin'];
 }
@@ -221,7 +221,7 @@ export function createAuth(options: AuthOptions): Auth {
 }
 
 /** The host part of a Host header, lower case, without port or trailing dot; '' when it is not `host[:port]` (e.g. `[::1]evil`). */
-export function hostOf(header: string): string {
+function hostOf(header: string): string {
   const h = header.trim().toLowerCase();
   const m = /^(\[[0-9a-f:.]+\]|[^:[\]]*)(:\d*)?$/.exec(h);
   return m ? m[1]!.replace(/\.$/, '') : '';

@@ -64,7 +64,7 @@ export class HttpTransport implements Transport {
 
   constructor(options: HttpTransportOptions) {
     this.base = new URL(options.url);
-    this.pool = new Pool(this.base.origin, { connections: options.connections ?? 64, keepAliveTimeout: 30_000, pipelining: 1 });
+    this.pool = new Pool(this.base.origin, { connections: options.connections ?? DEFAULTS.httpConnections, keepAliveTimeout: 30_000, pipelining: 1 });
     const bearer = (t: string | undefined) => (t ? `Bearer ${t}` : undefined);
     this.auth = { client: bearer(options.clientToken ?? options.token ?? options.workerToken), worker: bearer(options.workerToken ?? options.token ?? options.clientToken) };
     this.timeoutMs = options.timeoutMs ?? DEFAULTS.apiTimeoutMs;

@@ -35,7 +35,7 @@ export interface WorkerDoc extends Omit<WorkerInfo, 'id'> {
 let lastSeq = 0;
 
 /** Strictly increasing within this process, ordered by the clock (µs scale) across processes. */
-export function nextSeq(now = Date.now()): number {
+function nextSeq(now = Date.now()): number {
   lastSeq = Math.max(now * 1000, lastSeq + 1);
   return lastSeq;
 }
@@ -93,6 +93,6 @@ export function docToWorker(doc: WorkerDoc): WorkerInfo {
 }
 
 /** Deduplication is per queue: the same key in two queues makes two jobs. */
-export function dedupeScope(queue: string, key: string): string {
+function dedupeScope(queue: string, key: string): string {
   return `${queue}\u0000${key}`;
 }

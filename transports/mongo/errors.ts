@@ -15,10 +15,10 @@ import { PayloadTooLargeError, ReasonqError, TransportError } from '../../src/er
 const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 50, 64]);
 
 /** FerretDB (and old servers) answer `NotImplemented` for features they lack. */
-export const NOT_IMPLEMENTED = 238;
+const NOT_IMPLEMENTED = 238;
 
 /** Error code of the server, when it has one. */
-export function errorCode(error: unknown): number | undefined {
+function errorCode(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
@@ -38,7 +38,7 @@ export function isNotImplemented(error: unknown): boolean {
 }
 
 /** Whether trying again later may help. */
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError || error instanceof MongoNotConnectedError) return true;
   if (error instanceof MongoError && (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('ResetPool') || error.hasErrorLabel('TransientTransactionError'))) return true;
   const code = errorCode(error);

@@ -34,7 +34,7 @@ const declare = (spec: IndexSpec): IndexSpec => {
 // -- claim: the best due queued job of some queues ---------------------------
 // Equality on status and queue ($in explodes into one sorted scan per queue,
 // merged), then the sort keys: priority (higher first), then enqueue order.
-export const CLAIM_INDEX = declare({ collection: JOBS, name: 'claim', key: { status: 1, queue: 1, priority: -1, seq: 1 } });
+const CLAIM_INDEX = declare({ collection: JOBS, name: 'claim', key: { status: 1, queue: 1, priority: -1, seq: 1 } });
 export const CLAIM_SORT: Sort = { priority: -1, seq: 1 };
 export function claimFilter(queues: string[], now: Date): Filter<JobDoc> {
   return { status: 'queued', queue: { $in: queues }, run_at: { $lte: now } };
@@ -47,40 +47,38 @@ export function fencedFilter(id: string, token: string, now: Date): Filter<JobDo
 }
 
 // -- lease recovery: processing jobs whose lease ran out ----------------------
-export const LEASE_INDEX = declare({ collection: JOBS, name: 'lease_expiry', key: { status: 1, 'lease.until': 1 } });
+const LEASE_INDEX = declare({ collection: JOBS, name: 'lease_expiry', key: { status: 1, 'lease.until': 1 } });
 export function expiredLeaseFilter(now: Date): Filter<JobDoc> {
   return { status: 'processing', 'lease.until': { $lte: now } };
 }
 
 // -- the outbox: callback deliveries that are due ------------------------------
 // `callback_due` exists only while a delivery is owed (sparse).
-export const CALLBACKS_INDEX = declare({ collection: JOBS, name: 'callbacks_due', key: { callback_due: 1 }, sparse: true });
+declare({ collection: JOBS, name: 'callbacks_due', key: { callback_due: 1 }, sparse: true });
 export function callbacksDueFilter(now: Date): Filter<JobDoc> {
   return { callback_due: { $lte: now } };
 }
 
 // -- retention: finished jobs older than the horizon --------------------------
-export const RETENTION_INDEX = declare({ collection: JOBS, name: 'retention', key: { status: 1, finished_at: 1 } });
+const RETENTION_INDEX = declare({ collection: JOBS, name: 'retention', key: { status: 1, finished_at: 1 } });
 export function retentionFilter(horizon: Date): Filter<JobDoc> {
   return { status: { $in: [...TERMINAL_STATUSES] }, finished_at: { $lt: horizon } };
 }
 /** The server deletes a finished job by itself once `expire_at` passes (MongoDB; not FerretDB). */
-export const RETENTION_TTL_INDEX = declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: true });
+declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: true });
 
 // -- idempotent enqueue: one job per (queue, dedupe_key) ----------------------
 // Sparse: jobs without a key (the field is left out) are not indexed, so they
 // never conflict. FerretDB rejects partial indexes, and treats two explicit
 // nulls as equal, hence sparse + "absent when unset" on every server.
-export const DEDUPE_INDEX = declare({ collection: JOBS, name: 'dedupe', key: { dedupe: 1 }, unique: true, sparse: true });
+const DEDUPE_INDEX = declare({ collection: JOBS, name: 'dedupe', key: { dedupe: 1 }, unique: true, sparse: true });
 
 // -- list: newest first, optional queue and status, keyset pagination ---------
-export const LIST_INDEXES = [
-  declare({ collection: JOBS, name: 'list', key: { created_at: -1, _id: -1 } }),
-  declare({ collection: JOBS, name: 'list_status', key: { status: 1, created_at: -1, _id: -1 } }),
-  declare({ collection: JOBS, name: 'list_queue', key: { queue: 1, created_at: -1, _id: -1 } }),
-  // also serves stats: sorted by queue then status, counted in one pass
-  declare({ collection: JOBS, name: 'list_queue_status', key: { queue: 1, status: 1, created_at: -1, _id: -1 } }),
-];
+declare({ collection: JOBS, name: 'list', key: { created_at: -1, _id: -1 } });
+declare({ collection: JOBS, name: 'list_status', key: { status: 1, created_at: -1, _id: -1 } });
+declare({ collection: JOBS, name: 'list_queue', key: { queue: 1, created_at: -1, _id: -1 } });
+// also serves stats: sorted by queue then status, counted in one pass
+declare({ collection: JOBS, name: 'list_queue_status', key: { queue: 1, status: 1, created_at: -1, _id: -1 } });
 export const LIST_SORT: Sort = { created_at: -1, _id: -1 };
 export function listFilter(filter: { status?: JobStatus | undefined; queue?: string | undefined; cursor?: string | undefined }): Filter<JobDoc> {
   const query: Filter<JobDoc> = {};
@@ -113,11 +111,11 @@ export function finishedAmongFilter(ids: string[]): Filter<JobDoc> {
 }
 
 // -- worker registry ----------------------------------------------------------
-export const WORKERS_SEEN_INDEX = declare({ collection: WORKERS, name: 'last_seen', key: { last_seen: 1 } });
+const WORKERS_SEEN_INDEX = declare({ collection: WORKERS, name: 'last_seen', key: { last_seen: 1 } });
 export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
   return { last_seen: { $gte: horizon } };
 }
-export const WORKERS_TTL_INDEX = declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
+declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
 
 /**
  * The hot queries as explainable commands (`{explain: command}`), built with

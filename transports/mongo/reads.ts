@@ -1,4 +1,5 @@
 /** The read-only queries of the dashboard and the API: list and stats. */
+import { DEFAULTS } from '../../src/config.js';
 import type { Collection } from 'mongodb';
 import type { JobStatus } from '../../src/job.js';
 import { buildStats, EMPTY_COUNTS, queueTable, type ListFilter, type ListPage, type Stats } from '../../src/transport.js';
@@ -8,7 +9,7 @@ import { delayedFilter, LIST_SORT, listFilter, STATS_PIPELINE } from './queries.
 
 /** Newest first, keyset-paginated on (created_at, _id). */
 export async function listJobs(jobs: Collection<JobDoc>, filter: ListFilter): Promise<ListPage> {
-  const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+  const limit = Math.min(Math.max(filter.limit ?? DEFAULTS.listLimit, 1), DEFAULTS.listMaxLimit);
   const docs = await jobs.find(listFilter(filter)).sort(LIST_SORT).limit(limit + 1).toArray();
   const page = docs.slice(0, limit).map(docToJob);
   const last = page[page.length - 1];

@@ -31,7 +31,7 @@ export interface ConnectOptions {
   commandListener?: ((commandName: string) => void) | undefined;
 }
 
-export function openClient(uri: string, options: ConnectOptions): MongoClient {
+function openClient(uri: string, options: ConnectOptions): MongoClient {
   const client = new MongoClient(uri, {
     appName: 'reasonq',
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMS,
@@ -114,7 +114,7 @@ export class ServerClock {
 }
 
 /** Ask the server what it is (and set `clock` from its answer). */
-export async function probeServer(client: MongoClient, clock: ServerClock): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
+async function probeServer(client: MongoClient, clock: ServerClock): Promise<Omit<ServerInfo, 'ttlIndexes'>> {
   const admin = client.db('admin');
   const sent = Date.now();
   const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
@@ -137,7 +137,7 @@ export async function probeServer(client: MongoClient, clock: ServerClock): Prom
  * them exist. TTL indexes are optional: a server that refuses them gets
  * `ttlIndexes: false` and retention is left to sweep().
  */
-export async function ensureIndexes(db: Db, logger: Logger): Promise<{ ttlIndexes: boolean }> {
+async function ensureIndexes(db: Db, logger: Logger): Promise<{ ttlIndexes: boolean }> {
   let ttlIndexes = true;
   for (const collection of new Set(INDEXES.map((s) => s.collection))) {
     const existing = new Set(

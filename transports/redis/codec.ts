@@ -140,7 +140,7 @@ type ClaimTuple = [Spec, number, number, (JobError | null)?, unknown?, (number |
  * A job of a claim reply, as claimed by `owner` under `token` at the server
  * time `now` (the script's clock) for `leaseMs`.
  */
-export function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
+function claimedJob(text: string, owner: string, token: string, now: number, leaseMs: number): ClaimedJob {
   const [spec, attempts, runAt, error, progress, cancelAt, cancelReason, stalls] = JSON.parse(text) as ClaimTuple;
   const fixed = fromSpec(spec);
   // Field by field, not `...fixed`: spreading the table-built object made every

@@ -106,7 +106,7 @@ export class RedisTransport implements Transport {
   constructor(options: RedisTransportOptions) {
     this.url = options.url;
     this.endpoint = parseRedisUrl(options.url);
-    this.prefix = options.prefix ?? 'rq';
+    this.prefix = options.prefix ?? DEFAULTS.redisPrefix;
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
     this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.historyLimit = options.historyLimit ?? DEFAULTS.historyLimit;

@@ -44,7 +44,7 @@ const newer = (a: Position, b: Position): number => b.t - a.t || (a.id < b.id ? 
  * page ends there and the cursor resumes from it.
  */
 export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<ListPage> {
-  const limit = Math.min(Math.max(Math.floor(filter.limit ?? 50), 1), 500);
+  const limit = Math.min(Math.max(Math.floor(filter.limit ?? DEFAULTS.listLimit), 1), DEFAULTS.listMaxLimit);
   const after = filter.cursor ? decodeCursor(filter.cursor) : null;
   const queues = filter.queue ? (QUEUE_NAME_RE.test(filter.queue) ? [filter.queue] : []) : await knownQueues(ctx);
   const parts = await Promise.all(
