@@ -16,7 +16,7 @@ const arg = (name: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const stores = (arg('store')?.split(',') ?? ['http', 'redis', 'mongo']) as StoreKind[];
+const stores = (arg('store')?.split(',') ?? ['http', 'http+redis', 'redis', 'mongo']) as StoreKind[];
 const only = arg('scenario');
 const restartRuns = Number(arg('restart-runs') ?? 10);
 
@@ -35,6 +35,7 @@ function scenarios(store: StoreKind): Scenario[] {
     { ...base, name: 'store frozen ×3 (2 s each)', jobs: jobs(1000), faults: { freeze: 3 } },
     { ...base, name: 'store unreachable at start', jobs: jobs(500), faults: {}, unreachableAtStart: true },
   ];
+  if (store === 'http+redis') return [{ ...base, name: 'the http server itself restarted ×3', jobs: 2000, faults: { restart: 3 } }].filter((s) => !only || s.name.includes(only));
   if (store !== 'http') {
     const runs = store === 'redis' ? restartRuns : 1;
     for (let i = 1; i <= runs; i++) list.push({ ...base, name: `store restart ×3 (run ${i}/${runs})`, jobs: jobs(2000), faults: { restart: 3 } });
@@ -59,7 +60,7 @@ for (const store of stores) {
 }
 
 const cols: [string, (r: RunResult) => string | number][] = [
-  ['store', (r) => (r.store === 'http' ? 'memory/http' : r.store === 'mongo' ? 'mongo (ferretdb)' : r.store)],
+  ['store', (r) => (r.store === 'http' ? 'memory/http' : r.store === 'http+redis' ? 'http server (redis)' : r.store === 'mongo' ? 'mongo (ferretdb)' : r.store)],
   ['scenario', (r) => r.scenario],
   ['acked', (r) => r.acknowledged],
   ['lost', (r) => r.lost],

@@ -26,6 +26,13 @@ function assertClean(r: RunResult, what: string): void {
 
 describe('chaos (short form)', function () {
   this.timeout(300_000);
+  describe('on the http server in front of redis', () => {
+    itUnless(storeUnavailable('http+redis') ?? undefined, 'the server itself killed and restarted mid-run: workers and clients carry on, nothing lost', async () => {
+      const r = await runScenario({ name: 'server restart', store: 'http+redis', jobs: 600, workers: 3, concurrency: 8, faults: { restart: 2 } });
+      assertClean(r, 'server restart');
+      assert.equal(r.faults.restart, 2);
+    });
+  });
   for (const store of STORES) {
     describe(`on ${store === 'http' ? 'memory behind http' : store === 'mongo' ? 'mongo (FerretDB)' : 'redis'}`, () => {
       const skip = storeUnavailable(store) ?? undefined;

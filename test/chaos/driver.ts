@@ -24,7 +24,7 @@ import { loadConfig } from '../../src/config.js';
 import { buildJob, type Job } from '../../src/job.js';
 import type { Transport } from '../../src/transport.js';
 import { createTransport } from '../../src/transports.js';
-import { freePort, redisAvailable, restartRedis, startRedis, type RedisServer } from '../setup/redis.js';
+import { freePort, redisAvailable, removeRedis, restartRedis, startRedis, type RedisServer } from '../setup/redis.js';
 import { ferretBinary, restartFerret, startFerret, type FerretServer } from '../setup/mongo.js';
 import { check, type Figures } from './checker.js';
 
@@ -32,7 +32,8 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const pick = <T>(items: T[]): T | undefined => items[Math.floor(Math.random() * items.length)];
 
-export type StoreKind = 'http' | 'redis' | 'mongo';
+/** `http`: `reasonq serve` on the memory store; `http+redis`: `reasonq serve` in front of Redis, so that the server itself can restart. */
+export type StoreKind = 'http' | 'http+redis' | 'redis' | 'mongo';
 export type Fault = 'kill' | 'stop' | 'term' | 'restart' | 'freeze' | 'cancel';
 
 export interface Scenario {
@@ -56,7 +57,7 @@ export interface Scenario {
 
 /** Why a store cannot run here (a visible skip), or null. */
 export function storeUnavailable(kind: StoreKind): string | null {
-  if (kind === 'redis' && !redisAvailable()) return 'redis-server not on PATH (scripts/redis/ensure-redis.sh)';
+  if ((kind === 'redis' || kind === 'http+redis') && !redisAvailable()) return 'redis-server not on PATH (scripts/redis/ensure-redis.sh)';
   if (kind === 'mongo') {
     try {
       ferretBinary();
@@ -135,18 +136,16 @@ async function openStore(kind: StoreKind): Promise<Store> {
       },
     };
   }
-  // http: `reasonq serve` on the memory store, its own process (a restart would lose the memory store: not one of its faults).
+  // http: `reasonq serve`, its own process, on the memory store (a restart would lose it: not one of its faults) or in front of Redis (the server restarts).
   let child: ChildProcess | undefined;
+  let redis: RedisServer | null = null;
+  const behind = kind === 'http+redis' ? { REASONING_TRANSPORT: 'redis', REDIS_URL: `redis://127.0.0.1:${await freePort()}` } : { REASONING_TRANSPORT: 'memory' };
   const url = `http://127.0.0.1:${port}`;
-  return {
-    workerEnv: { REASONING_TRANSPORT: 'http', REASONING_API_URL: url, REASONQ_WORKER_TOKEN: TOKENS.worker },
-    clientEnv: { REASONING_TRANSPORT: 'http', REASONING_API_URL: url, REASONQ_CLIENT_TOKEN: TOKENS.client, REASONQ_API_TOKEN: TOKENS.admin },
-    canRestart: false,
-    start: async () => {
+  const startServer = async () => {
       child = spawn(process.execPath, [join(repoRoot, 'dist/src/cli/index.js'), 'serve', '--port', String(port)], {
         env: {
           PATH: process.env.PATH,
-          REASONING_TRANSPORT: 'memory',
+          ...behind,
           REASONQ_API_TOKEN: TOKENS.admin,
           REASONQ_CLIENT_TOKEN: TOKENS.client,
           REASONQ_WORKER_TOKEN: TOKENS.worker,
@@ -167,12 +166,28 @@ async function openStore(kind: StoreKind): Promise<Store> {
         });
         child!.once('exit', (code) => fail(new Error(`reasonq serve exited with ${code}`)));
       });
+  };
+  return {
+    workerEnv: { REASONING_TRANSPORT: 'http', REASONING_API_URL: url, REASONQ_WORKER_TOKEN: TOKENS.worker },
+    clientEnv: { REASONING_TRANSPORT: 'http', REASONING_API_URL: url, REASONQ_CLIENT_TOKEN: TOKENS.client, REASONQ_API_TOKEN: TOKENS.admin },
+    canRestart: kind === 'http+redis',
+    start: async () => {
+      if (kind === 'http+redis') redis = await startRedis({ aof: true, port: Number(new URL(behind.REDIS_URL!).port) });
+      await startServer();
     },
-    restart: () => Promise.reject(new Error('the memory store behind http does not survive a restart')),
+    restart: async () => {
+      if (kind !== 'http+redis') throw new Error('the memory store behind http does not survive a restart');
+      // The server itself crashes and comes back on its port; the store behind it keeps everything.
+      const old = child;
+      signalled(old, 'SIGKILL');
+      await new Promise<void>((r) => (old && old.exitCode === null && old.signalCode === null ? old.once('exit', () => r()) : r()));
+      await startServer();
+    },
     freeze: (ms) => freezeChild(child, ms),
     stop: async () => {
       signalled(child, 'SIGCONT');
       signalled(child, 'SIGKILL');
+      if (redis) await removeRedis(redis);
     },
   };
 }
@@ -277,12 +292,18 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     const enqueueAll = (async () => {
       for (let i = 0; i < jobs.length; i += 50) {
         await Promise.all(
-          jobs.slice(i, i + 50).map((job) =>
-            watched(client!.enqueue(job)).then(
-              () => acknowledged.add(job.id),
-              () => undefined, // not acknowledged: the caller knows it failed
-            ),
-          ),
+          jobs.slice(i, i + 50).map(async (job) => {
+            // As a client would: try again while the store is away (an enqueue keeps its id, so a repeat never duplicates).
+            for (let tries = 1; tries <= 20; tries++) {
+              const ok = await watched(client!.enqueue(job)).then(
+                () => true,
+                () => false,
+              );
+              if (ok) return acknowledged.add(job.id);
+              await sleep(250);
+            }
+            return undefined; // not acknowledged: the caller knows it failed
+          }),
         );
         await sleep(20);
       }
