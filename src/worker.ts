@@ -526,7 +526,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private resumePrefetch(): void {
     if (!this.prefetch || !this.transport.prefetchFor || this.prefetching || this.claimAbort.signal.aborted) return;
     const until = new AbortController();
-    this.claimAbort.signal.addEventListener('abort', () => until.abort(), { once: true });
+    const stop = () => until.abort();
+    this.claimAbort.signal.addEventListener('abort', stop, { once: true });
+    until.signal.addEventListener('abort', () => this.claimAbort.signal.removeEventListener('abort', stop), { once: true });
     this.prefetching = until;
     this.transport.prefetchFor(this.id, until.signal);
   }
