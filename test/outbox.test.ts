@@ -33,7 +33,7 @@ async function receiver(statuses: number[] = []) {
   return { url: `http://127.0.0.1:${port}/hook`, got, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-function describeOutbox(name: string, open: () => Promise<Transport>, skip?: string): void {
+function describeOutbox(name: string, open: (options?: { retentionMs?: number }) => Promise<Transport>, skip?: string): void {
   describe(`callback outbox: ${name}`, function () {
     this.timeout(30_000);
     let t: Transport;
@@ -184,6 +184,28 @@ function describeOutbox(name: string, open: () => Promise<Transport>, skip?: str
       }
     });
 
+    itUnless(skip, 'a job that still owes its callback outlives its retention; once delivered it goes', async () => {
+      const brief = await open({ retentionMs: 1000 });
+      try {
+        const q = uniqueQueue('obr');
+        const { job } = await brief.enqueue(newJob(q, { callback_url: hook.url }));
+        const c = await claimOne(brief, q);
+        await brief.settle(c.id, c.lease.token, asDone(intent));
+        await delay(1100);
+        await brief.sweep();
+        assert.equal((await brief.get(job.id))?.callback?.state, 'pending', 'kept past its retention while the callback is owed');
+        for (let round = 0; round < 5 && (await brief.get(job.id))?.callback?.state === 'pending'; round++) await deliverDue(brief, sender, 'd');
+        assert.equal((await brief.get(job.id))?.callback?.state, 'delivered');
+        await delay(1100);
+        await waitFor(async () => {
+          await brief.sweep();
+          return (await brief.get(job.id)) === null;
+        }, 5000, 'deleted by retention once delivered');
+      } finally {
+        if (brief !== t) await brief.close();
+      }
+    });
+
     itUnless(skip, 'a worker delivers the callbacks of the store it maintains, its own jobs or not', async () => {
       const q = uniqueQueue('obw');
       const worker = createWorker({ transport: t, queues: [q], claimWaitMs: 100, maintenanceMs: 100, callbacks: sender, handler: async () => intent });
@@ -205,8 +227,8 @@ it('REASONQ_CALLBACK_PERIOD_MS sets how long a callback is tried (24 h unless se
   assert.equal(loadCallbackConfig({ REASONQ_CALLBACK_PERIOD_MS: '60000' }).periodMs, 60_000);
 });
 
-describeOutbox('memory', async () => {
-  const t = createMemoryTransport();
+describeOutbox('memory', async (options = {}) => {
+  const t = createMemoryTransport(options);
   await t.init();
   return t;
 });
@@ -214,9 +236,9 @@ describeOutbox('memory', async () => {
 let redisServer: RedisServer | null = null;
 describeOutbox(
   'redis',
-  async () => {
-    redisServer = await startRedis();
-    const t = createRedisTransport({ url: redisServer.url });
+  async (options = {}) => {
+    redisServer ??= await startRedis();
+    const t = createRedisTransport({ url: redisServer.url, ...options });
     await t.init();
     return t;
   },
@@ -226,10 +248,14 @@ after(async () => {
   if (redisServer) await removeRedis(redisServer);
 });
 
-describeOutbox('mongo', async () => {
+let mongoDb: string | null = null;
+describeOutbox('mongo', async (options = {}) => {
   const server = await acquireMongo();
-  after(releaseMongo);
-  const t = createMongoTransport({ uri: server.uri, db: freshDb('reasonq_outbox') });
+  if (!mongoDb) {
+    mongoDb = freshDb('reasonq_outbox');
+    after(releaseMongo);
+  } else releaseMongo().catch(() => undefined); // one acquire per release
+  const t = createMongoTransport({ uri: server.uri, db: mongoDb, ...options });
   await t.init();
   return t;
 });

@@ -310,6 +310,7 @@ export class MemoryTransport implements Transport {
         this.finishedOrder.delete(id);
         continue;
       }
+      if (this.outbox.has(id)) continue; // kept until its callback is delivered or given up
       this.remove(job);
       result.deleted += 1;
     }
@@ -399,8 +400,8 @@ export class MemoryTransport implements Transport {
     for (const id of this.finishedOrder) {
       if (fits()) break;
       const job = this.jobs.get(id);
-      if (job) this.remove(job);
-      else this.finishedOrder.delete(id);
+      if (!job) this.finishedOrder.delete(id);
+      else if (!this.outbox.has(id)) this.remove(job); // a job that still owes its callback is not dropped to make room
     }
     if (fits()) return;
     throw new StoreFullError(

@@ -19,8 +19,8 @@ export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key'> {
   dedupe_key?: string;
   /** `queue \0 dedupe_key`, the unique key of per-queue deduplication; absent when the job has none */
   dedupe?: string;
-  /** finished_at + retention, set when the job ends; read by the TTL index */
-  expire_at?: Date;
+  /** finished_at + retention, set when the job ends (null while its callback is owed); read by the TTL index */
+  expire_at?: Date | null;
   /** when the next try of the callback's delivery is due; present only while one is owed (the outbox) */
   callback_due?: Date;
 }

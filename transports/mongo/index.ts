@@ -447,9 +447,9 @@ export class MongoTransport implements Transport {
     return orThrow ? this.fenced(id, token, owed, { ...extra, callback_url: { $ne: null } }) : this.fenced(id, token, owed, { ...extra, callback_url: { $ne: null } }, false);
   }
 
-  /** The fields of an owed callback: its log starts pending, due now. */
-  private owed(now: Date): { callback: CallbackLog; callback_due: Date } {
-    return { callback: { ...PENDING_CALLBACK }, callback_due: now };
+  /** The fields of an owed callback: its log starts pending, due now; no retention deadline until it is delivered or given up (settleCallback sets it). */
+  private owed(now: Date): { callback: CallbackLog; callback_due: Date; expire_at: null } {
+    return { callback: { ...PENDING_CALLBACK }, callback_due: now, expire_at: null };
   }
 
   async claimCallbacks(_owner: string, leaseMs: number, max: number): Promise<Job[]> {
@@ -466,7 +466,14 @@ export class MongoTransport implements Transport {
   }
 
   async settleCallback(id: string, finishedAt: Date, log: CallbackLog, nextAt: Date | null): Promise<void> {
-    await this.op(({ jobs }) => jobs.updateOne({ _id: id, finished_at: finishedAt }, nextAt ? { $set: { callback: log, callback_due: nextAt } } : { $set: { callback: log }, $unset: { callback_due: '' } }));
+    await this.op(({ jobs }) =>
+      jobs.updateOne(
+        { _id: id, finished_at: finishedAt },
+        nextAt
+          ? { $set: { callback: log, callback_due: nextAt } }
+          : { $set: { callback: log, expire_at: new Date(finishedAt.getTime() + this.retentionMs) }, $unset: { callback_due: '' } },
+      ),
+    );
   }
 
   private async lostOrMissing(id: string): Promise<Error> {

@@ -62,7 +62,8 @@ export function callbacksDueFilter(now: Date): Filter<JobDoc> {
 // -- retention: finished jobs older than the horizon --------------------------
 const RETENTION_INDEX = declare({ collection: JOBS, name: 'retention', key: { status: 1, finished_at: 1 } });
 export function retentionFilter(horizon: Date): Filter<JobDoc> {
-  return { status: { $in: [...TERMINAL_STATUSES] }, finished_at: { $lt: horizon } };
+  // A job that still owes its callback stays until it is delivered or given up.
+  return { status: { $in: [...TERMINAL_STATUSES] }, finished_at: { $lt: horizon }, callback_due: { $exists: false } };
 }
 /** The server deletes a finished job by itself once `expire_at` passes (MongoDB; not FerretDB). */
 declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: true });

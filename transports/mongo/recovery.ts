@@ -47,7 +47,7 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
             expire_at: new Date(at.getTime() + retentionMs),
             ...(outcome.error ? { error: outcome.error } : {}),
             // The outbox: the ending owes its callback (callback_url is in the fence's document: it never changes).
-            ...(doc.callback_url ? { callback: { ...PENDING_CALLBACK }, callback_due: at } : {}),
+            ...(doc.callback_url ? { callback: { ...PENDING_CALLBACK }, callback_due: at, expire_at: null } : {}),
           };
     const res = await jobs.updateOne(fence, { $set: set, $inc: { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 } });
     if (res.modifiedCount !== 1) continue;

@@ -41,11 +41,16 @@ for _, status in ipairs({ 'done', 'error', 'canceled' }) do
     local extra = redis.call('ZRANGE', key, #old, #old + math.min(over, batch) - 1)
     for _, id in ipairs(extra) do old[#old + 1] = id end
   end
-  if #old >= batch then more = true end
+  local removed = 0
   for _, id in ipairs(old) do
-    delete_job(P, id)
-    out[#out + 1] = id
+    -- A job that still owes its callback stays until it is delivered or given up (callbacks.lua).
+    if not redis.call('ZSCORE', P .. 'outbox', id) then
+      delete_job(P, id)
+      out[#out + 1] = id
+      removed = removed + 1
+    end
   end
+  if #old >= batch and removed > 0 then more = true end
 end
 if more then out[2] = 1 end
 return out
