@@ -77,7 +77,12 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
     extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
     settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),
-    progress: bound('progress', (id: string, token: string, data: unknown) => t.progress(id, token, data)),
+    appendEvents: bound('appendEvents', (id: string, token: string, events: Parameters<Transport['appendEvents']>[2], written: number) => t.appendEvents(id, token, events, written)),
+    // A read that waits for the next event is bounded by its wait plus the store bound, and aborted when that passes.
+    readEvents: (id, options) => {
+      const request = { wait_ms: options.wait_ms ?? 0, signal: options.signal };
+      return claimWithin(name, timeoutMs, request, (r) => t.readEvents(id, { ...options, signal: r.signal }), 'readEvents');
+    },
     cancel: bound('cancel', (id: string, reason: string) => t.cancel(id, reason)),
     retry: bound('retry', (id: string) => t.retry(id)),
     get: bound('get', (id: string) => t.get(id)),
@@ -114,15 +119,15 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
   return wrapped;
 }
 
-/** A claim bounded by its wait plus the store bound, aborted (its own signal) when that passes. */
-function claimWithin<T>(name: string, timeoutMs: number, request: ClaimRequest, claim: (r: ClaimRequest) => Promise<T>): Promise<T> {
+/** A claim (or an event read) bounded by its wait plus the store bound, aborted (its own signal) when that passes. */
+function claimWithin<T, R extends Pick<ClaimRequest, 'wait_ms' | 'signal'>>(name: string, timeoutMs: number, request: R, claim: (r: R) => Promise<T>, operation = 'claim'): Promise<T> {
   const controller = new AbortController();
   const outer = request.signal;
   const forward = () => controller.abort(outer?.reason);
   if (outer?.aborted) controller.abort(outer.reason);
   else outer?.addEventListener('abort', forward, { once: true });
   const ms = Math.max(0, request.wait_ms) + timeoutMs;
-  return within(name, 'claim', ms, () => claim({ ...request, signal: controller.signal }), () => controller.abort(storeTimeout(name, 'claim', ms))).finally(() =>
+  return within(name, operation, ms, () => claim({ ...request, signal: controller.signal }), () => controller.abort(storeTimeout(name, operation, ms))).finally(() =>
     outer?.removeEventListener('abort', forward),
   );
 }

@@ -88,6 +88,18 @@ export const DEFAULTS = {
   maxStalls: 10,
   /** a worker not seen for this long leaves the registry (a dead one shows as dead, its counts stale, until then) */
   workerHorizonMs: 10 * 60_000,
+  /** events kept per job (the oldest are trimmed past it, and a reader told) */
+  eventsMax: 10_000,
+  /** JSON bytes of one event's data */
+  eventMaxBytes: 64 * 1024,
+  /** a worker writes a job's events at most this often (ms): the ones emitted meanwhile go in one write */
+  emitIntervalMs: 10,
+  /** an event read that finds nothing new waits this long at most (the HTTP API, the library's follow loop) */
+  eventsWaitMs: 15_000,
+  /** SSE keep-alive comment every this many ms */
+  sseKeepAliveMs: 15_000,
+  /** the demo reasoner's pause between two tokens of its reasoning (ms; 0 in tests) */
+  demoTokenMs: 20,
 } as const;
 
 const intFrom = (name: string, min: number, max: number) =>
@@ -181,6 +193,10 @@ export const envSchema = z.object({
   REASONQ_STORE_TIMEOUT_MS: intFrom('REASONQ_STORE_TIMEOUT_MS', 100, 600_000).optional(),
   REASONQ_CALLBACK_PERIOD_MS: intFrom('REASONQ_CALLBACK_PERIOD_MS', 1000, 30 * 24 * 3600 * 1000).optional(),
   REASONQ_WORKER_HORIZON_MS: intFrom('REASONQ_WORKER_HORIZON_MS', 10_000, 7 * 24 * 3600 * 1000).optional(),
+  REASONQ_EVENTS_MAX: intFrom('REASONQ_EVENTS_MAX', 10, 1_000_000).optional(),
+  REASONQ_EVENT_MAX_BYTES: intFrom('REASONQ_EVENT_MAX_BYTES', 256, 1024 * 1024).optional(),
+  REASONQ_EMIT_INTERVAL_MS: intFrom('REASONQ_EMIT_INTERVAL_MS', 0, 10_000).optional(),
+  REASONQ_DEMO_TOKEN_MS: intFrom('REASONQ_DEMO_TOKEN_MS', 0, 10_000).optional(),
 });
 
 /** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
@@ -224,6 +240,8 @@ export interface Config {
   storeTimeoutMs: number;
   /** a worker not seen for this long leaves the registry */
   workerHorizonMs: number;
+  /** events: kept per job, JSON bytes per event, the worker's write interval, the demo reasoner's token pause */
+  events: { max: number; maxBytes: number; emitIntervalMs: number; demoTokenMs: number };
 }
 
 /** Blank values count as unset, like most twelve-factor tools do. */
@@ -278,6 +296,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maintenanceMs: e.REASONQ_MAINTENANCE_MS ?? DEFAULTS.maintenanceMs,
     storeTimeoutMs: e.REASONQ_STORE_TIMEOUT_MS ?? DEFAULTS.storeTimeoutMs,
     workerHorizonMs: e.REASONQ_WORKER_HORIZON_MS ?? DEFAULTS.workerHorizonMs,
+    events: {
+      max: e.REASONQ_EVENTS_MAX ?? DEFAULTS.eventsMax,
+      maxBytes: e.REASONQ_EVENT_MAX_BYTES ?? DEFAULTS.eventMaxBytes,
+      emitIntervalMs: e.REASONQ_EMIT_INTERVAL_MS ?? DEFAULTS.emitIntervalMs,
+      demoTokenMs: e.REASONQ_DEMO_TOKEN_MS ?? DEFAULTS.demoTokenMs,
+    },
   };
   return { ...config, ...overrides };
 }

@@ -155,8 +155,10 @@ export interface Job {
   dedupe_key: string | null;
   /** POSTed the finished job */
   callback_url: string | null;
-  /** last value a handler reported with ctx.progress() */
+  /** last value a handler reported with ctx.progress() (its newest `progress` event) */
   progress: unknown;
+  /** model tokens spent on this job, every attempt together: the total of its `usage` events (src/events.ts), null if none */
+  usage: { prompt_tokens: number; completion_tokens: number } | null;
   /** the callback's delivery log once the job ended with a `callback_url` (the outbox), else null */
   callback: CallbackLog | null;
   created_at: Date;
@@ -196,6 +198,7 @@ export const JOB_FIELDS = {
   dedupe_key: { kind: 'string', immutable: true, enqueue: true },
   callback_url: { kind: 'string', immutable: true, enqueue: true },
   progress: { kind: 'json', immutable: false, enqueue: false },
+  usage: { kind: 'json', immutable: false, enqueue: false },
   callback: { kind: 'json', immutable: false, enqueue: false },
   created_at: { kind: 'date', immutable: true, enqueue: false },
   updated_at: { kind: 'date', immutable: false, enqueue: false },
@@ -292,6 +295,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     dedupe_key: req.dedupe_key ?? null,
     callback_url: req.callback_url ?? null,
     progress: null,
+    usage: null,
     callback: null,
     created_at: now,
     updated_at: now,

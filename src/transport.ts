@@ -11,11 +11,16 @@
  *   `LeaseLostError` and changes nothing.
  * - settle: write the outcome of a run, as decided by src/outcome.ts
  *   (done, error, queued for a retry or a hand-back, canceled), fenced.
+ * - events: a job's ordered stream (src/events.ts). Handlers append to it,
+ *   fenced; the store appends the lifecycle events (queued, started, retry,
+ *   cancel_requested, canceled, done, error) in the same step as the change
+ *   they report, keeps the newest `eventsMax`, and deletes them with the job.
  * - sweep: settle the jobs whose lease expired as src/outcome.ts decides
  *   (`lease-expired`: a stall; queued, `error`/`WORKER_CRASHED` when no
  *   stall is left, `canceled` when a cancel was asked); delete finished jobs
  *   older than the retention.
  */
+import type { EventPage, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
 
@@ -170,8 +175,27 @@ export interface Transport {
    */
   settle(id: string, token: string, outcome: Outcome): Promise<Job>;
 
-  /** Store a handler's progress report on the job (fenced). */
-  progress(id: string, token: string, data: unknown): Promise<void>;
+  /**
+   * Append a handler's events to the job's stream, in order, fenced on the
+   * token (checked by `checkEvent`, src/events.ts). Besides the stream, a
+   * `progress` event's data becomes the job's `progress` and `usage` events
+   * add to the job's `usage`, in the same write. Resolves with the id of the
+   * job's newest event.
+   *
+   * `written`: how many events this run (this token) appended before these.
+   * A try whose outcome is unknown (a timeout, a dropped connection) is
+   * repeated with the same `written`, and the store skips the events of the
+   * batch it has already: a repeat never writes an event twice.
+   */
+  appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number>;
+
+  /**
+   * A page of the job's stream after `after` (see EventPage). With `wait_ms`,
+   * a read that finds nothing new waits up to that long for the next write
+   * (pushed or polled, as the store can) before answering an empty page.
+   * Throws JobNotFoundError when the job does not exist.
+   */
+  readEvents(id: string, options: ReadEventsOptions): Promise<EventPage>;
 
   /**
    * Cancel from anywhere: queued → canceled at once; processing → sets
@@ -236,6 +260,8 @@ export interface Transport {
 export interface TransportOptions {
   /** how long finished jobs are kept (ms) */
   retentionMs?: number;
+  /** events kept per job, newest first (older ones are trimmed, and readers told), default REASONQ_EVENTS_MAX */
+  eventsMax?: number;
   /** a worker not seen for this long leaves the registry (ms), default REASONQ_WORKER_HORIZON_MS */
   workerHorizonMs?: number;
 }

@@ -18,6 +18,8 @@ import { DEFAULTS, loadCallbackConfig } from './config.js';
 import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { DEFAULT_QUEUE, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import { Maintainer } from './maintenance.js';
+import { checkEvent, type NewEvent, type Usage } from './events.js';
+import { EventWriter } from './event-writer.js';
 import { decideOutcome, exponentialBackoff, type RetryPolicy, type RunEnd } from './outcome.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
@@ -34,8 +36,18 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** pino child logger with job_id, queue and worker_id */
   log: Logger;
-  /** store a progress report on the job (visible in get() and the dashboard) */
+  /**
+   * Append an event to the job's stream (src/events.ts): a token, a stage,
+   * a tool-call draft. Coalesced into few store writes, in order (see
+   * src/event-writer.ts). Resolves once written; a caller may ignore it
+   * (it never rejects unhandled). Throws ValidationError at once for a
+   * reserved or malformed type, or data past REASONQ_EVENT_MAX_BYTES.
+   */
+  emit(type: string, data?: unknown): Promise<void>;
+  /** `emit('progress', data)`: the newest one is also the job's `progress` (get(), the dashboard) */
   progress(data: unknown): Promise<void>;
+  /** `emit('usage', usage)`: model tokens spent by this call; the job totals them in `usage` */
+  usage(usage: Usage): Promise<void>;
 }
 
 export type Handler = (payload: IntentRequest, ctx: HandlerContext) => Promise<Intent> | Intent;
@@ -75,6 +87,10 @@ export interface WorkerOptions {
    * wait in this process for a free slot.
    */
   prefetch?: boolean;
+  /** a run's events are written at most this often (ms), those emitted meanwhile together; default REASONQ_EMIT_INTERVAL_MS (10) */
+  emitIntervalMs?: number;
+  /** JSON bytes of one event's data, default REASONQ_EVENT_MAX_BYTES (64 KiB) */
+  eventMaxBytes?: number;
 }
 
 /** Why a running job's signal fired. */
@@ -105,6 +121,8 @@ interface Run {
   abandon: ((reason: unknown) => void) | null;
   /** settles when the run is over here (outcome written, or the job lost) */
   done: Promise<void>;
+  /** the run's events on their way to the store, made on the first emit */
+  events: EventWriter | null;
 }
 
 /**
@@ -149,6 +167,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly callbacks: CallbackSender;
   private readonly ownsCallbacks: boolean;
   private readonly prefetch: boolean;
+  private readonly emitIntervalMs: number;
+  private readonly eventMaxBytes: number;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, Run>();
   private readonly startedAt = new Date();
@@ -198,6 +218,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.handleSignals = options.handleSignals ?? false;
     this.ownsCallbacks = !options.callbacks;
     this.prefetch = options.prefetch ?? true;
+    this.emitIntervalMs = options.emitIntervalMs ?? DEFAULTS.emitIntervalMs;
+    this.eventMaxBytes = options.eventMaxBytes ?? DEFAULTS.eventMaxBytes;
     this.callbacks = options.callbacks ?? createCallbackSender(loadCallbackConfig(), this.log);
     // Maintenance includes the callbacks the store owes (the outbox), whoever's jobs they are.
     const deliver = () => deliverDue(this.transport, this.callbacks, this.id, this.log).then(() => undefined);
@@ -347,7 +369,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const other of this.running.values()) {
       if (other.job.id === job.id) stop(other, new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
-    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve() };
+    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve(), events: null };
     this.running.set(job.lease.token, run);
     run.done = this.execute(run).catch((error: unknown) => this.transportError(error));
   }
@@ -368,6 +390,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     let outcome: JobOutcome = 'lost';
     try {
+      // The run's events go before its ending: the stream stays in order.
+      if (run.events) await run.events.flush();
       if (end) outcome = await this.settle(run, end);
     } catch (error) {
       this.transportError(error);
@@ -416,8 +440,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
       get log() {
         return self.jobLog(run);
       },
-      progress: (data) => (controller.signal.aborted ? Promise.resolve() : this.transport.progress(job.id, job.lease.token, data)),
+      emit: (type, data) => this.emitFor(run, checkEvent(type, data, this.eventMaxBytes)),
+      progress: (data) => this.emitFor(run, checkEvent('progress', data, this.eventMaxBytes)),
+      usage: (usage) => this.emitFor(run, checkEvent('usage', usage, this.eventMaxBytes)),
     };
+  }
+
+  /** Hand an event to the run's writer (made on first use); a lost lease found by a write stops the run. */
+  private emitFor(run: Run, event: NewEvent): Promise<void> {
+    run.events ??= new EventWriter({
+      intervalMs: this.emitIntervalMs,
+      write: (events, written) =>
+        this.transport.appendEvents(run.job.id, run.job.lease.token, events, written).catch((error: unknown) => {
+          if (error instanceof LeaseLostError) stop(run, new JobAbortError('lease-lost', 'the lease was lost while writing events'));
+          throw error;
+        }),
+    });
+    return run.events.emit(event);
   }
 
   /** The handler's value: a valid intent, or a failure that no retry would mend. */

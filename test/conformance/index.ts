@@ -8,6 +8,7 @@ import { lifecycleTests } from './lifecycle.js';
 import { workerTests } from './worker.js';
 import { leadTests, queryTests } from './query.js';
 import { fieldTests } from './fields.js';
+import { eventTests } from './events.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -54,6 +55,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     queryTests(ctx);
     leadTests(ctx);
     workerTests(ctx);
+    eventTests(ctx);
   });
 }
 

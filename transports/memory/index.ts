@@ -10,6 +10,8 @@
  *   sweep and by a claim once the earliest lease deadline (`nextExpiry`) passed.
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
+ * - `streams`: per job, its events (src/events.ts): the newest `eventsMax`,
+ *   the id of the last one trimmed away, and the readers waiting for more.
  * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
  *   finished ones in the order they ended. The store holds at most `maxJobs`
  *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
@@ -40,6 +42,25 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
+import { addUsage, EVENTS_PAGE_MAX, trimmedMarker, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions, type Usage } from '../../src/events.js';
+
+/** A job's event stream. */
+interface Stream {
+  /** the newest events, ids `floor + 1` … `last` */
+  events: JobEvent[];
+  /** id of the last event trimmed away (0: none) */
+  floor: number;
+  last: number;
+  /** what the kept events weigh (counted in `heldBytes`) */
+  bytes: number;
+  /** readers waiting for the next event */
+  readers: Set<() => void>;
+  /** how many events the run holding `token` has appended (a repeated try skips them) */
+  run: { token: string; written: number } | null;
+}
+
+/** What an event weighs beyond its data. */
+const EVENT_OVERHEAD_BYTES = 96;
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -109,6 +130,8 @@ export class MemoryTransport implements Transport {
   private readonly claimWaiters = new Set<ClaimWaiter>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
   private readonly sizes = new Map<string, number>();
+  private readonly streams = new Map<string, Stream>();
+  private readonly eventsMax: number;
   /** what result, error and progress weigh, per job (counted in `heldBytes` too, and redone when they change) */
   private readonly outputSizes = new Map<string, number>();
   /** finished ids, oldest ending first (a Set keeps insertion order) */
@@ -133,6 +156,7 @@ export class MemoryTransport implements Transport {
     this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.maxJobs = options.maxJobs ?? DEFAULTS.memoryMaxJobs;
     this.maxBytes = options.maxBytes ?? DEFAULTS.memoryMaxBytes;
+    this.eventsMax = options.eventsMax ?? DEFAULTS.eventsMax;
   }
 
   async init(): Promise<void> {}
@@ -147,6 +171,7 @@ export class MemoryTransport implements Transport {
     this.sizes.set(stored.id, size);
     this.heldBytes += size;
     if (stored.dedupe_key) this.dedupe.set(dedupeKey(stored), stored.id);
+    this.log(stored, 'queued', {});
     this.pushReady(stored);
     return { job: clone(stored), created: true };
   }
@@ -186,6 +211,7 @@ export class MemoryTransport implements Transport {
     this.weighOutputs(job);
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
+    this.logOutcome(job, status, outcome);
     this.count(job, outcome);
     if (status === 'queued') {
       this.requeue(job, outcome.run_at ?? new Date());
@@ -195,11 +221,45 @@ export class MemoryTransport implements Transport {
     return clone(job);
   }
 
-  async progress(id: string, token: string, data: unknown): Promise<void> {
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
     const job = this.fenced(id, token);
-    job.progress = clone(data);
+    let stream = this.streams.get(id);
+    if (!stream) this.streams.set(id, (stream = { events: [], floor: 0, last: 0, bytes: 0, readers: new Set(), run: null }));
+    // What a repeated try of this run wrote already is skipped (the transport contract: a repeat never writes twice).
+    const had = stream.run?.token === token ? stream.run.written : 0;
+    const fresh = events.slice(Math.max(0, had - written));
+    stream.run = { token, written: Math.max(had, written + events.length) };
+    for (const event of fresh) {
+      const data = clone(event.data ?? null);
+      if (event.type === 'progress') job.progress = data;
+      if (event.type === 'usage') job.usage = addUsage(job.usage, data as Usage);
+      this.log(job, event.type, data);
+    }
     job.updated_at = new Date();
     this.weighOutputs(job);
+    return this.streams.get(id)?.last ?? 0;
+  }
+
+  async readEvents(id: string, options: ReadEventsOptions): Promise<EventPage> {
+    const after = options.after ?? 0;
+    const limit = Math.min(Math.max(options.limit ?? EVENTS_PAGE_MAX, 1), EVENTS_PAGE_MAX);
+    let page = this.page(id, after, limit);
+    const waitMs = options.wait_ms ?? 0;
+    if (page.events.length > 0 || page.end || waitMs <= 0 || this.closed) return page;
+    const stream = this.streams.get(id)!;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        stream.readers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(waitMs, 2 ** 31 - 1));
+      options.signal?.addEventListener('abort', done, { once: true });
+      stream.readers.add(done);
+    });
+    page = this.page(id, after, limit);
+    return page;
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
@@ -208,11 +268,13 @@ export class MemoryTransport implements Transport {
     if (job.status === 'queued') {
       this.readySeq.delete(job.id);
       job.cancel_requested = { at: new Date(), reason };
+      this.log(job, 'canceled', { reason });
       this.finish(job, 'canceled');
       if (++this.staleEntries > Math.max(1000, this.jobs.size)) this.compact();
     } else if (job.status === 'processing' && !job.cancel_requested) {
       job.cancel_requested = { at: new Date(), reason };
       job.updated_at = new Date();
+      this.log(job, 'cancel_requested', { reason });
     }
     return clone(job);
   }
@@ -229,6 +291,7 @@ export class MemoryTransport implements Transport {
     job.callback = null;
     this.outbox.delete(job.id); // its next ending owes a callback of its own
     this.finishedOrder.delete(job.id);
+    this.log(job, 'queued', { retried: true });
     this.requeue(job, new Date());
     return clone(job);
   }
@@ -335,6 +398,7 @@ export class MemoryTransport implements Transport {
     if (this.delayTimer) clearTimeout(this.delayTimer);
     for (const waiter of this.claimWaiters) waiter.wake();
     for (const set of this.jobWaiters.values()) for (const wake of set) wake();
+    for (const stream of this.streams.values()) for (const wake of stream.readers) wake();
   }
 
   // -- internals ------------------------------------------------------------
@@ -362,6 +426,54 @@ export class MemoryTransport implements Transport {
     else this.outbox.delete(id);
   }
 
+  /** Append one event to a job's stream (the store's lifecycle events and a handler's), trimming past `eventsMax`. */
+  private log(job: Job, type: string, data: unknown): void {
+    let stream = this.streams.get(job.id);
+    if (!stream) this.streams.set(job.id, (stream = { events: [], floor: 0, last: 0, bytes: 0, readers: new Set(), run: null }));
+    const size = EVENT_OVERHEAD_BYTES + weigh(data);
+    stream.last += 1;
+    stream.events.push({ id: stream.last, type, at: new Date(), attempt: job.attempts, data });
+    stream.bytes += size;
+    this.heldBytes += size;
+    if (stream.events.length > this.eventsMax) {
+      const dropped = stream.events.splice(0, stream.events.length - this.eventsMax);
+      const freed = dropped.reduce((n, e) => n + EVENT_OVERHEAD_BYTES + weigh(e.data), 0);
+      stream.bytes -= freed;
+      this.heldBytes -= freed;
+      stream.floor = dropped[dropped.length - 1]!.id;
+    }
+    if (stream.readers.size > 0) {
+      const readers = [...stream.readers];
+      stream.readers.clear();
+      for (const wake of readers) wake();
+    }
+  }
+
+  /** The lifecycle event of a written outcome, with the attempt of the run that ended (before a give-back). */
+  private logOutcome(job: Job, status: Outcome['status'], outcome: Outcome): void {
+    if (status === 'queued') {
+      const reason = outcome.stall ? 'stalled' : outcome.give_back ? 'released' : 'failed';
+      this.log(job, 'retry', { reason, run_at: (outcome.run_at ?? new Date()).getTime(), ...(outcome.error ? { error: outcome.error } : {}) });
+    } else if (status === 'done') this.log(job, 'done', clone(job.result));
+    else if (status === 'error') this.log(job, 'error', clone(job.error));
+    else if (status === 'canceled') this.log(job, 'canceled', { reason: job.cancel_requested?.reason ?? null });
+  }
+
+  private page(id: string, after: number, limit: number): EventPage {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    const stream = this.streams.get(id) ?? { events: [], floor: 0, last: 0 };
+    const events: JobEvent[] = [];
+    let from = after;
+    if (from < stream.floor) {
+      events.push(trimmedMarker(after, stream.floor, stream.events[0]?.at ?? new Date()));
+      from = stream.floor;
+    }
+    for (let k = Math.max(0, from - stream.floor); k < stream.events.length && events.length < limit; k++) events.push(clone(stream.events[k]!));
+    const reached = events.length > 0 ? events[events.length - 1]!.id : after;
+    return { events, last: stream.last, end: isTerminal(job.status) && reached >= stream.last };
+  }
+
   /** An attempt given back, a stall counted. */
   private count(job: Job, outcome: Outcome): void {
     if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
@@ -381,6 +493,7 @@ export class MemoryTransport implements Transport {
       }
       const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
       if (outcome.error) job.error = outcome.error;
+      this.logOutcome(job, outcome.status, outcome);
       this.count(job, outcome);
       if (outcome.status === 'queued') {
         this.requeue(job, outcome.run_at ?? new Date(now));
@@ -425,6 +538,12 @@ export class MemoryTransport implements Transport {
   }
 
   private remove(job: Job): void {
+    const stream = this.streams.get(job.id);
+    if (stream) {
+      this.heldBytes -= stream.bytes;
+      this.streams.delete(job.id);
+      for (const wake of stream.readers) wake();
+    }
     this.jobs.delete(job.id);
     this.outbox.delete(job.id);
     this.finishedOrder.delete(job.id);
@@ -466,6 +585,7 @@ export class MemoryTransport implements Transport {
     job.started_at = at;
     job.updated_at = at;
     this.leased.add(job.id);
+    this.log(job, 'started', { worker: request.owner });
     return clone(job) as ClaimedJob;
   }
 

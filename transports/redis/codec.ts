@@ -62,6 +62,7 @@ const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null]
   lease: (j) => [['lease_owner', j.lease?.owner ?? null], ['lease_token', j.lease?.token ?? null], ['lease_until', msOrNull(j.lease?.until ?? null)]],
   cancel_requested: (j) => [['cancel_at', msOrNull(j.cancel_requested?.at ?? null)], ['cancel_reason', j.cancel_requested?.reason ?? null]],
   progress: (j) => [['progress', jsonOrNull(j.progress)]],
+  usage: (j) => [['usage', jsonOrNull(j.usage)]],
   callback: (j) => [['callback', jsonOrNull(j.callback)]],
   updated_at: (j) => [['updated_at', ms(j.updated_at)]],
   started_at: (j) => [['started_at', msOrNull(j.started_at)]],
@@ -122,6 +123,7 @@ export function hashToJob(h: Record<string, string>): Job | null {
     lease: h.status !== 'processing' || h.lease_token === undefined ? null : { owner: h.lease_owner, token: h.lease_token, until: Number(h.lease_until) },
     cancel_requested: h.cancel_at === undefined ? null : { at: Number(h.cancel_at), reason: h.cancel_reason ?? '' },
     progress: json(h.progress),
+    usage: json(h.usage) as Job['usage'],
     callback: json(h.callback) as Job['callback'],
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
@@ -166,6 +168,7 @@ function claimedJob(text: string, owner: string, token: string, now: number, lea
     lease: { owner, token, until: new Date(now + leaseMs) },
     cancel_requested: cancelAt === null || cancelAt === undefined ? null : { at: new Date(cancelAt), reason: cancelReason ?? '' },
     progress: progress ?? null,
+    usage: null, // a run does not need its job's spend so far: the claim leaves it out
     callback: null,
     updated_at: new Date(now),
     started_at: new Date(now),
