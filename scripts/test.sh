@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
+# The demo reasoner streams its reasoning with a pause between tokens (README quick start); tests run it without.
+export REASONQ_DEMO_TOKEN_MS="${REASONQ_DEMO_TOKEN_MS:-0}"
 
 step() { printf '\n== %s\n' "$*" >&2; }
 die() {

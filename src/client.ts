@@ -4,7 +4,7 @@
  * transport; transport failures (not a job's own error) are retried.
  */
 import { backoffDelay, sleep } from './backoff.js';
-import { loadConfig, type Config } from './config.js';
+import { DEFAULTS, loadConfig, type Config } from './config.js';
 import {
   JobNotFoundError,
   ReasoningAbortedError,
@@ -18,6 +18,10 @@ import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
 import { bounded, within } from './bounded.js';
+import type { JobEvent } from './events.js';
+
+/** how long agentIntent lets its onEvent stream reach the job's final event after the wait saw it end */
+const STREAM_TAIL_MS = 5_000;
 
 /** agentIntent's own deadline lets a store answer this much past it before giving up on the wait */
 const DEADLINE_SLACK_MS = 250;
@@ -36,6 +40,16 @@ export interface AgentIntentOptions extends Omit<EnqueueOptions, 'delay_ms' | 'r
   /** give up (and cancel the job) after this long; default REASONING_API_TIMEOUT_MS */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** called with each of the job's events as it comes (tokens, stages, lifecycle), in order, before the promise resolves */
+  onEvent?: (event: JobEvent) => void;
+}
+
+export interface EventsOptions {
+  /** start after this event id (0, the default: from the start) */
+  after?: number;
+  /** false: stop once caught up instead of following live (default true) */
+  follow?: boolean;
+  signal?: AbortSignal;
 }
 
 export interface Client {
@@ -44,6 +58,12 @@ export interface Client {
   /** Enqueue without waiting; idempotent by `id` and `dedupe_key`. */
   enqueue(payload: IntentRequest, options?: EnqueueOptions): Promise<Job>;
   get(id: string): Promise<Job | null>;
+  /**
+   * The job's event stream, in order, from after `after`: every event kept,
+   * then live ones as they are written, ending after the job's final event
+   * (a trimmed part shows as one `trimmed` event). Resume with the last id seen.
+   */
+  events(id: string, options?: EventsOptions): AsyncIterable<JobEvent>;
   /** Resolve with the job once finished, or as it is after `timeoutMs`. */
   wait(id: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job>;
   cancel(id: string, reason?: string): Promise<Job>;
@@ -75,10 +95,67 @@ class ReasonqClient implements Client {
   ) {}
 
   async agentIntent(payload: IntentRequest, options: AgentIntentOptions = {}): Promise<Intent> {
-    const { timeoutMs = this.config.client.timeoutMs, signal, ...enqueueOptions } = options;
+    const { timeoutMs = this.config.client.timeoutMs, signal, onEvent, ...enqueueOptions } = options;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ValidationError(`timeoutMs must be a positive whole number (got ${timeoutMs})`, 'timeoutMs');
     const deadline = Date.now() + timeoutMs; // the caller's limit covers the enqueue too
     const job = await this.enqueue(payload, enqueueOptions);
+    const streaming = onEvent ? this.streamTo(job.id, onEvent, signal) : null;
+    try {
+      const final = await this.waitForIntent(job, deadline, timeoutMs, signal);
+      // The ending is written with its event: let the reader get there (bounded) before answering.
+      await streaming?.finish(Math.max(0, Math.min(STREAM_TAIL_MS, deadline - Date.now())));
+      return final;
+    } finally {
+      streaming?.stop();
+    }
+  }
+
+  /** Feed `onEvent` from the job's stream until it ends or `stop()`; a failing reader or listener never fails the intent. */
+  private streamTo(id: string, onEvent: (event: JobEvent) => void, signal: AbortSignal | undefined) {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    const done = (async () => {
+      try {
+        for await (const event of this.events(id, { signal: controller.signal })) {
+          try {
+            onEvent(event);
+          } catch (error) {
+            this.log.warn({ err: error, job_id: id }, 'onEvent threw; the stream goes on');
+          }
+        }
+      } catch (error) {
+        if (!controller.signal.aborted) this.log.warn({ err: error, job_id: id }, 'following the job\'s events failed; agentIntent goes on without them');
+      }
+    })();
+    return {
+      finish: async (ms: number) => {
+        const timer = setTimeout(stop, ms);
+        await done;
+        clearTimeout(timer);
+      },
+      stop: () => {
+        signal?.removeEventListener('abort', stop);
+        stop();
+      },
+    };
+  }
+
+  async *events(id: string, options: EventsOptions = {}): AsyncGenerator<JobEvent> {
+    const { follow = true, signal } = options;
+    let after = options.after ?? 0;
+    for (;;) {
+      if (signal?.aborted) return;
+      const page = await this.withRetries(() => this.transport.readEvents(id, { after, wait_ms: follow ? DEFAULTS.eventsWaitMs : 0, signal }));
+      for (const event of page.events) {
+        after = event.id;
+        yield event;
+      }
+      if (page.end || (!follow && page.events.length === 0)) return;
+    }
+  }
+
+  private async waitForIntent(job: Job, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Intent> {
     let current = job;
     while (!isTerminal(current.status)) {
       const left = deadline - Date.now();

@@ -1,5 +1,6 @@
 /** The public surface of reasonq. */
-export { createClient, type Client, type ClientOptions, type AgentIntentOptions } from './client.js';
+export { createClient, type Client, type ClientOptions, type AgentIntentOptions, type EventsOptions } from './client.js';
+export { LIFECYCLE_EVENTS, TRIMMED, type JobEvent, type NewEvent, type EventPage, type ReadEventsOptions, type Usage } from './events.js';
 export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
 export { createServer, type ServerOptions } from './server/app.js';
 export { createTransport } from './transports.js';
@@ -19,7 +20,7 @@ export {
   type EnqueueOptions,
 } from './job.js';
 export type * from './transport.js';
-export { demoHandler, reason } from './reasoner.js';
+export { createDemoHandler, demoHandler, reason } from './reasoner.js';
 export { createLogger } from './logger.js';
 export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
 export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';

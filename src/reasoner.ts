@@ -3,6 +3,8 @@
  * a finish. It is the default handler of `reasonq dev` and `reasonq worker`,
  * and the model for a real one (see README, "Writing a handler").
  */
+import { sleep } from './backoff.js';
+import { DEFAULTS, loadConfig } from './config.js';
 import { NonRetryableError } from './errors.js';
 import type { Intent, IntentRequest } from './job.js';
 import type { HandlerContext } from './worker.js';
@@ -60,10 +62,43 @@ export function reason(payload: IntentRequest): Intent {
   return { action: 'finish', finish: true, tool_name: null, args: null, reasoning: `No tool fits "${goal}"; answering directly.` };
 }
 
-/** The handler form of the demo reasoner. */
-export async function demoHandler(payload: IntentRequest, ctx: HandlerContext): Promise<Intent> {
-  ctx.log.debug({ goal: payload.goal }, 'demo reasoner');
-  return reason(payload);
+export interface DemoOptions {
+  /** pause between two tokens of the reasoning (ms); default REASONQ_DEMO_TOKEN_MS, else 20 */
+  tokenMs?: number;
 }
+
+/** The reasoning text as a model would stream it: word by word, each with the space after it. */
+export function tokenize(text: string): string[] {
+  return text.match(/\S+\s*/g) ?? [];
+}
+
+/**
+ * The handler form of the demo reasoner. It streams like a model does, so
+ * the quick start shows streaming without one: a few `thinking` stages,
+ * then its reasoning as `token` events, a short pause between tokens.
+ */
+export function createDemoHandler(options: DemoOptions = {}): (payload: IntentRequest, ctx: HandlerContext) => Promise<Intent> {
+  return async (payload, ctx) => {
+    const tokenMs = options.tokenMs ?? envTokenMs();
+    ctx.log.debug({ goal: payload.goal }, 'demo reasoner');
+    void ctx.emit('thinking', { stage: 'reading the goal' });
+    const intent = reason(payload);
+    void ctx.emit('thinking', { stage: intent.action === 'tool' ? `choosing a tool: ${intent.tool_name}` : 'writing the answer' });
+    for (const text of tokenize(intent.reasoning ?? '')) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      void ctx.emit('token', { text });
+      if (tokenMs > 0) await sleep(tokenMs, ctx.signal);
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    return intent;
+  };
+}
+
+function envTokenMs(): number {
+  const raw = process.env.REASONQ_DEMO_TOKEN_MS?.trim();
+  return raw ? loadConfig({ REASONQ_DEMO_TOKEN_MS: raw }).events.demoTokenMs : DEFAULTS.demoTokenMs;
+}
+
+export const demoHandler = createDemoHandler();
 
 export default demoHandler;

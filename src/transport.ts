@@ -185,9 +185,11 @@ export interface Transport {
    * `written`: how many events this run (this token) appended before these.
    * A try whose outcome is unknown (a timeout, a dropped connection) is
    * repeated with the same `written`, and the store skips the events of the
-   * batch it has already: a repeat never writes an event twice.
+   * batch it has already: a repeat never writes an event twice. `null`: a
+   * caller that never repeats (the first release's progress route): every
+   * event is appended and the count left alone.
    */
-  appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number>;
+  appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number>;
 
   /**
    * A page of the job's stream after `after` (see EventPage). With `wait_ms`,

@@ -6,6 +6,9 @@
 import { activeWorkers } from '../src/worker.js';
 import { refusedConnects } from './loopback-only.js';
 
+// The demo reasoner pauses between tokens for people watching; tests (and the processes they start) run it without.
+process.env.REASONQ_DEMO_TOKEN_MS ??= '0';
+
 export const mochaHooks = {
   async afterEach(this: Mocha.Context) {
     if (refusedConnects.length > 0) {

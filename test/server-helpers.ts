@@ -23,8 +23,8 @@ export type StartOptions = MemoryTransportOptions &
   };
 
 export async function startServer(options: StartOptions = {}) {
-  const { retentionMs, maxJobs, maxBytes, callbackAllow, callbackSecrets, callbackConfig, ...serverOptions } = options;
-  const store = createMemoryTransport({ retentionMs, maxJobs, maxBytes });
+  const { retentionMs, eventsMax, maxJobs, maxBytes, callbackAllow, callbackSecrets, callbackConfig, ...serverOptions } = options;
+  const store = createMemoryTransport({ retentionMs, eventsMax, maxJobs, maxBytes });
   await store.init();
   const callbacks = createCallbackSender({ allow: callbackAllow ?? [], secrets: callbackSecrets ?? [], ...callbackConfig });
   const app = await createServer({ ...serverOptions, transport: store, callbacks });

@@ -113,21 +113,46 @@ describe('HTTP API', () => {
     }
   });
 
-  it('streams job events over SSE until the job ends', async () => {
+  it('streams a job\'s events over SSE, each with its id, until its final event; then 204 for a reader that has them all', async () => {
     const { url, store } = await startServer();
     const q = uniqueQueue();
     const created = await call(url, 'POST', '/v1/jobs', { queue: q, payload: { goal: 'x' } });
     const id = created.body.job.id;
     const res = await request(`${url}/v1/jobs/${id}/events`);
-    assert.equal(res.headers['content-type'], 'text/event-stream');
-    const worker = createWorker({ transport: store, queues: [q], handler: async () => { await delay(700); return intent; }, claimWaitMs: 200 });
+    assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+    const worker = createWorker({
+      transport: store,
+      queues: [q],
+      claimWaitMs: 200,
+      handler: async (_p, ctx) => {
+        for (const text of ['a ', 'b ', 'c']) {
+          await ctx.emit('token', { text });
+          await delay(50);
+        }
+        return intent;
+      },
+    });
     await worker.start();
     try {
-      const text = await res.body.text(); // the server ends the stream when the job ends
-      const statuses = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!).status);
-      assert.equal(statuses[0], 'queued');
-      assert.ok(statuses.includes('processing'), `saw ${statuses.join(',')}`);
-      assert.equal(statuses.at(-1), 'done');
+      const text = await res.body.text(); // the server ends the stream after the job's final event
+      const events = [...text.matchAll(/^id: (\d+)\ndata: (.*)$/gm)].map((m) => ({ sseId: Number(m[1]), ...JSON.parse(m[2]!) }));
+      assert.deepEqual(events.map((e) => e.type), ['queued', 'started', 'token', 'token', 'token', 'done']);
+      events.forEach((e, i) => assert.equal(e.sseId, i + 1, 'the SSE id is the event id'));
+      assert.equal(events.map((e) => e.id).join(), '1,2,3,4,5,6');
+      assert.match(text, /event: end\ndata: \{"last":6\}\n\n$/);
+      const resumed = await request(`${url}/v1/jobs/${id}/events`, { headers: { 'last-event-id': '4' } });
+      const rest = await resumed.body.text();
+      assert.deepEqual([...rest.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])), [5, 6], 'Last-Event-ID resumes right after it');
+      const all = await request(`${url}/v1/jobs/${id}/events`, { headers: { 'last-event-id': '6' } });
+      assert.equal(all.statusCode, 204, 'nothing left: 204 tells EventSource to stop reconnecting');
+      await all.body.dump();
+      const page = await call(url, 'GET', `/v1/jobs/${id}/events?format=json&after=2&limit=2`);
+      assert.deepEqual(page.body.events.map((e: { id: number }) => e.id), [3, 4]);
+      assert.equal(page.body.last, 6);
+      assert.equal(page.body.end, false);
+      const bad = await request(`${url}/v1/jobs/${id}/events`, { headers: { 'last-event-id': 'abc' } });
+      assert.equal(bad.statusCode, 400);
+      await bad.body.dump();
     } finally {
       await worker.stop();
     }

@@ -36,6 +36,10 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   callbacks?: CallbackSender;
   /** how often the elected maintainer sweeps (maintenance.ts); the server takes part in the election */
   maintenanceMs?: number;
+  /** JSON bytes of one event a remote worker appends, default REASONQ_EVENT_MAX_BYTES */
+  eventMaxBytes?: number;
+  /** an SSE stream sends a keep-alive comment this often when quiet (ms) */
+  sseKeepAliveMs?: number;
   /** an embedded worker whose job outcomes feed /metrics */
   worker?: Worker;
   logger?: Logger;
@@ -54,6 +58,8 @@ export interface ServerContext {
   auth: Auth;
   callbacks: CallbackSender;
   sseMaxMs: number;
+  sseKeepAliveMs: number;
+  eventMaxBytes: number;
   /**
    * Run a long-poll under its kind's limit; aborts when the client goes away
    * or the server closes. The slot is taken before `run` starts, so a route
@@ -113,6 +119,8 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     auth,
     callbacks,
     sseMaxMs: options.sseMaxMs ?? DEFAULTS.sseMaxMs,
+    sseKeepAliveMs: options.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
+    eventMaxBytes: options.eventMaxBytes ?? DEFAULTS.eventMaxBytes,
     async longPoll(kind, request, run) {
       if (open[kind] >= limits[kind]) {
         metrics.pollsRefused.inc({ kind });

@@ -68,6 +68,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/claim': ['worker'],
   'POST /v1/jobs/:id/lease': ['worker'],
   'POST /v1/jobs/:id/settle': ['worker'],
+  'POST /v1/jobs/:id/events': ['worker'],
   'POST /v1/jobs/:id/progress': ['worker'],
   'POST /v1/workers/heartbeat': ['worker'],
   'DELETE /v1/workers/:id': ['worker'],

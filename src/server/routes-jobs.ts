@@ -1,15 +1,35 @@
 /** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import type { JobEvent } from '../events.js';
 import { DEFAULTS } from '../config.js';
 import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
 import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
-import { cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
+import { cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
 
 type ById = { Params: { id: string } };
+
+/** An event as the API sends it (the time as ISO text). */
+const wireEvent = (e: JobEvent) => ({ id: e.id, type: e.type, at: e.at.toISOString(), attempt: e.attempt, data: e.data });
+
+/** Resolve when a written-out response can take more, or the stream is over. */
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 /**
  * Retries asked by callback deliveries (a request carrying `webhook-id`),
@@ -29,7 +49,7 @@ function createLoopGuard(limit: number, maxJobs = 10_000) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll, callbacks, sseMaxMs }: ServerContext): void {
+export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll, callbacks, sseMaxMs, sseKeepAliveMs }: ServerContext): void {
   const must = async (id: string): Promise<Job> => {
     const job = await transport.get(id);
     if (!job) throw new JobNotFoundError(id);
@@ -110,28 +130,50 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     return { workers: workers.map((w) => ({ ...w, alive: now - w.last_seen.getTime() <= w.ttl_ms })) };
   });
 
-  // Server-sent events: the job's state whenever it changes, until it ends or the stream's lifetime is up.
+  /**
+   * A job's event stream (src/events.ts). `format=json`: one page after
+   * `after`, a long-poll with `wait_ms`. Otherwise server-sent events: every
+   * event with its `id:`, from after `Last-Event-ID` (or `after`, or the
+   * start), then live, a keep-alive comment when quiet, and a last
+   * `event: end` once the job's final event went out; then the stream
+   * closes. A reconnect with `Last-Event-ID` resumes right after that event
+   * (no gap, no duplicate); one that has everything already gets 204, which
+   * tells an EventSource to stop reconnecting.
+   */
   app.get<ById>('/v1/jobs/:id/events', async (request, reply) => {
-    parseOrThrow(eventsQuerySchema, request.query);
-    let job = await must(request.params.id);
+    const query = parseOrThrow(eventsQuerySchema, request.query);
+    const header = request.headers['last-event-id'];
+    const after = header !== undefined ? parseOrThrow(lastEventIdSchema, Array.isArray(header) ? header[0] : header) : (query.after ?? 0);
+    const id = request.params.id;
+    if (query.format === 'json') {
+      const wait = Math.min(query.wait_ms ?? 0, MAX_WAIT_MS);
+      const page = wait > 0 ? await longPoll('wait', request, (signal) => transport.readEvents(id, { after, limit: query.limit, wait_ms: wait, signal })) : await transport.readEvents(id, { after, limit: query.limit });
+      return { events: page.events.map(wireEvent), last: page.last, end: page.end };
+    }
+    const first = await transport.readEvents(id, { after, limit: query.limit });
+    if (first.end && first.events.length === 0) return reply.status(204).send();
     await longPoll('stream', request, async (signal) => {
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = (j: Job) => res.write(`event: job\ndata: ${JSON.stringify(publicJob(j))}\n\n`);
-      send(job);
-      let last = job.updated_at.getTime();
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.write('retry: 1000\n\n');
       const endBy = Date.now() + sseMaxMs;
-      while (!isTerminal(job.status) && !signal.aborted && Date.now() < endBy) {
-        // Terminal changes arrive through wait(); the poll catches the others.
-        const next = await transport.wait(job.id, { timeout_ms: Math.min(500, Math.max(1, endBy - Date.now())), signal });
-        if (next.updated_at.getTime() !== last || next.status !== job.status) {
-          last = next.updated_at.getTime();
-          send(next);
-        } else {
-          res.write(': keep-alive\n\n');
+      let page = first;
+      let cursor = after;
+      try {
+        for (;;) {
+          let text = '';
+          for (const event of page.events) text += `id: ${event.id}\ndata: ${JSON.stringify(wireEvent(event))}\n\n`;
+          if (page.events.length > 0) cursor = page.events[page.events.length - 1]!.id;
+          if (page.end) text += `event: end\ndata: ${JSON.stringify({ last: page.last })}\n\n`;
+          else if (page.events.length === 0) text += ': keep-alive\n\n';
+          if (!res.write(text)) await drained(res, signal);
+          if (page.end || signal.aborted || Date.now() >= endBy) break;
+          page = await transport.readEvents(id, { after: cursor, wait_ms: Math.min(sseKeepAliveMs, Math.max(1, endBy - Date.now())), signal });
         }
-        job = next;
+      } catch (error) {
+        // The store failed or the job is gone: the reader reconnects with Last-Event-ID and resumes (or learns it is gone).
+        if (!signal.aborted) app.log.debug({ err: error, job_id: id }, 'event stream ended early');
       }
       res.end();
     });

@@ -1,9 +1,10 @@
-/** The worker side of the API, so a worker can run remotely over HTTP: claim, lease, settle, progress, heartbeat. */
+/** The worker side of the API, so a worker can run remotely over HTTP: claim, lease, settle, events, heartbeat. */
 import type { FastifyInstance } from 'fastify';
 import { parseOrThrow, publicJob } from '../job.js';
 import { MAX_CLAIM_WAIT_MS } from '../transport-helpers.js';
 import type { ServerContext } from './app.js';
-import { claimBodySchema, heartbeatBodySchema, leaseBodySchema, progressBodySchema, settleBodySchema } from './schemas.js';
+import { appendBodySchema, claimBodySchema, heartbeatBodySchema, leaseBodySchema, progressBodySchema, settleBodySchema } from './schemas.js';
+import { checkEvent } from '../events.js';
 import { decideOutcome, type Outcome } from '../outcome.js';
 import type { Job } from '../job.js';
 
@@ -12,7 +13,7 @@ const outcomeLabel = (job: Job, outcome: Outcome) => (job.status !== 'queued' ? 
 
 type ById = { Params: { id: string } };
 
-export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics, longPoll }: ServerContext): void {
+export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics, longPoll, eventMaxBytes }: ServerContext): void {
   app.post('/v1/claim', async (request) => {
     const body = parseOrThrow(claimBodySchema, request.body ?? {});
     const jobs = await longPoll('claim', request, async (signal) => {
@@ -42,9 +43,17 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
     return { job: publicJob(job) };
   });
 
+  // A remote worker's events (src/event-writer.ts), each checked as a local worker's are.
+  app.post<ById>('/v1/jobs/:id/events', async (request) => {
+    const body = parseOrThrow(appendBodySchema, request.body ?? {});
+    const events = body.events.map((e) => checkEvent(e.type, e.data, eventMaxBytes));
+    return { last: await transport.appendEvents(request.params.id, body.token, events, body.written) };
+  });
+
+  // The first release's progress report, for remote workers that still send it: a `progress` event (not repeat-safe, as it never was).
   app.post<ById>('/v1/jobs/:id/progress', async (request) => {
     const body = parseOrThrow(progressBodySchema, request.body ?? {});
-    await transport.progress(request.params.id, body.token, body.data ?? null);
+    await transport.appendEvents(request.params.id, body.token, [checkEvent('progress', body.data ?? null, eventMaxBytes)], null);
     return { ok: true };
   });
 

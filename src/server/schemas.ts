@@ -1,5 +1,6 @@
 /** Request bodies and queries of the HTTP API, validated with zod (400 names the field). */
 import { z } from 'zod';
+import { APPEND_MAX, EVENTS_PAGE_MAX } from '../events.js';
 import { enqueueRequestSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
 
 export { enqueueRequestSchema };
@@ -70,6 +71,23 @@ export const heartbeatBodySchema = z.object({
   failed: z.number().int().min(0),
 });
 
-export const eventsQuerySchema = query({ ticket: z.string().max(200).optional() });
+/** `after` resumes after that event id (a `Last-Event-ID` header wins over it); `format=json` answers one page (a long-poll with `wait_ms`) instead of SSE. */
+export const eventsQuerySchema = query({
+  ticket: z.string().max(200).optional(),
+  after: intFromQuery('after', 0, Number.MAX_SAFE_INTEGER).optional(),
+  format: z.enum(['sse', 'json']).optional(),
+  wait_ms: intFromQuery('wait_ms', 0, 3_600_000).optional(),
+  limit: intFromQuery('limit', 1, EVENTS_PAGE_MAX).optional(),
+});
+
+/** A `Last-Event-ID` header: the id of the last event the reader has. */
+export const lastEventIdSchema = z.string().regex(/^\d{1,15}$/, 'Last-Event-ID must be an event id (a whole number)').transform(Number);
+
+/** A remote worker's events (checked one by one with checkEvent, src/events.ts). */
+export const appendBodySchema = z.object({
+  token,
+  written: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  events: z.array(z.object({ type: z.string().max(64), data: z.unknown().optional() })).min(1).max(APPEND_MAX),
+});
 
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });

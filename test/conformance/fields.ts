@@ -10,7 +10,7 @@ import { asDone, asFailed, claimOne, uniqueQueue } from '../helpers.js';
 
 export function fieldTests({ transport: t }: SuiteContext): void {
   describe('fields', () => {
-    it('every field round-trips on every store (enqueue, claim, progress, cancel, retry, settle, get)', async () => {
+    it('every field round-trips on every store (enqueue, claim, events, cancel, retry, settle, get)', async () => {
       const q = uniqueQueue('rt');
       const payload = { session_id: 'sess-ü', step: 7, goal: 'round trip ✓', context: { list: [1, 'two', { three: 3 }], empty: [], obj: {}, big: 2 ** 52, neg: -1.5, nul: null }, extra: 'kept' };
       const enqueued = buildJob({
@@ -38,7 +38,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
       await t().settle(first.id, first.lease.token, asFailed(error, retryAt));
       const second = await claimOne(t(), q, 30_000, 'rt-worker-2');
       const progress = { stage: 'thinking', tokens: [1, 2, 3], nested: { ok: true } };
-      await t().progress(second.id, second.lease.token, progress);
+      await t().appendEvents(second.id, second.lease.token, [{ type: 'progress', data: progress }, { type: 'usage', data: { prompt_tokens: 12, completion_tokens: 3 } }], 0);
       await t().cancel(second.id, 'rt cancel reason');
       const result = { action: 'tool', tool_name: 'fs.read', args: { path: 'a/b.ts', lines: [1, 2] }, finish: false, reasoning: 'because ✓' };
       await t().settle(second.id, second.lease.token, asDone(result));
@@ -68,6 +68,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         dedupe_key: (j) => assert.equal(j.dedupe_key, `dk-${q}`),
         callback_url: (j) => assert.equal(j.callback_url, 'https://hooks.example.com/round-trip?x=1'),
         progress: (j) => assert.deepEqual(j.progress, progress),
+        usage: (j) => assert.deepEqual(j.usage, { prompt_tokens: 12, completion_tokens: 3 }),
         // Owed from the terminal write on (the outbox); a deliverer may have tried it since (hooks.example.com is never reached from a test).
         callback: (j) => {
           assert.ok(j.callback, 'the ending of a job with a callback_url records the callback it owes');

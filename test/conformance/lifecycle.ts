@@ -176,7 +176,7 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       await assert.rejects(t().extend(c.id, bad, 1000), LeaseLostError);
       await assert.rejects(t().settle(c.id, bad, asReleased(c)), LeaseLostError);
       await assert.rejects(t().settle(c.id, bad, asCanceled), LeaseLostError);
-      await assert.rejects(t().progress(c.id, bad, { pct: 1 }), LeaseLostError);
+      await assert.rejects(t().appendEvents(c.id, bad, [{ type: 'progress', data: { pct: 1 } }], 0), LeaseLostError);
       const still = await t().get(c.id);
       assert.equal(still?.status, 'processing');
       assert.equal(still?.attempts, 1);
@@ -216,11 +216,11 @@ export function lifecycleTests({ transport: t, options }: SuiteContext): void {
       assert.equal((await t().settle(c.id, c.lease.token, asDone(intent))).status, 'done');
     });
 
-    it('progress is stored on the job', async () => {
+    it('progress (the newest progress event) is stored on the job', async () => {
       const q = uniqueQueue();
       await t().enqueue(newJob(q));
       const c = await claimOne(t(), q);
-      await t().progress(c.id, c.lease.token, { step: 'thinking', pct: 40 });
+      await t().appendEvents(c.id, c.lease.token, [{ type: 'progress', data: { step: 'thinking', pct: 40 } }], 0);
       assert.deepEqual((await t().get(c.id))?.progress, { step: 'thinking', pct: 40 });
     });
   });

@@ -12,6 +12,7 @@ import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { DEFAULTS } from '../../src/config.js';
 import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
+import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
 import type {
   ClaimRequest,
@@ -114,8 +115,30 @@ export class HttpTransport implements Transport {
     return this.jobCall('POST', `/v1/jobs/${enc(id)}/settle`, { token, outcome: wire }, { role: 'worker' });
   }
 
-  async progress(id: string, token: string, data: unknown): Promise<void> {
-    await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data }, { role: 'worker' });
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
+    if (written === null) {
+      // Only the first release's route takes events that are not repeat-safe: one progress report.
+      for (const e of events) await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data: e.data }, { role: 'worker' });
+      return 0;
+    }
+    const res = await this.call<{ last: number }>('POST', `/v1/jobs/${enc(id)}/events`, { token, written, events }, { role: 'worker' });
+    return res.last;
+  }
+
+  /** The JSON form of the events route (the SSE form is for curl, browsers and the CLI): one long-poll per page. */
+  async readEvents(id: string, options: ReadEventsOptions): Promise<EventPage> {
+    const wait = Math.min(Math.max(0, options.wait_ms ?? 0), LONG_POLL_MS);
+    const q = new URLSearchParams({ format: 'json', after: String(options.after ?? 0) });
+    if (options.limit !== undefined) q.set('limit', String(options.limit));
+    if (wait > 0) q.set('wait_ms', String(wait));
+    try {
+      const res = await this.call<{ events: Parameters<typeof reviveEvent>[0][]; last: number; end: boolean }>('GET', `/v1/jobs/${enc(id)}/events?${q.toString()}`, undefined, { extraMs: wait, signal: options.signal });
+      return { events: res.events.map(reviveEvent), last: res.last, end: res.end };
+    } catch (error) {
+      // Aborted by the caller: an empty page, as every store answers a wait cut short.
+      if (options.signal?.aborted) return { events: [], last: options.after ?? 0, end: false };
+      throw error;
+    }
   }
 
   cancel(id: string, reason: string): Promise<Job> {

@@ -221,14 +221,17 @@ export class MemoryTransport implements Transport {
     return clone(job);
   }
 
-  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const job = this.fenced(id, token);
     let stream = this.streams.get(id);
     if (!stream) this.streams.set(id, (stream = { events: [], floor: 0, last: 0, bytes: 0, readers: new Set(), run: null }));
     // What a repeated try of this run wrote already is skipped (the transport contract: a repeat never writes twice).
-    const had = stream.run?.token === token ? stream.run.written : 0;
-    const fresh = events.slice(Math.max(0, had - written));
-    stream.run = { token, written: Math.max(had, written + events.length) };
+    let fresh = events;
+    if (written !== null) {
+      const had = stream.run?.token === token ? stream.run.written : 0;
+      fresh = events.slice(Math.max(0, had - written));
+      stream.run = { token, written: Math.max(had, written + events.length) };
+    }
     for (const event of fresh) {
       const data = clone(event.data ?? null);
       if (event.type === 'progress') job.progress = data;
