@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createClient, type Client } from '../client.js';
 import { ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
 import { JOB_STATUSES, type IntentRequest } from '../job.js';
-import { formatIntent, formatJob, formatStats, formatWorkers, printJson } from './output.js';
+import { createEventPrinter, formatIntent, formatJob, formatStats, formatWorkers, printJson } from './output.js';
 
 interface Common {
   json?: boolean;
@@ -78,7 +78,8 @@ export function registerClientCommands(program: Command): void {
     .option('--wait', 'wait for the intent (the default)')
     .option('--no-wait', 'only enqueue; print the job id')
     .option('--timeout <ms>', 'give up (and cancel the job) after this long', positiveInt('timeout'))
-    .action(async (opts: PayloadFlags & Common & { wait?: boolean; timeout?: number; queue: string; priority?: number; id?: string; dedupeKey?: string; callbackUrl?: string }) => {
+    .option('--follow', "print the job's events as they come (tokens inline; JSON lines with --json), then the intent")
+    .action(async (opts: PayloadFlags & Common & { wait?: boolean; follow?: boolean; timeout?: number; queue: string; priority?: number; id?: string; dedupeKey?: string; callbackUrl?: string }) => {
       const payload = buildPayload(opts);
       const enqueueOpts = { queue: opts.queue, priority: opts.priority, id: opts.id, dedupe_key: opts.dedupeKey, callback_url: opts.callbackUrl };
       await withClient(async (client) => {
@@ -92,11 +93,19 @@ export function registerClientCommands(program: Command): void {
         const interrupted = new AbortController();
         const onSignal = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted (${signal})`));
         process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+        const printer = opts.follow ? createEventPrinter(Boolean(opts.json)) : null;
         try {
-          const intent = await client.agentIntent(payload, { ...enqueueOpts, ...(opts.timeout ? { timeoutMs: opts.timeout } : {}), signal: interrupted.signal });
-          if (opts.json) printJson(intent);
-          else process.stdout.write(`${formatIntent(intent)}\n`);
+          const intent = await client.agentIntent(payload, {
+            ...enqueueOpts,
+            ...(opts.timeout ? { timeoutMs: opts.timeout } : {}),
+            signal: interrupted.signal,
+            ...(printer ? { onEvent: (e) => printer.print(e) } : {}),
+          });
+          printer?.end();
+          if (opts.json) process.stdout.write(`${JSON.stringify(opts.follow ? { intent } : intent, null, opts.follow ? 0 : 2)}\n`);
+          else process.stdout.write(`${printer ? '\n' : ''}${formatIntent(intent)}\n`);
         } catch (error) {
+          printer?.end();
           if (error instanceof ReasoningAbortedError) {
             process.stderr.write(`interrupted: job ${error.jobId} canceled\n`);
             process.exitCode = 130;
@@ -131,6 +140,31 @@ export function registerClientCommands(program: Command): void {
         if (opts.json) printJson({ job });
         else process.stdout.write(`${formatJob(job)}\n`);
       });
+    });
+
+  program
+    .command('events <id>')
+    .description("print a job's events from the start (or after --after), then follow them live until the job ends")
+    .option('--after <n>', 'start after this event id (resume)', (v) => {
+      if (!/^\d+$/.test(v)) throw new ValidationError('--after must be an event id (a whole number)', 'after');
+      return Number(v);
+    })
+    .option('--no-follow', 'stop once caught up instead of following live')
+    .option('--json', 'print JSON lines, one event each')
+    .action(async (id: string, opts: Common & { after?: number; follow: boolean }) => {
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      const printer = createEventPrinter(Boolean(opts.json));
+      try {
+        await withClient(async (client) => {
+          for await (const event of client.events(id, { after: opts.after ?? 0, follow: opts.follow, signal: stop.signal })) printer.print(event);
+        });
+      } finally {
+        printer.end();
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+        if (stop.signal.aborted) process.exitCode = 130;
+      }
     });
 
   program

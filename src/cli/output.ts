@@ -2,6 +2,7 @@
 import { ReasonqError } from '../errors.js';
 import { isStalled, type Job } from '../job.js';
 import type { Stats, WorkerInfo } from '../transport.js';
+import type { JobEvent } from '../events.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -64,4 +65,59 @@ export function formatWorkers(workers: (WorkerInfo & { alive?: boolean })[]): st
       return `${alive ? 'alive' : 'dead '}  ${w.id}  queues=${w.queues.join(',')}  ${running}  processed=${w.processed} failed=${w.failed}  seen ${ago(w.last_seen)}`;
     })
     .join('\n');
+}
+
+/**
+ * Print a job's events as they come: JSON lines with `json`, else tokens
+ * inline (as a model writes them) and every other event on a line of its own.
+ */
+export function createEventPrinter(json: boolean, out: NodeJS.WritableStream = process.stdout): { print(event: JobEvent): void; end(): void } {
+  let inline = false;
+  const line = (text: string) => {
+    out.write(`${inline ? '\n' : ''}${text}\n`);
+    inline = false;
+  };
+  return {
+    print(event) {
+      if (json) return void out.write(`${JSON.stringify(event)}\n`);
+      const data = (event.data ?? {}) as Record<string, unknown>;
+      if (event.type === 'token' && typeof data.text === 'string') {
+        out.write(data.text);
+        inline = true;
+        return;
+      }
+      line(`· ${describeEvent(event, data)}`);
+    },
+    end() {
+      if (inline) out.write('\n');
+      inline = false;
+    },
+  };
+}
+
+function describeEvent(event: JobEvent, data: Record<string, unknown>): string {
+  const attempt = event.attempt > 0 ? ` (attempt ${event.attempt})` : '';
+  switch (event.type) {
+    case 'queued':
+      return data.retried ? 'queued again (retried by hand)' : 'queued';
+    case 'started':
+      return `started${attempt} on ${String(data.worker ?? '?')}`;
+    case 'thinking':
+      return `thinking: ${String(data.stage ?? JSON.stringify(data))}`;
+    case 'retry':
+      return `retry${attempt}: ${String(data.reason)}${data.error ? `, ${(data.error as { code?: string }).code}` : ''}, runs again at ${new Date(Number(data.run_at)).toISOString()}`;
+    case 'cancel_requested':
+    case 'canceled':
+      return `${event.type}: ${String(data.reason ?? '')}`;
+    case 'error':
+      return `error${attempt}: ${String(data.code)}: ${String(data.message)}`;
+    case 'done':
+      return `done${attempt}`;
+    case 'trimmed':
+      return `… ${String(data.dropped)} earlier events trimmed`;
+    case 'usage':
+      return `usage: ${String(data.prompt_tokens)} prompt + ${String(data.completion_tokens)} completion tokens`;
+    default:
+      return `${event.type}${attempt} ${JSON.stringify(event.data)}`;
+  }
 }
