@@ -71,6 +71,7 @@ const cols: [string, (r: RunResult) => string | number][] = [
   ['ran >1', (r) => r.ranMoreThanOnce],
   ['late writes accepted', (r) => r.lateWritesAccepted],
   ['calls never settled', (r) => r.callsNeverSettled],
+  ['event streams wrong', (r) => r.streamFaults],
   ['stalls', (r) => r.stalls],
   ['cancel p50/p99 ms', (r) => (r.cancelP50 === null ? '–' : `${r.cancelP50}/${r.cancelP99}`)],
   ['faults', (r) => Object.entries(r.faults).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],
@@ -80,6 +81,6 @@ const rows = results.map((r) => cols.map(([, f]) => String(f(r))));
 process.stdout.write(`| ${cols.map(([h]) => h).join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n`);
 for (const row of rows) process.stdout.write(`| ${row.join(' | ')} |\n`);
 for (const line of skipped) process.stdout.write(`${line}\n`);
-const bad = results.filter((r) => r.lost || r.notTerminal || r.lateWritesAccepted || r.callsNeverSettled);
+const bad = results.filter((r) => r.lost || r.notTerminal || r.lateWritesAccepted || r.callsNeverSettled || r.streamFaults);
 process.stdout.write(`\n${results.length} runs, ${bad.length} with a loss, a late write, a job not terminal or a call never settled${skipped.length ? `, ${skipped.length} store(s) skipped` : ''}\n`);
 process.exit(bad.length ? 1 : 0);

@@ -20,6 +20,7 @@ function assertClean(r: RunResult, what: string): void {
   assert.equal(r.notTerminal, 0, `jobs not terminal — ${detail}`);
   assert.equal(r.lateWritesAccepted, 0, `late writes accepted — ${detail}`);
   assert.equal(r.callsNeverSettled, 0, `calls never settled — ${detail}`);
+  assert.equal(r.streamFaults, 0, `event streams that do not tell the job's story — ${detail}`);
   assert.equal(r.unexpectedStatus, 0, `unexpected statuses — ${detail}`);
   assert.equal(r.attemptsCharged, 0, `a crash charged a handler attempt — ${detail}`);
 }

@@ -14,8 +14,12 @@
  *   the job's last claim, or two runs' settles both accepted;
  * - calls never settled: calls of the driver still pending at the end, and
  *   worker processes whose graceful stop hung;
+ * - stream faults: a job's event stream, read back from the start, that is
+ *   not one story: ids not 1, 2, 3 …, or not exactly one ending, last, the
+ *   same as the job's status; or a handler event after the ending;
  * - cancel latency: from the cancel call to the handler's signal, p50/p99.
  */
+import { isEnding, type JobEvent } from '../../src/events.js';
 import { isTerminal, type Job } from '../../src/job.js';
 
 export interface Figures {
@@ -30,6 +34,8 @@ export interface Figures {
   ranMoreThanOnce: number;
   lateWritesAccepted: number;
   callsNeverSettled: number;
+  /** event streams that do not tell the job's story (see above) */
+  streamFaults: number;
   stalls: number;
   cancelP50: number | null;
   cancelP99: number | null;
@@ -40,6 +46,8 @@ export interface Figures {
 export interface CheckInput {
   acknowledged: Set<string>;
   final: Map<string, Job | null>;
+  /** each job's events read back from the start (null: the read failed) */
+  streams: Map<string, JobEvent[] | null>;
   kindOf: Map<string, 'work' | 'poison' | 'hold'>;
   logs: string[];
   cancels: Map<string, number>;
@@ -52,7 +60,19 @@ const percentile = (values: number[], p: number): number | null => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 };
 
-export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCalls }: CheckInput): Figures {
+/** What is wrong with a finished job's stream, or null. */
+export function streamFault(job: Job, events: JobEvent[] | null): string | null {
+  if (!events) return 'its events could not be read';
+  const gap = events.findIndex((e, i) => e.id !== i + 1);
+  if (gap >= 0) return `event ${gap} has id ${events[gap]!.id}`;
+  const endings = events.filter((e) => isEnding(e));
+  if (endings.length !== 1) return `${endings.length} endings: ${events.map((e) => e.type).join(',')}`;
+  if (events.at(-1) !== endings[0]) return `the ending is not last: ${events.map((e) => e.type).join(',')}`;
+  if (endings[0]!.type !== job.status) return `it ends ${endings[0]!.type}, the job ${job.status}`;
+  return null;
+}
+
+export function check({ acknowledged, final, streams, kindOf, logs, cancels, unsettledCalls }: CheckInput): Figures {
   const starts = new Map<string, number>();
   const ends = new Map<string, { startedAt: number; outcome: string }[]>();
   const aborted = new Map<string, number>();
@@ -76,6 +96,7 @@ export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCal
     ranMoreThanOnce: 0,
     lateWritesAccepted: 0,
     callsNeverSettled: unsettledCalls,
+    streamFaults: 0,
     stalls: 0,
     cancelP50: null,
     cancelP99: null,
@@ -107,6 +128,11 @@ export function check({ acknowledged, final, kindOf, logs, cancels, unsettledCal
     if (kind === 'work' && job.status === 'done' && job.attempts !== 1) {
       f.attemptsCharged++;
       problem(`attempts charged: ${id} done after ${job.attempts} attempts, ${job.stalls} stalls`);
+    }
+    const fault = streamFault(job, streams.get(id) ?? null);
+    if (fault) {
+      f.streamFaults++;
+      problem(`stream: ${id} (${kind}): ${fault}`);
     }
     // Settles the store accepted: at most one, and from the job's last claim.
     const accepted = ends.get(id) ?? [];

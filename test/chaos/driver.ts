@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.js';
 import { buildJob, type Job } from '../../src/job.js';
+import type { JobEvent } from '../../src/events.js';
 import type { Transport } from '../../src/transport.js';
 import { createTransport } from '../../src/transports.js';
 import { freePort, redisAvailable, removeRedis, restartRedis, startRedis, type RedisServer } from '../setup/redis.js';
@@ -390,6 +391,25 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     // Every acknowledged job, read back by id (a stuck run shows as not terminal).
     await sleep(200);
     final = new Map(await Promise.all([...acknowledged].map(async (id) => [id, await watched(client!.get(id)).catch(() => null)] as const)));
+    // And each one's event stream, as a reader that came late would get it.
+    const streams = new Map<string, JobEvent[] | null>(
+      await Promise.all(
+        [...acknowledged].map(async (id) => {
+          const events: JobEvent[] = [];
+          try {
+            for (let after = 0; ; ) {
+              const page = await watched(client!.readEvents(id, { after }));
+              events.push(...page.events);
+              if (page.events.length === 0 || page.end) break;
+              after = page.events.at(-1)!.id;
+            }
+            return [id, events] as const;
+          } catch {
+            return [id, null] as const;
+          }
+        }),
+      ),
+    );
 
     // Graceful stop of every worker: it must not hang.
     done.value = true;
@@ -408,7 +428,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
       }),
     );
     const logs = readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
-    const figures = check({ acknowledged, final, kindOf, logs, cancels, unsettledCalls: calls.started - calls.settled + stopHung });
+    const figures = check({ acknowledged, final, streams, kindOf, logs, cancels, unsettledCalls: calls.started - calls.settled + stopHung });
     const result: RunResult = { scenario: s.name, store: s.store, seconds: Math.round((Date.now() - started) / 100) / 10, faults: counts, ...figures };
     log(JSON.stringify(result));
     return result;

@@ -44,6 +44,8 @@ const worker = createWorker({
     const context = (payload.context ?? {}) as { kind?: string; ms?: number };
     if (context.kind === 'poison') process.kill(process.pid, 'SIGKILL');
     const ms = context.ms ?? 5;
+    // A few events per run, so that fenced appends meet every fault too (the checker reads each job's stream back).
+    for (const text of ['thinking ', 'about ', 'it']) void ctx.emit('token', { text });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, ms);
       ctx.signal.addEventListener('abort', () => {
