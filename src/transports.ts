@@ -13,7 +13,7 @@ export async function createTransport(config: Config, logger?: Logger): Promise<
   switch (config.transport) {
     case 'memory': {
       const { createMemoryTransport } = await import('../transports/memory/index.js');
-      transport = createMemoryTransport({ retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, maxJobs: config.memory.maxJobs, maxBytes: config.memory.maxBytes });
+      transport = createMemoryTransport({ retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, eventsMax: config.events.max, maxJobs: config.memory.maxJobs, maxBytes: config.memory.maxBytes });
       break;
     }
     case 'http': {
@@ -24,12 +24,12 @@ export async function createTransport(config: Config, logger?: Logger): Promise<
     }
     case 'mongo': {
       const { createMongoTransport } = await import('../transports/mongo/index.js');
-      transport = createMongoTransport({ ...config.mongo, retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, logger });
+      transport = createMongoTransport({ ...config.mongo, retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, eventsMax: config.events.max, logger });
       break;
     }
     case 'redis': {
       const { createRedisTransport } = await import('../transports/redis/index.js');
-      transport = createRedisTransport({ url: config.redis.url, retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, logger });
+      transport = createRedisTransport({ url: config.redis.url, retentionMs: config.retentionMs, workerHorizonMs: config.workerHorizonMs, eventsMax: config.events.max, logger });
       break;
     }
     default:

@@ -54,10 +54,12 @@ function runOptions(cmd: Command, withServer: boolean): Command {
 
 type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
 
-async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, callbacks: CallbackSender, maintenanceMs: number, onEnd?: JobEndListener): Promise<Worker> {
+async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, callbacks: CallbackSender, maintenanceMs: number, events: Config['events'], onEnd?: JobEndListener): Promise<Worker> {
   const worker = createWorker({
     callbacks,
     maintenanceMs,
+    emitIntervalMs: events.emitIntervalMs,
+    eventMaxBytes: events.maxBytes,
     transport,
     handler: await loadHandler(flags.handler),
     queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
@@ -109,11 +111,11 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
   const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
   const transport = await createTransport(config, log);
   const callbacks = createCallbackSender(config.callbacks, log);
-  const worker = options.worker ? await buildWorker(transport, flags, log, callbacks, config.maintenanceMs, options.dev ? devJobLine : undefined) : null;
+  const worker = options.worker ? await buildWorker(transport, flags, log, callbacks, config.maintenanceMs, config.events, options.dev ? devJobLine : undefined) : null;
   // The address we bind is one we answer for, unless it is a wildcard.
   const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
   const allowedHosts = wildcard ? config.server.allowedHosts : [...config.server.allowedHosts, flags.host];
-  const app = await createServer({ ...config.server, allowedHosts, transport, callbacks, maintenanceMs: config.maintenanceMs, logger: log, ...(worker ? { worker } : {}) });
+  const app = await createServer({ ...config.server, allowedHosts, transport, callbacks, maintenanceMs: config.maintenanceMs, eventMaxBytes: config.events.maxBytes, logger: log, ...(worker ? { worker } : {}) });
   const url = await app.listen({ host: flags.host, port: flags.port });
   await worker?.start();
   onSignals(log, async () => {
@@ -159,7 +161,7 @@ export function registerServerCommands(program: Command): void {
       const log = createLogger({ level: config.logLevel });
       const transport = await createTransport(config, log);
       const callbacks = createCallbackSender(config.callbacks, log);
-      const worker = await buildWorker(transport, flags, log, callbacks, config.maintenanceMs);
+      const worker = await buildWorker(transport, flags, log, callbacks, config.maintenanceMs, config.events);
       await worker.start();
       onSignals(log, async () => {
         await worker.stop();
