@@ -3,7 +3,7 @@ export { createClient, type Client, type ClientOptions, type AgentIntentOptions 
 export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
 export { createServer, type ServerOptions } from './server/app.js';
 export { createTransport } from './transports.js';
-export { loadConfig, DEFAULTS, type Config, type TransportName } from './config.js';
+export { loadConfig, loadLlmConfig, DEFAULTS, type Config, type LlmConfig, type TransportName } from './config.js';
 export * from './errors.js';
 export {
   buildJob,
@@ -20,6 +20,7 @@ export {
 } from './job.js';
 export type * from './transport.js';
 export { demoHandler, reason } from './reasoner.js';
+export { createOpenAIHandler, type OpenAIHandler, type OpenAIHandlerOptions } from './reasoners/openai.js';
 export { createLogger } from './logger.js';
 export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
 export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';
