@@ -100,6 +100,12 @@ export const DEFAULTS = {
   sseKeepAliveMs: 15_000,
   /** the demo reasoner's pause between two tokens of its reasoning (ms; 0 in tests) */
   demoTokenMs: 20,
+  /** the OpenAI-compatible reasoner's server: Ollama's address on this machine, so nothing leaves it unless told */
+  llmBaseUrl: 'http://127.0.0.1:11434/v1',
+  /** one chat-completions request, connect to last token (the job's own timeout bounds it too) */
+  llmTimeoutMs: 120_000,
+  /** characters of a payload's `context` (as JSON) put in the prompt; the rest is cut, with a note saying so */
+  llmContextMaxChars: 16_000,
 } as const;
 
 const intFrom = (name: string, min: number, max: number) =>
@@ -197,6 +203,10 @@ export const envSchema = z.object({
   REASONQ_EVENT_MAX_BYTES: intFrom('REASONQ_EVENT_MAX_BYTES', 256, 1024 * 1024).optional(),
   REASONQ_EMIT_INTERVAL_MS: intFrom('REASONQ_EMIT_INTERVAL_MS', 0, 10_000).optional(),
   REASONQ_DEMO_TOKEN_MS: intFrom('REASONQ_DEMO_TOKEN_MS', 0, 10_000).optional(),
+  REASONING_LLM_BASE_URL: urlWith('REASONING_LLM_BASE_URL', ['http:', 'https:']).optional(),
+  REASONING_LLM_MODEL: z.string().trim().max(256, 'REASONING_LLM_MODEL must be at most 256 characters').optional(),
+  REASONING_LLM_API_KEY: z.string().trim().regex(/^[\x21-\x7e]+$/, 'REASONING_LLM_API_KEY must be printable ASCII without spaces').optional(),
+  REASONING_LLM_TIMEOUT_MS: intFrom('REASONING_LLM_TIMEOUT_MS', 1000, 3_600_000).optional(),
 });
 
 /** Bearer tokens by scope; the admin token may do everything. Several per scope, for rotation. */
@@ -242,6 +252,20 @@ export interface Config {
   workerHorizonMs: number;
   /** events: kept per job, JSON bytes per event, the worker's write interval, the demo reasoner's token pause */
   events: { max: number; maxBytes: number; emitIntervalMs: number; demoTokenMs: number };
+  /** the OpenAI-compatible reasoner (`--reasoner openai`); `model` is checked only when it is chosen (loadLlmConfig) */
+  llm: { baseUrl: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number };
+}
+
+/** What the OpenAI-compatible reasoner needs from the environment. */
+export interface LlmConfig {
+  /** REASONING_LLM_BASE_URL: the `/v1` root; `/chat/completions` is added */
+  baseUrl: string;
+  /** REASONING_LLM_MODEL */
+  model: string;
+  /** REASONING_LLM_API_KEY, sent as a Bearer token; never logged */
+  apiKey: string | undefined;
+  /** REASONING_LLM_TIMEOUT_MS: one request, start to last token */
+  timeoutMs: number;
 }
 
 /** Blank values count as unset, like most twelve-factor tools do. */
@@ -261,7 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? '');
     const got = env[variable];
-    const secret = variable.includes('TOKEN') || variable.includes('SECRET');
+    const secret = variable.includes('TOKEN') || variable.includes('SECRET') || variable.includes('KEY');
     throw new ConfigError(`${issue.message} (got ${JSON.stringify(secret ? '***' : got)})`, variable);
   }
   const e = parsed.data;
@@ -302,6 +326,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       emitIntervalMs: e.REASONQ_EMIT_INTERVAL_MS ?? DEFAULTS.emitIntervalMs,
       demoTokenMs: e.REASONQ_DEMO_TOKEN_MS ?? DEFAULTS.demoTokenMs,
     },
+    llm: {
+      baseUrl: e.REASONING_LLM_BASE_URL ?? DEFAULTS.llmBaseUrl,
+      model: e.REASONING_LLM_MODEL || undefined,
+      apiKey: e.REASONING_LLM_API_KEY,
+      timeoutMs: e.REASONING_LLM_TIMEOUT_MS ?? DEFAULTS.llmTimeoutMs,
+    },
   };
   return { ...config, ...overrides };
 }
@@ -309,6 +339,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 /** The callback settings alone (allow-list, secrets), for a worker or client built in code. */
 export function loadCallbackConfig(env: NodeJS.ProcessEnv = process.env): CallbackConfig {
   return loadConfig({ REASONQ_CALLBACK_ALLOW: env.REASONQ_CALLBACK_ALLOW, REASONQ_CALLBACK_SECRET: env.REASONQ_CALLBACK_SECRET, REASONQ_CALLBACK_PERIOD_MS: env.REASONQ_CALLBACK_PERIOD_MS }).callbacks;
+}
+
+/**
+ * The OpenAI-compatible reasoner's settings (REASONING_LLM_*) alone, for
+ * `--reasoner openai` or a handler built in code. Throws ConfigError naming
+ * the variable; REASONING_LLM_MODEL is required here.
+ */
+export function loadLlmConfig(env: NodeJS.ProcessEnv = process.env): LlmConfig {
+  const { llm } = loadConfig({
+    REASONING_LLM_BASE_URL: env.REASONING_LLM_BASE_URL,
+    REASONING_LLM_MODEL: env.REASONING_LLM_MODEL,
+    REASONING_LLM_API_KEY: env.REASONING_LLM_API_KEY,
+    REASONING_LLM_TIMEOUT_MS: env.REASONING_LLM_TIMEOUT_MS,
+  });
+  if (!llm.model) {
+    throw new ConfigError('REASONING_LLM_MODEL must name the model the server should run (e.g. llama3.1 for Ollama) to use the openai reasoner', 'REASONING_LLM_MODEL');
+  }
+  return { ...llm, model: llm.model };
 }
 
 /** A URI with its credentials masked, for error messages and logs. */

@@ -199,6 +199,21 @@ export class NonRetryableError extends ReasonqError {
   }
 }
 
+/**
+ * A model server (src/reasoners) failed in a way another try may mend: it
+ * was busy (429, 5xx), unreachable or too slow, its stream was cut, or its
+ * answer was unusable (an unknown tool, arguments that are not a JSON
+ * object, nothing at all). Retried like any handler error; refusals no retry
+ * mends (400, 401, 403, 404, 422) are NonRetryableError instead.
+ */
+export class ModelError extends ReasonqError {
+  override readonly status = 502;
+  readonly retryable = true;
+  constructor(code: string, message: string, options: ReasonqErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
 export function describeReason(reason: unknown): string {
   if (reason instanceof Error) return reason.message;
   if (typeof reason === 'string') return reason;

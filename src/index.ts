@@ -4,7 +4,7 @@ export { LIFECYCLE_EVENTS, TRIMMED, type JobEvent, type NewEvent, type EventPage
 export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
 export { createServer, type ServerOptions } from './server/app.js';
 export { createTransport } from './transports.js';
-export { loadConfig, DEFAULTS, type Config, type TransportName } from './config.js';
+export { loadConfig, loadLlmConfig, DEFAULTS, type Config, type LlmConfig, type TransportName } from './config.js';
 export * from './errors.js';
 export {
   buildJob,
@@ -21,6 +21,7 @@ export {
 } from './job.js';
 export type * from './transport.js';
 export { createDemoHandler, demoHandler, reason } from './reasoner.js';
+export { createOpenAIHandler, type OpenAIHandler, type OpenAIHandlerOptions } from './reasoners/openai.js';
 export { createLogger } from './logger.js';
 export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
 export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';

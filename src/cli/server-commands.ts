@@ -1,13 +1,14 @@
 /** Long-running commands: dev (server + worker on the embedded store), serve, worker. */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createCallbackSender, type CallbackSender } from '../callbacks.js';
 import { isLoopbackHost } from '../net-guard.js';
-import { DEFAULTS, loadConfig, type Config } from '../config.js';
+import { DEFAULTS, loadConfig, loadLlmConfig, redactUri, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { demoHandler } from '../reasoner.js';
+import { createOpenAIHandler } from '../reasoners/openai.js';
 import { createServer } from '../server/app.js';
 import type { Transport } from '../transport.js';
 import { createTransport } from '../transports.js';
@@ -17,6 +18,7 @@ interface ServeFlags {
   port: number;
   host: string;
   handler?: string;
+  reasoner: Reasoner;
   queues: string;
   concurrency: number;
   grace: number;
@@ -26,6 +28,20 @@ const intOpt = (name: string, min: number, max: number) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ValidationError(`--${name} must be a whole number from ${min} to ${max}`, name);
   return Number(v);
 };
+
+const REASONERS = ['demo', 'openai'] as const;
+type Reasoner = (typeof REASONERS)[number];
+
+/** The worker's handler: a --handler module, or a built-in reasoner (--reasoner, default demo). */
+export async function resolveHandler(flags: { handler?: string | undefined; reasoner?: Reasoner | undefined }, log?: Logger): Promise<Handler> {
+  if (flags.reasoner === 'openai') {
+    if (flags.handler) throw new ConfigError('--handler and --reasoner openai both name the handler: give one of them', 'reasoner');
+    const llm = loadLlmConfig(process.env);
+    log?.info({ model: llm.model, base_url: redactUri(llm.baseUrl), timeout_ms: llm.timeoutMs }, 'openai reasoner');
+    return createOpenAIHandler(llm);
+  }
+  return loadHandler(flags.handler);
+}
 
 /** Load a handler module: its default export, or a named `handler`. */
 export async function loadHandler(spec: string | undefined): Promise<Handler> {
@@ -46,7 +62,8 @@ function runOptions(cmd: Command, withServer: boolean): Command {
     cmd.option('--port <port>', 'port to listen on', intOpt('port', 0, 65535), DEFAULTS.port).option('--host <host>', 'address to bind (127.0.0.1 unless told otherwise)', DEFAULTS.host);
   }
   return cmd
-    .option('--handler <module>', 'handler module (default: the demo reasoner)')
+    .option('--handler <module>', 'handler module (default: the reasoner of --reasoner)')
+    .addOption(new Option('--reasoner <name>', 'built-in reasoner: demo (rules) or openai (an OpenAI-compatible server: REASONING_LLM_*)').choices(REASONERS).default('demo'))
     .option('--queues <names>', 'comma-separated queues to work on', 'reasoning')
     .option('--concurrency <n>', 'jobs at once', intOpt('concurrency', 1, 10_000), DEFAULTS.concurrency)
     .option('--grace <ms>', 'on SIGINT/SIGTERM, how long running jobs may finish', intOpt('grace', 0, 3_600_000), DEFAULTS.shutdownGraceMs);
@@ -54,14 +71,14 @@ function runOptions(cmd: Command, withServer: boolean): Command {
 
 type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
 
-async function buildWorker(transport: Transport, flags: ServeFlags, log: Logger, callbacks: CallbackSender, maintenanceMs: number, events: Config['events'], onEnd?: JobEndListener): Promise<Worker> {
+function buildWorker(transport: Transport, handler: Handler, flags: ServeFlags, log: Logger, callbacks: CallbackSender, maintenanceMs: number, events: Config['events'], onEnd?: JobEndListener): Worker {
   const worker = createWorker({
     callbacks,
     maintenanceMs,
     emitIntervalMs: events.emitIntervalMs,
     eventMaxBytes: events.maxBytes,
     transport,
-    handler: await loadHandler(flags.handler),
+    handler,
     queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
     concurrency: flags.concurrency,
     shutdownGraceMs: flags.grace,
@@ -109,9 +126,11 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
     );
   }
   const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
+  // Before anything opens: a handler that cannot be had is a usage error, not a half-started server.
+  const handler = options.worker ? await resolveHandler(flags, log) : null;
   const transport = await createTransport(config, log);
   const callbacks = createCallbackSender(config.callbacks, log);
-  const worker = options.worker ? await buildWorker(transport, flags, log, callbacks, config.maintenanceMs, config.events, options.dev ? devJobLine : undefined) : null;
+  const worker = handler ? buildWorker(transport, handler, flags, log, callbacks, config.maintenanceMs, config.events, options.dev ? devJobLine : undefined) : null;
   // The address we bind is one we answer for, unless it is a wildcard.
   const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
   const allowedHosts = wildcard ? config.server.allowedHosts : [...config.server.allowedHosts, flags.host];
@@ -124,7 +143,8 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
     await callbacks.close();
     await transport.close();
   });
-  const what = options.dev ? `reasonq dev: server + ${flags.concurrency} worker slot(s) + demo reasoner on the memory store` : `reasonq serve on the ${transport.name} store${worker ? ' with a worker' : ''}`;
+  const reasoner = flags.handler ? `handler ${flags.handler}` : `${flags.reasoner} reasoner`;
+  const what = options.dev ? `reasonq dev: server + ${flags.concurrency} worker slot(s) + ${reasoner} on the memory store` : `reasonq serve on the ${transport.name} store${worker ? ' with a worker' : ''}`;
   process.stdout.write(`${what}\n  API        ${url}/v1\n  dashboard  ${url}/engine\n  metrics    ${url}/metrics\n`);
   if (options.dev) process.stdout.write(`try: npx reasonq intent --goal "Find where Framework is defined"\n`);
 }
@@ -159,9 +179,10 @@ export function registerServerCommands(program: Command): void {
         throw new ConfigError('a standalone worker cannot share a memory store with anyone: use REASONING_TRANSPORT=http, mongo or redis (or reasonq dev)', 'REASONING_TRANSPORT');
       }
       const log = createLogger({ level: config.logLevel });
+      const handler = await resolveHandler(flags, log);
       const transport = await createTransport(config, log);
       const callbacks = createCallbackSender(config.callbacks, log);
-      const worker = await buildWorker(transport, flags, log, callbacks, config.maintenanceMs, config.events);
+      const worker = buildWorker(transport, handler, flags, log, callbacks, config.maintenanceMs, config.events);
       await worker.start();
       onSignals(log, async () => {
         await worker.stop();
