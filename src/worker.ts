@@ -15,7 +15,7 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { bounded } from './bounded.js';
 import { createCallbackSender, deliverDue, type CallbackSender } from './callbacks.js';
 import { DEFAULTS, loadCallbackConfig } from './config.js';
-import { describeReason, JobErrorCode, LeaseLostError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
+import { describeReason, JobErrorCode, LeaseLostError, ModelError, NonRetryableError, ReasonqError, TransportError, ValidationError } from './errors.js';
 import { DEFAULT_QUEUE, intentSchema, queueNameSchema, toValidationError, type Intent, type IntentRequest, type Job, type JobError } from './job.js';
 import { Maintainer } from './maintenance.js';
 import { checkEvent, type NewEvent, type Usage } from './events.js';
@@ -480,6 +480,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (error instanceof NonRetryableError) return { kind: 'failed', error: jobError(error.code, error.message, false) };
     const message = error instanceof Error ? error.message : describeReason(error);
     if (error instanceof WorkerFailure) return { kind: 'failed', error: jobError(JobErrorCode.WORKER_ERROR, message, true) };
+    // A model's failure keeps its code (MODEL_RATE_LIMITED, MODEL_STREAM_CUT …): retried like any, readable in job.error.
+    if (error instanceof ModelError) {
+      this.jobLog(run).warn({ err: { code: error.code, message } }, 'model call failed');
+      return { kind: 'failed', error: jobError(error.code, message, true) };
+    }
     this.jobLog(run).warn({ err: error instanceof Error ? { message: error.message, stack: error.stack } : message }, 'handler failed');
     return { kind: 'failed', error: jobError(JobErrorCode.HANDLER_ERROR, message, true) };
   }

@@ -320,7 +320,7 @@ describe('openai reasoner', function () {
       server.script(json(429, { error: { message: 'Rate limit reached for requests' } }, { 'retry-after': '20' }));
       const limited = await runJob(handler(), { goal: 'g' }, { max_attempts: 1 });
       assert.equal(limited.job.status, 'error');
-      assert.equal(limited.job.error?.code, 'HANDLER_ERROR');
+      assert.equal(limited.job.error?.code, 'MODEL_RATE_LIMITED', 'a model failure keeps its code on the job');
       assert.equal(limited.job.error?.retryable, true);
       assert.match(limited.job.error!.message, /answered 429: Rate limit reached for requests; it asks to retry after 20 s/);
 
