@@ -1,7 +1,8 @@
 /**
  * Mongo-specific tests, on the server test/setup/mongo.ts picks: detected
  * capabilities, index use (explain), fencing after lease expiry, retention,
- * dedupe, adaptive polling, in-process claim atomicity, an unreachable server.
+ * dedupe, adaptive polling, in-process claim atomicity, an unreachable server,
+ * event streams (a waiting reader across processes, the gap rule, leftovers).
  * The restart test is in mongo-restart.mongo.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -79,7 +80,7 @@ describe('mongo transport (server-specific)', function () {
       await t.init();
       const again = await open();
       assert.deepEqual(again.server, t.server);
-      for (const coll of ['jobs', 'workers']) {
+      for (const coll of ['jobs', 'workers', 'events']) {
         const names = (await raw.db(db).collection(coll).listIndexes().toArray()).map((ix) => ix.name as string);
         const wanted = INDEXES.filter((s) => s.collection === coll && (!s.ttl || t.server!.ttlIndexes)).map((s) => s.name);
         for (const name of wanted) assert.ok(names.includes(name), `${coll}.${name} missing (have ${names.join(', ')})`);
@@ -137,7 +138,7 @@ describe('mongo transport (server-specific)', function () {
       const err = await t.settle(c.id, c.lease.token, asDone(intent)).catch((e: unknown) => e);
       assert.ok(err instanceof LeaseLostError, `got ${String(err)}`);
       assert.equal(err.details?.reason, 'expired');
-      await assert.rejects(t.progress(c.id, c.lease.token, 1), LeaseLostError);
+      await assert.rejects(t.appendEvents(c.id, c.lease.token, [{ type: 'progress', data: 1 }], 0), LeaseLostError);
       const doc = await raw.db(db).collection('jobs').findOne({ _id: job.id as never });
       assert.equal(doc?.status, 'processing');
       assert.equal(doc?.result, null);
@@ -178,10 +179,18 @@ describe('mongo transport (server-specific)', function () {
       assert.equal((doc?.expire_at as Date).getTime(), done.finished_at!.getTime() + 300);
       const ttl = (await raw.db(db).collection('jobs').listIndexes().toArray()).find((ix) => ix.name === 'retention_ttl');
       assert.equal(ttl?.expireAfterSeconds, short.server!.ttlIndexes ? 0 : undefined);
+      const events = raw.db(db).collection('events');
+      await short.readEvents(old.id, { after: 0 }); // a read waits for this process's batched lifecycle events of the job
+      if (short.server!.ttlIndexes) {
+        const kept = await events.find({ job_id: old.id }).toArray();
+        assert.ok(kept.length >= 3 && kept.every((e) => (e.expire_at as Date).getTime() > done.finished_at!.getTime() + 300), 'the events of a finished job expire after it');
+      }
       await delay(400);
       const res = await short.sweep();
       assert.ok(res.deleted >= 1);
       assert.equal(await short.get(old.id), null);
+      assert.equal(await events.countDocuments({ job_id: old.id }), 0, 'its events went with it');
+      assert.ok((await events.countDocuments({ job_id: open1.id })) >= 1, 'an unfinished job keeps its events');
       assert.equal((await short.get(open1.id))?.status, 'queued');
       await assert.rejects(short.retry(open1.id), InvalidStateError);
     });
@@ -293,6 +302,91 @@ describe('mongo transport (server-specific)', function () {
       } finally {
         await worker.stop();
       }
+    });
+  });
+
+  describe('event streams', () => {
+    const tokens = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ type: 'token', data: { text: `t${from + i}` } }));
+
+    it('a reader blocked in readEvents gets an append from another process within the polling bound, and polls on a backoff meanwhile', async function () {
+      const names: string[] = [];
+      const reader = await open({ commandListener: (name) => names.push(name) });
+      const writer = await open(); // another transport: no local wake-up, change stream or polling only
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await writer.enqueue(job);
+      const c = await claimOne(writer, q);
+      await writer.readEvents(job.id, { after: 0 }); // its lifecycle events are in
+      const started = Date.now();
+      const pending = reader.readEvents(job.id, { after: 2, wait_ms: 10_000 });
+      await delay(2500); // long enough for the poller to back off to its ceiling (waitPollMaxMs, 1 s)
+      const polls = names.filter((n) => n === 'find').length;
+      const appendedAt = Date.now();
+      await writer.appendEvents(c.id, c.lease.token, tokens(2), 0);
+      const page = await pending;
+      const took = Date.now() - appendedAt;
+      assert.deepEqual(page.events.map((e) => `${e.id}:${e.type}`), ['3:token', '4:token']);
+      assert.ok(took < 1600, `the waiting reader got the append ${took} ms after it (poll ceiling 1 s)`);
+      if (!reader.capabilities.pushWait) assert.ok(polls >= 3 && polls <= 14, `${polls} queries in the first 2.5 s of a wait (50 ms doubling to 1 s), not one per 50 ms`);
+      assert.ok(Date.now() - started < 5000);
+      await writer.settle(c.id, c.lease.token, asDone(intent));
+    });
+
+    it('the gap rule: an id taken whose event never comes is waited for, then read as a `lost` marker, with nothing skipped or doubled', async function () {
+      const q = uniqueQueue();
+      const job = newJob(q);
+      await t.enqueue(job);
+      const c = await claimOne(t, q);
+      const jobs = raw.db(db).collection('jobs');
+      const events = raw.db(db).collection('events');
+      const { seq } = (await jobs.findOne({ _id: job.id as never }))!;
+      // A writer that took id 3 and died before its insert.
+      await jobs.updateOne({ _id: job.id as never }, { $inc: { event_seq: 1 } });
+      assert.equal(await t.appendEvents(c.id, c.lease.token, tokens(1), 0), 4);
+
+      const first = await t.readEvents(job.id, { after: 0 });
+      assert.deepEqual(first.events.map((e) => e.id), [1, 2], 'a page stops before a missing id');
+      const waited = Date.now();
+      const next = await t.readEvents(job.id, { after: 2 });
+      const took = Date.now() - waited;
+      assert.ok(took >= 1500 && took < 6000, `the reader waited ${took} ms for the missing id before calling it lost`);
+      assert.deepEqual(next.events.map((e) => `${e.id}:${e.type}`), ['3:trimmed', '4:token']);
+      assert.deepEqual(next.events[0]!.data, { after: 2, dropped: 1, reason: 'lost' });
+      assert.equal(next.last, 4);
+
+      // A writer slow between its two writes: id 5 taken, its event in 300 ms later. The reader waits and gets it, no marker.
+      await jobs.updateOne({ _id: job.id as never }, { $inc: { event_seq: 1 } });
+      setTimeout(() => void events.insertOne({ job_id: job.id, job_seq: seq, seq: 5, type: 'thinking', at: new Date(), attempt: 1, data: { stage: 'late' } } as never), 300);
+      const late = Date.now();
+      const slow = await t.readEvents(job.id, { after: 4 });
+      assert.deepEqual(slow.events.map((e) => `${e.id}:${e.type}`), ['5:thinking']);
+      assert.ok(Date.now() - late >= 250 && Date.now() - late < 1500, `got the late event after ${Date.now() - late} ms`);
+
+      await t.settle(c.id, c.lease.token, asDone(intent));
+      const all: number[] = [];
+      for (let after = 0, page = await t.readEvents(job.id, { after }); ; page = await t.readEvents(job.id, { after })) {
+        all.push(...page.events.map((e) => e.id));
+        if (page.events.length === 0 || page.end) break;
+        after = page.events[page.events.length - 1]!.id;
+      }
+      assert.deepEqual(all, [1, 2, 3, 4, 5, 6], 'every id once, in order');
+      assert.equal((await t.readEvents(job.id, { after: 6 })).end, true);
+    });
+
+    it('events left behind by an earlier job of the same id are not read as the new job\'s', async () => {
+      const q = uniqueQueue();
+      const id = `leftover-${q}`;
+      const events = raw.db(db).collection('events');
+      // A deletion that reached the job but not its events (a sweeper that died in between, a TTL pass between the two collections).
+      await events.insertMany([1, 2, 3].map((n) => ({ job_id: id, job_seq: 1, seq: n, type: 'token', at: new Date(), attempt: 1, data: { old: n } })) as never[]);
+      await t.enqueue(newJob(q, { id }));
+      assert.deepEqual((await t.readEvents(id, { after: 0 })).events.map((e) => `${e.id}:${e.type}`), ['1:queued']);
+      const c = await claimOne(t, q);
+      await t.appendEvents(c.id, c.lease.token, tokens(1), 0);
+      const page = await t.readEvents(id, { after: 0 });
+      assert.deepEqual(page.events.map((e) => `${e.id}:${e.type}`), ['1:queued', '2:started', '3:token']);
+      assert.deepEqual(page.events[2]!.data, { text: 't0' });
+      await t.settle(c.id, c.lease.token, asDone(intent));
     });
   });
 

@@ -3,7 +3,10 @@
  * (test/setup/mongo.ts: MONGO_URL, mongodb-memory-server, else FerretDB),
  * through the shared scenarios of scripts/bench/common.ts, plus a measured
  * "queries/s per idle worker": a few idle workers (default settings, no jobs)
- * for ~10 s while the driver's command monitoring counts what they send.
+ * for ~10 s while the driver's command monitoring counts what they send, and
+ * "commands per job": what enqueue → claim → settle sends for one job alone
+ * and for 100 at once (the lifecycle events share their inserts), and what
+ * an append of 50 events sends.
  *
  *   node --import tsx scripts/bench/mongo.ts
  *
@@ -15,7 +18,7 @@
  */
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import type { Job } from '../../dist/src/job.js';
+import { buildJob, type Job } from '../../dist/src/job.js';
 import type { Transport } from '../../dist/src/transport.js';
 import { createWorker } from '../../dist/src/worker.js';
 import { createMongoTransport } from '../../dist/transports/mongo/index.js';
@@ -77,7 +80,56 @@ export async function idleQueriesPerWorker(uri: string, db: string, workers = 4,
   return { perWorker: total / elapsed / workers, byCommand };
 }
 
-export async function runMongoBench(sizes?: BenchSizes): Promise<{ result: BenchResult; table: string; idle: string; server: string }> {
+/** Commands per job (command monitoring), by command name; the claim's lease recovery (once a second, not per job) left out. */
+export async function commandsPerJob(uri: string, db: string): Promise<string[]> {
+  const seen: string[] = [];
+  let counting = false;
+  const t = createMongoTransport({ uri, db, commandListener: (name) => counting && seen.push(name) });
+  await t.init();
+  const intent = { action: 'finish', finish: true } as const;
+  const quiet = () => new Promise((r) => setTimeout(r, 100)); // the batched lifecycle inserts go out
+  const measure = async (label: string, jobs: number, run: () => Promise<void>) => {
+    seen.length = 0;
+    counting = true;
+    await run();
+    await quiet();
+    counting = false;
+    const byName: Record<string, number> = {};
+    for (const name of seen) byName[name] = (byName[name] ?? 0) + 1;
+    delete byName.find; // the claim's lease recovery
+    const total = Object.values(byName).reduce((a, b) => a + b, 0);
+    return `${label}: ${(total / jobs).toFixed(2)} (${Object.entries(byName).map(([k, v]) => `${k} ${(v / jobs).toFixed(2)}`).join(', ')})`;
+  };
+  const claim = (q: string) => t.claim({ queues: [q], owner: 'bench', lease_ms: 30_000, wait_ms: 2000 });
+  const lines: string[] = [];
+  try {
+    lines.push(
+      await measure('enqueue → claim → settle, one job alone', 1, async () => {
+        const job = buildJob({ queue: 'rt-one', payload: { goal: 'bench' } });
+        await t.enqueue(job);
+        const c = (await claim('rt-one'))!;
+        await t.settle(c.id, c.lease.token, { status: 'done', result: intent });
+      }),
+    );
+    lines.push(
+      await measure('enqueue → claim → settle, 100 jobs at once', 100, async () => {
+        await Promise.all(Array.from({ length: 100 }, () => t.enqueue(buildJob({ queue: 'rt-many', payload: { goal: 'bench' } }))));
+        const claimed = await Promise.all(Array.from({ length: 100 }, () => claim('rt-many')));
+        await Promise.all(claimed.map((c) => t.settle(c!.id, c!.lease.token, { status: 'done', result: intent })));
+      }),
+    );
+    await t.enqueue(buildJob({ queue: 'rt-append', payload: { goal: 'bench' } }));
+    const running = (await claim('rt-append'))!;
+    await quiet();
+    const events = Array.from({ length: 50 }, (_, i) => ({ type: 'token', data: { text: `t${i} ` } }));
+    lines.push(await measure('an append of 50 events', 1, () => t.appendEvents(running.id, running.lease.token, events, 0).then(() => undefined)));
+  } finally {
+    await t.close();
+  }
+  return lines;
+}
+
+export async function runMongoBench(sizes?: BenchSizes): Promise<{ result: BenchResult; table: string; idle: string; commands: string[]; server: string }> {
   const server = await startMongoServer();
   try {
     const db = freshDb('reasonq_bench');
@@ -94,6 +146,7 @@ export async function runMongoBench(sizes?: BenchSizes): Promise<{ result: Bench
       await producer.close();
       await consumer.close();
     }
+    const commands = await commandsPerJob(server.uri, freshDb('reasonq_commands'));
     const idle = await idleQueriesPerWorker(server.uri, freshDb('reasonq_idle'));
     const detail = Object.entries(idle.byCommand)
       .sort((a, b) => b[1] - a[1])
@@ -103,6 +156,7 @@ export async function runMongoBench(sizes?: BenchSizes): Promise<{ result: Bench
       result,
       table: resultTable([result]),
       idle: `queries/s per idle worker (4 workers × concurrency 4, default polling 50 ms → 2 s, sweep every 1 s, heartbeat every 5 s): ${idle.perWorker.toFixed(2)} (${detail})`,
+      commands,
       server: server.description,
     };
   } finally {
@@ -112,8 +166,9 @@ export async function runMongoBench(sizes?: BenchSizes): Promise<{ result: Bench
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const started = Date.now();
-  const { table, idle, server } = await runMongoBench();
+  const { table, idle, commands, server } = await runMongoBench();
   console.log(`Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}); ${server}; one run, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
   console.log(table);
   console.log(`\n${idle}`);
+  console.log(`\ncommands per job (${server}):\n${commands.map((l) => `- ${l}`).join('\n')}`);
 }

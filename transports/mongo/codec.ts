@@ -1,18 +1,33 @@
 /**
- * Job ↔ document. A job is stored as one document with `_id` = job id and the
- * snake_case fields of the field table (src/job.ts), plus `seq` (enqueue order, for FIFO) and
+ * Job ↔ document, event ↔ document. A job is stored as one document with
+ * `_id` = job id and the snake_case fields of the field table (src/job.ts),
+ * plus `seq` (enqueue order, for FIFO) and
  * `expire_at` (see below); `dedupe_key` and `dedupe` (`queue \0 key`:
  * deduplication is per queue, as on every store) are present only when set
  * (the sparse unique index then ignores jobs without one), and `expire_at` is
- * the retention deadline of a finished job (the TTL index reads it).
+ * the retention deadline of a finished job (the TTL index reads it). `usage`
+ * is absent until the first `usage` event (a `$inc` of its two totals makes
+ * it; it cannot add into a null). The event-stream counters (`event_seq` …)
+ * are described in events.ts.
  */
 import { DEFAULTS } from '../../src/config.js';
+import type { JobEvent, Usage } from '../../src/events.js';
 import { FIELD_NAMES, JOB_FIELDS, type CancelRequest, type Job, type Lease } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
 
 /** A job as stored in the `jobs` collection: the contract's fields, `_id` for `id`, and ours. */
-export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key'> {
+export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key' | 'usage'> {
   _id: string;
+  /** absent until the job's first `usage` event */
+  usage?: Usage | null;
+  /** the id of the job's newest event: every write that adds an event `$inc`s it (absent on a job from before events: 0) */
+  event_seq?: number;
+  /** the id of the last event trimmed away (absent: none) */
+  events_floor?: number;
+  /** the run that appended last: its lease token and how many events it appended (a repeated try is told by these) */
+  emitted?: { t: string; n: number } | null;
+  /** ids the store took since that run's last append: its newest event is `event_seq - emitted_lag` */
+  emitted_lag?: number;
   /** enqueue order (ms since epoch × 1000 + a per-process counter): FIFO within a priority */
   seq: number;
   /** absent when the job has none */
@@ -42,8 +57,9 @@ function nextSeq(now = Date.now()): number {
 
 /** The document of a job: every field of the table as it is (BSON keeps dates), `_id` for `id`. */
 export function jobToDoc(job: Job): JobDoc {
-  const { id, dedupe_key, ...fields } = job;
+  const { id, dedupe_key, usage, ...fields } = job;
   const doc: JobDoc = { ...fields, _id: id, seq: nextSeq(), progress: job.progress ?? null };
+  if (usage) doc.usage = usage;
   if (dedupe_key) {
     doc.dedupe_key = dedupe_key;
     doc.dedupe = dedupeScope(job.queue, dedupe_key);
@@ -69,6 +85,27 @@ export function docToJob(doc: JobDoc): Job {
   job.stalls ??= 0;
   job.max_stalls ??= DEFAULTS.maxStalls;
   return job as unknown as Job;
+}
+
+/**
+ * An event as stored in the `events` collection: `seq` is its id in the
+ * job's stream, `job_seq` the `seq` of the job that wrote it (it tells a
+ * job's events from those an earlier job of the same id left behind).
+ * `expire_at` (servers with TTL indexes): set once the job has its own.
+ */
+export interface EventDoc {
+  job_id: string;
+  job_seq: number;
+  seq: number;
+  type: string;
+  at: Date;
+  attempt: number;
+  data: unknown;
+  expire_at?: Date;
+}
+
+export function docToEvent(doc: EventDoc): JobEvent {
+  return { id: doc.seq, type: doc.type, at: date(doc.at), attempt: doc.attempt, data: doc.data ?? null };
 }
 
 export function workerToDoc(worker: WorkerInfo, horizonMs: number = DEFAULTS.workerHorizonMs): WorkerDoc {

@@ -6,22 +6,34 @@
  *   docs/architecture.md (`status` is queued · processing · done · error · canceled, `lease`
  *   is `{owner, token, until}` while processing), plus `seq` (enqueue
  *   order: FIFO within a priority). `dedupe_key` is left out when unset;
- *   `expire_at` (finished_at + retention) is set when a job ends.
+ *   `expire_at` (finished_at + retention) is set when a job ends. The
+ *   counters of its event stream: `event_seq` (newest event id),
+ *   `events_floor` (last id trimmed away), `emitted` / `emitted_lag` (the
+ *   appending run, for repeat-safety).
+ * - `events`: one document per event, `{job_id, job_seq, seq, type, at,
+ *   attempt, data}`, `seq` = the event id; deleted with their job.
  * - `workers`: one document per worker, `_id` = worker id, `last_seen`.
+ * - `locks`: the maintainer's lock.
  * Indexes are declared beside their queries in queries.ts.
  *
  * A claim is one `findOneAndUpdate` (queued and due → processing, fresh
  * token, attempts + 1), sorted by priority then age. Every later write of the
  * worker is fenced on `_id` + token + processing + unexpired lease. Expired
  * leases are recovered by claims as they poll and by `sweep()` (recovery.ts).
- * Wake-ups (notifier.ts): adaptive polling with jitter, plus a change stream
- * where the server has one. On FerretDB one connection serialises this
+ * Every write that changes a job takes the id of its lifecycle event in the
+ * same write (`$inc: {event_seq: 1}`); the event follows in a batched insert
+ * (event-batch.ts). A handler's events: one fenced `findOneAndUpdate` takes
+ * their ids, one `insertMany` writes them (events.ts, with the rule readers
+ * follow when an id is taken but its event not in yet).
+ * Wake-ups (notifier.ts): adaptive polling with jitter, plus change streams
+ * where the server has them. On FerretDB one connection serialises this
  * process's writes, which FerretDB does not make atomic across connections.
  */
 import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
 import { DEFAULTS } from '../../src/config.js';
-import { JobNotFoundError, LeaseLostError, TransportError } from '../../src/errors.js';
+import { JobNotFoundError, TransportError } from '../../src/errors.js';
+import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
@@ -40,10 +52,12 @@ import {
   type WorkerInfo,
 } from '../../src/transport.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { docToJob, docToWorker, jobToDoc, workerToDoc, type JobDoc, type WorkerDoc } from './codec.js';
+import { docToJob, docToWorker, jobToDoc, workerToDoc, type EventDoc, type JobDoc, type WorkerDoc } from './codec.js';
 import { isDuplicateKey, fromMongoError } from './errors.js';
+import { EventBatch } from './event-batch.js';
+import { EventStreams } from './events.js';
 import { Notifier } from './notifier.js';
-import { callbacksDueFilter, CLAIM_SORT, claimFilter, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
+import { callbacksDueFilter, CLAIM_SORT, claimFilter, EVENTS, fenceError, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
 import { connectServer, ServerClock, type ServerInfo } from './server.js';
@@ -87,10 +101,16 @@ const RETENTION_EVERY_MS = 5_000;
 
 interface Ready {
   jobs: Collection<JobDoc>;
+  events: Collection<EventDoc>;
   workers: Collection<WorkerDoc>;
   locks: Collection<LockDoc>;
   notifier: Notifier;
+  batch: EventBatch;
+  streams: EventStreams;
 }
+
+/** What a write that adds one lifecycle event adds to the job's counters (its id; one more taken since the last append). */
+const NEXT_EVENT = { event_seq: 1, emitted_lag: 1 } as const;
 
 interface LockDoc {
   _id: string;
@@ -108,6 +128,7 @@ export class MongoTransport implements Transport {
   private readonly options: MongoTransportOptions;
   private readonly retentionMs: number;
   private readonly workerHorizonMs: number;
+  private readonly eventsMax: number;
   private readonly pollMinMs: number;
   private readonly pollMaxMs: number;
   private readonly log: Logger;
@@ -127,6 +148,7 @@ export class MongoTransport implements Transport {
     this.dbName = options.db ?? DEFAULTS.mongoDb;
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
     this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
+    this.eventsMax = options.eventsMax ?? DEFAULTS.eventsMax;
     this.pollMinMs = options.pollMinMs ?? DEFAULTS.pollMinMs;
     this.pollMaxMs = options.pollMaxMs ?? DEFAULTS.pollMaxMs;
     this.log = options.logger ?? silentLogger;
@@ -142,11 +164,13 @@ export class MongoTransport implements Transport {
   }
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
-    return this.op(async ({ jobs, notifier }) => {
-      const doc = jobToDoc(job);
+    return this.op(async ({ jobs, notifier, streams }) => {
+      // Event 1 is its `queued`.
+      const doc: JobDoc = { ...jobToDoc(job), event_seq: 1 };
       for (let tries = 0; ; tries++) {
         try {
           await jobs.insertOne(doc);
+          streams.logged(doc, 'queued', {}, this.clock.now());
           if (job.run_at.getTime() <= Date.now()) this.workArrived(job.queue, notifier);
           return { job: docToJob(doc), created: true };
         } catch (error) {
@@ -212,43 +236,65 @@ export class MongoTransport implements Transport {
     const set: Partial<JobDoc> = {};
     if (outcome.result !== undefined) set.result = outcome.result;
     if (outcome.error !== undefined) set.error = outcome.error;
+    const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0, ...NEXT_EVENT };
+    const { streams } = await this.connection();
+    const logged = (doc: JobDoc) => {
+      streams.loggedOutcome(doc, outcome, now);
+      return docToJob(doc);
+    };
     if (outcome.status === 'done' || outcome.status === 'canceled') {
-      const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
-      return docToJob(await this.fencedEnd(id, token, now, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
+      return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
     }
     // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
     const write =
       outcome.status === 'queued' ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now } : { ...set, status: 'error' as const, ...this.ended(now) };
     // A claimed job has attempts ≥ 1, so giving one back never goes below 0.
-    const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0 };
     const written =
       write.status === 'queued'
         ? await this.fenced(id, token, { $set: write, $inc: inc }, { cancel_requested: null }, false)
         : await this.fencedEnd(id, token, now, { $set: write, $inc: inc }, { cancel_requested: null }, false);
-    if (written) return docToJob(written);
-    return docToJob(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
+    if (written) return logged(written);
+    return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
   }
 
-  async progress(id: string, token: string, data: unknown): Promise<void> {
-    await this.fenced(id, token, { $set: { progress: data ?? null, updated_at: this.clock.now() } });
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+    return this.op(({ streams }) => streams.append(id, token, events, written));
+  }
+
+  async readEvents(id: string, options: ReadEventsOptions): Promise<EventPage> {
+    const { batch, notifier, streams } = await this.connection();
+    const after = Math.max(0, options.after ?? 0);
+    const limit = Math.min(Math.max(options.limit ?? EVENTS_PAGE_MAX, 1), EVENTS_PAGE_MAX);
+    const deadline = Date.now() + Math.max(0, options.wait_ms ?? 0);
+    await batch.settled(id); // this process reads its own lifecycle events
+    for (;;) {
+      const page = await this.op(() => streams.page(id, after, limit, options.signal));
+      const left = deadline - Date.now();
+      if (page.events.length > 0 || page.end || left <= 0 || options.signal?.aborted || this.closed) return page;
+      await notifier.waitEvents(id, Math.max(after, page.last), left, options.signal);
+    }
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
-    return this.op(async ({ jobs, notifier }) => {
+    return this.op(async ({ jobs, notifier, streams }) => {
       for (;;) {
         const now = this.clock.now();
         const request = { at: now, reason };
         const end = { status: 'canceled' as const, cancel_requested: request, ...this.ended(now) };
         // A job with a callback owes it (the outbox); the two kinds of job are told apart in the filter, so the write stays one step.
         const canceled =
-          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: null }, { $set: end }, { returnDocument: 'after' })) ??
-          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: { $ne: null } }, { $set: { ...end, ...this.owed(now) } }, { returnDocument: 'after' }));
+          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: null }, { $set: end, $inc: NEXT_EVENT }, { returnDocument: 'after' })) ??
+          (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: { $ne: null } }, { $set: { ...end, ...this.owed(now) }, $inc: NEXT_EVENT }, { returnDocument: 'after' }));
         if (canceled) {
+          streams.logged(canceled, 'canceled', { reason }, now);
           notifier.jobFinished(id);
           return docToJob(canceled);
         }
-        const asked = await jobs.findOneAndUpdate({ _id: id, status: 'processing', cancel_requested: null }, { $set: { cancel_requested: request, updated_at: now } }, { returnDocument: 'after' });
-        if (asked) return docToJob(asked);
+        const asked = await jobs.findOneAndUpdate({ _id: id, status: 'processing', cancel_requested: null }, { $set: { cancel_requested: request, updated_at: now }, $inc: NEXT_EVENT }, { returnDocument: 'after' });
+        if (asked) {
+          streams.logged(asked, 'cancel_requested', { reason }, now);
+          return docToJob(asked);
+        }
         const current = await jobs.findOne({ _id: id });
         if (!current) throw new JobNotFoundError(id);
         // queued again in between (lease expired, released): cancel that
@@ -258,14 +304,20 @@ export class MongoTransport implements Transport {
   }
 
   async retry(id: string): Promise<Job> {
-    return this.op(async ({ jobs, notifier }) => {
+    return this.op(async ({ jobs, notifier, streams }) => {
       const now = this.clock.now();
       const doc = await jobs.findOneAndUpdate(
         { _id: id, status: { $in: [...RETRY_FROM] } },
-        { $set: { status: 'queued', attempts: 0, stalls: 0, cancel_requested: null, finished_at: null, result: null, callback: null, lease: null, run_at: now, updated_at: now }, $unset: { expire_at: '', callback_due: '' } },
+        {
+          $set: { status: 'queued', attempts: 0, stalls: 0, cancel_requested: null, finished_at: null, result: null, callback: null, lease: null, run_at: now, updated_at: now },
+          $unset: { expire_at: '', callback_due: '' },
+          $inc: NEXT_EVENT,
+        },
         { returnDocument: 'after' },
       );
       if (doc) {
+        streams.expireWith(id, null); // the job has no deadline any more: nor have its events
+        streams.logged(doc, 'queued', { retried: true }, now);
         notifier.jobQueued(doc.queue);
         return docToJob(doc);
       }
@@ -319,14 +371,14 @@ export class MongoTransport implements Transport {
   }
 
   async sweep(at?: Date): Promise<SweepResult> {
-    return this.op(async ({ jobs, workers }) => {
+    return this.op(async ({ jobs, events, workers }) => {
       const now = at ?? this.clock.now();
       this.lastRecovery = Date.now();
       const recovered = await recoverLeases(jobs, now, this.retentionMs, this.hooks());
       let deleted = 0;
       if (Date.now() - this.lastRetention >= RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
-        deleted = await applyRetention(jobs, workers, now, this.retentionMs, this.workerHorizonMs);
+        deleted = await applyRetention(jobs, events, workers, now, this.retentionMs, this.workerHorizonMs);
       }
       return { ...recovered, deleted };
     });
@@ -355,6 +407,7 @@ export class MongoTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     await this.starting?.catch(() => undefined);
+    await this.ready?.batch.flush();
     await this.ready?.notifier.close();
     await this.client?.close().catch(() => undefined);
   }
@@ -382,8 +435,13 @@ export class MongoTransport implements Transport {
     this.info = info;
     Object.assign(this.capabilities, { blockingClaim: info.changeStreams, pushWait: info.changeStreams, nativeRetention: info.ttlIndexes, atomicClaim: info.atomicWrites });
     const jobs = db.collection<JobDoc>(JOBS);
-    const notifier = new Notifier(jobs, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? DEFAULTS.waitPollMaxMs, logger: this.log });
-    this.ready = { jobs, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier };
+    const events = db.collection<EventDoc>(EVENTS);
+    const notifier = new Notifier(jobs, events, { changeStreams: info.changeStreams, waitPollMinMs: this.pollMinMs, waitPollMaxMs: this.options.waitPollMaxMs ?? DEFAULTS.waitPollMaxMs, logger: this.log });
+    const batch = new EventBatch(events, this.log, (ids) => {
+      for (const id of ids) notifier.eventsWritten(id);
+    });
+    const streams = new EventStreams({ jobs, events, batch, notifier, clock: this.clock, eventsMax: this.eventsMax, ttl: info.ttlIndexes });
+    this.ready = { jobs, events, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier, batch, streams };
     return this.ready;
   }
 
@@ -399,7 +457,7 @@ export class MongoTransport implements Transport {
   }
 
   private async claimOnce(request: ClaimRequest): Promise<ClaimedJob | null> {
-    return this.op(async ({ jobs }) => {
+    return this.op(async ({ jobs, streams }) => {
       const now = this.clock.now();
       if (Date.now() - this.lastRecovery >= RECOVER_EVERY_MS) {
         this.lastRecovery = Date.now();
@@ -408,10 +466,12 @@ export class MongoTransport implements Transport {
       const lease = { owner: request.owner, token: randomUUID(), until: new Date(now.getTime() + request.lease_ms) };
       const doc = await jobs.findOneAndUpdate(
         claimFilter(request.queues, now),
-        { $set: { status: 'processing', lease, started_at: now, updated_at: now }, $inc: { attempts: 1 } },
+        { $set: { status: 'processing', lease, started_at: now, updated_at: now }, $inc: { attempts: 1, ...NEXT_EVENT } },
         { sort: CLAIM_SORT, returnDocument: 'after' },
       );
-      return doc ? (docToJob(doc) as ClaimedJob) : null;
+      if (!doc) return null;
+      streams.logged(doc, 'started', { worker: request.owner }, now);
+      return docToJob(doc) as ClaimedJob;
     });
   }
 
@@ -466,22 +526,21 @@ export class MongoTransport implements Transport {
   }
 
   async settleCallback(id: string, finishedAt: Date, log: CallbackLog, nextAt: Date | null): Promise<void> {
-    await this.op(({ jobs }) =>
-      jobs.updateOne(
+    await this.op(async ({ jobs, streams }) => {
+      const expireAt = new Date(finishedAt.getTime() + this.retentionMs);
+      const res = await jobs.updateOne(
         { _id: id, finished_at: finishedAt },
-        nextAt
-          ? { $set: { callback: log, callback_due: nextAt } }
-          : { $set: { callback: log, expire_at: new Date(finishedAt.getTime() + this.retentionMs) }, $unset: { callback_due: '' } },
-      ),
-    );
+        nextAt ? { $set: { callback: log, callback_due: nextAt } } : { $set: { callback: log, expire_at: expireAt }, $unset: { callback_due: '' } },
+      );
+      // Delivered or given up: the job has its retention deadline now, and its events follow it.
+      if (!nextAt && res.matchedCount > 0) streams.expireWith(id, expireAt);
+    });
   }
 
   private async lostOrMissing(id: string): Promise<Error> {
     const { jobs } = await this.connection();
     const current = await jobs.findOne({ _id: id }, { projection: { status: 1, lease: 1 } });
-    if (!current) return new JobNotFoundError(id);
-    const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= this.clock.now().getTime();
-    return new LeaseLostError(id, expired ? { details: { reason: 'expired' } } : {});
+    return fenceError(id, current, this.clock.now());
   }
 
   /** A job became claimable on `queue` in this process: poll it again at once. */
@@ -497,6 +556,11 @@ export class MongoTransport implements Transport {
 
   private hooks() {
     const notifier = this.ready?.notifier;
-    return { queued: (queue: string) => notifier?.jobQueued(queue), finished: (id: string) => notifier?.jobFinished(id) };
+    const streams = this.ready?.streams;
+    return {
+      queued: (queue: string) => notifier?.jobQueued(queue),
+      finished: (id: string) => notifier?.jobFinished(id),
+      settled: (doc: JobDoc, outcome: Outcome, at: Date) => streams?.loggedOutcome(doc, outcome, at),
+    };
   }
 }

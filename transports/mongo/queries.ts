@@ -5,17 +5,20 @@
  * `explain` and checks that each one is served by an index.
  */
 import type { Document, Filter, Sort } from 'mongodb';
+import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
 import { decodeCursor } from '../../src/transport-helpers.js';
-import type { JobDoc, WorkerDoc } from './codec.js';
+import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
 export const WORKERS = 'workers';
+/** Every job's event stream: one document per event (codec.ts, EventDoc). */
+export const EVENTS = 'events';
 /** Named locks: `{_id: name, owner, until}` (the elected maintainer). A handful of documents, read by _id. */
 export const LOCKS = 'locks';
 
 export interface IndexSpec {
-  collection: typeof JOBS | typeof WORKERS;
+  collection: typeof JOBS | typeof WORKERS | typeof EVENTS;
   name: string;
   key: Record<string, 1 | -1>;
   unique?: boolean;
@@ -46,6 +49,18 @@ export function fencedFilter(id: string, token: string, now: Date): Filter<JobDo
   return { _id: id, status: 'processing', 'lease.token': token, 'lease.until': { $gt: now } };
 }
 
+/** Whether a fenced write on `current` (the job as read back) would match. */
+export function leaseHeld(current: Pick<JobDoc, 'status' | 'lease'>, token: string, now: Date): boolean {
+  return current.status === 'processing' && current.lease?.token === token && current.lease.until.getTime() > now.getTime();
+}
+
+/** Why a fenced write missed, from the job as read after it (null: gone). */
+export function fenceError(id: string, current: Pick<JobDoc, 'status' | 'lease'> | null, now: Date): Error {
+  if (!current) return new JobNotFoundError(id);
+  const expired = current.status === 'processing' && current.lease && current.lease.until.getTime() <= now.getTime();
+  return new LeaseLostError(id, expired ? { details: { reason: 'expired' } } : {});
+}
+
 // -- lease recovery: processing jobs whose lease ran out ----------------------
 const LEASE_INDEX = declare({ collection: JOBS, name: 'lease_expiry', key: { status: 1, 'lease.until': 1 } });
 export function expiredLeaseFilter(now: Date): Filter<JobDoc> {
@@ -67,6 +82,10 @@ export function retentionFilter(horizon: Date): Filter<JobDoc> {
 }
 /** The server deletes a finished job by itself once `expire_at` passes (MongoDB; not FerretDB). */
 declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: true });
+/** One batch of the retention delete: the jobs found, if they still qualify (one retried meanwhile stays). */
+export function retentionBatchFilter(ids: string[], horizon: Date): Filter<JobDoc> {
+  return { ...retentionFilter(horizon), _id: { $in: ids } };
+}
 
 // -- idempotent enqueue: one job per (queue, dedupe_key) ----------------------
 // Sparse: jobs without a key (the field is left out) are not indexed, so they
@@ -111,6 +130,45 @@ export function finishedAmongFilter(ids: string[]): Filter<JobDoc> {
   return { _id: { $in: ids }, status: { $in: [...TERMINAL_STATUSES] } };
 }
 
+// -- event streams: a job's events after an id, in id order ------------------
+// One index serves every query on `events`: a page (job_id, then a seq
+// range, in seq order), the trim (seq ≤ floor) and the deletion with the job
+// (job_id prefix). Unique: an id is written once, so a repeated insert is a
+// duplicate-key error to ignore, never a second copy.
+const STREAM_INDEX = declare({ collection: EVENTS, name: 'stream', key: { job_id: 1, seq: 1 }, unique: true });
+export const STREAM_SORT: Sort = { seq: 1 };
+/** Events after `after` up to the job's counter (ids past it are not allocated: leftovers of an earlier job of this id). */
+export function eventsAfterFilter(id: string, after: number, upTo: number): Filter<EventDoc> {
+  return { job_id: id, seq: { $gt: after, $lte: upTo } };
+}
+export function eventsTrimFilter(id: string, floor: number): Filter<EventDoc> {
+  return { job_id: id, seq: { $lte: floor } };
+}
+/** The events of deleted jobs, each told by its id and its `seq` (a new job of the same id keeps its own). */
+export function eventsOfJobsFilter(jobs: Pick<JobDoc, '_id' | 'seq'>[]): Filter<EventDoc> {
+  return { job_id: { $in: jobs.map((j) => j._id) }, job_seq: { $in: jobs.map((j) => j.seq) } };
+}
+/** Every event of one job: its retention deadline set or cleared (servers with TTL indexes). */
+export function eventsOfJobFilter(id: string): Filter<EventDoc> {
+  return { job_id: id };
+}
+/** The server deletes events by itself once `expire_at` passes; set no earlier than their job's (events.ts). */
+declare({ collection: EVENTS, name: 'events_ttl', key: { expire_at: 1 }, ttl: true });
+
+// -- appends: fenced, and the run's count of events where the caller left it ---
+// `had` = 0: this run has appended nothing yet (`emitted` is another run's or
+// none). A repeated try whose first try landed misses (the count moved on):
+// see events.ts. Served by the _id index.
+export function appendFilter(id: string, token: string, now: Date, had: number): Filter<JobDoc> {
+  return { ...fencedFilter(id, token, now), ...(had === 0 ? { 'emitted.t': { $ne: token } } : { 'emitted.t': token, 'emitted.n': had }) };
+}
+
+// -- readers waiting for events: their jobs' counters (the polling fallback) --
+// Served by the _id index.
+export function eventCountersFilter(ids: string[]): Filter<JobDoc> {
+  return { _id: { $in: ids } };
+}
+
 // -- worker registry ----------------------------------------------------------
 const WORKERS_SEEN_INDEX = declare({ collection: WORKERS, name: 'last_seen', key: { last_seen: 1 } });
 export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
@@ -129,11 +187,16 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'claim (findAndModify)', expect: CLAIM_INDEX.name, command: { findAndModify: JOBS, query: claimFilter(queues, now), sort: CLAIM_SORT, update: { $set: { status: 'processing' } } } },
     { name: 'fenced write (update)', expect: '_id_', command: { update: JOBS, updates: [{ q: fencedFilter('id', 'token', now), u: { $set: { progress: 1 } } }] } },
     { name: 'expired leases (find)', expect: LEASE_INDEX.name, command: { find: JOBS, filter: expiredLeaseFilter(now), limit: 100 } },
-    { name: 'retention (delete)', expect: RETENTION_INDEX.name, command: { delete: JOBS, deletes: [{ q: retentionFilter(now), limit: 0 }] } },
+    { name: 'retention (find)', expect: RETENTION_INDEX.name, command: { find: JOBS, filter: retentionFilter(now), projection: { _id: 1, seq: 1 }, limit: 500 } },
     { name: 'dedupe lookup (find)', expect: DEDUPE_INDEX.name, command: { find: JOBS, filter: { dedupe: 'q\u0000k' }, limit: 1 } },
     { name: 'list by queue (find)', expect: 'list_queue', command: { find: JOBS, filter: listFilter({ queue: 'a' }), sort: LIST_SORT, limit: 51 } },
     { name: 'list by status, next page (find)', expect: 'list_status', command: { find: JOBS, filter: listFilter({ status: 'done', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: LIST_SORT, limit: 51 } },
     { name: 'wait poll (find)', expect: '_id_', command: { find: JOBS, filter: finishedAmongFilter(['a', 'b']), projection: { _id: 1 } } },
+    { name: 'append (findAndModify)', expect: '_id_', command: { findAndModify: JOBS, query: appendFilter('id', 'token', now, 3), update: { $inc: { event_seq: 2 } } } },
+    { name: 'events page (find)', expect: STREAM_INDEX.name, command: { find: EVENTS, filter: eventsAfterFilter('id', 10, 20), sort: STREAM_SORT, limit: 1000 } },
+    { name: 'events trim (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsTrimFilter('id', 10), limit: 0 }] } },
+    { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
+    { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
     { name: 'workers (find)', expect: WORKERS_SEEN_INDEX.name, command: { find: WORKERS, filter: workersSeenSince(now) } },
   ];
 }

@@ -1,0 +1,217 @@
+/**
+ * Job event streams on Mongo (src/events.ts): appends, pages, trimming.
+ *
+ * Layout: one `events` document per event, `{job_id, job_seq, seq, type,
+ * at, attempt, data}` (codec.ts), unique on (job_id, seq) (queries.ts). The
+ * job document holds the stream's counters:
+ * - `event_seq`: the id of its newest event. Ids are taken by `$inc` in the
+ *   write that makes the event (enqueue sets 1 for `queued`); the event
+ *   document is inserted right after, with that id. Not atomic: see the gap
+ *   rule below.
+ * - `events_floor`: the id of the last event trimmed away.
+ * - `emitted: {t, n}` and `emitted_lag`: the run (lease token) that appended
+ *   last, how many events it appended, and how many ids the store took
+ *   since. They make an append repeat-safe: the write matches only if the
+ *   run's count is still the `written` the caller gives, and a repeated try
+ *   whose first try landed finds its events' ids at
+ *   `event_seq - emitted_lag` and inserts them again (duplicates skipped).
+ *
+ * The gap rule. A reader sees an id taken (≤ `event_seq`) whose event is not
+ * in yet when its writer is between its two writes. It never skips it: a
+ * page stops before it, and a page that would start with it waits (polls,
+ * GAP_POLL_MIN_MS doubling to GAP_POLL_MAX_MS). An id still missing after
+ * GAP_LOST_MS belongs to a writer that died between the two writes: the
+ * reader gets a `trimmed` marker with `reason: 'lost'` in its place and
+ * goes on. `end` needs the page to reach `event_seq`, so a terminal event
+ * not in yet is waited for the same way.
+ */
+import type { Collection, UpdateFilter } from 'mongodb';
+import { JobNotFoundError, TransportError } from '../../src/errors.js';
+import { trimmedMarker, TRIMMED, type EventPage, type JobEvent, type LifecycleEvent, type NewEvent, type Usage } from '../../src/events.js';
+import { isTerminal } from '../../src/job.js';
+import type { Outcome } from '../../src/outcome.js';
+import { sleep } from '../../src/backoff.js';
+import { docToEvent, type EventDoc, type JobDoc } from './codec.js';
+import { insertEvents, type EventBatch } from './event-batch.js';
+import type { Notifier } from './notifier.js';
+import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsTrimFilter, fenceError, leaseHeld, STREAM_SORT } from './queries.js';
+import type { ServerClock } from './server.js';
+
+/** An id taken but not in after this long is lost (its writer died between its two writes). */
+const GAP_LOST_MS = 2_000;
+const GAP_POLL_MIN_MS = 25;
+const GAP_POLL_MAX_MS = 400;
+/**
+ * Events outlive their job's `expire_at` by this much (servers with TTL
+ * indexes): the TTL monitor (a pass a minute) takes the job first, so a
+ * reader never finds a live job with its events gone.
+ */
+const EVENTS_TTL_MARGIN_MS = 60_000;
+/** How often a stuck append looks again before giving up (the job's counters kept changing under it). */
+const APPEND_TRIES = 4;
+
+export interface EventStreamsOptions {
+  jobs: Collection<JobDoc>;
+  events: Collection<EventDoc>;
+  batch: EventBatch;
+  notifier: Notifier;
+  clock: ServerClock;
+  eventsMax: number;
+  /** the server deletes by `expire_at` (TTL indexes): events get one too */
+  ttl: boolean;
+}
+
+export class EventStreams {
+  /** a trim runs once this many events past `eventsMax` have come (at most 100; the conformance bound) */
+  private readonly trimStep: number;
+
+  constructor(private readonly o: EventStreamsOptions) {
+    this.trimStep = Math.max(1, Math.min(100, Math.ceil(o.eventsMax / 10)));
+  }
+
+  /**
+   * The store's own event of a job write that just landed; its id is the
+   * `event_seq` that write reached (`doc` is the document after it).
+   */
+  logged(doc: JobDoc, type: LifecycleEvent, data: unknown, at: Date, attempt = doc.attempts): void {
+    const event: EventDoc = { job_id: doc._id, job_seq: doc.seq, seq: doc.event_seq ?? 1, type, at, attempt, data: data ?? null };
+    if (this.o.ttl && isTerminal(doc.status) && doc.expire_at) {
+      event.expire_at = new Date(doc.expire_at.getTime() + EVENTS_TTL_MARGIN_MS);
+      this.o.batch.update(doc._id, { updateMany: { filter: eventsOfJobFilter(doc._id), update: { $set: { expire_at: event.expire_at } } } });
+    }
+    this.o.batch.add(event);
+  }
+
+  /** The event of a written outcome (settle, lease recovery); `doc` is the job after the write. */
+  loggedOutcome(doc: JobDoc, outcome: Outcome, at: Date): void {
+    // The attempt of the run that ended, before a give-back took it off.
+    const attempt = doc.attempts + (outcome.give_back ? 1 : 0);
+    if (doc.status === 'queued') {
+      const reason = outcome.stall ? 'stalled' : outcome.give_back ? 'released' : 'failed';
+      this.logged(doc, 'retry', { reason, run_at: (outcome.run_at ?? at).getTime(), ...(outcome.error ? { error: outcome.error } : {}) }, at, attempt);
+    } else if (doc.status === 'done') this.logged(doc, 'done', doc.result, at, attempt);
+    else if (doc.status === 'error') this.logged(doc, 'error', doc.error, at, attempt);
+    else this.logged(doc, 'canceled', { reason: doc.cancel_requested?.reason ?? null }, at, attempt);
+  }
+
+  /** A job's retention deadline was set (a delivered callback) or cleared (a retry): its events follow (servers with TTL indexes). */
+  expireWith(id: string, expireAt: Date | null): void {
+    if (!this.o.ttl) return;
+    const update: UpdateFilter<EventDoc> = expireAt ? { $set: { expire_at: new Date(expireAt.getTime() + EVENTS_TTL_MARGIN_MS) } } : { $unset: { expire_at: '' } };
+    this.o.batch.update(id, { updateMany: { filter: eventsOfJobFilter(id), update } });
+  }
+
+  /** Transport.appendEvents: fenced, repeat-safe (see the header). */
+  async append(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+    const { jobs } = this.o;
+    const total = written + events.length;
+    let had = written; // the run's count the write expects the job to hold
+    for (let tries = 1; ; tries++) {
+      const fresh = events.slice(Math.max(0, had - written));
+      const now = this.o.clock.now();
+      if (fresh.length > 0) {
+        const doc = await jobs.findOneAndUpdate(appendFilter(id, token, now, had), appendUpdate(token, total, fresh, now), { returnDocument: 'after' }); // whole: FerretDB has no projection on findAndModify
+        if (doc) {
+          const last = doc.event_seq ?? fresh.length;
+          await insertEvents(this.o.events, eventDocs(doc, fresh, last - fresh.length + 1, now));
+          this.o.notifier.eventsWritten(id);
+          await this.trim(doc, last);
+          return last;
+        }
+      }
+      // Missed: the lease is gone, or this run's count is not `had`.
+      const current = await jobs.findOne({ _id: id }, { projection: { ...STREAM_PROJECTION, status: 1, lease: 1, emitted: 1, emitted_lag: 1 } });
+      if (!current || !leaseHeld(current, token, now)) throw fenceError(id, current, now);
+      const stored = current.emitted?.t === token ? current.emitted.n : 0;
+      if (stored > written && stored <= total) {
+        // A try with this `written` landed (its answer was lost, or this is a repeat): its events go in again at the ids it took, duplicates skipped.
+        const n = stored - written;
+        const end = (current.event_seq ?? 0) - (current.emitted_lag ?? 0);
+        await insertEvents(this.o.events, eventDocs(current, events.slice(0, n), end - n + 1, now));
+        this.o.notifier.eventsWritten(id);
+      }
+      if (stored >= total) return current.event_seq ?? 0;
+      if (tries >= APPEND_TRIES) throw new TransportError(`job ${id}: its event counters kept changing under this append`, { retryable: true });
+      had = stored; // write what is not in yet
+    }
+  }
+
+  /** One page of a job's stream after `after` (see the gap rule in the header). */
+  async page(id: string, after: number, limit: number, signal?: AbortSignal): Promise<EventPage> {
+    const { jobs, events } = this.o;
+    const out: JobEvent[] = [];
+    let from = after;
+    let gap: { since: number; upTo: number } | null = null;
+    let pause = GAP_POLL_MIN_MS;
+    for (;;) {
+      const job = await jobs.findOne({ _id: id }, { projection: { ...STREAM_PROJECTION, status: 1 } });
+      if (!job) throw new JobNotFoundError(id);
+      const last = job.event_seq ?? 0;
+      const done = () => ({ events: timeMarkers(out, this.o.clock.now()), last, end: isTerminal(job.status) && from >= last });
+      if (from < (job.events_floor ?? 0)) {
+        out.push(trimmedMarker(from, job.events_floor!, new Date(0)));
+        from = job.events_floor!;
+        gap = null;
+      }
+      if (out.length >= limit || from >= last) return done();
+      const docs = (await events.find(eventsAfterFilter(id, from, last)).sort(STREAM_SORT).limit(limit - out.length).toArray()).filter((d) => d.job_seq === job.seq);
+      for (const d of docs) {
+        if (d.seq !== from + 1) break;
+        out.push(docToEvent(d));
+        from += 1;
+      }
+      if (out.length >= limit || from >= last) return done();
+      // `from + 1` is taken but not in: hand over what came before it; a page that would start with it waits.
+      if (out.length > 0 || signal?.aborted) return done();
+      const upTo = (docs.find((d) => d.seq > from)?.seq ?? last + 1) - 1;
+      if (!gap) gap = { since: Date.now(), upTo };
+      else if (Date.now() - gap.since >= GAP_LOST_MS) {
+        const lostTo = Math.min(gap.upTo, upTo);
+        const marker = trimmedMarker(from, lostTo, new Date(0));
+        out.push({ ...marker, data: { ...(marker.data as object), reason: 'lost' } });
+        from = lostTo;
+        gap = null;
+        pause = GAP_POLL_MIN_MS;
+        continue;
+      }
+      await sleep(pause, signal);
+      pause = Math.min(pause * 2, GAP_POLL_MAX_MS);
+    }
+  }
+
+  /** Past `eventsMax` + a step: raise the floor, then delete below it (in that order: a reader that misses them finds the floor that says why). */
+  private async trim(doc: JobDoc, last: number): Promise<void> {
+    if (last - (doc.events_floor ?? 0) < this.o.eventsMax + this.trimStep) return;
+    const floor = last - this.o.eventsMax;
+    await this.o.jobs.updateOne({ _id: doc._id, seq: doc.seq }, { $max: { events_floor: floor } });
+    await this.o.events.deleteMany(eventsTrimFilter(doc._id, floor));
+  }
+}
+
+/** What the stream's writes and reads need of the job. */
+const STREAM_PROJECTION = { _id: 1, seq: 1, attempts: 1, event_seq: 1, events_floor: 1 } as const;
+
+/** An append's update: the ids, the run's count, and what progress and usage events say about the job. */
+function appendUpdate(token: string, total: number, fresh: NewEvent[], now: Date): UpdateFilter<JobDoc> {
+  const inc: Record<string, number> = { event_seq: fresh.length };
+  const set: Record<string, unknown> = { emitted: { t: token, n: total }, emitted_lag: 0, updated_at: now };
+  for (const event of fresh) {
+    if (event.type === 'progress') set.progress = event.data ?? null;
+    if (event.type === 'usage') {
+      const usage = event.data as Usage;
+      inc['usage.prompt_tokens'] = (inc['usage.prompt_tokens'] ?? 0) + usage.prompt_tokens;
+      inc['usage.completion_tokens'] = (inc['usage.completion_tokens'] ?? 0) + usage.completion_tokens;
+    }
+  }
+  return { $inc: inc, $set: set } as UpdateFilter<JobDoc>;
+}
+
+function eventDocs(job: Pick<JobDoc, '_id' | 'seq' | 'attempts'>, events: NewEvent[], first: number, at: Date): EventDoc[] {
+  return events.map((e, i) => ({ job_id: job._id, job_seq: job.seq, seq: first + i, type: e.type, at, attempt: job.attempts, data: e.data ?? null }));
+}
+
+/** A marker takes the time of the event after it (times never go back along a page), or now at the page's end. */
+function timeMarkers(events: JobEvent[], now: Date): JobEvent[] {
+  for (let i = events.length - 1; i >= 0; i--) if (events[i]!.type === TRIMMED) events[i]!.at = events[i + 1]?.at ?? now;
+  return events;
+}
