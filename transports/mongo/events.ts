@@ -34,7 +34,7 @@ import { sleep } from '../../src/backoff.js';
 import { docToEvent, type EventDoc, type JobDoc } from './codec.js';
 import { insertEvents, type EventBatch } from './event-batch.js';
 import type { Notifier } from './notifier.js';
-import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsTrimFilter, fenceError, leaseHeld, STREAM_SORT } from './queries.js';
+import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsTrimFilter, fencedFilter, fenceError, leaseHeld, STREAM_SORT } from './queries.js';
 import type { ServerClock } from './server.js';
 
 /** An id taken but not in after this long is lost (its writer died between its two writes). */
@@ -102,8 +102,9 @@ export class EventStreams {
   }
 
   /** Transport.appendEvents: fenced, repeat-safe (see the header). */
-  async append(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+  async append(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const { jobs } = this.o;
+    if (written === null) return this.appendOnce(id, token, events);
     const total = written + events.length;
     let had = written; // the run's count the write expects the job to hold
     for (let tries = 1; ; tries++) {
@@ -134,6 +135,29 @@ export class EventStreams {
       if (tries >= APPEND_TRIES) throw new TransportError(`job ${id}: its event counters kept changing under this append`, { retryable: true });
       had = stored; // write what is not in yet
     }
+  }
+
+  /**
+   * An append that is never repeated (the first release's progress route):
+   * its ids count as the store's own, like a lifecycle write's (`emitted_lag`),
+   * so the run's repeat-safe count stays right.
+   */
+  private async appendOnce(id: string, token: string, events: NewEvent[]): Promise<number> {
+    const now = this.o.clock.now();
+    const update = appendUpdate(token, 0, events, now) as { $inc: Record<string, number>; $set: Record<string, unknown> };
+    delete update.$set.emitted;
+    delete update.$set.emitted_lag;
+    update.$inc.emitted_lag = events.length;
+    const doc = await this.o.jobs.findOneAndUpdate(fencedFilter(id, token, now), update as UpdateFilter<JobDoc>, { returnDocument: 'after' });
+    if (!doc) {
+      const current = await this.o.jobs.findOne({ _id: id }, { projection: { status: 1, lease: 1 } });
+      throw fenceError(id, current, now);
+    }
+    const last = doc.event_seq ?? events.length;
+    await insertEvents(this.o.events, eventDocs(doc, events, last - events.length + 1, now));
+    this.o.notifier.eventsWritten(id);
+    await this.trim(doc, last);
+    return last;
   }
 
   /** One page of a job's stream after `after` (see the gap rule in the header). */

@@ -257,7 +257,7 @@ export class MongoTransport implements Transport {
     return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
   }
 
-  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     return this.op(({ streams }) => streams.append(id, token, events, written));
   }
 
