@@ -14,7 +14,7 @@ import { createServer } from '../src/server/app.js';
 import type { Transport } from '../src/transport.js';
 import { createWorker, type HandlerContext, type Worker } from '../src/worker.js';
 import { createMemoryTransport } from '../transports/memory/index.js';
-import { newJob, uniqueQueue, waitFor } from './helpers.js';
+import { delay, newJob, uniqueQueue, waitFor } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_TIMEOUT = 5_000;
@@ -59,15 +59,76 @@ describe('dashboard (/engine) in Chromium', function () {
     assert.deepEqual(errors, [], 'uncaught errors in the dashboard page');
   });
 
+  /** Block the handler until the test releases it (`release`) or the run is aborted. */
+  function hold(ctx: HandlerContext): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      gates.set(ctx.job_id, () => {
+        gates.delete(ctx.job_id);
+        resolve();
+      });
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true });
+    });
+  }
+  async function release(id: string): Promise<void> {
+    await waitFor(() => gates.has(id), UI_TIMEOUT, `the handler of ${id} to wait at its gate`);
+    gates.get(id)!();
+  }
+  /** Emit tokens one by one, a pause after each, as a model streams. */
+  async function say(ctx: HandlerContext, tokens: string[]): Promise<void> {
+    for (const text of tokens) {
+      await ctx.emit('token', { text });
+      await delay(40);
+    }
+  }
+
   /** The test's reasoner: `goal` picks what it does. */
   async function handler(payload: IntentRequest, ctx: HandlerContext): Promise<Intent> {
     const goal = String(payload.goal ?? '');
+    // Whatever `echo` holds goes into the stream as a stage and as a token.
+    if (typeof payload.echo === 'string') {
+      await ctx.emit('thinking', { stage: payload.echo });
+      await ctx.emit('token', { text: payload.echo });
+    }
     if (goal === 'block') {
       await ctx.progress({ stage: 'thinking' });
-      await new Promise<void>((resolve, reject) => {
-        gates.set(ctx.job_id, resolve);
-        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true });
-      });
+      await hold(ctx);
+    }
+    if (goal === 'stream') {
+      // A stage, a gate, some tokens, a gate, the rest: the test looks at the page at each gate.
+      await ctx.emit('thinking', { stage: 'planning the answer' });
+      await hold(ctx);
+      await say(ctx, ['Hello ', 'from ', 'the ']);
+      await hold(ctx);
+      await say(ctx, ['streaming ', 'model.']);
+      await ctx.usage({ prompt_tokens: 12, completion_tokens: 5 });
+      return { action: 'finish', finish: true, reasoning: 'Hello from the streaming model.' };
+    }
+    if (goal === 'slow-stream') {
+      // Tokens for a while: long enough to outlive a few short-lived SSE streams.
+      const n = Number(payload.step ?? 20);
+      for (let i = 0; i < n; i++) {
+        await ctx.emit('token', { text: `t${i} ` });
+        await delay(100);
+      }
+      return { action: 'finish', finish: true, reasoning: 'slow' };
+    }
+    if (goal === 'flood') {
+      // Many events at once (the worker writes them in batches), then a long text.
+      let last = Promise.resolve();
+      for (let i = 0; i < 6000; i++) last = ctx.emit('step', { i });
+      for (let i = 0; i < 120; i++) last = ctx.emit('token', { text: `${String(i).padStart(3, '0')}${'x'.repeat(996)}.` });
+      await last;
+      return { action: 'finish', finish: true, reasoning: 'flooded' };
+    }
+    if (goal === 'flaky') {
+      // Streams in both attempts; the first fails with a retryable error.
+      await ctx.emit('thinking', { stage: `attempt ${ctx.attempt}` });
+      if (ctx.attempt === 1) {
+        await say(ctx, ['first ', 'try']);
+        throw new Error('upstream 503');
+      }
+      await say(ctx, ['second ', 'try']);
+      return { action: 'finish', finish: true, reasoning: 'second try' };
     }
     if (goal === 'fail-once' && !failedOnce.has(ctx.job_id)) {
       failedOnce.add(ctx.job_id);
@@ -76,18 +137,18 @@ describe('dashboard (/engine) in Chromium', function () {
     return { action: 'finish', finish: true, reasoning: `answered: ${goal}` };
   }
 
-  async function startServer(token?: string) {
+  async function startServer(token?: string, options: { sseMaxMs?: number } = {}) {
     const store = createMemoryTransport();
     await store.init();
     stores.push(store);
-    const app = await createServer({ transport: store, token });
+    const app = await createServer({ transport: store, token, ...options });
     apps.push(app);
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     return { store, url };
   }
 
   async function startWorker(store: Transport, queue: string): Promise<Worker> {
-    const worker = createWorker({ transport: store, handler, queues: [queue], concurrency: 4, leaseMs: 600, heartbeatMs: 300, claimWaitMs: 200, id: `dash-worker-${queue}` });
+    const worker = createWorker({ transport: store, handler, queues: [queue], concurrency: 4, leaseMs: 600, heartbeatMs: 300, claimWaitMs: 200, backoff: { baseMs: 50, maxMs: 100 }, id: `dash-worker-${queue}` });
     workers.push(worker);
     await worker.start();
     return worker;
@@ -161,12 +222,14 @@ describe('dashboard (/engine) in Chromium', function () {
     await expectText(page, '#page-info', 'page 1');
   });
 
-  it('shows a job in detail: payload (escaped), result, attempts and timeline', async () => {
+  it('shows a job in detail: payload (escaped), result, attempts, timeline and a hostile stream as text', async () => {
     const { store, url } = await startServer();
     const queue = uniqueQueue('detail');
     await startWorker(store, queue);
     const hostile = '<img src=x onerror="window.__xss=1"><b>bold</b> & "quotes"';
-    const { job } = await store.enqueue(newJob(queue, { payload: { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' } } }));
+    // Streamed by the handler as a `thinking` stage and as a token.
+    const echo = '<img src=x onerror="window.__xss=2"><script>window.__xss=3</script><svg onload="window.__xss=4">';
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' }, echo } }));
     await waitFor(async () => (await store.get(job.id))?.status === 'done', UI_TIMEOUT, 'the job to finish');
 
     const page = await openDashboard(url);
@@ -174,20 +237,144 @@ describe('dashboard (/engine) in Chromium', function () {
     await expectText(page, '[data-testid="detail-id"]', job.id);
     await expectText(page, '[data-testid="detail-status"]', 'done');
     const payload = JSON.parse((await page.locator('[data-testid="detail-payload"]').textContent()) ?? '') as Record<string, unknown>;
-    assert.deepEqual(payload, { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' } });
+    assert.deepEqual(payload, { goal: hostile, session_id: 'sess-42', step: 7, context: { tool: 'search' }, echo });
     const result = JSON.parse((await page.locator('[data-testid="detail-result"]').textContent()) ?? '') as Record<string, unknown>;
     assert.equal(result.reasoning, `answered: ${hostile}`);
     assert.equal(result.action, 'finish');
     await expectText(page, '[data-testid="detail-attempts"]', '1 of 3');
     const events = await page.locator('[data-testid="detail-timeline"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-event')));
     assert.deepEqual(events, ['created', 'started', 'finished']);
+    // The finished job's stream, replayed: the hostile token and stage are text.
+    await expectText(page, '#stream [data-type="done"]', /done/);
+    assert.equal(await page.locator('[data-testid="stream-text"] .text').textContent(), echo);
+    assert.equal(await page.locator('#stream [data-type="thinking"] .sum').textContent(), echo);
 
     // User input is text, never markup: no element was made from it, no script ran.
-    assert.equal(await page.locator('#detail img, #jobs img, #recent-done img').count(), 0);
+    assert.equal(await page.locator('#detail img, #detail script, #detail svg, #jobs img, #recent-done img').count(), 0);
     assert.equal(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss), undefined);
     // The open job survives a reload through the URL.
     await page.reload();
     await expectText(page, '[data-testid="detail-id"]', job.id);
+  });
+
+  /** The stream box as a list: an event line is its type, a text block `text:<attempt>`. */
+  const streamEntries = (page: Page) =>
+    page.locator('#stream > *').evaluateAll((els) => els.map((el) => (el.getAttribute('data-testid') === 'stream-text' ? `text:${el.getAttribute('data-attempt')}` : el.getAttribute('data-type'))));
+
+  it('streams a running job: the stage, then its tokens as they come, then done', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('stream');
+    await startWorker(store, queue);
+    const page = await openDashboard(url);
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/events')) streams.push(r.url());
+    });
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'stream' } }));
+    await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to think');
+    await page.click(`#running li[data-job-id="${job.id}"]`);
+    await expectText(page, '#stream [data-type="thinking"]', /planning the answer/);
+    await expectText(page, '#stream [data-type="started"]', new RegExp(`attempt 1 on dash-worker-${queue}`));
+    await waitFor(() => page.locator('#live').textContent().then((t) => t === '● live'), UI_TIMEOUT, 'the stream to open');
+    assert.equal(await page.locator('[data-testid="stream-text"]').count(), 0, 'no text before the first token');
+
+    // Three tokens, then the handler waits: the page shows them while the job runs.
+    await release(job.id);
+    await expectText(page, '[data-testid="stream-text"] .text', 'Hello from the');
+    await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to wait again');
+    await expectText(page, '[data-testid="detail-status"]', 'processing');
+    assert.equal((await store.get(job.id))?.status, 'processing');
+    await expectText(page, '[data-testid="stream-text"] .tag', 'attempt 1');
+    const block = await page.locator('[data-testid="stream-text"]').elementHandle();
+
+    await release(job.id);
+    await expectText(page, '[data-testid="stream-text"] .text', 'Hello from the streaming model.');
+    await expectText(page, '#stream [data-type="done"]', /done/);
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+    await expectText(page, '[data-testid="detail-usage"]', '12 prompt + 5 completion tokens');
+    await expectText(page, '[data-testid="detail-result"]', /Hello from the streaming model/);
+    // The tokens went into the block made for the first one, not a re-rendered one.
+    assert.equal(await block!.evaluate((el) => el.isConnected), true);
+    assert.deepEqual(await streamEntries(page), ['queued', 'started', 'thinking', 'text:1', 'usage', 'done']);
+    // `event: end` closed the stream: no reconnect (the server's retry is 1 s) and no reopen (the page's is 1-2 s after an error).
+    await expectText(page, '#live', '');
+    await delay(2500);
+    assert.equal(streams.length, 1, `one stream request, not ${JSON.stringify(streams)}`);
+    await expectText(page, '#stream-info', '10 events');
+  });
+
+  it('replays the whole stream of a finished job, each attempt labelled', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('replay');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'flaky' } }));
+    await waitFor(async () => (await store.get(job.id))?.status === 'done', UI_TIMEOUT, 'the job to finish on its second attempt');
+
+    const page = await openDashboard(url);
+    await page.click(`#recent-done li[data-job-id="${job.id}"]`);
+    await expectText(page, '#stream [data-type="done"]', /attempt 2/);
+    assert.deepEqual(await streamEntries(page), ['queued', 'started', 'thinking', 'text:1', 'retry', 'started', 'thinking', 'text:2', 'done']);
+    const texts = await page.locator('[data-testid="stream-text"]').evaluateAll((els) => els.map((el) => el.textContent));
+    assert.deepEqual(texts, ['attempt 1first try', 'attempt 2second try']);
+    await expectText(page, '#stream [data-type="retry"]', /attempt 1 failed \(HANDLER_ERROR: upstream 503\), runs again \d\d:\d\d:\d\d/);
+    await expectText(page, '#stream [data-type="retry"] .badge', 'retry');
+    assert.match((await page.locator('#stream [data-type="retry"]').getAttribute('class')) ?? '', /s-delayed/);
+    await expectText(page, '#live', '');
+    await expectText(page, '[data-testid="detail-attempts"]', '2 of 3');
+  });
+
+  it('holds at most 5,000 stream entries and the newest text of a long run', async function () {
+    this.timeout(40_000);
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('flood');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'flood' } }));
+    await waitFor(async () => (await store.get(job.id))?.status === 'done', 15_000, 'the job to finish');
+
+    const page = await openDashboard(url);
+    await page.click(`#recent-done li[data-job-id="${job.id}"]`);
+    await page.locator('#stream [data-type="done"]').waitFor({ timeout: 15_000 });
+    await expectText(page, '#stream-info', '6123 events');
+    // queued, started, 6000 steps, one text block, done: the oldest 1004 lines went.
+    assert.equal(await page.locator('#stream > *').count(), 5000);
+    await expectText(page, '[data-testid="stream-note"]', '… 1004 earlier events not shown');
+    assert.equal(await page.locator('#stream > [data-type="step"]').first().getAttribute('title'), '{"i":1002}');
+    const text = await page.locator('[data-testid="stream-text"] .text').textContent();
+    assert.ok(text!.length <= 100_000 && text!.length >= 90_000, `the text block holds ${text!.length} characters`);
+    assert.ok(text!.endsWith(`119${'x'.repeat(996)}.`), 'it ends with the last token');
+    assert.match((await page.locator('[data-testid="stream-text"]').getAttribute('class')) ?? '', /\bcut\b/);
+  });
+
+  it('reopens a cut stream after the last event it showed: nothing lost, nothing twice', async () => {
+    // Streams that the server closes every 400 ms without their end: each cut is an error for the page.
+    // With a token: each reopen takes a fresh ticket, and says where to resume.
+    const token = 'cut-secret-token';
+    const { store, url } = await startServer(token, { sseMaxMs: 400 });
+    const queue = uniqueQueue('cut');
+    await startWorker(store, queue);
+    const page = await openDashboard(url);
+    await page.fill('#token-input', token);
+    await page.click('#token-submit');
+    await page.locator('#queues').waitFor({ state: 'visible' });
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/events')) streams.push(r.url());
+    });
+    const n = 30;
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'slow-stream', step: n } }));
+    await page.click(`#running li[data-job-id="${job.id}"]`);
+    const all = Array.from({ length: n }, (_, i) => `t${i}`).join(' ');
+    await waitFor(async () => (await page.locator('[data-testid="stream-text"] .text').textContent().catch(() => ''))?.trim() === all, 10_000, 'all tokens');
+    await expectText(page, '#stream [data-type="done"]', /done/);
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+    assert.equal(await page.locator('[data-testid="stream-text"]').count(), 1);
+    const reopened = streams.filter((u) => new URL(u).pathname.endsWith('/events') && !u.includes('format=json')).map((u) => [...new URL(u).searchParams.entries()]);
+    assert.ok(reopened.length >= 2, `the stream was reopened: ${JSON.stringify(streams)}`);
+    assert.deepEqual(reopened[0]!.map(([k]) => k), ['ticket']);
+    for (const params of reopened.slice(1)) {
+      assert.deepEqual(params.map(([k]) => k), ['ticket', 'after']);
+      assert.ok(Number(params[1]![1]) > 0, 'a reopen resumes after an event it showed');
+    }
   });
 
   it('cancels a running job from its detail view', async () => {
@@ -206,9 +393,11 @@ describe('dashboard (/engine) in Chromium', function () {
 
     await page.click('#btn-cancel');
     await waitFor(async () => (await store.get(job.id))?.status === 'canceled', UI_TIMEOUT, 'the store to end the job canceled');
-    // Pushed over SSE (and the polled lists): the page follows without a click.
+    // The stream's cancel_requested and canceled events (and the polled lists): the page follows without a click.
     await expectText(page, '[data-testid="detail-status"]', 'canceled');
     await expectText(page, '[data-testid="detail-timeline"]', /cancel requested: canceled from the dashboard/);
+    await expectText(page, '#stream [data-type="cancel_requested"]', /canceled from the dashboard/);
+    await expectText(page, '#stream [data-type="canceled"]', /canceled from the dashboard/);
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="canceled"]`, '1');
     assert.equal(await page.locator('#btn-cancel').isDisabled(), true);
     assert.equal(await page.locator('#btn-retry').isEnabled(), true);

@@ -7,7 +7,8 @@ const PAGE = 15;
 // The token is never kept by the page: signing in trades it for an HttpOnly session cookie (POST /v1/session)
 // and the session's secret, kept in sessionStorage (this origin, this tab) and sent as x-reasonq-csrf.
 const CSRF_KEY = 'reasonq.csrf';
-const st = { session: false, csrf: sessionStorage.getItem(CSRF_KEY) || '', locked: false, status: '', queue: '', cursors: [null], page: 0, next: null, sel: null, job: null, es: null, gen: 0, seen: {} };
+const st = { session: false, csrf: sessionStorage.getItem(CSRF_KEY) || '', locked: false, status: '', queue: '', cursors: [null], page: 0, next: null, sel: null, job: null, es: null, gen: 0, seen: {},
+  stream: null, jobSeq: 0, shownSeq: 0, detailAt: 0, fetchTimer: 0 };
 
 function h(tag, props, ...kids) {
   const e = document.createElement(tag);
@@ -165,46 +166,159 @@ async function loadJobs() {
     : h('tr', null, h('td', { class: 'empty', colspan: 6 }, 'no jobs match')));
 }
 
-// ---- job detail: GET once, then SSE while it is not finished
+// ---- job detail: GET it, and follow its event stream (SSE); a lifecycle event re-GETs the job
+const LIFECYCLE = { queued: 'queued', started: 'processing', retry: 'delayed', cancel_requested: 'canceled', canceled: 'canceled', done: 'done', error: 'error', trimmed: 'delayed' };
+/** What the page holds of a stream: entries (event lines and text blocks) and characters per text block. */
+const STREAM_MAX = 5000;
+const TEXT_MAX = 100_000;
+/** A fresh stream view for job `id`: `last` is the id of the newest event shown (a reopen resumes after it). */
+function newStream(id) {
+  return { id, last: 0, count: 0, dropped: 0, ended: false, opening: false, fails: 0, retryAt: 0, blocks: new Map(), follow: true, frame: 0 };
+}
 function openJob(id) {
-  closeSSE(); st.sel = id; st.job = null; delete st.seen.detail; delete st.seen.jobs;
+  closeSSE(); st.sel = id; st.job = null; st.stream = newStream(id); st.detailAt = 0; delete st.seen.detail; delete st.seen.jobs;
   history.replaceState(null, '', `#job=${enc(id)}`);
   $('detail').hidden = false; $('action-msg').textContent = ''; put($('detail-body'), h('p', { class: 'muted' }, 'loading…'));
+  put($('detail-payload')); put($('stream')); $('stream-note').hidden = true; $('stream-info').textContent = ''; $('detail-stream').hidden = true;
   $('detail').scrollIntoView({ block: 'nearest' });
   refresh();
 }
-$('btn-close').addEventListener('click', () => { closeSSE(); st.sel = null; st.job = null; $('detail').hidden = true; history.replaceState(null, '', '#'); delete st.seen.jobs; refresh(); });
+$('btn-close').addEventListener('click', () => { closeSSE(); st.sel = null; st.job = null; st.stream = null; $('detail').hidden = true; history.replaceState(null, '', '#'); delete st.seen.jobs; refresh(); });
+$('stream').addEventListener('scroll', () => { const b = $('stream'); if (st.stream) st.stream.follow = b.scrollTop + b.clientHeight >= b.scrollHeight - 24; });
 function closeSSE() { if (st.es) st.es.close(); st.es = null; $('live').textContent = ''; }
-async function openSSE(id) {
-  closeSSE();
-  // EventSource sends the cookie but no header: a one-job ticket (a minute, useless without the cookie) stands in for the secret.
-  let url = `/v1/jobs/${enc(id)}/events`;
-  if (st.session) {
-    try { const { ticket } = await api(`/v1/jobs/${enc(id)}/events/ticket`, 'POST'); if (ticket) url += `?ticket=${enc(ticket)}`; }
-    catch { return; } // polling goes on and opens the stream again
-    if (st.sel !== id || st.es) return;
-  }
-  const es = new EventSource(url);
-  st.es = es;
-  es.onopen = () => { if (st.es === es) $('live').textContent = '● live'; };
-  es.addEventListener('job', (e) => {
-    const job = JSON.parse(e.data);
-    if (st.es !== es || job.id !== st.sel) return;
-    renderDetail(job);
-    if (TERMINAL.includes(job.status)) closeSSE();
-  });
-  // The stream ends when the job does; a broken one falls back to polling, which reopens it.
-  es.onerror = () => { if (st.es === es) closeSSE(); };
+
+/** GET the job and show it, unless a later GET (or an action's answer) was shown already. */
+async function fetchJob(id) {
+  const seq = ++st.jobSeq;
+  const { job } = await api(`/v1/jobs/${enc(id)}`);
+  if (st.sel === id && seq > st.shownSeq) { st.shownSeq = seq; renderDetail(job); }
+  return job;
 }
+/** Re-GET the open job in `ms` (0: now); calls meanwhile share it. */
+function refetchJob(ms) {
+  if (st.fetchTimer) { if (ms > 0) return; clearTimeout(st.fetchTimer); }
+  st.fetchTimer = setTimeout(() => { st.fetchTimer = 0; if (st.sel) fetchJob(st.sel).catch(() => { /* polling reports it */ }); }, ms);
+}
+
+async function openSSE(id) {
+  const s = st.stream;
+  if (!s || s.id !== id || st.es || s.opening || s.ended) return;
+  s.opening = true;
+  try {
+    // A reopen first asks whether anything is left: a finished stream that was read to its end answers 204, which EventSource reports as an error.
+    if (s.last > 0 || s.fails > 0) {
+      const page = await api(`/v1/jobs/${enc(id)}/events?format=json&after=${s.last}&limit=1`);
+      if (page.end && page.events.length === 0) { s.ended = true; return; }
+    }
+    // EventSource sends the cookie but no header: a one-job ticket (a minute, useless without the cookie) stands in for the secret.
+    const q = new URLSearchParams();
+    if (st.session) { const { ticket } = await api(`/v1/jobs/${enc(id)}/events/ticket`, 'POST'); if (ticket) q.set('ticket', ticket); }
+    if (st.stream !== s || st.es || st.locked) return;
+    // EventSource's own reconnects send Last-Event-ID; this one is new, so it says where to resume.
+    if (s.last > 0) q.set('after', String(s.last));
+    const qs = String(q);
+    const es = new EventSource(`/v1/jobs/${enc(id)}/events${qs ? `?${qs}` : ''}`);
+    st.es = es;
+    es.onopen = () => { if (st.es === es) { $('live').textContent = '● live'; s.fails = 0; } };
+    es.onmessage = (e) => {
+      if (st.es !== es) return;
+      let ev;
+      try { ev = JSON.parse(e.data); } catch { return; }
+      showEvent(s, ev);
+    };
+    // The job's final event went out: close, or EventSource would reconnect.
+    es.addEventListener('end', () => { if (st.es !== es) return; s.ended = true; closeSSE(); refetchJob(0); });
+    // A broken stream: polling takes over and reopens it after the last event shown.
+    es.onerror = () => { if (st.es !== es) return; closeSSE(); streamFailed(s); st.detailAt = 0; };
+  } catch { streamFailed(s); } // polling goes on and opens the stream again
+  finally { s.opening = false; }
+}
+function streamFailed(s) { s.fails += 1; s.retryAt = Date.now() + Math.min(1000 * s.fails, 10_000); }
+
 async function loadDetail() {
   const id = st.sel;
-  if (!id || st.es) return;
+  if (!id) return;
+  // While the stream is open it pushes the changes; a slower poll still catches lease renewals and stalls.
+  if (st.es && Date.now() - st.detailAt < 5000) return;
+  st.detailAt = Date.now();
   let job;
-  try { ({ job } = await api(`/v1/jobs/${enc(id)}`)); }
-  catch (e) { if (e.status === 404 && st.sel === id) { put($('detail-body'), h('p', { class: 'errbox' }, `Job ${id} not found (deleted by retention?).`)); setButtons(null); return; } throw e; }
-  if (st.sel !== id) return;
-  renderDetail(job);
-  if (!TERMINAL.includes(job.status) && !st.es) void openSSE(id);
+  try { job = await fetchJob(id); }
+  catch (e) {
+    if (e.status === 404 && st.sel === id) {
+      closeSSE(); if (st.stream) st.stream.ended = true;
+      put($('detail-body'), h('p', { class: 'errbox' }, `Job ${id} not found (deleted by retention?).`)); put($('detail-payload')); setButtons(null); return;
+    }
+    throw e;
+  }
+  const s = st.stream;
+  if (st.sel !== id || !s || s.id !== id || st.es) return;
+  // A finished stream goes on when the job is retried (here or elsewhere).
+  if (s.ended && !TERMINAL.includes(job.status)) { s.ended = false; s.retryAt = 0; }
+  if (!s.ended && Date.now() >= s.retryAt) void openSSE(id);
+}
+
+// ---- the stream: tokens grow one text block per attempt, other events are one line each
+const str = (v) => (v == null ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+const cut = (v, n = 240) => { const t = str(v); return t.length > n ? `${t.slice(0, n)}…` : t; };
+const errText = (e) => (e && typeof e === 'object' ? `${str(e.code)}: ${str(e.message)}` : str(e));
+function summary(ev) {
+  const d = ev.data && typeof ev.data === 'object' ? ev.data : {};
+  switch (ev.type) {
+    case 'queued': return d.retried ? 'queued again (retried)' : '';
+    case 'started': return `attempt ${ev.attempt} on ${str(d.worker) || '?'}`;
+    case 'retry': return `attempt ${ev.attempt} ${str(d.reason)}${d.error ? ` (${errText(d.error)})` : ''}, runs again ${d.run_at ? clock(d.run_at, true) : 'now'}`;
+    case 'cancel_requested': case 'canceled': return str(d.reason);
+    case 'done': return `attempt ${ev.attempt}${d.action ? `: ${str(d.action)}${d.tool_name ? ` ${str(d.tool_name)}` : ''}` : ''}`;
+    case 'error': return `attempt ${ev.attempt}: ${errText(ev.data)}`;
+    case 'trimmed': return `${str(d.dropped)} earlier events were dropped by the store`;
+    case 'thinking': return d.stage !== undefined ? str(d.stage) : cut(ev.data);
+    case 'tool_call': return `${d.name ? `${str(d.name)} ` : ''}#${str(d.index)} ${cut(d.arguments)}`;
+    case 'usage': return `${str(d.prompt_tokens)} prompt + ${str(d.completion_tokens)} completion tokens`;
+    default: return cut(ev.data);
+  }
+}
+/** Add an entry to the stream box, dropping the oldest past STREAM_MAX. */
+function addEntry(s, el, n) {
+  const box = $('stream');
+  el.rqEvents = n;
+  box.append(el);
+  while (box.childElementCount > STREAM_MAX) { s.dropped += box.firstElementChild.rqEvents || 0; box.firstElementChild.remove(); }
+}
+function showEvent(s, ev) {
+  if (!ev || typeof ev.id !== 'number' || ev.id <= s.last) return; // nothing twice
+  s.last = ev.id; s.count += 1;
+  $('detail-stream').hidden = false;
+  if (ev.type === 'token') {
+    const text = ev.data && typeof ev.data.text === 'string' ? ev.data.text : str(ev.data);
+    let b = s.blocks.get(ev.attempt);
+    if (!b || !b.el.isConnected) {
+      b = { node: document.createTextNode(''), el: null };
+      b.el = h('div', { class: 'tokens', 'data-testid': 'stream-text', 'data-attempt': ev.attempt }, h('span', { class: 'tag' }, `attempt ${ev.attempt}`), h('span', { class: 'text' }, b.node));
+      s.blocks.set(ev.attempt, b);
+      addEntry(s, b.el, 0);
+    }
+    b.node.appendData(text); b.el.rqEvents += 1;
+    // A long run's text keeps its newest part.
+    if (b.node.length > TEXT_MAX) { b.node.deleteData(0, b.node.length - Math.floor(TEXT_MAX * 0.9)); b.el.classList.add('cut'); }
+  } else {
+    const sum = summary(ev);
+    const c = LIFECYCLE[ev.type];
+    addEntry(s, h('div', { class: c ? `ev s-${c}` : 'ev', 'data-testid': 'stream-event', 'data-type': ev.type, 'data-id': ev.id, title: sum || null },
+      h('span', { class: 'mono muted' }, clock(ev.at, true)),
+      c ? h('span', { class: `badge s-${c}` }, ev.type) : h('b', { class: 'mono' }, ev.type),
+      h('span', { class: 'sum' }, sum)), 1);
+    if (c && ev.type !== 'trimmed') refetchJob(0);
+    else if (ev.type === 'progress' || ev.type === 'usage') refetchJob(500);
+  }
+  // Counters and scrolling once a frame, however many events came.
+  if (!s.frame) s.frame = requestAnimationFrame(() => {
+    s.frame = 0;
+    if (st.stream !== s) return;
+    $('stream-info').textContent = `${s.count} event${s.count === 1 ? '' : 's'}`;
+    const note = $('stream-note');
+    note.hidden = s.dropped === 0; note.textContent = `… ${s.dropped} earlier events not shown`;
+    if (s.follow) { const box = $('stream'); box.scrollTop = box.scrollHeight; }
+  });
 }
 function setButtons(j) {
   const cancelable = !!j && (j.status === 'queued' || (j.status === 'processing' && !j.cancel_requested));
@@ -236,14 +350,15 @@ function renderDetail(j) {
       kv('priority', j.priority, 'detail-priority'),
       kv('lease', j.lease ? `${j.lease.owner} · until ${clock(j.lease.until, true)}` : '—', 'detail-lease'),
       kv('progress', j.progress == null ? '—' : h('span', { class: 'mono' }, JSON.stringify(j.progress)), 'detail-progress'),
+      j.usage ? kv('usage', `${j.usage.prompt_tokens} prompt + ${j.usage.completion_tokens} completion tokens`, 'detail-usage') : null,
       j.timeout_ms ? kv('timeout', span(j.timeout_ms), 'detail-timeout') : null,
       j.dedupe_key ? kv('dedupe key', j.dedupe_key, 'detail-dedupe') : null,
       j.callback_url ? kv('callback', j.callback_url, 'detail-callback') : null),
     h('h3', null, 'Timeline'), timeline(j),
     j.error ? [h('h3', null, 'Error'), h('div', { class: 'errbox', 'data-testid': 'detail-error' },
       h('b', { class: 'mono' }, j.error.code), ': ', j.error.message, j.error.retryable ? ' (retryable)' : ' (not retryable)')] : null,
-    j.result ? [h('h3', null, 'Result'), h('pre', { 'data-testid': 'detail-result' }, json(j.result))] : null,
-    h('h3', null, 'Payload'), h('pre', { 'data-testid': 'detail-payload' }, json(j.payload)));
+    j.result ? [h('h3', null, 'Result'), h('pre', { 'data-testid': 'detail-result' }, json(j.result))] : null);
+  put($('detail-payload'), h('h3', null, 'Payload'), h('pre', { 'data-testid': 'detail-payload' }, json(j.payload)));
 }
 async function act(kind) {
   const id = st.sel;
@@ -255,7 +370,9 @@ async function act(kind) {
     msg.className = 'ok';
     msg.textContent = kind === 'retry' ? 'Requeued.' : job.status === 'canceled' ? 'Canceled.' : job.cancel_requested ? 'Cancel requested; the worker stops it at its next lease renewal.' : `Job is ${job.status}.`;
     if (st.sel !== id) return;
-    closeSSE(); delete st.seen.detail; renderDetail(job); refresh();
+    // The open stream reports what follows; a retried job's stream goes on after its end.
+    if (kind === 'retry' && st.stream && st.stream.id === id) { st.stream.ended = false; st.stream.retryAt = 0; }
+    st.shownSeq = ++st.jobSeq; st.detailAt = Date.now(); renderDetail(job); refresh();
   } catch (e) {
     msg.className = 'err';
     msg.textContent = `${kind} failed — ${e.code}${e.status ? ` (HTTP ${e.status})` : ''}: ${e.message}`;
