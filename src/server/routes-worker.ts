@@ -53,8 +53,8 @@ export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics,
   // The first release's progress report, for remote workers that still send it: a `progress` event (not repeat-safe, as it never was).
   app.post<ById>('/v1/jobs/:id/progress', async (request) => {
     const body = parseOrThrow(progressBodySchema, request.body ?? {});
-    await transport.appendEvents(request.params.id, body.token, [checkEvent('progress', body.data ?? null, eventMaxBytes)], null);
-    return { ok: true };
+    const last = await transport.appendEvents(request.params.id, body.token, [checkEvent('progress', body.data ?? null, eventMaxBytes)], null);
+    return { ok: true, last };
   });
 
   app.post('/v1/workers/heartbeat', async (request) => {

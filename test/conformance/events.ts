@@ -195,9 +195,14 @@ export function eventTests({ transport: t, factory, options }: SuiteContext): vo
       assert.equal(await t().appendEvents(c.id, c.lease.token, tokens(3), 0), 5, 'the same batch again: nothing written');
       assert.equal(await t().appendEvents(c.id, c.lease.token, tokens(5), 0), 7, 'a longer repeat writes only its new tail');
       assert.equal(await t().appendEvents(c.id, c.lease.token, tokens(2, 5), 5), 9);
+      // An append that is never repeated (null) goes in whole and leaves the run's count alone.
+      assert.equal(await t().appendEvents(c.id, c.lease.token, [{ type: 'progress', data: { pct: 1 } }], null), 10);
+      assert.equal(await t().appendEvents(c.id, c.lease.token, tokens(1, 7), 7), 11);
+      assert.equal(await t().appendEvents(c.id, c.lease.token, tokens(1, 7), 7), 11, 'a repeat after it is still skipped');
       const { events } = await readAll(t(), job.id);
       assertConsecutive(events, 1);
-      assert.deepEqual(events.slice(2).map((e) => (e.data as { text: string }).text).join(''), 't0 t1 t2 t3 t4 t5 t6 ');
+      assert.deepEqual(events.slice(2).filter((e) => e.type === 'token').map((e) => (e.data as { text: string }).text).join(''), 't0 t1 t2 t3 t4 t5 t6 t7 ');
+      assert.equal(events[9]!.type, 'progress');
     });
 
     it('waits for the next event when asked, and answers at once when there is one', async () => {

@@ -10,7 +10,7 @@
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { DEFAULTS } from '../../src/config.js';
-import { errorFromWire, ReasonqError, TransportError } from '../../src/errors.js';
+import { errorFromWire, ReasonqError, TransportError, ValidationError } from '../../src/errors.js';
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
@@ -117,9 +117,13 @@ export class HttpTransport implements Transport {
 
   async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     if (written === null) {
-      // Only the first release's route takes events that are not repeat-safe: one progress report.
-      for (const e of events) await this.call('POST', `/v1/jobs/${enc(id)}/progress`, { token, data: e.data }, { role: 'worker' });
-      return 0;
+      // Only the first release's route takes events that are not repeat-safe: progress reports, one at a time.
+      let last = 0;
+      for (const e of events) {
+        if (e.type !== 'progress') throw new ValidationError('over HTTP, an append that is never repeated (written: null) carries progress events only', 'written');
+        ({ last } = await this.call<{ last: number }>('POST', `/v1/jobs/${enc(id)}/progress`, { token, data: e.data }, { role: 'worker' }));
+      }
+      return last;
     }
     const res = await this.call<{ last: number }>('POST', `/v1/jobs/${enc(id)}/events`, { token, written, events }, { role: 'worker' });
     return res.last;
