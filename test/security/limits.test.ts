@@ -95,7 +95,7 @@ describe('security: bounded resources', function () {
     for (let i = 0; i < 6 && !refused; i++) {
       const { job } = await store.enqueue(newJob(q));
       const c = await store.claim({ queues: [q], owner: 'w', lease_ms: 5000, wait_ms: 0 });
-      await store.progress(c!.id, c!.lease.token, { note: 'y'.repeat(100_000) });
+      await store.appendEvents(c!.id, c!.lease.token, [{ type: 'progress', data: { note: 'y'.repeat(100_000) } }], 0);
       await store.settle(c!.id, c!.lease.token, { status: 'done', result: big });
       assert.equal((await store.get(job.id))?.status, 'done');
       // Every enqueue from here on must make room: finished jobs go first, the newest kept.
@@ -175,7 +175,8 @@ describe('security: bounded resources', function () {
     assert.equal(res.statusCode, 200);
     const text = await res.body.text().catch((error: Error) => assert.fail(`the stream was still open after 5 s (${error.name})`));
     assert.ok(Date.now() - t < 5000, 'closed by the server');
-    assert.match(text, /event: job/);
+    assert.match(text, /^id: 1\ndata: \{"id":1,"type":"queued"/m);
+    assert.doesNotMatch(text, /event: end/, 'cut by its lifetime, not ended: the reader comes back');
   });
 
   it('a request whose body stalls is answered 408 in our error shape (a long-poll past the limit is not); headers past the limit 431', async () => {

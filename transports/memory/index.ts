@@ -10,8 +10,7 @@
  *   sweep and by a claim once the earliest lease deadline (`nextExpiry`) passed.
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
- * - `streams`: per job, its events (src/events.ts): the newest `eventsMax`,
- *   the id of the last one trimmed away, and the readers waiting for more.
+ * - `streams`: per job, its events (streams.ts).
  * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
  *   finished ones in the order they ended. The store holds at most `maxJobs`
  *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
@@ -42,25 +41,9 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
-import { addUsage, EVENTS_PAGE_MAX, trimmedMarker, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions, type Usage } from '../../src/events.js';
-
-/** A job's event stream. */
-interface Stream {
-  /** the newest events, ids `floor + 1` … `last` */
-  events: JobEvent[];
-  /** id of the last event trimmed away (0: none) */
-  floor: number;
-  last: number;
-  /** what the kept events weigh (counted in `heldBytes`) */
-  bytes: number;
-  /** readers waiting for the next event */
-  readers: Set<() => void>;
-  /** how many events the run holding `token` has appended (a repeated try skips them) */
-  run: { token: string; written: number } | null;
-}
-
-/** What an event weighs beyond its data. */
-const EVENT_OVERHEAD_BYTES = 96;
+import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
+import { Streams } from './streams.js';
+import { weigh } from './weigh.js';
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -76,34 +59,6 @@ export interface MemoryTransportOptions extends TransportOptions {
 
 /** What a job weighs beyond its payload (fields, maps), counted against maxBytes. */
 const JOB_OVERHEAD_BYTES = 512;
-/** What each object or array of a stored value weighs in the heap beyond its JSON text: `[{},{},…]` takes about 20× its text (measured with V8 heap snapshots). */
-const NODE_BYTES = 64;
-
-/**
- * Heap weight of a JSON value, in one walk without recursion: the length of
- * its strings and keys, 8 bytes a number or boolean, NODE_BYTES an object or
- * array. One pass instead of JSON.stringify and a walk (memory store, bulk
- * add, one run each: 23.9k → 26.2k jobs/s).
- */
-function weigh(value: unknown): number {
-  let bytes = 0;
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') bytes += v.length;
-    else if (typeof v === 'number' || typeof v === 'boolean') bytes += 8;
-    else if (typeof v === 'object' && v !== null) {
-      bytes += NODE_BYTES;
-      if (Array.isArray(v)) for (const child of v) stack.push(child);
-      else
-        for (const key in v) {
-          bytes += key.length;
-          stack.push((v as Record<string, unknown>)[key]);
-        }
-    }
-  }
-  return bytes;
-}
 
 export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
   return new MemoryTransport(options);
@@ -130,8 +85,7 @@ export class MemoryTransport implements Transport {
   private readonly claimWaiters = new Set<ClaimWaiter>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
   private readonly sizes = new Map<string, number>();
-  private readonly streams = new Map<string, Stream>();
-  private readonly eventsMax: number;
+  private readonly streams: Streams;
   /** what result, error and progress weigh, per job (counted in `heldBytes` too, and redone when they change) */
   private readonly outputSizes = new Map<string, number>();
   /** finished ids, oldest ending first (a Set keeps insertion order) */
@@ -156,7 +110,7 @@ export class MemoryTransport implements Transport {
     this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.maxJobs = options.maxJobs ?? DEFAULTS.memoryMaxJobs;
     this.maxBytes = options.maxBytes ?? DEFAULTS.memoryMaxBytes;
-    this.eventsMax = options.eventsMax ?? DEFAULTS.eventsMax;
+    this.streams = new Streams(options.eventsMax ?? DEFAULTS.eventsMax, (bytes) => (this.heldBytes += bytes));
   }
 
   async init(): Promise<void> {}
@@ -171,7 +125,7 @@ export class MemoryTransport implements Transport {
     this.sizes.set(stored.id, size);
     this.heldBytes += size;
     if (stored.dedupe_key) this.dedupe.set(dedupeKey(stored), stored.id);
-    this.log(stored, 'queued', {});
+    this.streams.log(stored, 'queued', {});
     this.pushReady(stored);
     return { job: clone(stored), created: true };
   }
@@ -211,7 +165,7 @@ export class MemoryTransport implements Transport {
     this.weighOutputs(job);
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
-    this.logOutcome(job, status, outcome);
+    this.streams.logOutcome(job, status, outcome);
     this.count(job, outcome);
     if (status === 'queued') {
       this.requeue(job, outcome.run_at ?? new Date());
@@ -223,46 +177,25 @@ export class MemoryTransport implements Transport {
 
   async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const job = this.fenced(id, token);
-    let stream = this.streams.get(id);
-    if (!stream) this.streams.set(id, (stream = { events: [], floor: 0, last: 0, bytes: 0, readers: new Set(), run: null }));
-    // What a repeated try of this run wrote already is skipped (the transport contract: a repeat never writes twice).
-    let fresh = events;
-    if (written !== null) {
-      const had = stream.run?.token === token ? stream.run.written : 0;
-      fresh = events.slice(Math.max(0, had - written));
-      stream.run = { token, written: Math.max(had, written + events.length) };
-    }
-    for (const event of fresh) {
-      const data = clone(event.data ?? null);
-      if (event.type === 'progress') job.progress = data;
-      if (event.type === 'usage') job.usage = addUsage(job.usage, data as Usage);
-      this.log(job, event.type, data);
-    }
+    const last = this.streams.append(job, token, events, written);
     job.updated_at = new Date();
     this.weighOutputs(job);
-    return this.streams.get(id)?.last ?? 0;
+    return last;
   }
 
   async readEvents(id: string, options: ReadEventsOptions): Promise<EventPage> {
     const after = options.after ?? 0;
     const limit = Math.min(Math.max(options.limit ?? EVENTS_PAGE_MAX, 1), EVENTS_PAGE_MAX);
-    let page = this.page(id, after, limit);
+    const page = () => {
+      const job = this.jobs.get(id);
+      if (!job) throw new JobNotFoundError(id);
+      return this.streams.page(job, after, limit);
+    };
+    const first = page();
     const waitMs = options.wait_ms ?? 0;
-    if (page.events.length > 0 || page.end || waitMs <= 0 || this.closed) return page;
-    const stream = this.streams.get(id)!;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', done);
-        stream.readers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(waitMs, 2 ** 31 - 1));
-      options.signal?.addEventListener('abort', done, { once: true });
-      stream.readers.add(done);
-    });
-    page = this.page(id, after, limit);
-    return page;
+    if (first.events.length > 0 || first.end || waitMs <= 0 || this.closed) return first;
+    await this.streams.waitForMore(id, waitMs, options.signal);
+    return page();
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
@@ -271,13 +204,13 @@ export class MemoryTransport implements Transport {
     if (job.status === 'queued') {
       this.readySeq.delete(job.id);
       job.cancel_requested = { at: new Date(), reason };
-      this.log(job, 'canceled', { reason });
+      this.streams.log(job, 'canceled', { reason });
       this.finish(job, 'canceled');
       if (++this.staleEntries > Math.max(1000, this.jobs.size)) this.compact();
     } else if (job.status === 'processing' && !job.cancel_requested) {
       job.cancel_requested = { at: new Date(), reason };
       job.updated_at = new Date();
-      this.log(job, 'cancel_requested', { reason });
+      this.streams.log(job, 'cancel_requested', { reason });
     }
     return clone(job);
   }
@@ -294,7 +227,7 @@ export class MemoryTransport implements Transport {
     job.callback = null;
     this.outbox.delete(job.id); // its next ending owes a callback of its own
     this.finishedOrder.delete(job.id);
-    this.log(job, 'queued', { retried: true });
+    this.streams.log(job, 'queued', { retried: true });
     this.requeue(job, new Date());
     return clone(job);
   }
@@ -401,7 +334,7 @@ export class MemoryTransport implements Transport {
     if (this.delayTimer) clearTimeout(this.delayTimer);
     for (const waiter of this.claimWaiters) waiter.wake();
     for (const set of this.jobWaiters.values()) for (const wake of set) wake();
-    for (const stream of this.streams.values()) for (const wake of stream.readers) wake();
+    this.streams.wakeAll();
   }
 
   // -- internals ------------------------------------------------------------
@@ -429,54 +362,6 @@ export class MemoryTransport implements Transport {
     else this.outbox.delete(id);
   }
 
-  /** Append one event to a job's stream (the store's lifecycle events and a handler's), trimming past `eventsMax`. */
-  private log(job: Job, type: string, data: unknown): void {
-    let stream = this.streams.get(job.id);
-    if (!stream) this.streams.set(job.id, (stream = { events: [], floor: 0, last: 0, bytes: 0, readers: new Set(), run: null }));
-    const size = EVENT_OVERHEAD_BYTES + weigh(data);
-    stream.last += 1;
-    stream.events.push({ id: stream.last, type, at: new Date(), attempt: job.attempts, data });
-    stream.bytes += size;
-    this.heldBytes += size;
-    if (stream.events.length > this.eventsMax) {
-      const dropped = stream.events.splice(0, stream.events.length - this.eventsMax);
-      const freed = dropped.reduce((n, e) => n + EVENT_OVERHEAD_BYTES + weigh(e.data), 0);
-      stream.bytes -= freed;
-      this.heldBytes -= freed;
-      stream.floor = dropped[dropped.length - 1]!.id;
-    }
-    if (stream.readers.size > 0) {
-      const readers = [...stream.readers];
-      stream.readers.clear();
-      for (const wake of readers) wake();
-    }
-  }
-
-  /** The lifecycle event of a written outcome, with the attempt of the run that ended (before a give-back). */
-  private logOutcome(job: Job, status: Outcome['status'], outcome: Outcome): void {
-    if (status === 'queued') {
-      const reason = outcome.stall ? 'stalled' : outcome.give_back ? 'released' : 'failed';
-      this.log(job, 'retry', { reason, run_at: (outcome.run_at ?? new Date()).getTime(), ...(outcome.error ? { error: outcome.error } : {}) });
-    } else if (status === 'done') this.log(job, 'done', clone(job.result));
-    else if (status === 'error') this.log(job, 'error', clone(job.error));
-    else if (status === 'canceled') this.log(job, 'canceled', { reason: job.cancel_requested?.reason ?? null });
-  }
-
-  private page(id: string, after: number, limit: number): EventPage {
-    const job = this.jobs.get(id);
-    if (!job) throw new JobNotFoundError(id);
-    const stream = this.streams.get(id) ?? { events: [], floor: 0, last: 0 };
-    const events: JobEvent[] = [];
-    let from = after;
-    if (from < stream.floor) {
-      events.push(trimmedMarker(after, stream.floor, stream.events[0]?.at ?? new Date()));
-      from = stream.floor;
-    }
-    for (let k = Math.max(0, from - stream.floor); k < stream.events.length && events.length < limit; k++) events.push(clone(stream.events[k]!));
-    const reached = events.length > 0 ? events[events.length - 1]!.id : after;
-    return { events, last: stream.last, end: isTerminal(job.status) && reached >= stream.last };
-  }
-
   /** An attempt given back, a stall counted. */
   private count(job: Job, outcome: Outcome): void {
     if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
@@ -496,7 +381,7 @@ export class MemoryTransport implements Transport {
       }
       const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
       if (outcome.error) job.error = outcome.error;
-      this.logOutcome(job, outcome.status, outcome);
+      this.streams.logOutcome(job, outcome.status, outcome);
       this.count(job, outcome);
       if (outcome.status === 'queued') {
         this.requeue(job, outcome.run_at ?? new Date(now));
@@ -541,12 +426,7 @@ export class MemoryTransport implements Transport {
   }
 
   private remove(job: Job): void {
-    const stream = this.streams.get(job.id);
-    if (stream) {
-      this.heldBytes -= stream.bytes;
-      this.streams.delete(job.id);
-      for (const wake of stream.readers) wake();
-    }
+    this.streams.remove(job.id);
     this.jobs.delete(job.id);
     this.outbox.delete(job.id);
     this.finishedOrder.delete(job.id);
@@ -588,7 +468,7 @@ export class MemoryTransport implements Transport {
     job.started_at = at;
     job.updated_at = at;
     this.leased.add(job.id);
-    this.log(job, 'started', { worker: request.owner });
+    this.streams.log(job, 'started', { worker: request.owner });
     return clone(job) as ClaimedJob;
   }
 
