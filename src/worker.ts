@@ -168,6 +168,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly ownsCallbacks: boolean;
   private readonly prefetch: boolean;
   private readonly emitIntervalMs: number;
+  private readonly storeTimeoutMs: number;
   private readonly eventMaxBytes: number;
   /** keyed by lease token: the same job may come back to this worker after its lease was lost */
   private readonly running = new Map<string, Run>();
@@ -197,7 +198,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   constructor(options: WorkerOptions) {
     super();
     if (typeof options.handler !== 'function') throw new ValidationError('handler must be a function (payload, ctx) => intent', 'handler');
-    this.transport = bounded(options.transport, { timeoutMs: positive('storeTimeoutMs', options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs) });
+    this.storeTimeoutMs = positive('storeTimeoutMs', options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs);
+    this.transport = bounded(options.transport, { timeoutMs: this.storeTimeoutMs });
     this.handler = options.handler;
     this.queues = options.queues?.length ? options.queues : [DEFAULT_QUEUE];
     for (const q of this.queues) {
@@ -390,8 +392,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     let outcome: JobOutcome = 'lost';
     try {
-      // The run's events go before its ending: the stream stays in order.
-      if (run.events) await run.events.flush();
+      // The run's events go before its ending. Bounded: a store that does not answer costs trailing events,
+      // never the order (an append that lands late is refused by the fence once the outcome is written).
+      if (run.events) {
+        const flushed = new AbortController();
+        await Promise.race([run.events.flush().finally(() => flushed.abort()), sleep(this.storeTimeoutMs, flushed.signal)]);
+      }
       if (end) outcome = await this.settle(run, end);
     } catch (error) {
       this.transportError(error);
