@@ -1,5 +1,5 @@
 /**
- * Redis transport: Redis lists, sorted sets and Lua, standalone or Cluster.
+ * Redis transport: Redis lists, sorted sets, streams and Lua, standalone or Cluster.
  *
  * Data layout. Every key of a queue carries the hash tag `{queue}` (one
  * queue = one Cluster slot); `rq` is the default prefix:
@@ -41,7 +41,8 @@
  * the lease token (docs/architecture.md). A claim moves the id from `ready` to
  * `leases` inside the script: the job is never only in a worker's memory,
  * and a crashed worker's job comes back when its lease deadline passes.
- * Claims block on the wake list of a dedicated connection, never poll.
+ * Claims block on the wake list of a dedicated connection, never poll; so
+ * do readers of a job's events, on its stream (XREAD).
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
