@@ -4,8 +4,9 @@
  * lua/read-events.lua's reply, and the wait for the next event.
  *
  * One Redis Stream per job, `rq:{q}:ev:<id>` (the job's slot), event n as
- * the entry `<n>-0` with the fields type, at, attempt and data (JSON); the
- * job hash's `ev` is the newest id (lua/lib.lua add_event). Because ids are
+ * the entry `<n>-0` whose one field `e` is the JSON text {type, at,
+ * attempt, data}; the job hash's `ev` is the newest id (lua/lib.lua
+ * add_event). Because ids are
  * consecutive, a page that does not start right after `after` lost its head
  * to trimming, and says so with a `trimmed` marker.
  */
@@ -41,17 +42,10 @@ export function lastProgress(events: NewEvent[]): { data: unknown } | undefined 
 
 type Entry = [string, string[]];
 
-/** One stream entry as an event. */
+/** One stream entry (`['<n>-0', ['e', json]]`) as an event. */
 function toEvent([entryId, fields]: Entry): JobEvent {
-  const event: JobEvent = { id: Number.parseInt(entryId, 10), type: '', at: new Date(0), attempt: 0, data: null };
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const value = fields[i + 1]!;
-    if (fields[i] === 'type') event.type = value;
-    else if (fields[i] === 'at') event.at = new Date(Number(value));
-    else if (fields[i] === 'attempt') event.attempt = Number(value);
-    else if (fields[i] === 'data') event.data = JSON.parse(value) as unknown;
-  }
-  return event;
+  const e = JSON.parse(fields[1] ?? '{}') as { type?: string; at?: number; attempt?: number; data?: unknown };
+  return { id: Number.parseInt(entryId, 10), type: e.type ?? '', at: new Date(e.at ?? 0), attempt: e.attempt ?? 0, data: e.data ?? null };
 }
 
 /** read-events.lua's reply as a page of at most `limit` events after `after`. */

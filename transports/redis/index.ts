@@ -13,11 +13,11 @@
  *                     `ev_token`/`ev_written` what the run holding that
  *                     token appended (a repeated append skips it)
  * - `rq:{q}:ev:<id>`  stream, the job's events (src/events.ts): event n is
- *                     the entry `<n>-0` (type, at, attempt, data JSON); the
- *                     scripts write the lifecycle ones in the same call as
- *                     the change they report, appends trim it to about
- *                     `eventsMax` (MAXLEN ~), readers block on it with
- *                     XREAD; deleted with the job (lib.lua delete_job)
+ *                     the entry `<n>-0`, one JSON text {type, at, attempt,
+ *                     data}; the scripts write the lifecycle ones in the
+ *                     same call as the change they report, appends trim it
+ *                     to about `eventsMax` (MAXLEN ~), readers block on it
+ *                     with XREAD; deleted with the job (lib.lua delete_job)
  * - `rq:{q}:ready`    zset of due `queued` ids, score = priority (higher
  *                     first) then a per-queue sequence `rq:{q}:seq` (FIFO)
  * - `rq:{q}:delayed`  zset of `queued` ids not yet due, score = run_at;

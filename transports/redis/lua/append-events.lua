@@ -1,5 +1,5 @@
 -- Append a handler's events to a job's stream (fenced), in order, with the
--- server time and the job's attempt (lib.lua add_event's layout), trimming
+-- server time and the job's attempt (lib.lua event_entry's layout), trimming
 -- the stream to about the newest `keep` (MAXLEN ~: whole stream nodes go).
 -- A repeated try of one write is not written twice (Transport.appendEvents):
 -- `ev_token` and `ev_written` on the job hash count the events the run
@@ -30,7 +30,7 @@ end
 for i = math.max(0, had - written) + 1, count do
   local kind, data = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
   last = last + 1
-  redis.call('XADD', key, 'MAXLEN', '~', keep, fmt(last) .. '-0', 'type', kind, 'at', snow, 'attempt', attempt, 'data', data)
+  redis.call('XADD', key, 'MAXLEN', '~', keep, fmt(last) .. '-0', 'e', event_entry(cjson.encode(kind), attempt, data, snow))
   if kind == 'progress' then
     progress = data
   elseif kind == 'usage' then

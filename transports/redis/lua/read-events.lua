@@ -2,7 +2,7 @@
 -- needs to tell the page's end and a trimmed gap (transports/redis/events.ts).
 -- KEYS[1] prefix. ARGV: id, after (an event id), limit.
 -- Returns {status, newest event id, up to `limit` entries after `after`
--- (XRANGE: {entry id, {field, value, ...}})}. Ids are consecutive, so the
+-- (XRANGE: {entry id, {'e', event JSON}})}. Ids are consecutive, so the
 -- first entry is `after` + 1 unless the events up to it were trimmed.
 local P, id, after, limit = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = redis.call('HMGET', job_key(P, id), 'status', 'ev')
