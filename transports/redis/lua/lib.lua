@@ -34,18 +34,19 @@ local function events_key(P, id)
   return P .. 'ev:' .. id
 end
 
--- Write event `n` of a job; the caller keeps `ev` = n on the job hash. The
--- lifecycle events go through here, written by the script that makes the
--- change they report. pcall: a stream key tampered into another type must
--- not stop a script half way (nothing is rolled back); that event is lost,
--- the state change is not. No MAXLEN: a handler's appends trim
--- (append-events.lua), and a job writes a handful of these per run.
--- Returns the error when the XADD failed, else nil.
+-- An entry's JSON text; `type_json` is the type already as JSON.
 local function event_entry(type_json, attempt, data, snow)
   return '{"type":' .. type_json .. ',"at":' .. snow .. ',"attempt":' .. attempt .. ',"data":' .. data .. '}'
 end
 
--- `kind`: a lifecycle type (plain letters, no escaping needed).
+-- Write event `n` of a job; the caller keeps `ev` = n on the job hash. The
+-- lifecycle events go through here, written by the script that makes the
+-- change they report; `kind` is one of them (plain letters, no escaping).
+-- pcall: a stream key tampered into another type must not stop a script
+-- half way (nothing is rolled back); that event is lost, the state change
+-- is not. No MAXLEN: a handler's appends trim (append-events.lua), and a
+-- job writes a handful of these per run. Returns the error when the XADD
+-- failed, else nil.
 local function add_event(P, id, n, kind, attempt, data, now)
   local reply = redis.pcall('XADD', events_key(P, id), fmt(n) .. '-0', 'e', event_entry('"' .. kind .. '"', attempt, data, fmt(now)))
   if type(reply) == 'table' and reply.err then return reply.err end
