@@ -68,7 +68,7 @@ describe('redis transport: prefetch on complete', function () {
     const job = newJob(q, { max_attempts: 4, priority: 2 });
     await t.enqueue(job);
     const [c] = await t.claimMany!({ queues: [q], owner: 'w-held', lease_ms: 5000, wait_ms: 0 }, 1);
-    await t.progress(c!.id, c!.lease.token, { pct: 90, note: ['x'] });
+    await t.appendEvents(c!.id, c!.lease.token, [{ type: 'progress', data: { pct: 90, note: ['x'] } }, { type: 'usage', data: { prompt_tokens: 3, completion_tokens: 4 } }], 0);
     await t.cancel(c!.id, 'changed my mind'); // a write by somebody else while it runs
     const returned = await t.settle(c!.id, c!.lease.token, asDone(intent));
     const stored = await t.get(c!.id);

@@ -1,5 +1,5 @@
 /**
- * Redis transport: Redis lists, sorted sets and Lua, standalone or Cluster.
+ * Redis transport: Redis lists, sorted sets, streams and Lua, standalone or Cluster.
  *
  * Data layout. Every key of a queue carries the hash tag `{queue}` (one
  * queue = one Cluster slot); `rq` is the default prefix:
@@ -8,7 +8,16 @@
  *                     max_attempts, timeout_ms, dedupe_key, callback_url,
  *                     created_at), the rest as fields (status, attempts,
  *                     run_at, lease_*, times, and the few spec values the
- *                     scripts need); result, error, progress as JSON strings
+ *                     scripts need); result, error, progress, usage as
+ *                     JSON strings; `ev` the id of its newest event, and
+ *                     `ev_token`/`ev_written` what the run holding that
+ *                     token appended (a repeated append skips it)
+ * - `rq:{q}:ev:<id>`  stream, the job's events (src/events.ts): event n is
+ *                     the entry `<n>-0`, one JSON text {type, at, attempt,
+ *                     data}; the scripts write the lifecycle ones in the
+ *                     same call as the change they report, appends trim it
+ *                     to about `eventsMax` (MAXLEN ~), readers block on it
+ *                     with XREAD; deleted with the job (lib.lua delete_job)
  * - `rq:{q}:ready`    zset of due `queued` ids, score = priority (higher
  *                     first) then a per-queue sequence `rq:{q}:seq` (FIFO)
  * - `rq:{q}:delayed`  zset of `queued` ids not yet due, score = run_at;
@@ -32,7 +41,8 @@
  * the lease token (docs/architecture.md). A claim moves the id from `ready` to
  * `leases` inside the script: the job is never only in a worker's memory,
  * and a crashed worker's job comes back when its lease deadline passes.
- * Claims block on the wake list of a dedicated connection, never poll.
+ * Claims block on the wake list of a dedicated connection, never poll; so
+ * do readers of a job's events, on its stream (XREAD).
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
@@ -40,12 +50,14 @@ import { ConfigError, JobErrorCode, JobNotFoundError, LeaseLostError, TransportE
 import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
+import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
-import { finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
+import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
+import { appendArgs, eventPage, lastProgress, waitForEvent } from './events.js';
 import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
@@ -84,6 +96,7 @@ export class RedisTransport implements Transport {
   private readonly retentionMs: number;
   private readonly workerHorizonMs: number;
   private readonly historyLimit: number;
+  private readonly eventsMax: number;
   private readonly allowEviction: boolean;
   private readonly log: Logger;
   private readonly completions: ScriptBatcher<CompleteItem>;
@@ -110,6 +123,7 @@ export class RedisTransport implements Transport {
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs;
     this.workerHorizonMs = options.workerHorizonMs ?? DEFAULTS.workerHorizonMs;
     this.historyLimit = options.historyLimit ?? DEFAULTS.historyLimit;
+    this.eventsMax = options.eventsMax ?? DEFAULTS.eventsMax;
     this.allowEviction = options.allowEviction ?? false;
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
     this.client = createClient(this.endpoint, 'command');
@@ -406,9 +420,43 @@ export class RedisTransport implements Transport {
     return job;
   }
 
-  async progress(id: string, token: string, data: unknown): Promise<void> {
-    await this.onJob(id, 'progress', token, JSON.stringify(data ?? null));
-    this.locate.progress(id, token, data);
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+    const args = appendArgs(token, events, written, this.eventsMax);
+    const [last, usage] = (await this.onJob(id, 'append-events', ...args)) as [number, string | null];
+    this.locate.noteEvents(id, token, lastProgress(events), usage);
+    return Number(last);
+  }
+
+  /**
+   * One script call reads the page with the job's status and newest id
+   * (read-events.lua). An empty page short of the end, with `wait_ms`,
+   * blocks in XREAD on the job's stream (the next append or lifecycle write
+   * wakes it: pushed, not polled) in rounds of at most MAX_CLAIM_WAIT_MS,
+   * reading again after each; an abort returns what is there.
+   */
+  async readEvents(id: string, options: ReadEventsOptions): Promise<EventPage> {
+    const after = Math.max(0, Math.floor(options.after ?? 0) || 0);
+    const limit = Math.min(Math.max(Math.floor(options.limit ?? EVENTS_PAGE_MAX) || 1, 1), EVENTS_PAGE_MAX);
+    const deadline = Date.now() + Math.max(0, options.wait_ms ?? 0);
+    for (;;) {
+      const { page, key } = await this.readPage(id, after, limit);
+      const left = deadline - Date.now();
+      if (page.events.length > 0 || page.end || left <= 0 || options.signal?.aborted || this.closed) return page;
+      try {
+        await waitForEvent(this.pool, key, after, Math.min(left, MAX_CLAIM_WAIT_MS), options.signal);
+      } catch {
+        await pause(Math.min(left, 100)); // the next read reports an outage
+      }
+    }
+  }
+
+  private readPage(id: string, after: number, limit: number): Promise<{ page: EventPage; key: string }> {
+    return this.op(() =>
+      this.locate.withQueue(id, async (queue) => {
+        const reply = await this.script('read-events', queuePrefix(this.prefix, queue), id, after, limit).catch((error: unknown) => Promise.reject(this.translate(error)));
+        return { page: eventPage(reply, after, limit), key: eventsKey(this.prefix, queue, id) };
+      }),
+    );
   }
 
   async cancel(id: string, reason: string): Promise<Job> {

@@ -21,6 +21,11 @@ export function finKey(prefix: string, queue: string, id: string): string {
   return `${queuePrefix(prefix, queue)}fin:${id}`;
 }
 
+/** A job's event stream (lua/lib.lua add_event), deleted with the job. */
+export function eventsKey(prefix: string, queue: string, id: string): string {
+  return `${queuePrefix(prefix, queue)}ev:${id}`;
+}
+
 /** Blocked claimers BLPOP this list; the scripts push a token per job made ready. */
 export function wakeKey(prefix: string, queue: string): string {
   return `${queuePrefix(prefix, queue)}wake`;

@@ -11,7 +11,7 @@
  *   would carry), and knows whom to claim the next job for (prefetch.ts).
  *   While a job is processing under a token nothing else of it changes —
  *   every other write is fenced on that token and goes through the holder —
- *   except progress, kept here too.
+ *   except what its events change (progress, usage), kept here too.
  */
 import { JobNotFoundError } from '../../src/errors.js';
 import type { Job } from '../../src/job.js';
@@ -72,9 +72,12 @@ export class JobLocator {
     if (entry?.held?.job.lease.token === token) entry.held = null;
   }
 
-  progress(id: string, token: string, data: unknown): void {
+  /** Appended events changed the held job: its progress (the last progress event's data), its usage total (JSON, from the script). */
+  noteEvents(id: string, token: string, progress: { data: unknown } | undefined, usage: string | null): void {
     const held = this.held(id, token);
-    if (held) held.job.progress = structuredClone(data ?? null);
+    if (!held) return;
+    if (progress) held.job.progress = structuredClone(progress.data);
+    if (usage !== null) held.job.usage = JSON.parse(usage) as Job['usage'];
   }
 
   /** The job as stored, or null; remembers its queue. */

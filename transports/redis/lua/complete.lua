@@ -1,5 +1,6 @@
--- processing -> done with the intent (fenced), for one or several jobs of one
--- queue: concurrent completes share one script call (batch.ts). When asked,
+-- processing -> done with the intent (fenced), and the `done` event (its
+-- data: the intent), for one or several jobs of one queue: concurrent
+-- completes share one script call (batch.ts). When asked,
 -- the same call claims next jobs from that queue for the workers that
 -- completed (prefetch.ts): one round trip per job instead of two, and each
 -- next job is in `leases`, never only in a worker's memory.
@@ -21,7 +22,7 @@ for i = 0, n - 1 do
   local b = 2 + i * 4
   local id, token = ARGV[b], ARGV[b + 1]
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'cancel_reason', 'waiters', 'cb')
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'cancel_reason', 'waiters', 'cb', 'attempts', 'ev')
   if not f[1] then
     out[i + 2] = 'RQ_NOT_FOUND ' .. id
   elseif f[1] ~= 'processing' or f[2] ~= token then
@@ -29,7 +30,9 @@ for i = 0, n - 1 do
   elseif tonumber(f[3]) <= now then
     out[i + 2] = 'RQ_LEASE_LOST ' .. id .. ' expired'
   else
-    redis.call('HSET', jk, 'status', 'done', 'finished_at', snow, 'updated_at', snow, 'result', ARGV[b + 2])
+    local ev = (tonumber(f[9]) or 0) + 1
+    redis.call('HSET', jk, 'status', 'done', 'finished_at', snow, 'updated_at', snow, 'result', ARGV[b + 2], 'ev', ev)
+    add_event(P, id, ev, 'done', f[8] or 0, ARGV[b + 2], now)
     ended[#ended + 1] = id
     histories[#histories + 1] = snow
     histories[#histories + 1] = id

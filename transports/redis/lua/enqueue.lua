@@ -6,8 +6,12 @@
 -- ARGV: n, then per job: id, queue, dedupe_key or '', due ('1' = ready now),
 -- number of hash words, the job hash as field/value pairs.
 -- Returns one entry per job: 1 when created, else the existing job's hash.
+-- A created job's stream starts with its `queued` event, id 1 (a stream
+-- left behind by a record that vanished otherwise than by delete_job, say
+-- evicted, refuses that id: it is dropped, and the new job starts afresh).
 local P, n = KEYS[1], tonumber(ARGV[1])
 local base = string.match(P, '^(.*):{')
+local now = now_ms()
 
 local function enqueue_one(i, id, queue, dedupe, due, first, last)
   local jk = job_key(P, id)
@@ -32,9 +36,13 @@ local function enqueue_one(i, id, queue, dedupe, due, first, last)
     redis.call('HSET', P .. 'dedupe', dedupe, id)
   end
   if index then redis.call('SET', index, queue) end
-  redis.call('HSET', jk, unpack(ARGV, first, last))
-  local f = redis.call('HMGET', jk, 'priority', 'run_at', 'created_at')
+  redis.call('HSET', jk, 'ev', '1', unpack(ARGV, first, last))
+  local f = redis.call('HMGET', jk, 'priority', 'run_at', 'created_at', 'attempts')
   redis.call('ZADD', P .. 'all', f[3], id)
+  if add_event(P, id, 1, 'queued', f[4] or 0, '{}', now) then
+    redis.call('DEL', events_key(P, id))
+    add_event(P, id, 1, 'queued', f[4] or 0, '{}', now)
+  end
   push_ready(P, id, tonumber(f[1]), tonumber(f[2]), due)
   return 1
 end

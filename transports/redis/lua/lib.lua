@@ -22,6 +22,42 @@ local function job_key(P, id)
   return P .. 'j:' .. id
 end
 
+-- A job's event stream (src/events.ts): the stream `<P>ev:<id>`, in the
+-- job's slot, event n as the entry `<n>-0` with one field, `e`: the JSON
+-- text {"type","at","attempt","data"}, built by concatenation (data is JSON
+-- as stored, never decoded here; `at` the server time). One field, not
+-- four: an XADD of four fields cost Redis 10.6 µs creating the stream and
+-- 3.9 µs after, one field 6.6 and 2.0 (three per job: 18.6 → 10.6 µs). The
+-- job hash's `ev` is the id of its newest event: the counter goes with the
+-- record, so a new job of a reused id starts again at 1.
+local function events_key(P, id)
+  return P .. 'ev:' .. id
+end
+
+-- An entry's JSON text; `type_json` is the type already as JSON.
+local function event_entry(type_json, attempt, data, snow)
+  return '{"type":' .. type_json .. ',"at":' .. snow .. ',"attempt":' .. attempt .. ',"data":' .. data .. '}'
+end
+
+-- Write event `n` of a job; the caller keeps `ev` = n on the job hash. The
+-- lifecycle events go through here, written by the script that makes the
+-- change they report; `kind` is one of them (plain letters, no escaping).
+-- pcall: a stream key tampered into another type must not stop a script
+-- half way (nothing is rolled back); that event is lost, the state change
+-- is not. No MAXLEN: a handler's appends trim (append-events.lua), and a
+-- job writes a handful of these per run. Returns the error when the XADD
+-- failed, else nil.
+local function add_event(P, id, n, kind, attempt, data, now)
+  local reply = redis.pcall('XADD', events_key(P, id), fmt(n) .. '-0', 'e', event_entry('"' .. kind .. '"', attempt, data, fmt(now)))
+  if type(reply) == 'table' and reply.err then return reply.err end
+  return nil
+end
+
+-- The next event of a job whose counter the caller has not read.
+local function log_event(P, id, jk, kind, attempt, data, now)
+  add_event(P, id, redis.call('HINCRBY', jk, 'ev', 1), kind, attempt, data, now)
+end
+
 -- Ready score: priority major (higher first), then a per-queue sequence
 -- (FIFO). (1e6 - priority) < 2^21 and seq < 2^32, so the score stays an exact
 -- integer below 2^53.
@@ -114,9 +150,9 @@ end
 -- and the fields settle.lua needs, like fenced().
 local function expired_lease(P, id, token, now)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'waiters')
+  local f = redis.call('HMGET', jk, 'status', 'lease_token', 'lease_until', 'cancel_at', 'waiters', 'attempts', 'cancel_reason')
   if f[1] ~= 'processing' or f[2] ~= token or tonumber(f[3]) > now then return jk, nil end
-  return jk, { cancel_at = f[4], waited = f[5] ~= false }
+  return jk, { cancel_at = f[4], waited = f[5] ~= false, attempts = tonumber(f[6]), cancel_reason = f[7] }
 end
 
 -- Promote due delayed jobs to ready (bounded); shared by claim, complete
@@ -153,31 +189,36 @@ end
 -- `token_base.<first + 1>`, `token_base.<first + 2>`, … (in the order
 -- claimed: the caller numbers the jobs of its reply the same way), skipping
 -- stale entries (the job is gone or no longer queued). Appends each claimed
--- job to `out` (claim_json); one ZADD puts every claimed id in `leases`.
--- Returns how many were claimed.
+-- job to `out` (claim_json) and its `started` event to its stream; one ZADD
+-- puts every claimed id in `leases`. Returns how many were claimed.
 -- Nothing here may raise a Lua error: the ids are already out of `ready`,
 -- and a script that stops half way is not rolled back. A record that lacks
 -- what a claim needs ends `error` / CORRUPT_RECORD here instead, kept for
 -- inspection.
 local function claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
   local snow, su = fmt(now), fmt(lease_until)
+  local started = '{"worker":' .. cjson.encode(owner) .. '}'
   local leased = {}
   local n = 0
   for _, id in ipairs(ids) do
     local jk = job_key(P, id)
     -- pcall: a key that is not a hash (WRONGTYPE) must not stop the script with the other ids already popped.
-    local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason', 'stalls')
+    local f = redis.pcall('HMGET', jk, 'status', 'attempts', 'spec', 'run_at', 'error', 'progress', 'cancel_at', 'cancel_reason', 'stalls', 'ev')
     if f.err then f = {} end
     if f[1] == 'queued' then
       local attempts = tonumber(f[2])
       if not (f[3] and attempts and tonumber(f[4])) then
         local message = 'the stored record of this job lacks what a claim needs (spec, attempts, run_at)'
-        finish(P, id, jk, 'error', now, nil, 'error', cjson.encode({ code = 'CORRUPT_RECORD', message = message, retryable = false }))
+        local error_json = cjson.encode({ code = 'CORRUPT_RECORD', message = message, retryable = false })
+        finish(P, id, jk, 'error', now, nil, 'error', error_json)
+        log_event(P, id, jk, 'error', attempts or 0, error_json, now)
       else
         n = n + 1
         attempts = tostring(attempts + 1)
+        local ev = (tonumber(f[10]) or 0) + 1
         redis.call('HSET', jk, 'status', 'processing', 'attempts', attempts, 'lease_owner', owner,
-          'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow)
+          'lease_token', token_base .. '.' .. (first + n), 'lease_until', su, 'started_at', snow, 'updated_at', snow, 'ev', ev)
+        add_event(P, id, ev, 'started', attempts, started, now)
         leased[#leased + 1] = su
         leased[#leased + 1] = id
         out[#out + 1] = claim_json(attempts, f)
@@ -197,7 +238,7 @@ local function claim_head(P, max, owner, token_base, first, lease_until, now, ou
   return claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
 end
 
--- Remove a finished job and every index entry that names it.
+-- Remove a finished job, its event stream and every index entry that names it.
 local function delete_job(P, id)
   local jk = job_key(P, id)
   local f = redis.call('HMGET', jk, 'dedupe_key', 'status')
@@ -207,5 +248,5 @@ local function delete_job(P, id)
   redis.call('ZREM', P .. 'all', id)
   redis.call('ZREM', P .. 'outbox', id)
   if f[2] then redis.call('ZREM', P .. f[2], id) end
-  redis.call('DEL', jk, P .. 'fin:' .. id)
+  redis.call('DEL', jk, P .. 'fin:' .. id, events_key(P, id))
 end

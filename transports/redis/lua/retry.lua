@@ -1,4 +1,5 @@
--- A user's retry: error/canceled -> queued with attempts and stalls reset.
+-- A user's retry: error/canceled -> queued with attempts and stalls reset,
+-- and a `queued` event ({"retried":true}): the job's stream goes on.
 -- KEYS[1] prefix. ARGV: id, then the statuses a retry may start from (the
 -- state machine's table, src/job.ts, passed in: no rule written here twice).
 -- Returns the job hash, or {'RQ_ILLEGAL', status} when the job is in another
@@ -17,4 +18,5 @@ redis.call('HDEL', jk, 'cancel_at', 'cancel_reason', 'finished_at', 'result', 's
 redis.call('ZREM', P .. 'outbox', id) -- its next ending owes a callback of its own
 redis.call('DEL', P .. 'fin:' .. id)
 requeue(P, id, jk, now, true, now)
+log_event(P, id, jk, 'queued', 0, '{"retried":true}', now)
 return redis.call('HGETALL', jk)

@@ -3,6 +3,9 @@
 -- `done` goes through complete.lua (batched). The one rule decided here,
 -- because it depends on a concurrent write: a requeue or an error of a job
 -- whose cancel was asked meanwhile ends it canceled instead (the error kept).
+-- Writes the event of what was written: `retry` (why: stalled, released or
+-- failed; when it runs again; the error if any), `error` or `canceled`,
+-- with the attempt of the run that ended (before a give-back).
 -- KEYS[1] prefix. ARGV: id, token, status, error JSON or '', run_at ms or '',
 -- due ('1' when run_at is not in the future), '1' to give the attempt back, '1' for
 -- the sweep: then the fence is the other way round (the lease must have run
@@ -10,7 +13,7 @@
 -- '1' to count a stall (the run lost its lease).
 -- Returns the job hash.
 local P, id, token, status, error_json = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local run_at, due, give_back = ARGV[5], ARGV[6] == '1', ARGV[7] == '1'
+local run_at, due, give_back, stall = ARGV[5], ARGV[6] == '1', ARGV[7] == '1', ARGV[9] == '1'
 local now = now_ms()
 local jk, err, job
 if ARGV[8] == '1' then
@@ -22,11 +25,22 @@ else
 end
 if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
 if job.cancel_at and (status == 'queued' or status == 'error') then status = 'canceled' end
-if give_back then redis.call('HSET', jk, 'attempts', math.max(0, tonumber(redis.call('HGET', jk, 'attempts')) - 1)) end
-if ARGV[9] == '1' then redis.call('HINCRBY', jk, 'stalls', 1) end
+local attempt = job.attempts or 0
+if give_back then redis.call('HSET', jk, 'attempts', math.max(0, attempt - 1)) end
+if stall then redis.call('HINCRBY', jk, 'stalls', 1) end
 if status == 'queued' then
+  if run_at == '' then run_at = fmt(now) end
+  local reason = stall and 'stalled' or give_back and 'released' or 'failed'
+  local event = '{"reason":"' .. reason .. '","run_at":' .. run_at
+  if error_json ~= '' then event = event .. ',"error":' .. error_json end
+  log_event(P, id, jk, 'retry', attempt, event .. '}', now)
   requeue(P, id, jk, tonumber(run_at), due, now)
 else
+  if status == 'error' then
+    log_event(P, id, jk, 'error', attempt, redis.call('HGET', jk, 'error') or 'null', now)
+  elseif status == 'canceled' then
+    log_event(P, id, jk, 'canceled', attempt, '{"reason":' .. (job.cancel_reason and cjson.encode(job.cancel_reason) or 'null') .. '}', now)
+  end
   finish(P, id, jk, status, now, job.waited)
 end
 return redis.call('HGETALL', jk)
