@@ -16,8 +16,8 @@ import { isTerminal, type JobStatus } from '../../src/job.js';
 import type { BlockingPool } from './connection.js';
 
 /** append-events.lua's arguments after the job id: token, written, keep, then type and data JSON per event. */
-export function appendArgs(token: string, events: NewEvent[], written: number, keep: number): (string | number)[] {
-  const args: (string | number)[] = [token, Math.max(0, Math.floor(written) || 0), keep];
+export function appendArgs(token: string, events: NewEvent[], written: number | null, keep: number): (string | number)[] {
+  const args: (string | number)[] = [token, written === null ? -1 : Math.max(0, Math.floor(written) || 0), keep];
   for (const event of events) {
     let data: string;
     try {

@@ -420,7 +420,7 @@ export class RedisTransport implements Transport {
     return job;
   }
 
-  async appendEvents(id: string, token: string, events: NewEvent[], written: number): Promise<number> {
+  async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const args = appendArgs(token, events, written, this.eventsMax);
     const [last, usage] = (await this.onJob(id, 'append-events', ...args)) as [number, string | null];
     this.locate.noteEvents(id, token, lastProgress(events), usage);

@@ -6,6 +6,8 @@
 -- holding that token has appended, and the first max(0, had - written)
 -- events of the batch are skipped. A `progress` event's data becomes the
 -- job's `progress`; `usage` events add to its `usage`, in the same write.
+-- `written` -1: a caller that never repeats (the first release's progress
+-- route): every event is appended and the run's count left alone.
 -- KEYS[1] prefix. ARGV: id, token, written, keep, then per event: type,
 -- data JSON. Returns {the job's newest event id, its usage JSON or false}.
 local P, id, token = KEYS[1], ARGV[1], ARGV[2]
@@ -14,7 +16,9 @@ local now = now_ms()
 local jk, err, job = fenced(P, id, token, now)
 if err then return err end
 local f = redis.call('HMGET', jk, 'ev', 'ev_token', 'ev_written', 'usage')
-local had = f[2] == token and tonumber(f[3]) or 0
+local counted = written >= 0
+local had = counted and f[2] == token and tonumber(f[3]) or 0
+if not counted then written = 0 end
 local count = (#ARGV - 4) / 2
 local last = tonumber(f[1]) or 0
 local key, snow, attempt = events_key(P, id), fmt(now), job.attempts or 0
@@ -43,7 +47,11 @@ for i = math.max(0, had - written) + 1, count do
   end
 end
 
-redis.call('HSET', jk, 'ev', fmt(last), 'ev_token', token, 'ev_written', fmt(math.max(had, written + count)), 'updated_at', snow)
+if counted then
+  redis.call('HSET', jk, 'ev', fmt(last), 'ev_token', token, 'ev_written', fmt(math.max(had, written + count)), 'updated_at', snow)
+else
+  redis.call('HSET', jk, 'ev', fmt(last), 'updated_at', snow)
+end
 if progress then redis.call('HSET', jk, 'progress', progress) end
 local total = f[4] or false
 if usage then
