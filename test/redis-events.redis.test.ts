@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createRedisTransport, type RedisTransport } from '../transports/redis/index.js';
-import { asDone, claimOne, delay, intent, newJob, uniqueQueue } from './helpers.js';
+import { asDone, claimOne, delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { redisAvailable, removeRedis, startRedis, type RedisServer } from './setup/redis.js';
 
 describe('redis transport: event streams', function () {
@@ -100,6 +100,34 @@ describe('redis transport: event streams', function () {
     assert.deepEqual((await t.readEvents(job.id, { after: 0 })).events.map((e) => `${e.id}:${e.type}`), ['1:queued', '2:started', '3:token']);
   });
 
+  it('a job nobody follows and whose handler emits nothing has no stream: its events wait in its hash; a reader about to block makes the stream, and the ending wakes it', async () => {
+    const t = await open();
+    const q = uniqueQueue();
+    const job = newJob(q);
+    await t.enqueue(job);
+    const c = await claimOne(t, q);
+    const key = `rq:{${q}}:ev:${job.id}`;
+    assert.equal(await redis.exists(key), 0, 'no stream for queued and started');
+    assert.deepEqual((await t.readEvents(job.id, { after: 0 })).events.map((e) => `${e.id}:${e.type}`), ['1:queued', '2:started']);
+    assert.deepEqual((await t.readEvents(job.id, { after: 1 })).events.map((e) => e.id), [2], 'read after an offset from the hash too');
+    const waiting = t.readEvents(job.id, { after: 2, wait_ms: 5000 });
+    await waitFor(async () => (await redis.exists(key)) === 1, 2000, 'the blocking reader to make the stream');
+    const t0 = Date.now();
+    await t.settle(c.id, c.lease.token, asDone(intent));
+    const page = await waiting;
+    assert.deepEqual(page.events.map((e) => `${e.id}:${e.type}`), ['3:done']);
+    assert.ok(Date.now() - t0 < 1000, 'the ending woke the reader');
+    assert.equal(await redis.xlen(key), 3, 'the waiting events moved into the stream, in order');
+    assert.deepEqual((await t.readEvents(job.id, { after: 0 })).events.map((e) => e.id), [1, 2, 3]);
+
+    const quiet = newJob(q);
+    await t.enqueue(quiet);
+    const run = await claimOne(t, q);
+    await t.settle(run.id, run.lease.token, asDone(intent));
+    assert.equal(await redis.exists(`rq:{${q}}:ev:${quiet.id}`), 0, 'a finished job nobody followed: no stream');
+    assert.deepEqual((await t.readEvents(quiet.id, { after: 0 })).events.map((e) => e.type), ['queued', 'started', 'done']);
+  });
+
   it("a job's stream key is deleted with it: by retention and by the history cap", async () => {
     const t = await open({ retentionMs: 200 });
     const q = uniqueQueue();
@@ -122,6 +150,7 @@ describe('redis transport: event streams', function () {
     for (const j of jobs) {
       await capped.enqueue(j);
       const run = await claimOne(capped, q2);
+      await capped.appendEvents(run.id, run.lease.token, [{ type: 'token', data: { text: 'a' } }], 0);
       await capped.settle(run.id, run.lease.token, asDone(intent));
       await delay(5); // distinct finished_at: the older one is over the cap
     }

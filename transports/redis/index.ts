@@ -439,7 +439,7 @@ export class RedisTransport implements Transport {
     const limit = Math.min(Math.max(Math.floor(options.limit ?? EVENTS_PAGE_MAX) || 1, 1), EVENTS_PAGE_MAX);
     const deadline = Date.now() + Math.max(0, options.wait_ms ?? 0);
     for (;;) {
-      const { page, key } = await this.readPage(id, after, limit);
+      const { page, key } = await this.readPage(id, after, limit, deadline > Date.now());
       const left = deadline - Date.now();
       if (page.events.length > 0 || page.end || left <= 0 || options.signal?.aborted || this.closed) return page;
       try {
@@ -450,10 +450,11 @@ export class RedisTransport implements Transport {
     }
   }
 
-  private readPage(id: string, after: number, limit: number): Promise<{ page: EventPage; key: string }> {
+  /** `live`: the caller blocks for more when the page is empty (the job's events must reach its stream from then on). */
+  private readPage(id: string, after: number, limit: number, live: boolean): Promise<{ page: EventPage; key: string }> {
     return this.op(() =>
       this.locate.withQueue(id, async (queue) => {
-        const reply = await this.script('read-events', queuePrefix(this.prefix, queue), id, after, limit).catch((error: unknown) => Promise.reject(this.translate(error)));
+        const reply = await this.script('read-events', queuePrefix(this.prefix, queue), id, after, limit, live ? '1' : '0').catch((error: unknown) => Promise.reject(this.translate(error)));
         return { page: eventPage(reply, after, limit), key: eventsKey(this.prefix, queue, id) };
       }),
     );

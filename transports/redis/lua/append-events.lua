@@ -15,6 +15,7 @@ local written, keep = tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 local jk, err, job = fenced(P, id, token, now)
 if err then return err end
+materialize(P, id, jk) -- a handler that emits is followed: its events go to the stream
 local f = redis.call('HMGET', jk, 'ev', 'ev_token', 'ev_written', 'usage')
 local counted = written >= 0
 local had = counted and f[2] == token and tonumber(f[3]) or 0

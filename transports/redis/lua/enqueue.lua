@@ -39,10 +39,7 @@ local function enqueue_one(i, id, queue, dedupe, due, first, last)
   redis.call('HSET', jk, 'ev', '1', unpack(ARGV, first, last))
   local f = redis.call('HMGET', jk, 'priority', 'run_at', 'created_at', 'attempts')
   redis.call('ZADD', P .. 'all', f[3], id)
-  if add_event(P, id, 1, 'queued', f[4] or 0, '{}', now) then
-    redis.call('DEL', events_key(P, id))
-    add_event(P, id, 1, 'queued', f[4] or 0, '{}', now)
-  end
+  add_event(P, id, 1, 'queued', f[4] or 0, '{}', now) -- waits in the hash (lib.lua materialize drops a stream an earlier job left)
   push_ready(P, id, tonumber(f[1]), tonumber(f[2]), due)
   return 1
 end

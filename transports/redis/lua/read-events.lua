@@ -1,12 +1,27 @@
 -- A page of a job's event stream, read in one step with what the caller
 -- needs to tell the page's end and a trimmed gap (transports/redis/events.ts).
--- KEYS[1] prefix. ARGV: id, after (an event id), limit.
+-- KEYS[1] prefix. ARGV: id, after (an event id), limit, live ('1': the
+-- caller will block for more when the page is empty, so the job's events
+-- must go to its stream from now on: lib.lua materialize).
 -- Returns {status, newest event id, up to `limit` entries after `after`
--- (XRANGE: {entry id, {'e', event JSON}})}. Ids are consecutive, so the
--- first entry is `after` + 1 unless the events up to it were trimmed.
-local P, id, after, limit = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local f = redis.call('HMGET', job_key(P, id), 'status', 'ev')
+-- ({entry id, {'e', event JSON}}, as XRANGE gives them)}. Ids are
+-- consecutive, so the first entry is `after` + 1 unless the events up to it
+-- were trimmed.
+local P, id, after, limit, live = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local jk = job_key(P, id)
+local f = redis.call('HMGET', jk, 'status', 'ev', 'evs', 'evp')
 if not f[1] then return redis.error_reply('RQ_NOT_FOUND ' .. id) end
 local last = tonumber(f[2]) or 0
-if after >= last then return { f[1], last, {} } end
-return { f[1], last, redis.call('XRANGE', events_key(P, id), fmt(after + 1) .. '-0', '+', 'COUNT', limit) }
+if after >= last then
+  if live and f[3] ~= '1' then materialize(P, id, jk) end
+  return { f[1], last, {} }
+end
+if f[3] == '1' then
+  return { f[1], last, redis.call('XRANGE', events_key(P, id), fmt(after + 1) .. '-0', '+', 'COUNT', limit) }
+end
+local entries = {}
+for n, entry in string.gmatch(f[4] or '', '(%d+) ([^\n]*)\n') do
+  if #entries >= limit then break end
+  if tonumber(n) > after then entries[#entries + 1] = { n .. '-0', { 'e', entry } } end
+end
+return { f[1], last, entries }
