@@ -130,6 +130,8 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
       const controller = new AbortController();
       polls.add(controller);
       const onClose = () => controller.abort(new Error('client went away'));
+      // A client that left before the slot was taken (while the route read the store) has no 'close' to come.
+      if (!request.raw.socket || request.raw.socket.destroyed) onClose();
       request.raw.socket?.once('close', onClose);
       try {
         return await run(controller.signal);

@@ -16,18 +16,28 @@ type ById = { Params: { id: string } };
 /** An event as the API sends it (the time as ISO text). */
 const wireEvent = (e: JobEvent) => ({ id: e.id, type: e.type, at: e.at.toISOString(), attempt: e.attempt, data: e.data });
 
-/** Resolve when a written-out response can take more, or the stream is over. */
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+/**
+ * Resolve when a written-out response can take more, or the stream is over
+ * (closed, aborted, or `ms` passed: a reader that stops reading does not
+ * hold its slot past the stream's lifetime; the caller then destroys it).
+ * True when it drained.
+ */
+function drained(res: ServerResponse, signal: AbortSignal, ms: number): Promise<boolean> {
+  if (res.destroyed || signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      signal.removeEventListener('abort', done);
-      resolve();
+    const done = (ok: boolean) => () => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onEnd);
+      signal.removeEventListener('abort', onEnd);
+      resolve(ok);
     };
-    res.once('drain', done);
-    res.once('close', done);
-    signal.addEventListener('abort', done, { once: true });
+    const onDrain = done(true);
+    const onEnd = done(false);
+    const timer = setTimeout(onEnd, Math.max(1, ms));
+    res.once('drain', onDrain);
+    res.once('close', onEnd);
+    signal.addEventListener('abort', onEnd, { once: true });
   });
 }
 
@@ -167,7 +177,10 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
           if (page.events.length > 0) cursor = page.events[page.events.length - 1]!.id;
           if (page.end) text += `event: end\ndata: ${JSON.stringify({ last: page.last })}\n\n`;
           else if (page.events.length === 0) text += ': keep-alive\n\n';
-          if (!res.write(text)) await drained(res, signal);
+          if (!res.write(text) && !(await drained(res, signal, endBy - Date.now()))) {
+            res.destroy(); // gone, or not reading past the stream's lifetime
+            break;
+          }
           if (page.end || signal.aborted || Date.now() >= endBy) break;
           page = await transport.readEvents(id, { after: cursor, wait_ms: Math.min(sseKeepAliveMs, Math.max(1, endBy - Date.now())), signal });
         }

@@ -4,8 +4,10 @@
  * and streams held open past their limit.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { request } from 'undici';
-import { claimOne, newJob, uniqueQueue } from '../helpers.js';
+import type { Transport } from '../../src/transport.js';
+import { claimOne, delay, newJob, uniqueQueue } from '../helpers.js';
 import { startServer } from '../server-helpers.js';
 
 const CLIENT = 'events-client-token-0123456789';
@@ -105,6 +107,55 @@ describe('security: event routes', function () {
     }
     const refused = await call(url, 'POST', '/v1/jobs', { body: { payload: { goal: 'x' } }, token: CLIENT });
     assert.equal(refused.status, 507, 'the events filled the store');
+  });
+
+  /** A raw request to the stream, its socket returned (left unread, or closed at once). */
+  async function rawStream(url: string, path: string) {
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    return socket;
+  }
+
+  it('a stream slot is given back when its client leaves before the slot was even taken (the store was slow to answer)', async () => {
+    const started = await startServer({ maxStreams: 1, sseMaxMs: 60_000 });
+    const q = uniqueQueue();
+    await started.store.enqueue(newJob(q));
+    const job = await claimOne(started.store, q);
+    // A store that takes a round trip to read (Mongo: a find; its gap rule: seconds).
+    const slow = started.store as Transport;
+    const read = slow.readEvents.bind(slow);
+    slow.readEvents = async (...args) => {
+      await delay(200);
+      return read(...args);
+    };
+    const socket = await rawStream(started.url, `/v1/jobs/${job.id}/events`);
+    await delay(50);
+    socket.destroy(); // gone while the route reads its first page
+    await delay(800);
+    const next = await request(`${started.url}/v1/jobs/${job.id}/events`);
+    assert.equal(next.statusCode, 200, 'the slot of the client that left is free again');
+    next.body.destroy();
+  });
+
+  it('a client that stops reading does not hold its stream past the stream\'s lifetime', async () => {
+    const started = await startServer({ maxStreams: 1, sseMaxMs: 1000 });
+    const q = uniqueQueue();
+    await started.store.enqueue(newJob(q));
+    const job = await claimOne(started.store, q);
+    const big = 'z'.repeat(60_000);
+    for (let i = 0; i < 4; i++) await started.store.appendEvents(job.id, job.lease.token, Array.from({ length: 100 }, () => ({ type: 'token', data: { text: big } })), i * 100);
+    const socket = await rawStream(started.url, `/v1/jobs/${job.id}/events`);
+    socket.pause(); // 24 MB waiting, never read
+    try {
+      await delay(2500);
+      const next = await request(`${started.url}/v1/jobs/${job.id}/events?after=400`);
+      assert.equal(next.statusCode, 200, 'the stuck stream was cut at its lifetime and its slot given back');
+      next.body.destroy();
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('SSE streams are limited like every long-poll: past REASONQ_MAX_STREAMS the next one is a 429 and nothing else changes', async () => {
