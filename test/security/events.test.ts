@@ -93,20 +93,26 @@ describe('security: event routes', function () {
     assert.equal((await call(url, 'GET', `/v1/jobs/${job.id}/events?format=xml`, { token: CLIENT })).status, 400);
   });
 
-  it('events count against the memory store\'s bytes: a flood of events makes later enqueues answer 507, not exhaust the process', async () => {
-    const { url, job } = await (async () => {
-      const started = await startServer({ tokens: { client: [CLIENT], worker: [WORKER] }, maxBytes: 2 * 1024 * 1024 });
-      const q = uniqueQueue();
-      await started.store.enqueue(newJob(q));
-      return { ...started, job: await claimOne(started.store, q) };
-    })();
+  it('events count against the memory store\'s bytes: past the limit an append answers 507 and writes nothing, and the process holds no more than the limit', async () => {
+    const started = await startServer({ tokens: { client: [CLIENT], worker: [WORKER] }, maxBytes: 2 * 1024 * 1024 });
+    const q = uniqueQueue();
+    await started.store.enqueue(newJob(q));
+    const job = await claimOne(started.store, q);
     const chunk = Array.from({ length: 40 }, () => ({ type: 'token', data: { text: 'y'.repeat(1000) } }));
-    for (let i = 0, written = 0; i < 60; i++, written += chunk.length) {
-      const res = await call(url, 'POST', `/v1/jobs/${job.id}/events`, { body: { token: job.lease.token, written, events: chunk }, token: WORKER });
-      assert.equal(res.status, 200);
+    let accepted = 0;
+    let refused: { status: number; body: { error?: { code: string } } } | null = null;
+    for (let i = 0; i < 100 && !refused; i++) {
+      const res = await call(started.url, 'POST', `/v1/jobs/${job.id}/events`, { body: { token: job.lease.token, written: accepted * chunk.length, events: chunk }, token: WORKER });
+      if (res.status === 200) accepted += 1;
+      else refused = res;
     }
-    const refused = await call(url, 'POST', '/v1/jobs', { body: { payload: { goal: 'x' } }, token: CLIENT });
-    assert.equal(refused.status, 507, 'the events filled the store');
+    assert.ok(refused, 'an append past the limit is refused');
+    assert.equal(refused.status, 507);
+    assert.equal(refused.body.error?.code, 'STORE_FULL');
+    assert.ok(accepted * chunk.length * 1000 < 2 * 1024 * 1024, `${accepted} appends of 40 KB were taken under a 2 MiB limit`);
+    const page = await call(started.url, 'GET', `/v1/jobs/${job.id}/events?format=json&limit=1`, { token: CLIENT });
+    assert.equal(page.body.last, 2 + accepted * chunk.length, 'nothing of the refused append was written (queued, started, then the accepted ones)');
+    assert.equal((await call(started.url, 'POST', '/v1/jobs', { body: { payload: { goal: 'x' } }, token: CLIENT })).status, 507, 'and the store says so to enqueues too');
   });
 
   /** A raw request to the stream, its socket returned (left unread, or closed at once). */

@@ -177,6 +177,8 @@ export class MemoryTransport implements Transport {
 
   async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const job = this.fenced(id, token);
+    // Events are held like payloads: past the byte limit the oldest finished jobs make room, else STORE_FULL and nothing is written.
+    this.makeRoom(this.streams.weighOf(events), false);
     const last = this.streams.append(job, token, events, written);
     job.updated_at = new Date();
     this.weighOutputs(job);
@@ -396,8 +398,8 @@ export class MemoryTransport implements Transport {
   }
 
   /** Drop the oldest finished jobs until `size` more bytes and one more job fit; else STORE_FULL. */
-  private makeRoom(size: number): void {
-    const fits = () => this.jobs.size < this.maxJobs && this.heldBytes + size <= this.maxBytes;
+  private makeRoom(size: number, addsJob = true): void {
+    const fits = () => (!addsJob || this.jobs.size < this.maxJobs) && this.heldBytes + size <= this.maxBytes;
     for (const id of this.finishedOrder) {
       if (fits()) break;
       const job = this.jobs.get(id);

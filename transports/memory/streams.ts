@@ -73,6 +73,13 @@ export class Streams {
     else if (status === 'canceled') this.log(job, 'canceled', { reason: job.cancel_requested?.reason ?? null });
   }
 
+  /** What appending these would add to the store's bytes (at most: a repeated try may skip some). */
+  weighOf(events: NewEvent[]): number {
+    let bytes = 0;
+    for (const event of events) bytes += EVENT_OVERHEAD_BYTES + weigh(event.data ?? null);
+    return bytes;
+  }
+
   /** A handler's events (the caller checked the fence); `progress` and `usage` also change the job. Returns the newest id. */
   append(job: Job, token: string, events: NewEvent[], written: number | null): number {
     const stream = this.stream(job.id);
