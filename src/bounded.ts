@@ -15,6 +15,7 @@
  */
 import { TransportError } from './errors.js';
 import type { Job } from './job.js';
+import { assertAppend, assertReadOptions } from './events.js';
 import type { ClaimRequest, Transport } from './transport.js';
 
 export interface BoundOptions {
@@ -77,9 +78,17 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
     extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
     settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),
-    appendEvents: bound('appendEvents', (id: string, token: string, events: Parameters<Transport['appendEvents']>[2], written: number | null) => t.appendEvents(id, token, events, written)),
+    appendEvents: bound('appendEvents', (id: string, token: string, events: Parameters<Transport['appendEvents']>[2], written: number | null) => {
+      assertAppend(events, written);
+      return t.appendEvents(id, token, events, written);
+    }),
     // A read that waits for the next event is bounded by its wait plus the store bound, and aborted when that passes.
     readEvents: (id, options) => {
+      try {
+        assertReadOptions(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const request = { wait_ms: options.wait_ms ?? 0, signal: options.signal };
       return claimWithin(name, timeoutMs, request, (r) => t.readEvents(id, { ...options, signal: r.signal }), 'readEvents');
     },

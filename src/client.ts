@@ -7,6 +7,7 @@ import { backoffDelay, sleep } from './backoff.js';
 import { DEFAULTS, loadConfig, type Config } from './config.js';
 import {
   JobNotFoundError,
+  RateLimitedError,
   ReasoningAbortedError,
   ReasoningJobError,
   ReasoningTimeoutError,
@@ -18,7 +19,7 @@ import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
 import { bounded, within } from './bounded.js';
-import type { JobEvent } from './events.js';
+import type { EventPage, JobEvent } from './events.js';
 
 /** how long agentIntent lets its onEvent stream reach the job's final event after the wait saw it end */
 const STREAM_TAIL_MS = 5_000;
@@ -146,7 +147,15 @@ class ReasonqClient implements Client {
     let after = options.after ?? 0;
     for (;;) {
       if (signal?.aborted) return;
-      const page = await this.withRetries(() => this.transport.readEvents(id, { after, wait_ms: follow ? DEFAULTS.eventsWaitMs : 0, signal }));
+      let page: EventPage;
+      try {
+        page = await this.withRetries(() => this.transport.readEvents(id, { after, wait_ms: follow ? DEFAULTS.eventsWaitMs : 0, signal }));
+      } catch (error) {
+        // A server at its long-poll limit asks us to come back: a follower does, as EventSource would.
+        if (!(error instanceof RateLimitedError)) throw error;
+        await sleep(error.retryAfterSec * 1000, signal);
+        continue;
+      }
       for (const event of page.events) {
         after = event.id;
         yield event;

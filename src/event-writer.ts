@@ -12,6 +12,8 @@
  * - A write whose outcome is unknown (STORE_TIMEOUT, a dropped connection)
  *   is repeated with the same `written` count, so the store skips what the
  *   first try wrote (Transport.appendEvents): no event twice, none lost.
+ *   It is repeated for as long as the run lasts (`abandon()` at its end):
+ *   giving up earlier would leave a hole in the stream that no reader sees.
  * - A lost lease fails the pending emits and every later one with it.
  */
 import { sleep } from './backoff.js';
@@ -20,16 +22,20 @@ import { TransportError } from './errors.js';
 
 interface Pending {
   event: NewEvent;
+  /** its data's JSON length */
+  bytes: number;
   settle: (error?: unknown) => void;
 }
+
+/** One write carries at most this much event data (JSON): a batch stays well inside the server's 1 MiB body limit. */
+export const APPEND_MAX_BYTES = 512 * 1024;
 
 export interface EventWriterOptions {
   /** writes `events`, fenced; `written` = events of this run written before them */
   write: (events: NewEvent[], written: number) => Promise<number>;
   /** at most one write this often (ms) once events keep coming */
   intervalMs: number;
-  /** how often an unknown outcome is tried again before the events are given up (the lease decides soon anyway) */
-  repeats?: number;
+
 }
 
 export class EventWriter {
@@ -38,6 +44,7 @@ export class EventWriter {
   private running: Promise<void> | null = null;
   private lastWriteAt = -Infinity;
   private failed: unknown = null;
+  private readonly abandoned = new AbortController();
   /** store writes made (for the benchmark's writes-per-token figure) */
   writes = 0;
 
@@ -46,9 +53,15 @@ export class EventWriter {
   /** Queue one event; resolves once it is in the store. Never rejects unhandled: a caller may ignore the promise. */
   emit(event: NewEvent): Promise<void> {
     if (this.failed) return handled(Promise.reject(this.failed));
-    const done = new Promise<void>((resolve, reject) => this.pending.push({ event, settle: (error) => (error === undefined ? resolve() : reject(error)) }));
+    const bytes = JSON.stringify(event.data ?? null).length;
+    const done = new Promise<void>((resolve, reject) => this.pending.push({ event, bytes, settle: (error) => (error === undefined ? resolve() : reject(error)) }));
     this.running ??= this.drain();
     return handled(done);
+  }
+
+  /** The run is over: stop repeating, fail what is still pending. */
+  abandon(): void {
+    this.abandoned.abort();
   }
 
   /** Resolves when everything emitted so far is written (or failed). */
@@ -61,7 +74,7 @@ export class EventWriter {
       while (this.pending.length > 0) {
         const wait = this.lastWriteAt + this.options.intervalMs - Date.now();
         await (wait > 0 ? sleep(wait) : Promise.resolve());
-        const batch = this.pending.splice(0, APPEND_MAX);
+        const batch = this.pending.splice(0, this.batchSize());
         this.lastWriteAt = Date.now();
         try {
           await this.writeBatch(batch.map((p) => p.event));
@@ -76,8 +89,19 @@ export class EventWriter {
     }
   }
 
+  /** How many of the pending events the next write takes: at most APPEND_MAX, and APPEND_MAX_BYTES of data (at least one). */
+  private batchSize(): number {
+    let n = 0;
+    let bytes = 0;
+    for (const p of this.pending) {
+      if (n >= APPEND_MAX || (n > 0 && bytes + p.bytes > APPEND_MAX_BYTES)) break;
+      n += 1;
+      bytes += p.bytes;
+    }
+    return n;
+  }
+
   private async writeBatch(events: NewEvent[]): Promise<void> {
-    const repeats = this.options.repeats ?? 3;
     for (let attempt = 0; ; attempt++) {
       this.writes += 1;
       try {
@@ -86,8 +110,8 @@ export class EventWriter {
         return;
       } catch (error) {
         const unknownOutcome = error instanceof TransportError && error.retryable;
-        if (!unknownOutcome || attempt >= repeats) throw error;
-        await sleep(Math.min(1000, 50 * 2 ** attempt));
+        if (!unknownOutcome || this.abandoned.signal.aborted) throw error;
+        await sleep(Math.min(1000, 50 * 2 ** attempt), this.abandoned.signal);
       }
     }
   }

@@ -122,3 +122,21 @@ export function trimmedMarker(after: number, lastDropped: number, at: Date): Job
 export function isEnding(event: Pick<JobEvent, 'type'>): boolean {
   return event.type === 'done' || event.type === 'error' || event.type === 'canceled';
 }
+
+const offset = (name: string, value: unknown, allowNull = false): void => {
+  if (allowNull && value === null) return;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new ValidationError(`${name} must be a whole number from 0 (got ${String(value)})`, name);
+};
+
+/** What every store may rely on in a read: whole, non-negative offsets and bounds. */
+export function assertReadOptions(options: ReadEventsOptions): void {
+  if (options.after !== undefined) offset('after', options.after);
+  if (options.limit !== undefined) offset('limit', options.limit);
+  if (options.wait_ms !== undefined) offset('wait_ms', options.wait_ms);
+}
+
+/** What every store may rely on in an append: 1 to APPEND_MAX events, `written` null or a whole number from 0. */
+export function assertAppend(events: NewEvent[], written: number | null): void {
+  offset('written', written, true);
+  if (!Array.isArray(events) || events.length === 0 || events.length > APPEND_MAX) throw new ValidationError(`an append carries 1 to ${APPEND_MAX} events`, 'events');
+}

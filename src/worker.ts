@@ -44,7 +44,7 @@ export interface HandlerContext {
    * reserved or malformed type, or data past REASONQ_EVENT_MAX_BYTES.
    */
   emit(type: string, data?: unknown): Promise<void>;
-  /** `emit('progress', data)`: the newest one is also the job's `progress` (get(), the dashboard) */
+  /** `emit('progress', data)`: the newest one is also the job's `progress` (get(), the dashboard); a refused one is a rejected promise */
   progress(data: unknown): Promise<void>;
   /** `emit('usage', usage)`: model tokens spent by this call; the job totals them in `usage` */
   usage(usage: Usage): Promise<void>;
@@ -397,6 +397,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (run.events) {
         const flushed = new AbortController();
         await Promise.race([run.events.flush().finally(() => flushed.abort()), sleep(this.storeTimeoutMs, flushed.signal)]);
+        run.events.abandon();
       }
       if (end) outcome = await this.settle(run, end);
     } catch (error) {
@@ -447,9 +448,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return self.jobLog(run);
       },
       emit: (type, data) => this.emitFor(run, checkEvent(type, data, this.eventMaxBytes)),
-      progress: (data) => this.emitFor(run, checkEvent('progress', data, this.eventMaxBytes)),
-      usage: (usage) => this.emitFor(run, checkEvent('usage', usage, this.eventMaxBytes)),
+      // These two answer a refusal as a rejected promise, as the first release's progress() did (emit throws at once).
+      progress: (data) => this.emitChecked(run, 'progress', data),
+      usage: (usage) => this.emitChecked(run, 'usage', usage),
     };
+  }
+
+  private emitChecked(run: Run, type: string, data: unknown): Promise<void> {
+    try {
+      return this.emitFor(run, checkEvent(type, data, this.eventMaxBytes));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Hand an event to the run's writer (made on first use); a lost lease found by a write stops the run. */

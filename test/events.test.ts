@@ -1,6 +1,11 @@
 /** The event stream from the library's side: ctx.emit (checks, coalescing, order, repeat-safety), client.events, agentIntent's onEvent, the demo reasoner. */
 import assert from 'node:assert/strict';
+import { bounded } from '../src/bounded.js';
+import { createEventPrinter, plain } from '../src/cli/output.js';
 import { createClient } from '../src/client.js';
+import { buildJob } from '../src/job.js';
+import { createHttpTransport } from '../transports/http/index.js';
+import { startServer } from './server-helpers.js';
 import { TransportError, ValidationError } from '../src/errors.js';
 import type { JobEvent } from '../src/events.js';
 import { createDemoHandler } from '../src/reasoner.js';
@@ -106,6 +111,35 @@ describe('events from a handler', function () {
     }
   });
 
+  it('a remote worker\'s large events go in several writes, each inside the server\'s body limit: none refused', async () => {
+    const { store, url } = await startServer();
+    const http = createHttpTransport({ url });
+    const q = uniqueQueue();
+    const errors: unknown[] = [];
+    const worker = createWorker({
+      transport: http,
+      queues: [q],
+      claimWaitMs: 100,
+      handler: async (_p, ctx) => {
+        const big = 'd'.repeat(60 * 1024);
+        await Promise.all(Array.from({ length: 20 }, (_, i) => ctx.emit('tool_call', { index: i, arguments: big }).catch((e: unknown) => errors.push(e))));
+        return intent;
+      },
+    });
+    await worker.start();
+    try {
+      const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
+      const final = await store.wait(job.id, { timeout_ms: 10_000 });
+      assert.equal(final.status, 'done');
+      assert.deepEqual(errors, []);
+      const events = await allEvents(store, job.id);
+      assert.deepEqual(events.filter((e) => e.type === 'tool_call').map((e) => (e.data as { index: number }).index), Array.from({ length: 20 }, (_, i) => i));
+    } finally {
+      await worker.stop();
+      await http.close();
+    }
+  });
+
   it('ctx.emit refuses at once a lifecycle type, a malformed type and data past the limit', async () => {
     const store = createMemoryTransport();
     const q = uniqueQueue();
@@ -129,7 +163,7 @@ describe('events from a handler', function () {
     });
     await worker.start();
     try {
-      const { job } = await store.enqueue((await import('../src/job.js')).buildJob({ queue: q, payload: { goal: 'x' } }));
+      const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
       await waitFor(async () => (await store.get(job.id))?.status === 'done');
       assert.equal(seen.length, 5);
       assert.match(String(seen[0]), /lifecycle event type/);
@@ -213,5 +247,38 @@ describe('reading events from the client', function () {
       await client.close();
       await store.close();
     }
+  });
+});
+
+describe('event reads and appends: odd arguments', () => {
+  it('offsets and counts that are not whole numbers from 0 are refused before any store sees them; an aborted read answers at once', async () => {
+    const store = bounded(createMemoryTransport(), { timeoutMs: 1000 });
+    const q = uniqueQueue();
+    const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
+    try {
+      for (const after of [-3, 2.5, Number.NaN, 2 ** 60]) await assert.rejects(store.readEvents(job.id, { after }), ValidationError, `after ${after}`);
+      await assert.rejects(store.readEvents(job.id, { after: 0, limit: -1 }), ValidationError);
+      await assert.rejects(store.appendEvents(job.id, 't', [{ type: 'token', data: {} }], -1), ValidationError);
+      await assert.rejects(store.appendEvents(job.id, 't', [], 0), ValidationError);
+      const aborted = AbortSignal.abort();
+      const t0 = Date.now();
+      const page = await store.readEvents(job.id, { after: 1, wait_ms: 5000, signal: aborted });
+      assert.deepEqual(page.events, []);
+      assert.ok(Date.now() - t0 < 500, 'an aborted read does not wait');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the CLI prints a job\'s text without the control characters a terminal would obey', async () => {
+    let out = '';
+    const sink = { write: (text: string) => ((out += text), true) } as unknown as NodeJS.WritableStream;
+    const printer = createEventPrinter(false, sink);
+    printer.print({ id: 1, type: 'token', at: new Date(), attempt: 1, data: { text: 'ok \u001b]52;c;ZXZpbA==\u0007\u001b[2Jdone\tand\nmore' } });
+    printer.print({ id: 2, type: 'canceled', at: new Date(), attempt: 1, data: { reason: 'bye\u001b[31m' } });
+    printer.end();
+    assert.equal(plain(out), out, `no control characters left: ${JSON.stringify(out)}`);
+    assert.ok(!out.includes('\u001b') && !out.includes('\u0007'));
+    assert.match(out, /ok \]52;c;ZXZpbA==\[2Jdone\tand\nmore/);
   });
 });

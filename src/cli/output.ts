@@ -82,17 +82,27 @@ export function createEventPrinter(json: boolean, out: NodeJS.WritableStream = p
       if (json) return void out.write(`${JSON.stringify(event)}\n`);
       const data = (event.data ?? {}) as Record<string, unknown>;
       if (event.type === 'token' && typeof data.text === 'string') {
-        out.write(data.text);
+        out.write(plain(data.text));
         inline = true;
         return;
       }
-      line(`· ${describeEvent(event, data)}`);
+      line(`· ${plain(describeEvent(event, data))}`);
     },
     end() {
       if (inline) out.write('\n');
       inline = false;
     },
   };
+}
+
+/**
+ * Text from a job (a model's tokens, a cancel reason) without the control
+ * characters a terminal would obey (escape sequences can rewrite the screen
+ * or the clipboard); newlines and tabs stay.
+ */
+export function plain(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
 }
 
 function describeEvent(event: JobEvent, data: Record<string, unknown>): string {

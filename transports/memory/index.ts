@@ -195,7 +195,7 @@ export class MemoryTransport implements Transport {
     };
     const first = page();
     const waitMs = options.wait_ms ?? 0;
-    if (first.events.length > 0 || first.end || waitMs <= 0 || this.closed) return first;
+    if (first.events.length > 0 || first.end || waitMs <= 0 || this.closed || options.signal?.aborted) return first;
     await this.streams.waitForMore(id, waitMs, options.signal);
     return page();
   }
