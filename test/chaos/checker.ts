@@ -46,8 +46,8 @@ export interface Figures {
 export interface CheckInput {
   acknowledged: Set<string>;
   final: Map<string, Job | null>;
-  /** each job's events read back from the start (null: the read failed) */
-  streams: Map<string, JobEvent[] | null>;
+  /** each job's events read back from the start (an Error: the read failed) */
+  streams: Map<string, JobEvent[] | Error>;
   kindOf: Map<string, 'work' | 'poison' | 'hold'>;
   logs: string[];
   cancels: Map<string, number>;
@@ -61,8 +61,9 @@ const percentile = (values: number[], p: number): number | null => {
 };
 
 /** What is wrong with a finished job's stream, or null. */
-export function streamFault(job: Job, events: JobEvent[] | null): string | null {
-  if (!events) return 'its events could not be read';
+export function streamFault(job: Job, events: JobEvent[] | Error | undefined): string | null {
+  if (!events) return 'its events were not read';
+  if (events instanceof Error) return `its events could not be read: ${events.message}`;
   const gap = events.findIndex((e, i) => e.id !== i + 1);
   if (gap >= 0) return `event ${gap} has id ${events[gap]!.id}`;
   const endings = events.filter((e) => isEnding(e));
@@ -129,7 +130,7 @@ export function check({ acknowledged, final, streams, kindOf, logs, cancels, uns
       f.attemptsCharged++;
       problem(`attempts charged: ${id} done after ${job.attempts} attempts, ${job.stalls} stalls`);
     }
-    const fault = streamFault(job, streams.get(id) ?? null);
+    const fault = streamFault(job, streams.get(id));
     if (fault) {
       f.streamFaults++;
       problem(`stream: ${id} (${kind}): ${fault}`);

@@ -392,23 +392,30 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     await sleep(200);
     final = new Map(await Promise.all([...acknowledged].map(async (id) => [id, await watched(client!.get(id)).catch(() => null)] as const)));
     // And each one's event stream, as a reader that came late would get it.
-    const streams = new Map<string, JobEvent[] | null>(
-      await Promise.all(
-        [...acknowledged].map(async (id) => {
-          const events: JobEvent[] = [];
-          try {
-            for (let after = 0; ; ) {
-              const page = await watched(client!.readEvents(id, { after }));
-              events.push(...page.events);
-              if (page.events.length === 0 || page.end) break;
-              after = page.events.at(-1)!.id;
-            }
-            return [id, events] as const;
-          } catch {
-            return [id, null] as const;
+    // A few at a time (one FerretDB process answers a few hundred queries a second), a read that times out tried again.
+    const streams = new Map<string, JobEvent[] | Error>();
+    const readStream = async (id: string): Promise<JobEvent[] | Error> => {
+      let failure: Error | null = null;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const events: JobEvent[] = [];
+        try {
+          for (let after = 0; ; ) {
+            const page = await watched(client!.readEvents(id, { after }));
+            events.push(...page.events);
+            if (page.events.length === 0 || page.end) return events;
+            after = page.events.at(-1)!.id;
           }
-        }),
-      ),
+        } catch (error) {
+          failure = error instanceof Error ? error : new Error(String(error));
+        }
+      }
+      return failure!;
+    };
+    const ids = [...acknowledged];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let id = ids.pop(); id !== undefined; id = ids.pop()) streams.set(id, await readStream(id));
+      }),
     );
 
     // Graceful stop of every worker: it must not hang.
