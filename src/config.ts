@@ -93,7 +93,7 @@ export const DEFAULTS = {
   /** JSON bytes of one event's data */
   eventMaxBytes: 64 * 1024,
   /** a worker writes a job's events at most this often (ms): the ones emitted meanwhile go in one write */
-  emitIntervalMs: 10,
+  emitIntervalMs: 50,
   /** an event read that finds nothing new waits this long at most (the HTTP API, the library's follow loop) */
   eventsWaitMs: 15_000,
   /** SSE keep-alive comment every this many ms */

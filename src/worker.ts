@@ -87,7 +87,7 @@ export interface WorkerOptions {
    * wait in this process for a free slot.
    */
   prefetch?: boolean;
-  /** a run's events are written at most this often (ms), those emitted meanwhile together; default REASONQ_EMIT_INTERVAL_MS (10) */
+  /** a run's events are written at most this often (ms), those emitted meanwhile together; default REASONQ_EMIT_INTERVAL_MS (50) */
   emitIntervalMs?: number;
   /** JSON bytes of one event's data, default REASONQ_EVENT_MAX_BYTES (64 KiB) */
   eventMaxBytes?: number;

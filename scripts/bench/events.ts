@@ -7,7 +7,7 @@
  *   SSE reader (both in this process: one clock);
  * - store writes per 1,000 tokens: `appendEvents` calls the worker made
  *   (each one store write: a Lua script on Redis; an update and an insert
- *   on Mongo), with the default coalescing (REASONQ_EMIT_INTERVAL_MS 10) and
+ *   on Mongo), with the default coalescing (REASONQ_EMIT_INTERVAL_MS 50) and
  *   with none (interval 0: a write as soon as the previous one is back).
  *
  *   npm run bench:events [-- --tokens 2000 --rate 200 --stores memory,redis,mongo]
@@ -15,6 +15,7 @@
 import { cpus } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../../dist/src/config.js';
 import { createServer } from '../../dist/src/server/app.js';
 import { createWorker } from '../../dist/src/worker.js';
 import { buildJob } from '../../dist/src/job.js';
@@ -124,9 +125,9 @@ async function streamOnce(store: Transport, emitIntervalMs: number, tokens: numb
 async function measure(name: string, make: () => Promise<Transport>, tokens: number, commands?: () => number): Promise<Figures> {
   const store = await make();
   try {
-    await streamOnce(store, 10, Math.min(200, tokens)); // warm-up
+    await streamOnce(store, DEFAULTS.emitIntervalMs, Math.min(200, tokens)); // warm-up
     const before = commands?.() ?? 0;
-    const coalesced = await streamOnce(store, 10, tokens);
+    const coalesced = await streamOnce(store, DEFAULTS.emitIntervalMs, tokens);
     const used = (commands?.() ?? 0) - before;
     const eager = await streamOnce(store, 0, tokens);
     const sorted = coalesced.latencies.sort((a, b) => a - b);
