@@ -16,6 +16,7 @@ import { loadConfig } from '../src/config.js';
 import type { Transport } from '../src/transport.js';
 import { buildJob } from '../src/job.js';
 import { startServer } from './server-helpers.js';
+import { sseReader } from './sse.js';
 import { delay, intent, uniqueQueue } from './helpers.js';
 import { freePort, redisAvailable, removeRedis, startRedis, type RedisServer } from './setup/redis.js';
 
@@ -49,22 +50,13 @@ function readSse(url: string, lastEventId: number | null, cutAfter: number, onEv
         return done('end');
       }
       assert.equal(res.statusCode, 200);
-      let buffer = '';
       let count = 0;
       let sawEnd = false;
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let at: number;
-        while ((at = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, at);
-          buffer = buffer.slice(at + 2);
-          const fields: Record<string, string> = {};
-          for (const line of block.split('\n')) {
-            const colon = line.indexOf(':');
-            if (colon <= 0) continue;
-            fields[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, '');
-          }
+      res.on(
+        'data',
+        sseReader((fields) => {
+          if (settled) return;
           if (fields.event === 'end') sawEnd = true;
           else if (fields.id !== undefined && fields.data !== undefined) {
             const event = JSON.parse(fields.data) as SseEvent;
@@ -73,11 +65,11 @@ function readSse(url: string, lastEventId: number | null, cutAfter: number, onEv
             if (++count >= cutAfter) {
               res.destroy();
               req.destroy();
-              return done('cut');
+              done('cut');
             }
           }
-        }
-      });
+        }),
+      );
       res.on('close', () => done(sawEnd ? 'end' : 'dropped'));
       res.on('error', () => done('dropped'));
     });

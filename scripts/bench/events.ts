@@ -26,6 +26,7 @@ import { createMongoTransport } from '../../dist/transports/mongo/index.js';
 import { removeRedis, startRedis } from '../../test/setup/redis.js';
 import { freshDb, startMongoServer } from '../../test/setup/mongo.js';
 import { percentile } from './common.js';
+import { sseReader } from '../../test/sse.js';
 
 const { values } = parseArgs({ options: { tokens: { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, stores: { type: 'string', default: 'memory,redis,mongo' } } });
 const TOKENS = Number(values.tokens);
@@ -65,20 +66,15 @@ function countingAppends(transport: Transport): { transport: Transport; count: (
 function followSse(url: string, onToken: (sentAt: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers: { accept: 'text/event-stream' } }, (res) => {
-      let buffer = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let at: number;
-        while ((at = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, at);
-          buffer = buffer.slice(at + 2);
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (!data || block.includes('event: end')) continue;
-          const event = JSON.parse(data) as { type: string; data: { sent?: number } };
+      res.on(
+        'data',
+        sseReader((message) => {
+          if (message.data === undefined || message.event === 'end') return;
+          const event = JSON.parse(message.data) as { type: string; data: { sent?: number } };
           if (event.type === 'token' && event.data.sent) onToken(event.data.sent);
-        }
-      });
+        }),
+      );
       res.on('end', resolve);
       res.on('error', reject);
     });
