@@ -22,7 +22,7 @@ import { TransportError } from './errors.js';
 
 interface Pending {
   event: NewEvent;
-  /** its data's JSON length */
+  /** its data's JSON size in UTF-8 bytes (what a request body carries) */
   bytes: number;
   settle: (error?: unknown) => void;
 }
@@ -53,15 +53,17 @@ export class EventWriter {
   /** Queue one event; resolves once it is in the store. Never rejects unhandled: a caller may ignore the promise. */
   emit(event: NewEvent): Promise<void> {
     if (this.failed) return handled(Promise.reject(this.failed));
-    const bytes = JSON.stringify(event.data ?? null).length;
+    const bytes = Buffer.byteLength(JSON.stringify(event.data ?? null));
     const done = new Promise<void>((resolve, reject) => this.pending.push({ event, bytes, settle: (error) => (error === undefined ? resolve() : reject(error)) }));
     this.running ??= this.drain();
     return handled(done);
   }
 
-  /** The run is over: stop repeating, fail what is still pending. */
+  /** The run is over: stop repeating, fail what is still pending and whatever is emitted later. */
   abandon(): void {
     this.abandoned.abort();
+    this.failed ??= new TransportError('the run is over: its events can no longer be written', { code: 'RUN_OVER', retryable: false });
+    for (const p of this.pending.splice(0)) p.settle(this.failed);
   }
 
   /** Resolves when everything emitted so far is written (or failed). */
@@ -73,7 +75,8 @@ export class EventWriter {
     try {
       while (this.pending.length > 0) {
         const wait = this.lastWriteAt + this.options.intervalMs - Date.now();
-        await (wait > 0 ? sleep(wait) : Promise.resolve());
+        await (wait > 0 ? sleep(wait, this.abandoned.signal) : Promise.resolve());
+        if (this.pending.length === 0) break; // abandoned meanwhile
         const batch = this.pending.splice(0, this.batchSize());
         this.lastWriteAt = Date.now();
         try {

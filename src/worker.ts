@@ -123,6 +123,8 @@ interface Run {
   done: Promise<void>;
   /** the run's events on their way to the store, made on the first emit */
   events: EventWriter | null;
+  /** its outcome is being written (or it was lost): a later emit (a handler abandoned at its timeout) is refused */
+  over: boolean;
 }
 
 /**
@@ -371,7 +373,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const other of this.running.values()) {
       if (other.job.id === job.id) stop(other, new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
-    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve(), events: null };
+    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve(), events: null, over: false };
     this.running.set(job.lease.token, run);
     run.done = this.execute(run).catch((error: unknown) => this.transportError(error));
   }
@@ -394,6 +396,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       // The run's events go before its ending. Bounded: a store that does not answer costs trailing events,
       // never the order (an append that lands late is refused by the fence once the outcome is written).
+      run.over = true;
       if (run.events) {
         const flushed = new AbortController();
         await Promise.race([run.events.flush().finally(() => flushed.abort()), sleep(this.storeTimeoutMs, flushed.signal)]);
@@ -464,6 +467,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Hand an event to the run's writer (made on first use); a lost lease found by a write stops the run. */
   private emitFor(run: Run, event: NewEvent): Promise<void> {
+    if (run.over && !run.events) {
+      const refused = Promise.reject(new TransportError('the run is over: its events can no longer be written', { code: 'RUN_OVER', retryable: false }));
+      refused.catch(() => undefined); // a caller may ignore it, like every emit
+      return refused;
+    }
     run.events ??= new EventWriter({
       intervalMs: this.emitIntervalMs,
       write: (events, written) =>

@@ -140,6 +140,65 @@ describe('events from a handler', function () {
     }
   });
 
+  it('batches are cut by UTF-8 bytes: text of three-byte characters fits the body limit too', async () => {
+    const { store, url } = await startServer();
+    const http = createHttpTransport({ url });
+    const q = uniqueQueue();
+    const errors: unknown[] = [];
+    const worker = createWorker({
+      transport: http,
+      queues: [q],
+      claimWaitMs: 100,
+      handler: async (_p, ctx) => {
+        const text = '漢'.repeat(21_000); // 63 KB of UTF-8 in 21,000 characters
+        await Promise.all(Array.from({ length: 30 }, (_, i) => ctx.emit('token', { text, i }).catch((e: unknown) => errors.push(e))));
+        return intent;
+      },
+    });
+    await worker.start();
+    try {
+      const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
+      assert.equal((await store.wait(job.id, { timeout_ms: 15_000 })).status, 'done');
+      assert.deepEqual(errors, []);
+      assert.equal((await allEvents(store, job.id)).filter((e) => e.type === 'token').length, 30);
+    } finally {
+      await worker.stop();
+      await http.close();
+    }
+  });
+
+  it('a handler abandoned at its timeout that emits later is refused, and nothing more is written', async () => {
+    const { store, appends } = countingStore();
+    const q = uniqueQueue();
+    let late: Promise<unknown> | null = null;
+    const worker = createWorker({
+      transport: store,
+      queues: [q],
+      claimWaitMs: 100,
+      timeoutMs: 150,
+      backoff: { baseMs: 10_000, maxMs: 10_000 },
+      handler: async (_p, ctx) => {
+        await delay(400); // ignores its signal
+        late = ctx.emit('token', { text: 'too late' }).then(
+          () => 'written',
+          (e: { code?: string }) => e.code,
+        );
+        return intent;
+      },
+    });
+    await worker.start();
+    try {
+      const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' }, max_attempts: 1 }));
+      await waitFor(() => late);
+      assert.equal(await late, 'RUN_OVER');
+      assert.equal(appends(), 0, 'no write was made for the late emit');
+      assert.deepEqual((await allEvents(store, job.id)).map((e) => e.type), ['queued', 'started', 'error']);
+    } finally {
+      await worker.stop();
+      await store.close();
+    }
+  });
+
   it('ctx.emit refuses at once a lifecycle type, a malformed type and data past the limit', async () => {
     const store = createMemoryTransport();
     const q = uniqueQueue();

@@ -125,7 +125,13 @@ describe('redis transport: event streams', function () {
     const run = await claimOne(t, q);
     await t.settle(run.id, run.lease.token, asDone(intent));
     assert.equal(await redis.exists(`rq:{${q}}:ev:${quiet.id}`), 0, 'a finished job nobody followed: no stream');
-    assert.deepEqual((await t.readEvents(quiet.id, { after: 0 })).events.map((e) => e.type), ['queued', 'started', 'done']);
+    const quietEvents = (await t.readEvents(quiet.id, { after: 0 })).events;
+    assert.deepEqual(quietEvents.map((e) => e.type), ['queued', 'started', 'done']);
+    assert.deepEqual(quietEvents[2]!.data, intent, 'the waiting done event reads as the intent');
+    assert.ok(!(await redis.hget(`rq:{${q}}:j:${quiet.id}`, 'evp'))!.includes(JSON.stringify(intent)), 'without a second copy of it in the hash');
+    const atEnd = await t.readEvents(quiet.id, { after: 3, wait_ms: 2000 });
+    assert.equal(atEnd.end, true);
+    assert.equal(await redis.exists(`rq:{${q}}:ev:${quiet.id}`), 0, 'a reader at the end of a finished job makes no stream');
   });
 
   it("a job's stream key is deleted with it: by retention and by the history cap", async () => {

@@ -51,16 +51,40 @@ end
 -- made too (a job retried many times).
 local EVENTS_PENDING_BYTES = 4096
 
+-- A waiting `done` event does not copy the intent: its data is this mark,
+-- read as the job's `result` (a job that is done stays done, so the result
+-- is the one the event reported). Every HGETALL of a finished job would
+-- otherwise carry its intent twice.
+local RESULT_MARK = '@R'
+
+-- A waiting entry as it is read: the result mark replaced by the job's result.
+local function pending_entry(entry, result)
+  if string.sub(entry, -4) == ':' .. RESULT_MARK .. '}' then
+    return string.sub(entry, 1, -4) .. (result or 'null') .. '}'
+  end
+  return entry
+end
+
+-- The waiting entries of a job after event `after`, at most `limit`, as XRANGE gives entries.
+local function pending_entries(pending, result, after, limit)
+  local entries = {}
+  for n, entry in string.gmatch(pending or '', '(%d+) ([^\n]*)\n') do
+    if #entries >= limit then break end
+    if tonumber(n) > after then entries[#entries + 1] = { n .. '-0', { 'e', pending_entry(entry, result) } } end
+  end
+  return entries
+end
+
 -- Move a job's waiting events into its stream, once. A stream left by an
 -- earlier job of the same id (deleted without delete_job) is dropped first.
 local function materialize(P, id, jk)
   if redis.call('HGET', jk, 'evs') == '1' then return end
   local key = events_key(P, id)
   redis.call('DEL', key)
-  local pending = redis.call('HGET', jk, 'evp')
-  if pending then
-    for n, entry in string.gmatch(pending, '(%d+) ([^\n]*)\n') do
-      redis.pcall('XADD', key, n .. '-0', 'e', entry)
+  local f = redis.call('HMGET', jk, 'evp', 'result')
+  if f[1] then
+    for _, e in ipairs(pending_entries(f[1], f[2], 0, 1e9)) do
+      redis.pcall('XADD', key, e[1], 'e', e[2][2])
     end
     redis.call('HDEL', jk, 'evp')
   end
@@ -78,15 +102,15 @@ end
 -- failed, else nil.
 local function add_event(P, id, n, kind, attempt, data, now)
   local jk = job_key(P, id)
-  local entry = event_entry('"' .. kind .. '"', attempt, data, fmt(now))
   local f = redis.call('HMGET', jk, 'evs', 'evp')
   if f[1] ~= '1' then
+    local entry = event_entry('"' .. kind .. '"', attempt, kind == 'done' and RESULT_MARK or data, fmt(now))
     local pending = (f[2] or '') .. fmt(n) .. ' ' .. entry .. '\n'
     redis.call('HSET', jk, 'evp', pending)
     if #pending > EVENTS_PENDING_BYTES then materialize(P, id, jk) end
     return nil
   end
-  local reply = redis.pcall('XADD', events_key(P, id), fmt(n) .. '-0', 'e', entry)
+  local reply = redis.pcall('XADD', events_key(P, id), fmt(n) .. '-0', 'e', event_entry('"' .. kind .. '"', attempt, data, fmt(now)))
   if type(reply) == 'table' and reply.err then return reply.err end
   return nil
 end

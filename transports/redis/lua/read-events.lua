@@ -9,19 +9,15 @@
 -- were trimmed.
 local P, id, after, limit, live = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local jk = job_key(P, id)
-local f = redis.call('HMGET', jk, 'status', 'ev', 'evs', 'evp')
+local f = redis.call('HMGET', jk, 'status', 'ev', 'evs', 'evp', 'result')
 if not f[1] then return redis.error_reply('RQ_NOT_FOUND ' .. id) end
 local last = tonumber(f[2]) or 0
 if after >= last then
-  if live and f[3] ~= '1' then materialize(P, id, jk) end
+  -- A finished job gets no stream for a reader at its end: nothing more will come (a retry goes through retry.lua, which writes its event where the others are).
+  if live and f[3] ~= '1' and not (f[1] == 'done' or f[1] == 'error' or f[1] == 'canceled') then materialize(P, id, jk) end
   return { f[1], last, {} }
 end
 if f[3] == '1' then
   return { f[1], last, redis.call('XRANGE', events_key(P, id), fmt(after + 1) .. '-0', '+', 'COUNT', limit) }
 end
-local entries = {}
-for n, entry in string.gmatch(f[4] or '', '(%d+) ([^\n]*)\n') do
-  if #entries >= limit then break end
-  if tonumber(n) > after then entries[#entries + 1] = { n .. '-0', { 'e', entry } } end
-end
-return { f[1], last, entries }
+return { f[1], last, pending_entries(f[4], f[5], after, limit) }
