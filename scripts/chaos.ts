@@ -72,6 +72,7 @@ const cols: [string, (r: RunResult) => string | number][] = [
   ['late writes accepted', (r) => r.lateWritesAccepted],
   ['calls never settled', (r) => r.callsNeverSettled],
   ['event streams wrong', (r) => r.streamFaults],
+  ['streams with events lost', (r) => r.eventsLost],
   ['stalls', (r) => r.stalls],
   ['cancel p50/p99 ms', (r) => (r.cancelP50 === null ? '–' : `${r.cancelP50}/${r.cancelP99}`)],
   ['faults', (r) => Object.entries(r.faults).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],

@@ -346,8 +346,11 @@ describe('mongo transport (server-specific)', function () {
 
       const first = await t.readEvents(job.id, { after: 0 });
       assert.deepEqual(first.events.map((e) => e.id), [1, 2], 'a page stops before a missing id');
+      const now = await t.readEvents(job.id, { after: 2 });
+      assert.deepEqual(now.events, [], 'a read that may not wait answers at once at a missing id: nothing yet');
+      assert.equal(now.end, false);
       const waited = Date.now();
-      const next = await t.readEvents(job.id, { after: 2 });
+      const next = await t.readEvents(job.id, { after: 2, wait_ms: 5000 });
       const took = Date.now() - waited;
       assert.ok(took >= 1500 && took < 6000, `the reader waited ${took} ms for the missing id before calling it lost`);
       assert.deepEqual(next.events.map((e) => `${e.id}:${e.type}`), ['3:trimmed', '4:token']);
@@ -358,7 +361,7 @@ describe('mongo transport (server-specific)', function () {
       await jobs.updateOne({ _id: job.id as never }, { $inc: { event_seq: 1 } });
       setTimeout(() => void events.insertOne({ job_id: job.id, job_seq: seq, seq: 5, type: 'thinking', at: new Date(), attempt: 1, data: { stage: 'late' } } as never), 300);
       const late = Date.now();
-      const slow = await t.readEvents(job.id, { after: 4 });
+      const slow = await t.readEvents(job.id, { after: 4, wait_ms: 5000 });
       assert.deepEqual(slow.events.map((e) => `${e.id}:${e.type}`), ['5:thinking']);
       assert.ok(Date.now() - late >= 250 && Date.now() - late < 1500, `got the late event after ${Date.now() - late} ms`);
 

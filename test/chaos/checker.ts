@@ -17,6 +17,9 @@
  * - stream faults: a job's event stream, read back from the start, that is
  *   not one story: ids not 1, 2, 3 …, or not exactly one ending, last, the
  *   same as the job's status; or a handler event after the ending;
+ * - events lost: streams with a `lost` marker (Mongo: a lifecycle event
+ *   whose process died between the job's write and the event's insert,
+ *   README Limits); such a stream may lack its ending if the marker is last;
  * - cancel latency: from the cancel call to the handler's signal, p50/p99.
  */
 import { isEnding, type JobEvent } from '../../src/events.js';
@@ -36,6 +39,8 @@ export interface Figures {
   callsNeverSettled: number;
   /** event streams that do not tell the job's story (see above) */
   streamFaults: number;
+  /** streams with events lost with their writer (a `lost` marker in their place) */
+  eventsLost: number;
   stalls: number;
   cancelP50: number | null;
   cancelP99: number | null;
@@ -61,12 +66,21 @@ const percentile = (values: number[], p: number): number | null => {
 };
 
 /** What is wrong with a finished job's stream, or null. */
+const isLost = (e: JobEvent) => e.type === 'trimmed' && (e.data as { reason?: string } | null)?.reason === 'lost';
+
 export function streamFault(job: Job, events: JobEvent[] | Error | undefined): string | null {
   if (!events) return 'its events were not read';
   if (events instanceof Error) return `its events could not be read: ${events.message}`;
-  const gap = events.findIndex((e, i) => e.id !== i + 1);
-  if (gap >= 0) return `event ${gap} has id ${events[gap]!.id}`;
+  // Ids in order, none twice: a marker stands for the ids it covers (its id is the last of them).
+  let expected = 1;
+  for (const e of events) {
+    if (e.type === 'trimmed') {
+      if (e.id < expected) return `a marker at ${e.id} after ${expected - 1}`;
+    } else if (e.id !== expected) return `event ${e.type} has id ${e.id}, expected ${expected}`;
+    expected = e.id + 1;
+  }
   const endings = events.filter((e) => isEnding(e));
+  if (endings.length === 0 && events.length > 0 && isLost(events.at(-1)!)) return null; // the ending was lost with its writer (counted in eventsLost)
   if (endings.length !== 1) return `${endings.length} endings: ${events.map((e) => e.type).join(',')}`;
   if (events.at(-1) !== endings[0]) return `the ending is not last: ${events.map((e) => e.type).join(',')}`;
   if (endings[0]!.type !== job.status) return `it ends ${endings[0]!.type}, the job ${job.status}`;
@@ -98,6 +112,7 @@ export function check({ acknowledged, final, streams, kindOf, logs, cancels, uns
     lateWritesAccepted: 0,
     callsNeverSettled: unsettledCalls,
     streamFaults: 0,
+    eventsLost: 0,
     stalls: 0,
     cancelP50: null,
     cancelP99: null,
@@ -130,7 +145,9 @@ export function check({ acknowledged, final, streams, kindOf, logs, cancels, uns
       f.attemptsCharged++;
       problem(`attempts charged: ${id} done after ${job.attempts} attempts, ${job.stalls} stalls`);
     }
-    const fault = streamFault(job, streams.get(id));
+    const stream = streams.get(id);
+    if (Array.isArray(stream) && stream.some(isLost)) f.eventsLost++;
+    const fault = streamFault(job, stream);
     if (fault) {
       f.streamFaults++;
       problem(`stream: ${id} (${kind}): ${fault}`);

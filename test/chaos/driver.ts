@@ -234,6 +234,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
         CHAOS_QUEUE: queue,
         CHAOS_CONCURRENCY: String(s.concurrency),
         CHAOS_LEASE_MS: String(leaseMs),
+        CHAOS_TOKENS: s.store === 'mongo' ? '0' : '3',
         CHAOS_GRACE_MS: '500',
         REASONQ_STORE_TIMEOUT_MS: '3000',
         REASONQ_LOG_LEVEL: 'silent',
@@ -393,23 +394,25 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     final = new Map(await Promise.all([...acknowledged].map(async (id) => [id, await watched(client!.get(id)).catch(() => null)] as const)));
     // And each one's event stream, as a reader that came late would get it.
     // A few at a time (one FerretDB process answers a few hundred queries a second), a read that times out tried again.
+    const streamsFrom = Date.now();
+    if (process.env.CHAOS_DEBUG) process.stderr.write(`[chaos] jobs settled after ${((Date.now() - started) / 1000).toFixed(1)} s; reading streams\n`);
     const streams = new Map<string, JobEvent[] | Error>();
+    // To its end (every job is finished by now): a read may wait (a Mongo reader at a missing id waits for the gap rule's verdict).
     const readStream = async (id: string): Promise<JobEvent[] | Error> => {
-      let failure: Error | null = null;
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const events: JobEvent[] = [];
+      const events: JobEvent[] = [];
+      let failures = 0;
+      const until = Date.now() + 30_000;
+      for (let after = 0; Date.now() < until; ) {
         try {
-          for (let after = 0; ; ) {
-            const page = await watched(client!.readEvents(id, { after }));
-            events.push(...page.events);
-            if (page.events.length === 0 || page.end) return events;
-            after = page.events.at(-1)!.id;
-          }
+          const page = await watched(client!.readEvents(id, { after, wait_ms: 2000 }));
+          events.push(...page.events);
+          if (page.end) return events;
+          if (page.events.length > 0) after = page.events.at(-1)!.id;
         } catch (error) {
-          failure = error instanceof Error ? error : new Error(String(error));
+          if (++failures >= 3) return error instanceof Error ? error : new Error(String(error));
         }
       }
-      return failure!;
+      return new Error(`no end to its stream after 30 s (read up to ${events.at(-1)?.id ?? 0})`);
     };
     const ids = [...acknowledged];
     await Promise.all(
@@ -418,6 +421,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
       }),
     );
 
+    if (process.env.CHAOS_DEBUG) process.stderr.write(`[chaos] streams read in ${((Date.now() - streamsFrom) / 1000).toFixed(1)} s\n`);
     // Graceful stop of every worker: it must not hang.
     done.value = true;
     await Promise.all(

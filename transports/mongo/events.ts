@@ -18,9 +18,10 @@
  *
  * The gap rule. A reader sees an id taken (≤ `event_seq`) whose event is not
  * in yet when its writer is between its two writes. It never skips it: a
- * page stops before it, and a page that would start with it waits (polls,
- * GAP_POLL_MIN_MS doubling to GAP_POLL_MAX_MS). An id still missing after
- * GAP_LOST_MS belongs to a writer that died between the two writes: the
+ * page stops before it, and a page that would start with it is empty (a
+ * reader that may wait is woken by the insert, or polls again when the
+ * verdict is due). An id still missing GAP_LOST_MS after a reader first saw
+ * it missing belongs to a writer that died between the two writes: the
  * reader gets a `trimmed` marker with `reason: 'lost'` in its place and
  * goes on. `end` needs the page to reach `event_seq`, so a terminal event
  * not in yet is waited for the same way.
@@ -30,7 +31,6 @@ import { JobNotFoundError, TransportError } from '../../src/errors.js';
 import { trimmedMarker, TRIMMED, type EventPage, type JobEvent, type LifecycleEvent, type NewEvent, type Usage } from '../../src/events.js';
 import { isTerminal } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
-import { sleep } from '../../src/backoff.js';
 import { docToEvent, type EventDoc, type JobDoc } from './codec.js';
 import { insertEvents, type EventBatch } from './event-batch.js';
 import type { Notifier } from './notifier.js';
@@ -39,8 +39,8 @@ import type { ServerClock } from './server.js';
 
 /** An id taken but not in after this long is lost (its writer died between its two writes). */
 const GAP_LOST_MS = 2_000;
-const GAP_POLL_MIN_MS = 25;
-const GAP_POLL_MAX_MS = 400;
+/** Missing ids remembered at once (a reader that comes back after more were seen waits again for its own). */
+const GAPS_KEPT = 10_000;
 /**
  * Events outlive their job's `expire_at` by this much (servers with TTL
  * indexes): the TTL monitor (a pass a minute) takes the job first, so a
@@ -62,6 +62,8 @@ export interface EventStreamsOptions {
 }
 
 export class EventStreams {
+  /** missing ids (job, its seq, the event id) → when first seen missing: the gap rule's clock, across reads */
+  private readonly gaps = new Map<string, number>();
   /** a trim runs once this many events past `eventsMax` have come (at most 100; the conformance bound) */
   private readonly trimStep: number;
 
@@ -160,22 +162,25 @@ export class EventStreams {
     return last;
   }
 
-  /** One page of a job's stream after `after` (see the gap rule in the header). */
-  async page(id: string, after: number, limit: number, signal?: AbortSignal): Promise<EventPage> {
+  /**
+   * One page of a job's stream after `after` (see the gap rule in the
+   * header), and how long until a gap it stopped at counts as lost (0: none).
+   * It never waits: a page that would start with a missing id is empty; the
+   * time a missing id was first seen is kept here across reads (`gaps`), so
+   * the verdict comes however the reads are spaced.
+   */
+  async page(id: string, after: number, limit: number): Promise<{ page: EventPage; gapWaitMs: number }> {
     const { jobs, events } = this.o;
     const out: JobEvent[] = [];
     let from = after;
-    let gap: { since: number; upTo: number } | null = null;
-    let pause = GAP_POLL_MIN_MS;
     for (;;) {
       const job = await jobs.findOne({ _id: id }, { projection: { ...STREAM_PROJECTION, status: 1 } });
       if (!job) throw new JobNotFoundError(id);
       const last = job.event_seq ?? 0;
-      const done = () => ({ events: timeMarkers(out, this.o.clock.now()), last, end: isTerminal(job.status) && from >= last });
+      const done = (gapWaitMs = 0) => ({ page: { events: timeMarkers(out, this.o.clock.now()), last, end: isTerminal(job.status) && from >= last }, gapWaitMs });
       if (from < (job.events_floor ?? 0)) {
         out.push(trimmedMarker(from, job.events_floor!, new Date(0)));
         from = job.events_floor!;
-        gap = null;
       }
       if (out.length >= limit || from >= last) return done();
       const docs = (await events.find(eventsAfterFilter(id, from, last)).sort(STREAM_SORT).limit(limit - out.length).toArray()).filter((d) => d.job_seq === job.seq);
@@ -185,22 +190,26 @@ export class EventStreams {
         from += 1;
       }
       if (out.length >= limit || from >= last) return done();
-      // `from + 1` is taken but not in: hand over what came before it; a page that would start with it waits.
-      if (out.length > 0 || signal?.aborted) return done();
+      // `from + 1` is taken but not in: hand over what came before it; a page that would start with it is empty until the verdict.
+      if (out.length > 0) return done();
       const upTo = (docs.find((d) => d.seq > from)?.seq ?? last + 1) - 1;
-      if (!gap) gap = { since: Date.now(), upTo };
-      else if (Date.now() - gap.since >= GAP_LOST_MS) {
-        const lostTo = Math.min(gap.upTo, upTo);
-        const marker = trimmedMarker(from, lostTo, new Date(0));
-        out.push({ ...marker, data: { ...(marker.data as object), reason: 'lost' } });
-        from = lostTo;
-        gap = null;
-        pause = GAP_POLL_MIN_MS;
-        continue;
-      }
-      await sleep(pause, signal);
-      pause = Math.min(pause * 2, GAP_POLL_MAX_MS);
+      const key = `${id}\u0000${job.seq}\u0000${from + 1}`;
+      const since = this.gaps.get(key) ?? this.noteGap(key);
+      const waited = Date.now() - since;
+      if (waited < GAP_LOST_MS) return done(GAP_LOST_MS - waited);
+      // Kept: the next reader of this process gets the verdict at once.
+      const marker = trimmedMarker(from, upTo, new Date(0));
+      out.push({ ...marker, data: { ...(marker.data as object), reason: 'lost' } });
+      from = upTo;
     }
+  }
+
+  /** Remember when a missing id was first seen (the oldest forgotten past GAPS_KEPT). */
+  private noteGap(key: string): number {
+    const now = Date.now();
+    this.gaps.set(key, now);
+    if (this.gaps.size > GAPS_KEPT) this.gaps.delete(this.gaps.keys().next().value!);
+    return now;
   }
 
   /** Past `eventsMax` + a step: raise the floor, then delete below it (in that order: a reader that misses them finds the floor that says why). */

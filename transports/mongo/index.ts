@@ -31,6 +31,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Collection, MongoClient, UpdateFilter } from 'mongodb';
+import { sleep } from '../../src/backoff.js';
 import { DEFAULTS } from '../../src/config.js';
 import { JobNotFoundError, TransportError } from '../../src/errors.js';
 import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
@@ -63,6 +64,9 @@ import { countJobs, listJobs } from './reads.js';
 import { connectServer, ServerClock, type ServerInfo } from './server.js';
 
 export type { ServerInfo } from './server.js';
+
+/** A reader at a missing id looks again this often (events.ts, the gap rule). */
+const GAP_POLL_MS = 200;
 export { hotQueries, INDEXES } from './queries.js';
 
 export interface MongoTransportOptions extends TransportOptions {
@@ -268,10 +272,12 @@ export class MongoTransport implements Transport {
     const deadline = Date.now() + Math.max(0, options.wait_ms ?? 0);
     await batch.settled(id); // this process reads its own lifecycle events
     for (;;) {
-      const page = await this.op(() => streams.page(id, after, limit, options.signal));
+      const { page, gapWaitMs } = await this.op(() => streams.page(id, after, limit));
       const left = deadline - Date.now();
       if (page.events.length > 0 || page.end || left <= 0 || options.signal?.aborted || this.closed) return page;
-      await notifier.waitEvents(id, Math.max(after, page.last), left, options.signal);
+      // At a missing id (its counter is already past it): look again shortly, until its insert lands or it counts as lost.
+      if (gapWaitMs > 0) await sleep(Math.min(left, gapWaitMs, GAP_POLL_MS), options.signal);
+      else await notifier.waitEvents(id, Math.max(after, page.last), left, options.signal);
     }
   }
 
