@@ -12,7 +12,7 @@ import type { RunResult } from './driver.js';
 const STORES: StoreKind[] = ['http', 'redis', 'mongo'];
 /** FerretDB claims are atomic only within one connection: one worker process there, and fewer jobs (≈15 jobs/s). */
 const workersOn = (store: StoreKind, n: number) => (store === 'mongo' ? 1 : n);
-const jobsOn = (store: StoreKind, n: number) => (store === 'mongo' ? Math.min(n, 200) : n);
+const jobsOn = (store: StoreKind, n: number) => (store === 'mongo' ? Math.min(n, 120) : n);
 
 function assertClean(r: RunResult, what: string): void {
   const detail = `${what}: ${JSON.stringify(r)}`;
