@@ -401,10 +401,12 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     const readStream = async (id: string): Promise<JobEvent[] | Error> => {
       const events: JobEvent[] = [];
       let failures = 0;
+      let seen = '';
       const until = Date.now() + 30_000;
       for (let after = 0; Date.now() < until; ) {
         try {
           const page = await watched(client!.readEvents(id, { after, wait_ms: 2000 }));
+          seen = `last ${page.last}, end ${page.end}, ${page.events.length} events (${page.events.map((e) => `${e.id}:${e.type}`).join(' ')})`;
           events.push(...page.events);
           if (page.end) return events;
           if (page.events.length > 0) after = page.events.at(-1)!.id;
@@ -412,7 +414,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
           if (++failures >= 3) return error instanceof Error ? error : new Error(String(error));
         }
       }
-      return new Error(`no end to its stream after 30 s (read up to ${events.at(-1)?.id ?? 0})`);
+      return new Error(`no end to its stream after 30 s (read up to ${events.at(-1)?.id ?? 0}; the last page: ${seen}; ${failures} failed reads)`);
     };
     // FerretDB scans a collection per query: there the streams of a sample are read (every poison pill and held job, 40 others).
     const ids = s.store === 'mongo' ? [...acknowledged].filter((id, i) => kindOf.get(id) !== 'work' || i % 5 === 0).slice(0, 60) : [...acknowledged];

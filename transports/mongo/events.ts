@@ -183,7 +183,9 @@ export class EventStreams {
         from = job.events_floor!;
       }
       if (out.length >= limit || from >= last) return done();
-      const docs = (await events.find(eventsAfterFilter(id, from, last)).sort(STREAM_SORT).limit(limit - out.length).toArray()).filter((d) => d.job_seq === job.seq);
+      const found = (await events.find(eventsAfterFilter(id, from, last)).sort(STREAM_SORT).limit(limit - out.length).toArray()).filter((d) => d.job_seq === job.seq);
+      // In id order, each id once, whatever the server gave back (a retried insert that FerretDB's unique index let through twice).
+      const docs = found.sort((a, b) => a.seq - b.seq).filter((d, i, all) => i === 0 || all[i - 1]!.seq !== d.seq);
       for (const d of docs) {
         if (d.seq !== from + 1) break;
         out.push(docToEvent(d));
@@ -193,6 +195,7 @@ export class EventStreams {
       // `from + 1` is taken but not in: hand over what came before it; a page that would start with it is empty until the verdict.
       if (out.length > 0) return done();
       const upTo = (docs.find((d) => d.seq > from)?.seq ?? last + 1) - 1;
+      if (upTo <= from) return done(); // nothing missing after all: the next read takes it
       const key = `${id}\u0000${job.seq}\u0000${from + 1}`;
       const since = this.gaps.get(key) ?? this.noteGap(key);
       const waited = Date.now() - since;
