@@ -35,7 +35,6 @@ export interface EventWriterOptions {
   write: (events: NewEvent[], written: number) => Promise<number>;
   /** at most one write this often (ms) once events keep coming */
   intervalMs: number;
-
 }
 
 export class EventWriter {
