@@ -111,7 +111,8 @@ describe('events from a handler', function () {
     }
   });
 
-  it('a remote worker\'s large events go in several writes, each inside the server\'s body limit: none refused', async () => {
+  /** One job through a remote worker (http transport → server → memory store) whose handler emits what `emits` returns; the emits' refusals and the job's events. */
+  async function remoteRun(emits: (ctx: HandlerContext) => Promise<unknown>[]): Promise<{ errors: unknown[]; events: JobEvent[] }> {
     const { store, url } = await startServer();
     const http = createHttpTransport({ url });
     const q = uniqueQueue();
@@ -121,37 +122,7 @@ describe('events from a handler', function () {
       queues: [q],
       claimWaitMs: 100,
       handler: async (_p, ctx) => {
-        const big = 'd'.repeat(60 * 1024);
-        await Promise.all(Array.from({ length: 20 }, (_, i) => ctx.emit('tool_call', { index: i, arguments: big }).catch((e: unknown) => errors.push(e))));
-        return intent;
-      },
-    });
-    await worker.start();
-    try {
-      const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
-      const final = await store.wait(job.id, { timeout_ms: 10_000 });
-      assert.equal(final.status, 'done');
-      assert.deepEqual(errors, []);
-      const events = await allEvents(store, job.id);
-      assert.deepEqual(events.filter((e) => e.type === 'tool_call').map((e) => (e.data as { index: number }).index), Array.from({ length: 20 }, (_, i) => i));
-    } finally {
-      await worker.stop();
-      await http.close();
-    }
-  });
-
-  it('batches are cut by UTF-8 bytes: text of three-byte characters fits the body limit too', async () => {
-    const { store, url } = await startServer();
-    const http = createHttpTransport({ url });
-    const q = uniqueQueue();
-    const errors: unknown[] = [];
-    const worker = createWorker({
-      transport: http,
-      queues: [q],
-      claimWaitMs: 100,
-      handler: async (_p, ctx) => {
-        const text = '漢'.repeat(21_000); // 63 KB of UTF-8 in 21,000 characters
-        await Promise.all(Array.from({ length: 30 }, (_, i) => ctx.emit('token', { text, i }).catch((e: unknown) => errors.push(e))));
+        await Promise.all(emits(ctx).map((p) => p.catch((e: unknown) => errors.push(e))));
         return intent;
       },
     });
@@ -159,12 +130,25 @@ describe('events from a handler', function () {
     try {
       const { job } = await store.enqueue(buildJob({ queue: q, payload: { goal: 'x' } }));
       assert.equal((await store.wait(job.id, { timeout_ms: 15_000 })).status, 'done');
-      assert.deepEqual(errors, []);
-      assert.equal((await allEvents(store, job.id)).filter((e) => e.type === 'token').length, 30);
+      return { errors, events: await allEvents(store, job.id) };
     } finally {
       await worker.stop();
       await http.close();
     }
+  }
+
+  it('a remote worker\'s large events go in several writes, each inside the server\'s body limit: none refused', async () => {
+    const big = 'd'.repeat(60 * 1024);
+    const { errors, events } = await remoteRun((ctx) => Array.from({ length: 20 }, (_, i) => ctx.emit('tool_call', { index: i, arguments: big })));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(events.filter((e) => e.type === 'tool_call').map((e) => (e.data as { index: number }).index), Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it('batches are cut by UTF-8 bytes: text of three-byte characters fits the body limit too', async () => {
+    const text = '漢'.repeat(21_000); // 63 KB of UTF-8 in 21,000 characters
+    const { errors, events } = await remoteRun((ctx) => Array.from({ length: 30 }, (_, i) => ctx.emit('token', { text, i })));
+    assert.deepEqual(errors, []);
+    assert.equal(events.filter((e) => e.type === 'token').length, 30);
   });
 
   it('a handler abandoned at its timeout that emits later is refused, and nothing more is written', async () => {
