@@ -16,7 +16,7 @@
 import { TransportError } from './errors.js';
 import type { Job } from './job.js';
 import { assertAppend, assertReadOptions } from './events.js';
-import type { ClaimRequest, Transport } from './transport.js';
+import { ENQUEUE_MANY_MAX, type ClaimRequest, type MoveSource, type Transport } from './transport.js';
 
 export interface BoundOptions {
   /** how long one store operation may take before it is given up as unknown (beyond a claim's or wait's own wait) */
@@ -75,6 +75,8 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     capabilities: t.capabilities,
     init: bound('init', () => t.init()),
     enqueue: bound('enqueue', (job: Job) => t.enqueue(job)),
+    // A batch is written in slices of ENQUEUE_MANY_MAX: one bound per slice.
+    enqueueMany: (jobs, options) => within(name, 'enqueueMany', timeoutMs * Math.max(1, Math.ceil(jobs.length / ENQUEUE_MANY_MAX)), () => t.enqueueMany(jobs, options)),
     claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
     extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
     settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),
@@ -119,6 +121,14 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     const settleCallback = t.settleCallback.bind(t);
     wrapped.claimCallbacks = bound('claimCallbacks', (owner: string, ms: number, max: number) => claimCallbacks(owner, ms, max));
     wrapped.settleCallback = bound('settleCallback', (id: string, at: Date, log: Parameters<typeof settleCallback>[2], next: Date | null) => settleCallback(id, at, log, next));
+  }
+  if (t.moves) {
+    const moves = t.moves;
+    wrapped.moves = {
+      take: bound('moves.take', (queue: string, what: Parameters<MoveSource['take']>[1], max: number) => moves.take(queue, what, max)),
+      finish: bound('moves.finish', (ids: string[], to: string) => moves.finish(ids, to)),
+      release: bound('moves.release', (ids: string[]) => moves.release(ids)),
+    };
   }
   if (t.lead) {
     const lead = t.lead.bind(t);

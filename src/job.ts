@@ -16,9 +16,17 @@ import { InvalidStateError, ValidationError } from './errors.js';
 export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const DEFAULT_QUEUE = DEFAULTS.queue;
 
-export const JOB_STATUSES = ['queued', 'processing', 'done', 'error', 'canceled'] as const;
+/**
+ * `moving` and `moved` exist only in the store a job leaves during a
+ * migration (src/migrate.ts): `moving` while it is copied (no worker may
+ * claim it, nobody may retry it), then `moved`, the marker of where it
+ * went (`moved_to`). `moved` is terminal here: the job lives on elsewhere.
+ */
+export const JOB_STATUSES = ['queued', 'processing', 'done', 'error', 'canceled', 'moving', 'moved'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['done', 'error', 'canceled'];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['done', 'error', 'canceled', 'moved'];
+/** What a job ends as where it runs (a `moved` job ends in the store it moved to). */
+export const FINISHED_STATUSES: readonly JobStatus[] = ['done', 'error', 'canceled'];
 
 const TERMINAL = new Set<JobStatus>(TERMINAL_STATUSES);
 
@@ -125,7 +133,7 @@ export interface Job {
   id: string;
   /** queue name, default `reasoning` */
   queue: string;
-  /** queued · processing · done · error · canceled */
+  /** queued · processing · done · error · canceled (· moving · moved in the store a migration leaves) */
   status: JobStatus;
   /** the intent request */
   payload: IntentRequest;
@@ -161,6 +169,8 @@ export interface Job {
   usage: { prompt_tokens: number; completion_tokens: number } | null;
   /** the callback's delivery log once the job ended with a `callback_url` (the outbox), else null */
   callback: CallbackLog | null;
+  /** set with `moved`: the store the job went to (`redis`, `mongo` …), where it goes on */
+  moved_to: string | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -200,6 +210,7 @@ export const JOB_FIELDS = {
   progress: { kind: 'json', immutable: false, enqueue: false },
   usage: { kind: 'json', immutable: false, enqueue: false },
   callback: { kind: 'json', immutable: false, enqueue: false },
+  moved_to: { kind: 'string', immutable: false, enqueue: false },
   created_at: { kind: 'date', immutable: true, enqueue: false },
   updated_at: { kind: 'date', immutable: false, enqueue: false },
   started_at: { kind: 'date', immutable: false, enqueue: false },
@@ -297,6 +308,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     progress: null,
     usage: null,
     callback: null,
+    moved_to: null,
     created_at: now,
     updated_at: now,
     started_at: null,
@@ -308,7 +320,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
  * The state machine (docs/architecture.md), the only legal moves. `retry` is the one move
  * out of a terminal state and only a user asks for it.
  */
-export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry';
+export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry' | 'move';
 
 const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobStatus[] }> = {
   claim: { from: ['queued'], to: ['processing'] },
@@ -317,6 +329,8 @@ const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobSt
   requeue: { from: ['processing'], to: ['queued', 'error', 'canceled'] }, // lease expired / released / poison pill
   cancel: { from: ['queued', 'processing'], to: ['canceled'] },
   retry: { from: ['error', 'canceled'], to: ['queued'] },
+  // a migration (src/migrate.ts): taken, then moved or handed back as it was
+  move: { from: ['queued', 'done', 'error', 'canceled', 'moving'], to: ['moving', 'moved', 'queued', 'done', 'error', 'canceled'] },
 };
 
 /** The statuses a user's retry starts from, as the table says: stores filter on these instead of writing them again. */

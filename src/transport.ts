@@ -15,12 +15,15 @@
  *   fenced; the store appends the lifecycle events (queued, started, retry,
  *   cancel_requested, canceled, done, error) in the same step as the change
  *   they report, keeps the newest `eventsMax`, and deletes them with the job.
+ * - move: a migration's hold on a job in the store it leaves (src/migrate.ts):
+ *   `moving` while copied (nobody claims, retries or cancels it at once),
+ *   then `moved`, or handed back as it was.
  * - sweep: settle the jobs whose lease expired as src/outcome.ts decides
  *   (`lease-expired`: a stall; queued, `error`/`WORKER_CRASHED` when no
  *   stall is left, `canceled` when a cancel was asked); delete finished jobs
  *   older than the retention.
  */
-import type { EventPage, NewEvent, ReadEventsOptions } from './events.js';
+import type { EventPage, JobEvent, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
 
@@ -75,6 +78,10 @@ export interface QueueCounts {
   done: number;
   error: number;
   canceled: number;
+  /** being copied to another store by a migration */
+  moving: number;
+  /** markers of jobs a migration moved to another store */
+  moved: number;
 }
 
 export interface Stats {
@@ -142,6 +149,26 @@ export interface Transport {
    * with `created: false`.
    */
   enqueue(job: Job): Promise<{ job: Job; created: boolean }>;
+
+  /**
+   * `enqueue` for many jobs in one round trip per batch (a store may split
+   * very large batches), each idempotent by id and `dedupe_key` as `enqueue`
+   * is; one reply per job, in order. Jobs of one queue keep their order.
+   *
+   * `options.imported` (the migrator): the jobs come from another store and
+   * are written as given: status (queued or finished), attempts, stalls,
+   * created_at, the callback log; each job's stream is `events[i]` with its
+   * ids and times instead of a new `queued` event. A `dedupe_key` another
+   * job holds already does not stop an imported job (both were
+   * acknowledged): it is written without taking the key.
+   */
+  enqueueMany(jobs: Job[], options?: EnqueueManyOptions): Promise<EnqueueReply[]>;
+
+  /**
+   * Optional (the stores): the side a migration leaves (src/migrate.ts).
+   * `take` is one round trip per call (plus what reading the streams costs).
+   */
+  moves?: MoveSource;
 
   /** Claim one job (see glossary), or null if none came within `wait_ms`. */
   claim(request: ClaimRequest): Promise<ClaimedJob | null>;
@@ -258,6 +285,46 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** Jobs a store writes per round trip of `enqueueMany` (a longer batch is written in slices of this); also the most one `POST /v1/jobs:batch` takes. */
+export const ENQUEUE_MANY_MAX = 1000;
+
+export interface EnqueueReply {
+  job: Job;
+  created: boolean;
+}
+
+export interface EnqueueManyOptions {
+  /** the jobs are copies from another store, `events[i]` the stream of job i */
+  imported?: { events: JobEvent[][] } | undefined;
+}
+
+/** A job on its way out of a store: as it was before the move, and its stream (the kept events, ids as they were). */
+export interface MovingJob {
+  /** the status is the one before the move (queued, or finished) */
+  job: Job;
+  events: JobEvent[];
+}
+
+/**
+ * A migration's hold on jobs of the store it empties. Every step is atomic
+ * per job and safe to repeat: a migrator killed at any point and run again
+ * finds its `moving` jobs with `take('moving')` and finishes them.
+ */
+export interface MoveSource {
+  /**
+   * Up to `max` jobs of `queue`:
+   * - `queued`: queued jobs (due or delayed), best first as claims take
+   *   them, set `moving`;
+   * - `finished`: done · error · canceled jobs, oldest ending first, set `moving`;
+   * - `moving`: the jobs a migration holds already, unchanged (recovery).
+   */
+  take(queue: string, what: 'queued' | 'finished' | 'moving', max: number): Promise<MovingJob[]>;
+  /** `moving` → `moved` with `moved_to = to`. Returns how many changed (one already moved is left alone). */
+  finish(ids: string[], to: string): Promise<number>;
+  /** `moving` → the status it had (queued ones runnable again). Returns how many changed. */
+  release(ids: string[]): Promise<number>;
+}
+
 /** Options every transport factory accepts besides its own connection settings. */
 export interface TransportOptions {
   /** how long finished jobs are kept (ms) */
@@ -268,7 +335,7 @@ export interface TransportOptions {
   workerHorizonMs?: number;
 }
 
-export const EMPTY_COUNTS: Readonly<QueueCounts> = Object.freeze({ queued: 0, delayed: 0, processing: 0, done: 0, error: 0, canceled: 0 });
+export const EMPTY_COUNTS: Readonly<QueueCounts> = Object.freeze({ queued: 0, delayed: 0, processing: 0, done: 0, error: 0, canceled: 0, moving: 0, moved: 0 });
 
 /**
  * An empty queue → counts table. Without a prototype, so that a queue named

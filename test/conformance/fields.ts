@@ -75,6 +75,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
           assert.ok(['pending', 'failed'].includes(j.callback.state), JSON.stringify(j.callback));
           assert.equal(typeof j.callback.attempts, 'number');
         },
+        moved_to: (j) => assert.equal(j.moved_to, null, 'set only on the marker a migration leaves'),
         created_at: (j) => assert.equal(ms(j.created_at), stored.created_at.getTime(), 'as the store stamped it at enqueue'),
         updated_at: (j) => assert.ok(j.updated_at instanceof Date && j.updated_at.getTime() >= j.started_at!.getTime()),
         started_at: (j) => assert.ok(j.started_at instanceof Date && j.started_at.getTime() >= first.started_at!.getTime()),

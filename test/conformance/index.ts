@@ -9,6 +9,7 @@ import { workerTests } from './worker.js';
 import { leadTests, queryTests } from './query.js';
 import { fieldTests } from './fields.js';
 import { eventTests } from './events.js';
+import { moveTests } from './moves.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -56,6 +57,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     leadTests(ctx);
     workerTests(ctx);
     eventTests(ctx);
+    moveTests(ctx);
   });
 }
 

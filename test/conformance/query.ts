@@ -94,7 +94,7 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       const queuedJob = (await t().list({ queue: q, status: 'queued' })).jobs.find((j) => j.run_at.getTime() <= Date.now());
       await t().cancel(queuedJob!.id, 'x');
       const stats = await t().stats();
-      assert.deepEqual(stats.queues[q], { queued: 1, delayed: 1, processing: 1, done: 1, error: 1, canceled: 1 });
+      assert.deepEqual(stats.queues[q], { queued: 1, delayed: 1, processing: 1, done: 1, error: 1, canceled: 1, moving: 0, moved: 0 });
       assert.ok(stats.totals.done >= 1);
     });
 
@@ -108,7 +108,7 @@ export function queryTests({ transport: t, factory }: SuiteContext): void {
       assert.equal(count(after, 'constructor') - count(before, 'constructor'), 2);
       for (const name of names.slice(1)) assert.equal(count(after, name) - count(before, name), 1, name);
       assert.ok(after.totals.queued >= names.reduce((n, name) => n + count(after, name), 0), 'the totals include them');
-      assert.deepEqual(Object.keys(after.queues[names[0]!]!).sort(), ['canceled', 'delayed', 'done', 'error', 'processing', 'queued']);
+      assert.deepEqual(Object.keys(after.queues[names[0]!]!).sort(), ['canceled', 'delayed', 'done', 'error', 'moved', 'moving', 'processing', 'queued']);
       assert.equal(({} as Record<string, unknown>).constructor, Object, 'Object.prototype is untouched');
       assert.equal(JSON.parse(JSON.stringify(after)).queues.toString.delayed >= 1, true);
     });

@@ -20,13 +20,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
-import { assertTransition, isTerminal, PENDING_CALLBACK, summarizeJob, type CallbackLog, type Job } from '../../src/job.js';
+import { assertTransition, FINISHED_STATUSES, isTerminal, PENDING_CALLBACK, summarizeJob, type CallbackLog, type Job, type JobStatus } from '../../src/job.js';
 import {
   buildStats,
   EMPTY_COUNTS,
   queueTable,
   type ClaimRequest,
   type ClaimedJob,
+  type EnqueueManyOptions,
+  type EnqueueReply,
+  type MoveSource,
   type ExtendResult,
   type ListFilter,
   type ListPage,
@@ -41,7 +44,7 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
-import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
+import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { Streams } from './streams.js';
 import { weigh } from './weigh.js';
 
@@ -100,6 +103,8 @@ export class MemoryTransport implements Transport {
   /** no lease runs out before this (it may be earlier than the real first deadline: extends only push deadlines out) */
   private nextExpiry = Infinity;
   private readonly locks = new Map<string, { owner: string; until: number }>();
+  /** jobs a migration holds (`moving`) → the status they had */
+  private readonly movedFrom = new Map<string, JobStatus>();
   private delayTimer: NodeJS.Timeout | null = null;
   private delayTimerAt = Infinity;
   private seq = 0;
@@ -116,7 +121,20 @@ export class MemoryTransport implements Transport {
   async init(): Promise<void> {}
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
-    const existing = this.jobs.get(job.id) ?? (job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined);
+    return this.insert(job, null);
+  }
+
+  async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
+    const events = options.imported?.events;
+    const out: EnqueueReply[] = [];
+    for (const [i, job] of jobs.entries()) out.push(this.insert(job, events ? (events[i] ?? []) : null));
+    return out;
+  }
+
+  /** One enqueue; `imported`: the job comes from another store with this stream (EnqueueManyOptions). */
+  private insert(job: Job, imported: JobEvent[] | null): EnqueueReply {
+    const holder = job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined;
+    const existing = this.jobs.get(job.id) ?? (imported ? undefined : holder);
     if (existing) return { job: clone(existing), created: false };
     const size = JOB_OVERHEAD_BYTES + weigh(job.payload);
     this.makeRoom(size);
@@ -124,11 +142,76 @@ export class MemoryTransport implements Transport {
     this.jobs.set(stored.id, stored);
     this.sizes.set(stored.id, size);
     this.heldBytes += size;
-    if (stored.dedupe_key) this.dedupe.set(dedupeKey(stored), stored.id);
-    this.streams.log(stored, 'queued', {});
-    this.pushReady(stored);
+    if (stored.dedupe_key && !holder) this.dedupe.set(dedupeKey(stored), stored.id);
+    if (!imported) {
+      this.streams.log(stored, 'queued', {});
+      this.pushReady(stored);
+      return { job: clone(stored), created: true };
+    }
+    this.streams.adopt(stored, imported);
+    this.weighOutputs(stored);
+    if (stored.status === 'queued') this.pushReady(stored);
+    else {
+      this.finishedOrder.add(stored.id);
+      if (stored.callback?.state === 'pending') this.outbox.set(stored.id, Date.now());
+    }
     return { job: clone(stored), created: true };
   }
+
+  /** The migration's side of this store (MoveSource). */
+  readonly moves: MoveSource = {
+    take: async (queue, what, max) => {
+      const picked: Job[] = [];
+      if (what === 'moving') {
+        for (const job of this.jobs.values()) if (job.queue === queue && job.status === 'moving' && picked.length < max) picked.push(job);
+      } else {
+        const wanted = what === 'queued' ? (j: Job) => j.status === 'queued' : (j: Job) => FINISHED_STATUSES.includes(j.status);
+        const order =
+          what === 'queued'
+            ? (a: Job, b: Job) => b.priority - a.priority || (this.readySeq.get(a.id) ?? 0) - (this.readySeq.get(b.id) ?? 0)
+            : (a: Job, b: Job) => (a.finished_at?.getTime() ?? 0) - (b.finished_at?.getTime() ?? 0);
+        picked.push(...[...this.jobs.values()].filter((j) => j.queue === queue && wanted(j)).sort(order).slice(0, max));
+        for (const job of picked) {
+          assertTransition(job, 'move', 'moving');
+          this.movedFrom.set(job.id, job.status);
+          if (job.status === 'queued') {
+            this.readySeq.delete(job.id);
+            if (++this.staleEntries > Math.max(1000, this.jobs.size)) this.compact();
+          }
+          job.status = 'moving';
+          job.updated_at = new Date();
+        }
+      }
+      return picked.map((job) => ({ job: { ...clone(job), status: this.movedFrom.get(job.id) ?? 'queued' }, events: this.streams.all(job.id) }));
+    },
+    finish: async (ids, to) => {
+      let n = 0;
+      for (const id of ids) {
+        const job = this.jobs.get(id);
+        if (job?.status !== 'moving') continue;
+        this.movedFrom.delete(id);
+        job.moved_to = to;
+        job.lease = null;
+        this.finish(job, 'moved');
+        n += 1;
+      }
+      return n;
+    },
+    release: async (ids) => {
+      let n = 0;
+      for (const id of ids) {
+        const job = this.jobs.get(id);
+        if (job?.status !== 'moving') continue;
+        const was = this.movedFrom.get(id) ?? 'queued';
+        this.movedFrom.delete(id);
+        job.updated_at = new Date();
+        if (was === 'queued') this.requeue(job, job.run_at);
+        else job.status = was;
+        n += 1;
+      }
+      return n;
+    },
+  };
 
   async claim(request: ClaimRequest): Promise<ClaimedJob | null> {
     if (this.closed) throw new TransportError('memory transport is closed', { code: 'TRANSPORT_CLOSED', retryable: false });
@@ -483,15 +566,16 @@ export class MemoryTransport implements Transport {
     return job;
   }
 
-  private finish(job: Job, status: 'done' | 'error' | 'canceled'): void {
+  private finish(job: Job, status: 'done' | 'error' | 'canceled' | 'moved'): void {
     const now = new Date();
     job.status = status;
     job.lease = null;
     job.finished_at = now;
     job.updated_at = now;
     this.leased.delete(job.id);
+    this.finishedOrder.delete(job.id); // a moved job ends twice: its order is the last
     this.finishedOrder.add(job.id);
-    if (job.callback_url !== null) {
+    if (job.callback_url !== null && status !== 'moved') {
       // The outbox: the ending owes its callback (deliverDue in src/callbacks.ts).
       job.callback = { ...PENDING_CALLBACK };
       this.outbox.set(job.id, now.getTime());

@@ -63,6 +63,23 @@ export class Streams {
     }
   }
 
+  /** A job's stream copied from another store (a migration): its events as they were, ids and times kept. */
+  adopt(job: Job, events: JobEvent[]): void {
+    this.remove(job.id);
+    const stream = this.stream(job.id);
+    const kept = events.slice(-this.eventsMax).map(clone);
+    stream.events = kept;
+    stream.floor = kept.length > 0 ? kept[0]!.id - 1 : 0;
+    stream.last = kept.length > 0 ? kept[kept.length - 1]!.id : 0;
+    stream.bytes = kept.reduce((n, e) => n + EVENT_OVERHEAD_BYTES + weigh(e.data), 0);
+    this.onBytes(stream.bytes);
+  }
+
+  /** The kept events of a job, in id order (a migration copies them). */
+  all(id: string): JobEvent[] {
+    return (this.streams.get(id)?.events ?? []).map(clone);
+  }
+
   /** The lifecycle event of a written outcome, with the attempt of the run that ended (before a give-back). */
   logOutcome(job: Job, status: Outcome['status'], outcome: Outcome): void {
     if (status === 'queued') {
