@@ -14,7 +14,7 @@ import {
   TransportError,
   ValidationError,
 } from './errors.js';
-import { buildJob, intentRequestSchema, isTerminal, parseOrThrow, type EnqueueOptions, type EnqueueRequest, type Intent, type IntentRequest, type Job } from './job.js';
+import { buildJob, enqueueRequestSchema, intentRequestSchema, isTerminal, parseOrThrow, type EnqueueOptions, type EnqueueRequest, type Intent, type IntentRequest, type Job } from './job.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
@@ -58,6 +58,12 @@ export interface Client {
   agentIntent(payload: IntentRequest, options?: AgentIntentOptions): Promise<Intent>;
   /** Enqueue without waiting; idempotent by `id` and `dedupe_key`. */
   enqueue(payload: IntentRequest, options?: EnqueueOptions): Promise<Job>;
+  /**
+   * Many jobs in one round trip per batch (the stores) or per 1,000 (http),
+   * each idempotent by id and dedupe_key as `enqueue` is; one reply per
+   * request, in order, `created: false` for a job that existed already.
+   */
+  enqueueMany(requests: EnqueueRequest[]): Promise<{ job: Job; created: boolean }[]>;
   get(id: string): Promise<Job | null>;
   /**
    * The job's event stream, in order, from after `after`: every event kept,
@@ -193,6 +199,12 @@ class ReasonqClient implements Client {
     const job = buildJob(request);
     const { job: stored } = await this.withRetries(() => this.transport.enqueue(job));
     return stored;
+  }
+
+  async enqueueMany(requests: EnqueueRequest[]): Promise<{ job: Job; created: boolean }[]> {
+    // Ids fixed before the first try: a repeated batch is idempotent job by job.
+    const jobs = requests.map((r, i) => buildJob(parseOrThrow(enqueueRequestSchema, r, `jobs.${i}`)));
+    return this.withRetries(() => this.transport.enqueueMany(jobs));
   }
 
   get(id: string): Promise<Job | null> {

@@ -174,6 +174,7 @@ export const envSchema = z.object({
     )
     .optional(),
   REASONING_API_URL: urlWith('REASONING_API_URL', ['http:', 'https:']).optional(),
+  REASONING_MIGRATE_FROM: z.enum(['mongo', 'redis'], { error: () => 'REASONING_MIGRATE_FROM must be mongo or redis (the store a migration leaves)' }).optional(),
   REASONQ_API_TOKEN: tokenList('REASONQ_API_TOKEN').optional(),
   REASONQ_CLIENT_TOKEN: tokenList('REASONQ_CLIENT_TOKEN').optional(),
   REASONQ_WORKER_TOKEN: tokenList('REASONQ_WORKER_TOKEN').optional(),
@@ -229,6 +230,12 @@ export interface ServerConfig {
 
 export interface Config {
   transport: TransportName;
+  /**
+   * REASONING_MIGRATE_FROM: the store a queue is moving away from (src/fallback.ts):
+   * jobs the transport's store lacks are looked up there. Its connection comes
+   * from the same variables (MONGO_URI, REDIS_URL).
+   */
+  migrateFrom?: 'mongo' | 'redis' | undefined;
   mongo: { uri: string; db: string; writeConcern: 'majority' | number };
   redis: { url: string };
   /**
@@ -293,6 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const wc = e.MONGO_WRITE_CONCERN ?? DEFAULTS.mongoWriteConcern;
   const config: Config = {
     transport: e.REASONING_TRANSPORT ?? DEFAULTS.transport,
+    migrateFrom: e.REASONING_MIGRATE_FROM,
     mongo: { uri: mongoUri, db: e.MONGO_DB ?? DEFAULTS.mongoDb, writeConcern: wc === 'majority' ? 'majority' : Number(wc) },
     redis: { url: e.REDIS_URL ?? DEFAULTS.redisUrl },
     http: {
@@ -333,7 +341,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       timeoutMs: e.REASONING_LLM_TIMEOUT_MS ?? DEFAULTS.llmTimeoutMs,
     },
   };
-  return { ...config, ...overrides };
+  const result = { ...config, ...overrides };
+  if (result.migrateFrom && (result.migrateFrom === result.transport || (result.transport !== 'mongo' && result.transport !== 'redis'))) {
+    throw new ConfigError(
+      `REASONING_MIGRATE_FROM=${result.migrateFrom} needs REASONING_TRANSPORT set to the other store (got ${result.transport}): it is read by the clients and servers of the store a queue moves to (an http client gets it from its server)`,
+      'REASONING_MIGRATE_FROM',
+    );
+  }
+  return result;
 }
 
 /** The callback settings alone (allow-list, secrets), for a worker or client built in code. */

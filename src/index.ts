@@ -4,6 +4,8 @@ export { LIFECYCLE_EVENTS, TRIMMED, type JobEvent, type NewEvent, type EventPage
 export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
 export { createServer, type ServerOptions } from './server/app.js';
 export { createTransport } from './transports.js';
+export { migrate, verifyMigration, type MigrateOptions, type MigrateSummary, type MigrateProgress, type VerifyReport } from './migrate.js';
+export { withFallback } from './fallback.js';
 export { loadConfig, loadLlmConfig, DEFAULTS, type Config, type LlmConfig, type TransportName } from './config.js';
 export * from './errors.js';
 export {

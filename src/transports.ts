@@ -5,10 +5,27 @@
 import { bounded } from './bounded.js';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { withFallback } from './fallback.js';
 import type { Logger } from './logger.js';
 import type { Transport } from './transport.js';
 
+/**
+ * The transport the config names, bounded (src/bounded.ts) and initialised.
+ * With `migrateFrom`, it also finds the jobs of the store a queue moves
+ * away from (src/fallback.ts).
+ */
 export async function createTransport(config: Config, logger?: Logger): Promise<Transport> {
+  if (!config.migrateFrom) return createStore(config, logger);
+  const target = await createStore(config, logger);
+  try {
+    return withFallback(target, await createStore({ ...config, transport: config.migrateFrom }, logger));
+  } catch (error) {
+    await target.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function createStore(config: Config, logger?: Logger): Promise<Transport> {
   let transport: Transport;
   switch (config.transport) {
     case 'memory': {

@@ -556,7 +556,7 @@ describe('redis transport: faults and layout', function () {
       const st = (await producer.stats()).queues[q];
       return st && st.done === N ? st : null;
     }, 60_000, `${N} jobs done after the restart`);
-    assert.deepEqual(stats, { queued: 0, delayed: 0, processing: 0, done: N, error: 0, canceled: 0 });
+    assert.deepEqual(stats, { queued: 0, delayed: 0, processing: 0, done: N, error: 0, canceled: 0, moving: 0, moved: 0 });
     assert.equal(new Set(acked).size, N);
     for (const id of acked) {
       const job = await producer.get(id);

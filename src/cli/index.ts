@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
  * `reasonq`: dev, serve, worker, intent, enqueue, status, cancel, retry,
- * stats, list, workers. Human-readable output by default, JSON with --json;
+ * stats, list, workers, migrate. Human-readable output by default, JSON with --json;
  * non-zero exit on failure (1: the operation failed, 2: bad usage or config).
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { registerServerCommands } from './server-commands.js';
 import { printError } from './output.js';
 
@@ -21,6 +22,7 @@ program
 
 registerServerCommands(program);
 registerClientCommands(program);
+registerMigrateCommand(program);
 
 
 program.parseAsync(process.argv).catch((error: unknown) => {

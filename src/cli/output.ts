@@ -47,7 +47,8 @@ export function formatJob(job: Job): string {
 }
 
 export function formatStats(stats: Stats): string {
-  const cols = ['queued', 'delayed', 'processing', 'done', 'error', 'canceled'] as const;
+  // The migration's columns only while a store has any (the store a queue moved away from).
+  const cols = (['queued', 'delayed', 'processing', 'done', 'error', 'canceled', 'moving', 'moved'] as const).filter((c) => (c !== 'moving' && c !== 'moved') || stats.totals[c] > 0);
   const rows = Object.entries(stats.queues).sort(([a], [b]) => a.localeCompare(b));
   const width = Math.max(5, ...rows.map(([q]) => q.length), 'total'.length);
   const head = `${'queue'.padEnd(width)}  ${cols.map((c) => c.padStart(10)).join(' ')}`;

@@ -54,6 +54,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'DELETE /v1/session': 'public',
 
   'POST /v1/jobs': ['client'],
+  'POST /v1/jobs::batch': ['client'], // as registered: the path is /v1/jobs:batch (`::` is the router's literal colon)
   'POST /v1/intents': ['client'],
   'GET /v1/jobs': ['client'],
   'GET /v1/jobs/:id': ['client', 'worker'],

@@ -2,7 +2,7 @@
 // Everything rendered goes through h(): text nodes and setAttribute only, never innerHTML (payloads are user input).
 const $ = (id) => document.getElementById(id);
 const COUNTS = ['queued', 'delayed', 'processing', 'done', 'error', 'canceled'];
-const TERMINAL = ['done', 'error', 'canceled'];
+const TERMINAL = ['done', 'error', 'canceled', 'moved'];
 const PAGE = 15;
 // The token is never kept by the page: signing in trades it for an HttpOnly session cookie (POST /v1/session)
 // and the session's secret, kept in sessionStorage (this origin, this tab) and sent as x-reasonq-csrf.

@@ -7,7 +7,7 @@ import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutErro
 import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
-import { cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
+import { batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
 
@@ -86,6 +86,17 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
         })
       : { ...(await enqueue(job)), final: null };
     return reply.status(created ? 201 : 200).send({ job: publicJob(final ?? stored), created });
+  });
+
+  // `::` is a literal colon to the router: the path is /v1/jobs:batch.
+  app.post('/v1/jobs::batch', async (request, reply) => {
+    const { jobs } = parseOrThrow(batchBodySchema, request.body ?? {});
+    // Every job is checked before any is written: one bad job refuses the batch.
+    for (const body of jobs) if (body.callback_url) callbacks.check(body.callback_url);
+    const built = jobs.map((body) => buildJob(body));
+    const out = await transport.enqueueMany(built);
+    for (const r of out) if (r.created) metrics.enqueued.inc({ queue: metrics.queueLabel(r.job.queue) });
+    return reply.status(out.some((r) => r.created) ? 201 : 200).send({ jobs: out.map((r) => ({ job: publicJob(r.job), created: r.created })) });
   });
 
   app.post('/v1/intents', async (request) => {

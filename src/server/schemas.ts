@@ -1,6 +1,7 @@
 /** Request bodies and queries of the HTTP API, validated with zod (400 names the field). */
 import { z } from 'zod';
 import { APPEND_MAX, EVENTS_PAGE_MAX } from '../events.js';
+import { ENQUEUE_MANY_MAX } from '../transport.js';
 import { enqueueRequestSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
 
 export { enqueueRequestSchema };
@@ -14,6 +15,11 @@ const intFromQuery = (name: string, min: number, max: number) =>
 
 /** Query strings are strict: a key we do not know (`status[$ne]`, a typo) is a 400, never silently ignored. */
 const query = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown query parameter ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : undefined) });
+
+/** `POST /v1/jobs:batch`: 1 to ENQUEUE_MANY_MAX enqueue requests, each as `POST /v1/jobs` takes it. */
+export const batchBodySchema = z.object({
+  jobs: z.array(enqueueRequestSchema).min(1, 'jobs must hold at least one job').max(ENQUEUE_MANY_MAX, `jobs holds at most ${ENQUEUE_MANY_MAX} jobs a request`),
+});
 
 export const waitQuerySchema = query({ wait_ms: intFromQuery('wait_ms', 0, 3_600_000).optional() });
 export const waitTimeoutQuerySchema = query({ timeout_ms: intFromQuery('timeout_ms', 0, 3_600_000).optional() });

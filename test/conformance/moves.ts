@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { InvalidStateError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/events.js';
 import type { Job } from '../../src/job.js';
-import type { SuiteContext } from './index.js';
+import { itUnless, type SuiteContext } from './index.js';
 import { asDone, claimOne, intent, newJob, uniqueQueue } from '../helpers.js';
 
 const ev = (id: number, type: string, attempt: number, data: unknown, at = new Date(Date.now() - 60_000 + id)): JobEvent => ({ id, type, at, attempt, data });
@@ -32,7 +32,8 @@ function importedJob(queue: string, over: Partial<Job> = {}): { job: Job; events
   return { job, events };
 }
 
-export function moveTests({ transport: t }: SuiteContext): void {
+export function moveTests({ transport: t, options }: SuiteContext): void {
+  const itImports = (title: string, fn: () => Promise<void>) => itUnless(options.skip?.imports, title, fn);
   describe('enqueueMany', () => {
     it('writes a batch in order, each idempotent by id and dedupe_key', async () => {
       const q = uniqueQueue('many');
@@ -60,7 +61,7 @@ export function moveTests({ transport: t }: SuiteContext): void {
       assert.deepEqual(await t().enqueueMany([]), []);
     });
 
-    it('imported: the job as given (attempts, stalls, created_at, usage …) and its stream with its ids; it runs on from there', async () => {
+    itImports('imported: the job as given (attempts, stalls, created_at, usage …) and its stream with its ids; it runs on from there', async () => {
       const q = uniqueQueue('imp');
       const { job, events } = importedJob(q);
       const [reply] = await t().enqueueMany([job], { imported: { events: [events] } });
@@ -102,7 +103,7 @@ export function moveTests({ transport: t }: SuiteContext): void {
       assert.equal((await t().get(job.id))!.status, 'done');
     });
 
-    it('imported: a delayed job waits for its run_at, a finished one stays finished, a dedupe_key held elsewhere does not stop it', async () => {
+    itImports('imported: a delayed job waits for its run_at, a finished one stays finished, a dedupe_key held elsewhere does not stop it', async () => {
       const q = uniqueQueue('imp2');
       const holder = newJob(q, { dedupe_key: `held-${q}` });
       await t().enqueue(holder);

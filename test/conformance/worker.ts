@@ -33,7 +33,7 @@ export function workerTests({ transport: t, options }: SuiteContext): void {
       for (let i = 0; i < 8; i++) await start(q, handler, { concurrency: 4, leaseMs: 10_000 });
       await waitFor(async () => (await t().stats()).queues[q]?.done === N, 100_000, `${N} jobs done`);
       const stats = (await t().stats()).queues[q]!;
-      assert.deepEqual(stats, { queued: 0, delayed: 0, processing: 0, done: N, error: 0, canceled: 0 });
+      assert.deepEqual(stats, { queued: 0, delayed: 0, processing: 0, done: N, error: 0, canceled: 0, moving: 0, moved: 0 });
       assert.equal(runs.size, N, 'every job ran');
       const twice = [...runs.entries()].filter(([, n]) => n !== 1);
       assert.deepEqual(twice, [], 'no job ran twice');

@@ -14,7 +14,10 @@ import { errorFromWire, ReasonqError, TransportError, ValidationError } from '..
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
+import { ENQUEUE_MANY_MAX } from '../../src/transport.js';
 import type {
+  EnqueueManyOptions,
+  EnqueueReply,
   ClaimRequest,
   ClaimedJob,
   ExtendResult,
@@ -54,6 +57,16 @@ type Method = 'GET' | 'POST' | 'DELETE';
 /** Which token a call presents: the server checks each route's scope. */
 type Role = 'client' | 'worker';
 
+/** What a caller may set (the field table's enqueue fields), null ones left out. */
+function enqueueBody(job: Job): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const f of ENQUEUE_FIELDS) {
+    const v = job[f];
+    if (v !== null && v !== undefined) body[f] = v instanceof Date ? v.toISOString() : v;
+  }
+  return body;
+}
+
 export class HttpTransport implements Transport {
   readonly name = 'http';
   readonly capabilities = { blockingClaim: true, pushWait: true, nativeRetention: false, atomicClaim: true };
@@ -76,14 +89,19 @@ export class HttpTransport implements Transport {
   }
 
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
-    // What a caller may set (the field table's enqueue fields), null ones left out.
-    const body: Record<string, unknown> = {};
-    for (const f of ENQUEUE_FIELDS) {
-      const v = job[f];
-      if (v !== null && v !== undefined) body[f] = v instanceof Date ? v.toISOString() : v;
-    }
-    const res = await this.call<{ job: unknown; created: boolean }>('POST', '/v1/jobs', body);
+    const res = await this.call<{ job: unknown; created: boolean }>('POST', '/v1/jobs', enqueueBody(job));
     return { job: reviveJob(res.job), created: res.created };
+  }
+
+  /** `POST /v1/jobs:batch`, a request per ENQUEUE_MANY_MAX jobs. Imports are the stores' (the migrator runs against them). */
+  async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
+    if (options.imported) throw new ValidationError('jobs are imported into a store directly (reasonq migrate), not through the HTTP API', 'imported');
+    const out: EnqueueReply[] = [];
+    for (let i = 0; i < jobs.length; i += ENQUEUE_MANY_MAX) {
+      const res = await this.call<{ jobs: { job: unknown; created: boolean }[] }>('POST', '/v1/jobs:batch', { jobs: jobs.slice(i, i + ENQUEUE_MANY_MAX).map(enqueueBody) });
+      for (const r of res.jobs) out.push({ job: reviveJob(r.job), created: r.created });
+    }
+    return out;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob | null> {

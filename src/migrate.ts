@@ -1,0 +1,317 @@
+/**
+ * Move a live queue from one store to another (MongoDB → Redis, or back)
+ * while workers and clients keep running on both (README, "Migrating").
+ *
+ * A job moves in three steps, each atomic per job and safe to repeat:
+ * 1. `take`: the source marks it `moving` (no worker can claim it there,
+ *    nobody retry it), and hands over the job and its event stream;
+ * 2. `enqueueMany(…, {imported})`: the target writes it as it was, its
+ *    place in line (priority, then batch order) and stream ids kept; a job
+ *    the target has already (an earlier, interrupted run) is left as it is;
+ * 3. `finish`: the source marks it `moved` (where it went: `moved_to`).
+ * Between 1 and 2 the job is runnable nowhere; from 2 on only in the
+ * target. A migrator killed anywhere leaves jobs `moving`; the next run
+ * takes them first (`take('moving')`) and carries them through 2 and 3.
+ * A running job is never taken: it finishes where it runs, or is requeued
+ * by the source's sweep once its lease has expired, and then moves.
+ *
+ * Glossary
+ * - source / target: the store jobs leave / go to.
+ * - pass: one round over the queues, taking until nothing is left; the run
+ *   repeats passes while jobs still run in the source (unless told not to).
+ * - conflict: the target holds another job under the same id (a client
+ *   wrote it there directly): that job stays in the source, and is reported.
+ */
+import { sleep } from './backoff.js';
+import { TransportError } from './errors.js';
+import { FINISHED_STATUSES, IMMUTABLE_FIELDS, type Job } from './job.js';
+import type { Logger } from './logger.js';
+import { EMPTY_COUNTS, type MoveSource, type MovingJob, type QueueCounts, type Transport } from './transport.js';
+
+export interface MigrateOptions {
+  from: Transport;
+  to: Transport;
+  /** recorded in the source's markers (`moved_to`); default the target's name */
+  toName?: string | undefined;
+  /** queues to move; default every queue the source has, looked up at every pass */
+  queues?: string[] | undefined;
+  /** move finished jobs too (their history and events), retention kept */
+  includeFinished?: boolean | undefined;
+  /** count what would move; change nothing */
+  dryRun?: boolean | undefined;
+  /** jobs per step (default 500) */
+  batch?: number | undefined;
+  /** keep passing while jobs run in the source, so that their retries move too (default true) */
+  waitRunning?: boolean | undefined;
+  /** pause between passes while jobs run in the source (ms, default 1000) */
+  pollMs?: number | undefined;
+  /** jobs compared field by field at the end (default 100; 0: counts only) */
+  verifySample?: number | undefined;
+  /** skip the verification at the end */
+  noVerify?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: MigrateProgress) => void) | undefined;
+  logger?: Logger | undefined;
+}
+
+export interface MigrateProgress {
+  /** jobs moved so far in this run (recovered ones included) */
+  moved: number;
+  /** jobs left to move as of the last count (queued, moving, and finished with includeFinished) */
+  remaining: number;
+  /** jobs running in the source that the run waits for */
+  running: number;
+  phase: 'recovering' | 'moving' | 'waiting' | 'verifying' | 'done';
+}
+
+export interface QueueMoveCounts {
+  /** jobs written to the target and marked moved */
+  moved: number;
+  /** of those, jobs an interrupted run had left `moving` */
+  recovered: number;
+  /** of those, jobs the target had already (written by an interrupted run) */
+  already: number;
+  /** jobs left in the source because the target holds another job with the id */
+  conflicts: number;
+}
+
+export interface MigrateSummary {
+  from: string;
+  to: string;
+  dry_run: boolean;
+  /** what would move (dry run), per queue, as counted in the source */
+  would_move?: Record<string, { queued: number; moving: number; finished: number; running: number }>;
+  queues: Record<string, QueueMoveCounts>;
+  totals: QueueMoveCounts;
+  /** ids left in the source by a conflict (at most 100) */
+  conflict_ids: string[];
+  elapsed_ms: number;
+  /** jobs moved per second */
+  rate: number;
+  verify: VerifyReport | null;
+}
+
+export interface VerifyOptions {
+  from: Transport;
+  to: Transport;
+  queues?: string[] | undefined;
+  /** jobs compared field by field (default 100) */
+  sample?: number | undefined;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** counts per queue and status on each side */
+  queues: Record<string, { source: QueueCounts; target: QueueCounts }>;
+  /** jobs compared field by field */
+  checked: number;
+  /** what disagrees, one line each (at most 100) */
+  problems: string[];
+}
+
+const DEFAULT_BATCH = 500;
+const MAX_PROBLEMS = 100;
+/** Tries of a step whose outcome was unknown (a timeout) before the run fails; every step is safe to repeat. */
+const STEP_TRIES = 3;
+
+function movesOf(t: Transport): MoveSource {
+  if (!t.moves) throw new TransportError(`the ${t.name} transport cannot be migrated from (migrate runs against the stores, not through the HTTP API)`, { code: 'NOT_SUPPORTED', retryable: false });
+  return t.moves;
+}
+
+const zero = (): QueueMoveCounts => ({ moved: 0, recovered: 0, already: 0, conflicts: 0 });
+
+/** The same job on both sides: what was set at enqueue agrees (a job runs on, so the rest may not). */
+function sameJob(a: Job, b: Job): boolean {
+  return a.id === b.id && a.queue === b.queue && a.created_at.getTime() === b.created_at.getTime();
+}
+
+/** Move the queues (see the header); resolves with what moved and the verification. */
+export async function migrate(options: MigrateOptions): Promise<MigrateSummary> {
+  const { from, to, signal } = options;
+  const moves = movesOf(from);
+  const toName = options.toName ?? to.name;
+  const batch = Math.max(1, Math.min(options.batch ?? DEFAULT_BATCH, 1000));
+  const started = Date.now();
+  const summary: MigrateSummary = { from: from.name, to: toName, dry_run: Boolean(options.dryRun), queues: {}, totals: zero(), conflict_ids: [], elapsed_ms: 0, rate: 0, verify: null };
+  const progress: MigrateProgress = { moved: 0, remaining: 0, running: 0, phase: 'recovering' };
+  const report = () => options.onProgress?.({ ...progress });
+  const queuesNow = async () => options.queues ?? Object.keys((await from.stats()).queues).sort();
+
+  if (options.dryRun) {
+    const stats = await from.stats();
+    summary.would_move = {};
+    for (const q of await queuesNow()) {
+      const c = stats.queues[q] ?? EMPTY_COUNTS;
+      summary.would_move[q] = { queued: c.queued, moving: c.moving, finished: options.includeFinished ? c.done + c.error + c.canceled : 0, running: c.processing };
+    }
+    if (!options.noVerify) summary.verify = await verifyMigration({ from, to, queues: options.queues, sample: options.verifySample });
+    summary.elapsed_ms = Date.now() - started;
+    return summary;
+  }
+
+  const counts = (q: string) => (summary.queues[q] ??= zero());
+  /** ids the target holds for another job: they stay queued in the source, and do not keep the run going */
+  const conflicted = new Set<string>();
+  /** Steps 2 and 3 for jobs held `moving`; returns the conflicts, still held. */
+  const carry = async (queue: string, held: MovingJob[], recovered: boolean): Promise<string[]> => {
+    const replies = await retrying(() => to.enqueueMany(held.map((m) => m.job), { imported: { events: held.map((m) => m.events) } }), signal);
+    const done: string[] = [];
+    const conflicts: string[] = [];
+    const c = counts(queue);
+    replies.forEach((reply, i) => {
+      const job = held[i]!.job;
+      if (reply.created || sameJob(reply.job, job)) {
+        done.push(job.id);
+        if (!reply.created) c.already += 1;
+      } else conflicts.push(job.id);
+    });
+    await retrying(() => moves.finish(done, toName), signal);
+    const fresh = conflicts.filter((id) => !conflicted.has(id));
+    for (const id of fresh) conflicted.add(id);
+    c.conflicts += fresh.length;
+    summary.conflict_ids.push(...fresh.slice(0, Math.max(0, 100 - summary.conflict_ids.length)));
+    if (fresh.length > 0) options.logger?.warn({ queue, ids: fresh.slice(0, 10) }, 'migrate: the target holds other jobs under these ids; they stay in the source');
+    c.moved += done.length;
+    if (recovered) c.recovered += done.length;
+    progress.moved += done.length;
+    progress.remaining = Math.max(0, progress.remaining - done.length);
+    report();
+    return conflicts;
+  };
+  /**
+   * Take and carry until the source has none left. Conflicts are handed
+   * back once the queue is drained (handed back at once they would be
+   * taken again first, their place in line being the best); held ones
+   * found again by recovery are handed back at once.
+   */
+  const drain = async (queue: string, what: 'queued' | 'finished' | 'moving') => {
+    const conflicts: string[] = [];
+    try {
+      for (;;) {
+        if (signal?.aborted) throw signal.reason;
+        const held = await retrying(() => moves.take(queue, what, batch), signal);
+        if (held.length === 0) return;
+        const refused = await carry(queue, held, what === 'moving');
+        if (what === 'moving') await retrying(() => moves.release(refused), signal);
+        else conflicts.push(...refused);
+      }
+    } finally {
+      if (conflicts.length > 0) await retrying(() => moves.release(conflicts), undefined);
+    }
+  };
+
+  for (let pass = 0; ; pass++) {
+    const queues = await queuesNow();
+    const stats = await from.stats();
+    progress.remaining = queues.reduce((n, q) => {
+      const c = stats.queues[q] ?? EMPTY_COUNTS;
+      return n + c.queued + c.moving + (options.includeFinished ? c.done + c.error + c.canceled : 0);
+    }, 0);
+    progress.phase = pass === 0 ? 'recovering' : 'moving';
+    report();
+    // Expired leases back to queued (as the source's own maintainer would), so that they move.
+    await from.sweep();
+    for (const q of queues) {
+      await drain(q, 'moving');
+      progress.phase = 'moving';
+      await drain(q, 'queued');
+      if (options.includeFinished) await drain(q, 'finished');
+    }
+    if (options.waitRunning === false) break;
+    const after = await from.stats();
+    const left = queues.reduce((n, q) => n + (after.queues[q]?.queued ?? 0) + (after.queues[q]?.moving ?? 0), 0) - conflicted.size;
+    progress.running = queues.reduce((n, q) => n + (after.queues[q]?.processing ?? 0), 0);
+    if (progress.running === 0 && left <= 0) break;
+    progress.phase = 'waiting';
+    report();
+    // Jobs still run in the source: their retries, and whatever arrived meanwhile, move in the next pass.
+    if (left <= 0) await sleep(options.pollMs ?? 1000, signal);
+  }
+
+  for (const c of Object.values(summary.queues)) for (const k of Object.keys(c) as (keyof QueueMoveCounts)[]) summary.totals[k] += c[k];
+  if (!options.noVerify) {
+    progress.phase = 'verifying';
+    report();
+    summary.verify = await verifyMigration({ from, to, queues: options.queues, sample: options.verifySample });
+  }
+  summary.elapsed_ms = Date.now() - started;
+  summary.rate = summary.elapsed_ms > 0 ? Math.round((summary.totals.moved / summary.elapsed_ms) * 1000) : 0;
+  progress.phase = 'done';
+  report();
+  return summary;
+}
+
+/** A step whose outcome may be unknown (a timeout) is repeated: every step is safe to repeat. */
+async function retrying<T>(step: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof TransportError) || !error.retryable || attempt >= STEP_TRIES || signal?.aborted) throw error;
+      await sleep(200 * attempt, signal);
+    }
+  }
+}
+
+const show = (v: unknown) => {
+  const text = JSON.stringify(v instanceof Date ? v.toISOString() : v) ?? 'undefined';
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+};
+
+/** The fields set at enqueue that differ between two copies of a job. */
+function differences(a: Job, b: Job): string[] {
+  const out: string[] = [];
+  for (const field of IMMUTABLE_FIELDS) {
+    const x = a[field] instanceof Date ? (a[field] as Date).getTime() : a[field];
+    const y = b[field] instanceof Date ? (b[field] as Date).getTime() : b[field];
+    if (JSON.stringify(x) !== JSON.stringify(y)) out.push(`${field}: source ${show(a[field])}, target ${show(b[field])}`);
+  }
+  return out;
+}
+
+/**
+ * Compare both sides: counts per queue and status, then a sample of jobs
+ * field by field. A disagreement is a problem: a job marked moved that the
+ * target lacks or holds differently, a job live in both stores, jobs left
+ * `moving` (an interrupted run), queued jobs not moved yet.
+ */
+export async function verifyMigration(options: VerifyOptions): Promise<VerifyReport> {
+  const { from, to } = options;
+  const sample = Math.max(0, options.sample ?? 100);
+  const [a, b] = await Promise.all([from.stats(), to.stats()]);
+  const queues = options.queues ?? Object.keys(a.queues).sort();
+  const report: VerifyReport = { ok: true, queues: {}, checked: 0, problems: [] };
+  const problem = (line: string) => {
+    report.ok = false;
+    if (report.problems.length < MAX_PROBLEMS) report.problems.push(line);
+  };
+  for (const q of queues) {
+    const source = a.queues[q] ?? { ...EMPTY_COUNTS };
+    const target = b.queues[q] ?? { ...EMPTY_COUNTS };
+    report.queues[q] = { source, target };
+    if (source.moving > 0) problem(`${q}: ${source.moving} jobs are held moving in the source (a migration was interrupted: run it again)`);
+    if (source.queued > 0) problem(`${q}: ${source.queued} queued jobs are still in the source (not moved yet)`);
+    if (source.moved > 0 && target.queued + target.processing + target.done + target.error + target.canceled === 0) problem(`${q}: ${source.moved} jobs were moved but the target has none in this queue`);
+  }
+  // The sample: the newest markers and the newest live jobs of each queue.
+  const per = queues.length > 0 ? Math.max(1, Math.ceil(sample / queues.length)) : 0;
+  for (const q of sample > 0 ? queues : []) {
+    const moved = (await from.list({ queue: q, status: 'moved', limit: Math.min(per, 500) })).jobs;
+    const live = [...(await from.list({ queue: q, status: 'queued', limit: Math.min(per, 500) })).jobs, ...(await from.list({ queue: q, status: 'processing', limit: Math.min(per, 500) })).jobs];
+    const targets = await Promise.all([...moved, ...live].map((j) => to.get(j.id)));
+    moved.forEach((job, i) => {
+      const there = targets[i];
+      report.checked += 1;
+      if (!there) return problem(`${job.id} (${q}): marked moved in the source, missing in the target`);
+      for (const d of differences(job, there)) problem(`${job.id} (${q}): ${d}`);
+      if (!FINISHED_STATUSES.includes(there.status) && there.status !== 'queued' && there.status !== 'processing') problem(`${job.id} (${q}): ${there.status} in the target`);
+    });
+    live.forEach((job, i) => {
+      const there = targets[moved.length + i];
+      report.checked += 1;
+      if (there && sameJob(job, there)) problem(`${job.id} (${q}): ${job.status} in the source and ${there.status} in the target`);
+    });
+  }
+  return report;
+}
