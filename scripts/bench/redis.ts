@@ -2,7 +2,8 @@
  * Redis benchmark: the reasonq redis transport and BullMQ on the same fresh
  * redis-server (started here on a free port, AOF off, default settings), in
  * one run, through the same scenarios: awaited add, bulk add (batches of 200
- * concurrent adds), processing no-op jobs at concurrency 1 and 50,
+ * concurrent adds), `enqueueMany` against BullMQ's `addBulk` (1000 jobs a
+ * call), processing no-op jobs at concurrency 1 and 50,
  * add→start latency (closed loop, idle worker already waiting; and again
  * while another queue is under load), and the agent runtime's round trip:
  * 32 concurrent callers, each awaiting one intent after another
@@ -48,6 +49,8 @@ interface Side {
   name: string;
   awaitedAdd(n: number): Promise<number>;
   bulkAdd(n: number): Promise<number>;
+  /** `enqueueMany` / `addBulk` in batches of ADD_MANY_BATCH, one batch after another */
+  addMany(n: number): Promise<number>;
   process(n: number, concurrency: number): Promise<number>;
   latency(samples: number, loaded: boolean): Promise<Latency>;
   /** `callers` concurrent callers each awaiting intents one after another until `n` are answered: intents/s and per-call latency */
@@ -119,6 +122,12 @@ async function reasonqSide(url: string): Promise<Side> {
       }))) * 1000;
     },
     bulkAdd: async (n) => (n / (await timed(() => fill(producer, queue('bulk'), n)))) * 1000,
+    addMany: async (n) => {
+      const q = queue('many');
+      return (n / (await timed(async () => {
+        for (let i = 0; i < n; i += ADD_MANY_BATCH) await producer.enqueueMany(Array.from({ length: Math.min(ADD_MANY_BATCH, n - i) }, () => buildJob({ queue: q, payload: { goal: 'bench' } })));
+      }))) * 1000;
+    },
     process: async (n, concurrency) => {
       const q = queue(`c${concurrency}`);
       await fill(producer, q, n);
@@ -219,6 +228,12 @@ async function bullmqSide(url: string): Promise<Side> {
       }))) * 1000;
     },
     bulkAdd: async (n) => (n / (await timed(() => fillBull(open('bulk'), n)))) * 1000,
+    addMany: async (n) => {
+      const q = open('many');
+      return (n / (await timed(async () => {
+        for (let i = 0; i < n; i += ADD_MANY_BATCH) await q.addBulk(Array.from({ length: Math.min(ADD_MANY_BATCH, n - i) }, () => ({ name: 'intent', data: { goal: 'bench' } })));
+      }))) * 1000;
+    },
     process: async (n, concurrency) => {
       const q = open(`c${concurrency}`);
       await fillBull(q, n);
@@ -276,23 +291,28 @@ type RoundTrip = { perSec: number } & Latency;
 /** The agent runtime's round trip: this many intents, from this many concurrent callers. */
 const ROUND_TRIPS = 4_000;
 const ROUND_TRIP_CALLERS = 32;
+/** Jobs per `enqueueMany` / `addBulk` call (the migrator's default batch is 500; its most, 1000). */
+const ADD_MANY_BATCH = 1000;
+
+type Result = BenchResult & { roundTrip: RoundTrip; addManyPerSec: number };
 
 /**
  * Run every scenario `rounds` times, the two sides taking turns (alternating
  * who goes first), and keep each side's best figure per scenario.
  */
-export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, rounds = 3): Promise<[BenchResult & { roundTrip: RoundTrip }, BenchResult & { roundTrip: RoundTrip }]> {
+export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, rounds = 3): Promise<[Result, Result]> {
   const sides = [await reasonqSide(url), await bullmqSide(url)] as const;
   const results = sides.map((s) => ({
     name: s.name,
     awaitedAddPerSec: 0,
     bulkAddPerSec: 0,
+    addManyPerSec: 0,
     processC1PerSec: 0,
     processC50PerSec: 0,
     latencyIdle: { p50: Infinity, p99: Infinity },
     latencyLoaded: { p50: Infinity, p99: Infinity },
     roundTrip: { perSec: 0, p50: Infinity, p99: Infinity },
-  })) as [BenchResult & { roundTrip: RoundTrip }, BenchResult & { roundTrip: RoundTrip }];
+  })) as [Result, Result];
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? [0, 1] : [1, 0];
@@ -303,6 +323,10 @@ export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, 
       for (const i of order) {
         const r = results[i as 0 | 1];
         r.bulkAddPerSec = better(r.bulkAddPerSec, await sides[i as 0 | 1].bulkAdd(sizes.bulkAdds), true);
+      }
+      for (const i of order) {
+        const r = results[i as 0 | 1];
+        r.addManyPerSec = better(r.addManyPerSec, await sides[i as 0 | 1].addMany(sizes.bulkAdds), true);
       }
       for (const i of order) {
         const r = results[i as 0 | 1];
@@ -334,12 +358,13 @@ export async function benchBoth(url: string, sizes: BenchSizes = DEFAULT_SIZES, 
 }
 
 /** Rows are scenarios; ratio = reasonq ÷ BullMQ (throughput: higher is better; latency: lower is better). */
-export function comparisonTable(ours: BenchResult & { roundTrip: RoundTrip }, theirs: BenchResult & { roundTrip: RoundTrip }): string {
+export function comparisonTable(ours: Result, theirs: Result): string {
   const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
   const ms = (n: number) => n.toFixed(2);
   const rows: [string, number, number, (n: number) => string][] = [
     ['awaited add (jobs/s) ↑', ours.awaitedAddPerSec, theirs.awaitedAddPerSec, n0],
     ['bulk add, 200 concurrent (jobs/s) ↑', ours.bulkAddPerSec, theirs.bulkAddPerSec, n0],
+    [`enqueueMany / addBulk, ${ADD_MANY_BATCH} a call (jobs/s) ↑`, ours.addManyPerSec, theirs.addManyPerSec, n0],
     ['process no-op, c=1 (jobs/s) ↑', ours.processC1PerSec, theirs.processC1PerSec, n0],
     ['process no-op, c=50 (jobs/s) ↑', ours.processC50PerSec, theirs.processC50PerSec, n0],
     ['add→start p50, idle (ms) ↓', ours.latencyIdle.p50, theirs.latencyIdle.p50, ms],
