@@ -121,20 +121,26 @@ local function log_event(P, id, jk, kind, attempt, data, now)
 end
 
 -- Ready score: priority major (higher first), then a per-queue sequence
--- (FIFO). (1e6 - priority) < 2^21 and seq < 2^32, so the score stays an exact
--- integer below 2^53.
-local function ready_score(P, priority)
-  local seq = redis.call('INCR', P .. 'seq') % 4294967296
-  return fmt((1000000 - priority) * 4294967296 + seq)
+-- `seq` (FIFO), taken from the counter `<P>seq` (a batch takes several at
+-- once: INCRBY). (1e6 - priority) < 2^21 and seq mod 2^32 < 2^32, so the
+-- score stays an exact integer below 2^53.
+local function score_of(priority, seq)
+  return fmt((1000000 - priority) * 4294967296 + seq % 4294967296)
 end
 
--- One token per job made ready; a blocked claimer BLPOPs it and then runs the
--- claim script. Tokens are hints, never the only copy of anything, so a cap
--- only costs wake-ups, not jobs.
-local function wake(P)
-  if redis.call('LLEN', P .. 'wake') < 1000 then
-    redis.call('LPUSH', P .. 'wake', '1')
-  end
+local function ready_score(P, priority)
+  return score_of(priority, redis.call('INCR', P .. 'seq'))
+end
+
+-- One token per job made ready (`count`, default 1); a blocked claimer
+-- BLPOPs it and then runs the claim script. Tokens are hints, never the
+-- only copy of anything, so a cap only costs wake-ups, not jobs.
+local function wake(P, count)
+  local room = 1000 - redis.call('LLEN', P .. 'wake')
+  if room <= 0 then return end
+  local tokens = {}
+  for i = 1, math.min(room, count or 1) do tokens[i] = '1' end
+  redis.call('LPUSH', P .. 'wake', unpack(tokens))
 end
 
 -- queued: into `ready` when due (due = '1' was decided by the caller), else
