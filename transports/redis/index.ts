@@ -26,6 +26,10 @@
  * - `rq:{q}:done` · `:error` · `:canceled`  zsets of finished ids by
  *                     finished_at: histories, trimmed by retention and capped
  *                     at `historyLimit` per status by sweep
+ * - `rq:{q}:moving`   zset of the ids a migration holds (moves.ts), the
+ *                     status each had in its hash's `mv_from`
+ * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
+ *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
@@ -57,6 +61,7 @@ import type {
   ExtendResult,
   ListFilter,
   ListPage,
+  MoveSource,
   Stats,
   SweepResult,
   Transport,
@@ -80,6 +85,7 @@ import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
 import { JobLocator, type HeldJob } from './locator.js';
 import { blockForWake, slotGroups } from './wake.js';
+import { createMoveSource } from './moves.js';
 
 export interface RedisTransportOptions extends TransportOptions {
   /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
@@ -118,6 +124,8 @@ export class RedisTransport implements Transport {
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
   private readonly locate: JobLocator;
+  /** The side a migration leaves (moves.ts). */
+  readonly moves: MoveSource;
   /** Lease tokens: a random base per transport (no collisions across processes) and a counter (none within one). */
   private readonly tokenBase = randomBytes(12).toString('base64url');
   private tokens = 0;
@@ -143,6 +151,7 @@ export class RedisTransport implements Transport {
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
     this.client = createClient(this.endpoint, 'command');
     this.locate = new JobLocator(this.client, this.prefix);
+    this.moves = createMoveSource({ client: this.client, prefix: this.prefix, locate: this.locate, op: (fn) => this.op(fn) });
     defineScripts(this.client);
     this.client.on('error', (error: Error) => {
       this.lastConnectionError = error.message;

@@ -177,6 +177,13 @@ local function notify(P, id, jk, now)
   redis.call('ZADD', P .. 'outbox', fmt(now), id)
 end
 
+-- Wake the `wait` callers of a job that just ended (watch.lua marked it).
+local function wake_waiters(P, id)
+  local fin = P .. 'fin:' .. id
+  redis.call('LPUSH', fin, '1')
+  redis.call('PEXPIRE', fin, 60000)
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
@@ -187,11 +194,7 @@ local function finish(P, id, jk, status, now, waited, field, value)
   redis.call('ZADD', P .. status, fmt(now), id)
   if redis.call('HEXISTS', jk, 'cb') == 1 then notify(P, id, jk, now) end
   if waited == nil then waited = redis.call('HEXISTS', jk, 'waiters') == 1 end
-  if waited then
-    local fin = P .. 'fin:' .. id
-    redis.call('LPUSH', fin, '1')
-    redis.call('PEXPIRE', fin, 60000)
-  end
+  if waited then wake_waiters(P, id) end
 end
 
 -- Fenced writes: the job must be processing under this token and the lease
