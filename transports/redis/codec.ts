@@ -64,6 +64,7 @@ const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null]
   progress: (j) => [['progress', jsonOrNull(j.progress)]],
   usage: (j) => [['usage', jsonOrNull(j.usage)]],
   callback: (j) => [['callback', jsonOrNull(j.callback)]],
+  moved_to: (j) => [['moved_to', j.moved_to]],
   updated_at: (j) => [['updated_at', ms(j.updated_at)]],
   started_at: (j) => [['started_at', msOrNull(j.started_at)]],
   finished_at: (j) => [['finished_at', msOrNull(j.finished_at)]],
@@ -125,6 +126,7 @@ export function hashToJob(h: Record<string, string>): Job | null {
     progress: json(h.progress),
     usage: json(h.usage) as Job['usage'],
     callback: json(h.callback) as Job['callback'],
+    moved_to: h.moved_to ?? null,
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
@@ -170,6 +172,7 @@ function claimedJob(text: string, owner: string, token: string, now: number, lea
     progress: progress ?? null,
     usage: null, // a run does not need its job's spend so far: the claim leaves it out
     callback: null,
+    moved_to: null,
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,

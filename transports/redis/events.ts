@@ -1,7 +1,8 @@
 /**
  * A job's event stream on Redis (src/events.ts), the client's side: what
  * appendEvents sends to lua/append-events.lua, the page made of
- * lua/read-events.lua's reply, and the wait for the next event.
+ * lua/read-events.lua's reply, the wait for the next event, and an
+ * imported stream as it is written (enqueueMany).
  *
  * One Redis Stream per job, `rq:{q}:ev:<id>` (the job's slot), event n as
  * the entry `<n>-0` whose one field `e` is the JSON text {type, at,
@@ -40,12 +41,41 @@ export function lastProgress(events: NewEvent[]): { data: unknown } | undefined 
   return undefined;
 }
 
-type Entry = [string, string[]];
+/** A stream entry as XRANGE gives it, or lib.lua pending_entries: `['<n>-0', ['e', json]]`. */
+export type Entry = [string, string[]];
 
 /** One stream entry (`['<n>-0', ['e', json]]`) as an event. */
-function toEvent([entryId, fields]: Entry): JobEvent {
+export function toEvent([entryId, fields]: Entry): JobEvent {
   const e = JSON.parse(fields[1] ?? '{}') as { type?: string; at?: number; attempt?: number; data?: unknown };
   return { id: Number.parseInt(entryId, 10), type: e.type ?? '', at: new Date(e.at ?? 0), attempt: e.attempt ?? 0, data: e.data ?? null };
+}
+
+/**
+ * lib.lua's RESULT_MARK: the data of a waiting `done` event that is the
+ * job's result, which the hash then holds once.
+ */
+const RESULT_MARK = '@R';
+
+/**
+ * An imported job's stream (enqueueMany, imported) as its events wait in
+ * the hash: lib.lua's `evp`, a line `<n> <entry JSON>\n` per event, the
+ * entry JSON as lib.lua event_entry writes it, ids and times as given. The
+ * newest `keep` only, as a stream keeps them (readers before the first get
+ * the trimmed marker). `result`: the job's stored result when it is done.
+ */
+export function pendingEvents(events: JobEvent[], result: string | null, keep: number): string {
+  let text = '';
+  for (const e of events.length > keep ? events.slice(events.length - keep) : events) {
+    let data: string;
+    try {
+      data = JSON.stringify(e.data ?? null);
+    } catch (error) {
+      throw new ValidationError(`event ${e.id} data is not JSON: ${error instanceof Error ? error.message : String(error)}`, 'events');
+    }
+    if (e.type === 'done' && data === result) data = RESULT_MARK;
+    text += `${e.id} {"type":${JSON.stringify(e.type)},"at":${e.at.getTime()},"attempt":${e.attempt},"data":${data}}\n`;
+  }
+  return text;
 }
 
 /** read-events.lua's reply as a page of at most `limit` events after `after`. */

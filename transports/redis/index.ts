@@ -26,6 +26,10 @@
  * - `rq:{q}:done` · `:error` · `:canceled`  zsets of finished ids by
  *                     finished_at: histories, trimmed by retention and capped
  *                     at `historyLimit` per status by sweep
+ * - `rq:{q}:moving`   zset of the ids a migration holds (moves.ts), the
+ *                     status each had in its hash's `mv_from`
+ * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
+ *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
@@ -47,17 +51,33 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from '../../src/config.js';
 import { ConfigError, JobErrorCode, JobNotFoundError, LeaseLostError, TransportError, ValidationError } from '../../src/errors.js';
-import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Intent, type Job, type JobStatus } from '../../src/job.js';
+import { assertTransition, FINISHED_STATUSES, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Intent, type Job, type JobStatus } from '../../src/job.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
-import type { ClaimRequest, ClaimedJob, ExtendResult, ListFilter, ListPage, Stats, SweepResult, Transport, TransportCapabilities, TransportOptions, WaitOptions, WorkerInfo } from '../../src/transport.js';
-import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
+import type {
+  ClaimRequest,
+  ClaimedJob,
+  EnqueueManyOptions,
+  EnqueueReply,
+  ExtendResult,
+  ListFilter,
+  ListPage,
+  MoveSource,
+  Stats,
+  SweepResult,
+  Transport,
+  TransportCapabilities,
+  TransportOptions,
+  WaitOptions,
+  WorkerInfo,
+} from '../../src/transport.js';
+import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
-import { appendArgs, eventPage, lastProgress, waitForEvent } from './events.js';
+import { appendArgs, eventPage, lastProgress, pendingEvents, waitForEvent } from './events.js';
 import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
@@ -65,6 +85,7 @@ import { ScriptBatcher } from './batch.js';
 import { Prefetcher } from './prefetch.js';
 import { JobLocator, type HeldJob } from './locator.js';
 import { blockForWake, slotGroups } from './wake.js';
+import { createMoveSource } from './moves.js';
 
 export interface RedisTransportOptions extends TransportOptions {
   /** REDIS_URL: `redis://`, `rediss://`, `redis+cluster://` or a comma-separated node list */
@@ -103,6 +124,8 @@ export class RedisTransport implements Transport {
   private readonly enqueues: ScriptBatcher<Job>;
   private readonly prefetch: Prefetcher;
   private readonly locate: JobLocator;
+  /** The side a migration leaves (moves.ts). */
+  readonly moves: MoveSource;
   /** Lease tokens: a random base per transport (no collisions across processes) and a counter (none within one). */
   private readonly tokenBase = randomBytes(12).toString('base64url');
   private tokens = 0;
@@ -128,6 +151,7 @@ export class RedisTransport implements Transport {
     this.log = (options.logger ?? silentLogger).child({ transport: 'redis' });
     this.client = createClient(this.endpoint, 'command');
     this.locate = new JobLocator(this.client, this.prefix);
+    this.moves = createMoveSource({ client: this.client, prefix: this.prefix, locate: this.locate, op: (fn) => this.op(fn) });
     defineScripts(this.client);
     this.client.on('error', (error: Error) => {
       this.lastConnectionError = error.message;
@@ -193,35 +217,94 @@ export class RedisTransport implements Transport {
   /**
    * One script call on a single server (it also writes the id index and the
    * queue set), shared by the enqueues made together. On a Cluster those keys
-   * live in other slots, so the id index is claimed first with SET NX: a
-   * second round trip, but no job can exist in two queues under one id.
+   * live in other slots: see claimIndex.
    */
   async enqueue(job: Job): Promise<{ job: Job; created: boolean }> {
     return this.op(async () => {
-      const index = idKey(this.prefix, job.id);
-      let indexed = false;
-      if (this.endpoint.cluster) {
-        const [set] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
-        indexed = set !== null;
-        if (!indexed) {
-          const owner = await this.client.get(index);
-          if (owner && owner !== job.queue) {
-            const existing = await this.locate.read(owner, job.id);
-            if (existing) return { job: existing, created: false };
-            await this.client.set(index, job.queue); // points at a deleted job: take it over
-          }
+      const { elsewhere, indexed } = this.endpoint.cluster ? await this.claimIndex(job) : UNINDEXED;
+      if (elsewhere) return { job: elsewhere, created: false };
+      const reply = this.enqueued(job, await this.enqueues.call(queuePrefix(this.prefix, job.queue), job));
+      // A dedupe hit: no job has this id, so the index entry just written is void.
+      if (indexed && reply.job.id !== job.id) await this.client.unlink(idKey(this.prefix, job.id));
+      return reply;
+    });
+  }
+
+  /**
+   * The jobs of each queue in slices of ENQUEUE_SLICE, one enqueue.lua call
+   * each (imported: the same script, writing the jobs as given), all sent
+   * at once: auto-pipelined, one round trip on a single server, and in
+   * order, so the jobs of a queue keep theirs and a dedupe_key meets the
+   * earlier job of the batch. On a Cluster the id index entries are claimed
+   * first, all together, as `enqueue` does (claimIndex).
+   */
+  async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
+    const streams = options.imported?.events;
+    if (streams) {
+      for (const job of jobs) {
+        if (job.status !== 'queued' && !FINISHED_STATUSES.includes(job.status)) {
+          throw new ValidationError(`an imported job is queued or finished (${FINISHED_STATUSES.join(', ')}); job ${job.id} is ${job.status}`, 'status');
         }
       }
-      const reply = await this.enqueues.call(queuePrefix(this.prefix, job.queue), job);
-      this.locate.remember(job.id, job.queue);
-      if (Number(reply) === 1) return { job: { ...job }, created: true };
-      const existing = fieldsToJob(reply);
-      if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
-      // A dedupe hit: no job has this id, so the index entry just written is void.
-      if (indexed && existing.id !== job.id) await this.client.unlink(index);
-      if (existing.id !== job.id || existing.queue !== job.queue) this.locate.remember(existing.id, existing.queue);
-      return { job: existing, created: false };
+    }
+    return this.op(async () => {
+      // Built before anything is sent: an event that is not JSON fails the batch, not the slices after it.
+      const tails = streams && jobs.map((job, i) => this.importedArgs(job, streams[i] ?? []));
+      const replies = new Array<EnqueueReply>(jobs.length);
+      const indexed = new Set<number>();
+      const byQueue = new Map<string, number[]>();
+      const claims = this.endpoint.cluster ? await Promise.all(jobs.map((job) => this.claimIndex(job))) : null;
+      jobs.forEach((job, i) => {
+        const claim = claims?.[i];
+        if (claim?.elsewhere) return void (replies[i] = { job: claim.elsewhere, created: false });
+        if (claim?.indexed) indexed.add(i);
+        const list = byQueue.get(job.queue);
+        if (list) list.push(i);
+        else byQueue.set(job.queue, [i]);
+      });
+      const calls: Promise<void>[] = [];
+      for (const [queue, all] of byQueue) {
+        const prefix = queuePrefix(this.prefix, queue);
+        for (let at = 0; at < all.length; at += ENQUEUE_SLICE) {
+          const slice = all.slice(at, at + ENQUEUE_SLICE);
+          const call = this.enqueueBatch(prefix, slice.map((i) => jobs[i]!), tails && slice.map((i) => tails[i]!));
+          calls.push(call.then((out) => slice.forEach((i, k) => (replies[i] = this.enqueued(jobs[i]!, out[k])))));
+        }
+      }
+      await Promise.all(calls);
+      // Dedupe hits: no job has these ids, so the index entries just written are void.
+      await Promise.all([...indexed].filter((i) => replies[i]!.job.id !== jobs[i]!.id).map((i) => this.client.unlink(idKey(this.prefix, jobs[i]!.id))));
+      return replies;
     });
+  }
+
+  /**
+   * On a Cluster the id index lives in another slot than the job, so it is
+   * claimed before the script with SET NX (a second round trip): no job can
+   * exist in two queues under one id. `elsewhere`: the job that holds the id
+   * in another queue; `indexed`: the entry was written here.
+   */
+  private async claimIndex(job: Job): Promise<IndexClaim> {
+    const index = idKey(this.prefix, job.id);
+    const [set] = await Promise.all([this.client.set(index, job.queue, 'NX'), this.registerQueue(job.queue)]);
+    if (set !== null) return { elsewhere: null, indexed: true };
+    const owner = await this.client.get(index);
+    if (owner && owner !== job.queue) {
+      const existing = await this.locate.read(owner, job.id);
+      if (existing) return { elsewhere: existing, indexed: false };
+      await this.client.set(index, job.queue); // points at a deleted job: take it over
+    }
+    return UNINDEXED;
+  }
+
+  /** A job's entry of enqueue.lua's reply as the reply to its enqueue. */
+  private enqueued(job: Job, reply: unknown): EnqueueReply {
+    this.locate.remember(job.id, job.queue);
+    if (Number(reply) === 1) return { job: { ...job }, created: true };
+    const existing = fieldsToJob(reply);
+    if (!existing) throw new TransportError('redis enqueue script returned no job', { retryable: false });
+    if (existing.id !== job.id || existing.queue !== job.queue) this.locate.remember(existing.id, existing.queue);
+    return { job: existing, created: false };
   }
 
   prefetchFor(owner: string, until: AbortSignal): void {
@@ -647,16 +730,27 @@ export class RedisTransport implements Transport {
     return items.map((_, i) => ({ now, entry: reply[1 + i] }));
   }
 
-  /** enqueue.lua's keys and arguments for a batch of one queue's jobs. */
-  private async enqueueBatch(prefix: string, jobs: Job[]): Promise<unknown[]> {
+  /**
+   * enqueue.lua for a batch of one queue's jobs; `imported`: they are
+   * imported, `imported[i]` the arguments of job i's stream (importedArgs).
+   */
+  private async enqueueBatch(prefix: string, jobs: Job[], imported?: ImportedArgs[]): Promise<unknown[]> {
     const now = Date.now();
     const keys = this.endpoint.cluster ? [prefix] : [prefix, queuesKey(this.prefix), ...jobs.map((j) => idKey(this.prefix, j.id))];
-    const args: (string | number)[] = [keys.length, ...keys, jobs.length];
-    for (const job of jobs) {
+    const args: (string | number)[] = [keys.length, ...keys, jobs.length, imported ? '1' : ''];
+    jobs.forEach((job, i) => {
       const fields = jobToFields(job);
-      args.push(job.id, job.queue, job.dedupe_key ?? '', job.run_at.getTime() <= now ? '1' : '0', fields.length, ...fields);
-    }
+      const runAt = job.run_at.getTime();
+      args.push(job.id, job.queue, job.dedupe_key ?? '', runAt <= now ? '1' : '0', job.priority, runAt, job.created_at.getTime(), job.attempts, fields.length, ...fields);
+      if (imported) args.push(...imported[i]!);
+    });
     return (await this.script('enqueue', ...args)) as unknown[];
+  }
+
+  /** An imported job's last arguments to enqueue.lua: its newest event id, its events as they wait in the hash, its callback owed or not. */
+  private importedArgs(job: Job, events: JobEvent[]): ImportedArgs {
+    const result = job.status === 'done' && job.result !== null ? JSON.stringify(job.result) : null;
+    return [events.at(-1)?.id ?? 0, pendingEvents(events, result, this.eventsMax), job.callback?.state === 'pending' ? '1' : ''];
   }
 
   private registerQueue(queue: string): Promise<void> {
@@ -710,6 +804,25 @@ export class RedisTransport implements Transport {
     }
   }
 }
+
+/** claimIndex's answer. */
+interface IndexClaim {
+  elsewhere: Job | null;
+  indexed: boolean;
+}
+
+const UNINDEXED: IndexClaim = { elsewhere: null, indexed: false };
+
+type ImportedArgs = [last: number, pending: string, owed: '1' | ''];
+
+/**
+ * Jobs per enqueue.lua call of an enqueueMany. The calls of one batch go
+ * out together, so this adds no round trip; it bounds how long one call
+ * holds Redis (about 3–4 ms here; the claims of workers wait meanwhile).
+ * Batches of 1000 in slices of 250, 500 or 1000 enqueued alike (28–29k
+ * jobs/s median, 10 000 jobs), 128 a little slower (25k).
+ */
+const ENQUEUE_SLICE = 250;
 
 /** What one claim script call gave. */
 interface Claimed {

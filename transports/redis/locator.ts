@@ -36,10 +36,24 @@ export class JobLocator {
     private readonly prefix: string,
   ) {}
 
-  /** Newest last: the oldest entry leaves first when the map is full. */
+  /** Newest last: the oldest entries leave first when the map is full. */
   private set(id: string, queue: string, held: HeldJob | null): void {
-    if (!this.known.delete(id) && this.known.size >= LIMIT) this.known.delete(this.known.keys().next().value as string);
+    if (!this.known.delete(id) && this.known.size >= LIMIT) this.evictOldest();
     this.known.set(id, { queue, held });
+  }
+
+  /**
+   * The oldest tenth, in one pass. One at a time, each eviction walked the
+   * holes the earlier ones left at the front of V8's table: past LIMIT
+   * entries a producer's enqueue went from 18 to 65 µs of CPU a job, and
+   * the map alone from 0.5 to 130 µs an entry.
+   */
+  private evictOldest(): void {
+    let n = LIMIT / 10;
+    for (const id of this.known.keys()) {
+      this.known.delete(id);
+      if (--n === 0) break;
+    }
   }
 
   remember(id: string, queue: string): void {

@@ -75,8 +75,8 @@ export async function queueStats(ctx: QueryContext): Promise<Stats> {
   const replies = await Promise.all(queues.map((q) => runScript(ctx.client, 'stats', queuePrefix(ctx.prefix, q)) as Promise<number[]>));
   const out = queueTable();
   queues.forEach((q, i) => {
-    const [ready = 0, delayedAll = 0, delayed = 0, processing = 0, done = 0, error = 0, canceled = 0] = replies[i]!.map(Number);
-    const counts: QueueCounts = { queued: ready + delayedAll, delayed, processing, done, error, canceled };
+    const [ready = 0, delayedAll = 0, delayed = 0, processing = 0, done = 0, error = 0, canceled = 0, moving = 0, moved = 0] = replies[i]!.map(Number);
+    const counts: QueueCounts = { queued: ready + delayedAll, delayed, processing, done, error, canceled, moving, moved };
     if (Object.values(counts).some((n) => n > 0)) out[q] = counts;
   });
   return buildStats(out);

@@ -29,6 +29,7 @@ const SCRIPTS = {
   lead: ['lead', 1],
   upgrade: ['upgrade', 1],
   callbacks: ['callbacks', 1],
+  moves: ['moves', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

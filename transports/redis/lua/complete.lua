@@ -37,11 +37,7 @@ for i = 0, n - 1 do
     histories[#histories + 1] = snow
     histories[#histories + 1] = id
     if f[7] then notify(P, id, jk, now) end
-    if f[6] then
-      local fin = P .. 'fin:' .. id
-      redis.call('LPUSH', fin, '1')
-      redis.call('PEXPIRE', fin, 60000)
-    end
+    if f[6] then wake_waiters(P, id) end
     if ARGV[b + 3] ~= '1' then
       out[i + 2] = redis.call('HGETALL', jk)
     elseif f[4] then

@@ -121,20 +121,26 @@ local function log_event(P, id, jk, kind, attempt, data, now)
 end
 
 -- Ready score: priority major (higher first), then a per-queue sequence
--- (FIFO). (1e6 - priority) < 2^21 and seq < 2^32, so the score stays an exact
--- integer below 2^53.
-local function ready_score(P, priority)
-  local seq = redis.call('INCR', P .. 'seq') % 4294967296
-  return fmt((1000000 - priority) * 4294967296 + seq)
+-- `seq` (FIFO), taken from the counter `<P>seq` (a batch takes several at
+-- once: INCRBY). (1e6 - priority) < 2^21 and seq mod 2^32 < 2^32, so the
+-- score stays an exact integer below 2^53.
+local function score_of(priority, seq)
+  return fmt((1000000 - priority) * 4294967296 + seq % 4294967296)
 end
 
--- One token per job made ready; a blocked claimer BLPOPs it and then runs the
--- claim script. Tokens are hints, never the only copy of anything, so a cap
--- only costs wake-ups, not jobs.
-local function wake(P)
-  if redis.call('LLEN', P .. 'wake') < 1000 then
-    redis.call('LPUSH', P .. 'wake', '1')
-  end
+local function ready_score(P, priority)
+  return score_of(priority, redis.call('INCR', P .. 'seq'))
+end
+
+-- One token per job made ready (`count`, default 1); a blocked claimer
+-- BLPOPs it and then runs the claim script. Tokens are hints, never the
+-- only copy of anything, so a cap only costs wake-ups, not jobs.
+local function wake(P, count)
+  local room = 1000 - redis.call('LLEN', P .. 'wake')
+  if room <= 0 then return end
+  local tokens = {}
+  for i = 1, math.min(room, count or 1) do tokens[i] = '1' end
+  redis.call('LPUSH', P .. 'wake', unpack(tokens))
 end
 
 -- queued: into `ready` when due (due = '1' was decided by the caller), else
@@ -171,6 +177,13 @@ local function notify(P, id, jk, now)
   redis.call('ZADD', P .. 'outbox', fmt(now), id)
 end
 
+-- Wake the `wait` callers of a job that just ended (watch.lua marked it).
+local function wake_waiters(P, id)
+  local fin = P .. 'fin:' .. id
+  redis.call('LPUSH', fin, '1')
+  redis.call('PEXPIRE', fin, 60000)
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
@@ -181,11 +194,7 @@ local function finish(P, id, jk, status, now, waited, field, value)
   redis.call('ZADD', P .. status, fmt(now), id)
   if redis.call('HEXISTS', jk, 'cb') == 1 then notify(P, id, jk, now) end
   if waited == nil then waited = redis.call('HEXISTS', jk, 'waiters') == 1 end
-  if waited then
-    local fin = P .. 'fin:' .. id
-    redis.call('LPUSH', fin, '1')
-    redis.call('PEXPIRE', fin, 60000)
-  end
+  if waited then wake_waiters(P, id) end
 end
 
 -- Fenced writes: the job must be processing under this token and the lease

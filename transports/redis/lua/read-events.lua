@@ -13,8 +13,8 @@ local f = redis.call('HMGET', jk, 'status', 'ev', 'evs', 'evp', 'result')
 if not f[1] then return redis.error_reply('RQ_NOT_FOUND ' .. id) end
 local last = tonumber(f[2]) or 0
 if after >= last then
-  -- A finished job gets no stream for a reader at its end: nothing more will come (a retry goes through retry.lua, which writes its event where the others are).
-  if live and f[3] ~= '1' and not (f[1] == 'done' or f[1] == 'error' or f[1] == 'canceled') then materialize(P, id, jk) end
+  -- A finished job gets no stream for a reader at its end: nothing more will come (a retry goes through retry.lua, which writes its event where the others are; a moved job goes on in another store).
+  if live and f[3] ~= '1' and not (f[1] == 'done' or f[1] == 'error' or f[1] == 'canceled' or f[1] == 'moved') then materialize(P, id, jk) end
   return { f[1], last, {} }
 end
 if f[3] == '1' then

@@ -1,5 +1,5 @@
 -- Counts of one queue. KEYS[1] prefix.
--- Returns {ready, delayed total, delayed in the future, processing, done, error, canceled}.
+-- Returns {ready, delayed total, delayed in the future, processing, done, error, canceled, moving, moved}.
 local P = KEYS[1]
 local now = now_ms()
 return {
@@ -10,4 +10,6 @@ return {
   redis.call('ZCARD', P .. 'done'),
   redis.call('ZCARD', P .. 'error'),
   redis.call('ZCARD', P .. 'canceled'),
+  redis.call('ZCARD', P .. 'moving'),
+  redis.call('ZCARD', P .. 'moved'),
 }

@@ -33,7 +33,8 @@ if ARGV[5] == '1' then
   if more then out[2] = 1 end
   return out
 end
-for _, status in ipairs({ 'done', 'error', 'canceled' }) do
+-- `moved`: the markers a migration leaves (moves.lua), kept like the histories.
+for _, status in ipairs({ 'done', 'error', 'canceled', 'moved' }) do
   local key = P .. status
   local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. fmt(horizon), 'LIMIT', 0, batch)
   local over = redis.call('ZCARD', key) - #old - cap
