@@ -177,7 +177,7 @@ export class MemoryTransport implements Transport {
           if (job.status === 'queued') {
             this.readySeq.delete(job.id);
             if (++this.staleEntries > Math.max(1000, this.jobs.size)) this.compact();
-          }
+          } else this.finishedOrder.delete(job.id); // retention does not take a job mid-move
           job.status = 'moving';
           job.updated_at = new Date();
         }
@@ -192,6 +192,7 @@ export class MemoryTransport implements Transport {
         this.movedFrom.delete(id);
         job.moved_to = to;
         job.lease = null;
+        this.outbox.delete(id); // a callback still owed goes with the job: the target delivers it
         this.finish(job, 'moved');
         n += 1;
       }
@@ -206,7 +207,10 @@ export class MemoryTransport implements Transport {
         this.movedFrom.delete(id);
         job.updated_at = new Date();
         if (was === 'queued') this.requeue(job, job.run_at);
-        else job.status = was;
+        else {
+          job.status = was;
+          this.finishedOrder.add(id);
+        }
         n += 1;
       }
       return n;
