@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
 import { createMongoTransport } from '../transports/mongo/index.js';
 import { createRedisTransport } from '../transports/redis/index.js';
 import { bounded } from '../src/bounded.js';
@@ -47,6 +49,29 @@ function runMigrate(args: string[], env: NodeJS.ProcessEnv, killAfterMs: number 
 }
 
 type Kind = 'mongo' | 'redis';
+
+/** Change a job's payload in a store directly, as an operator's stray write would. */
+async function plantDifference(kind: Kind, where: { mongoUri: string; db: string; redisUrl: string }, queue: string, id: string): Promise<void> {
+  if (kind === 'mongo') {
+    const client = new MongoClient(where.mongoUri);
+    try {
+      const res = await client.db(where.db).collection<{ _id: string }>('jobs').updateOne({ _id: id }, { $set: { payload: { goal: 'planted' } } });
+      assert.equal(res.modifiedCount, 1);
+    } finally {
+      await client.close();
+    }
+    return;
+  }
+  const redis = new Redis(where.redisUrl);
+  try {
+    const key = `rq:{${queue}}:j:${id}`;
+    const spec = JSON.parse((await redis.hget(key, 'spec'))!) as { payload: unknown };
+    spec.payload = { goal: 'planted' };
+    await redis.hset(key, 'spec', JSON.stringify(spec));
+  } finally {
+    redis.disconnect();
+  }
+}
 
 describe('migrate under live traffic, killed 20 times (real servers)', function () {
   this.timeout(400_000);
@@ -149,6 +174,15 @@ describe('migrate under live traffic, killed 20 times (real servers)', function 
         assert.equal(runs.size, acknowledged.length, 'every job ran');
         assert.ok(moved > 20, `jobs moved under traffic (${moved} of ${acknowledged.length})`);
         assert.ok((await target.stats()).queues[q]!.done >= moved, 'the moved jobs ran in the target');
+        // --verify agrees, then fails on a difference planted in the target: one moved job's payload changed behind our back.
+        const verify = ['--from', from, '--to', to, '--verify', '--sample', '100000'];
+        const clean = await runMigrate(verify, env, null);
+        assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+        const planted = (await source.list({ queue: q, status: 'moved', limit: 1 })).jobs[0]!.id;
+        await plantDifference(to, { mongoUri: mongo!.uri, db, redisUrl: redis.url }, q, planted);
+        const caught = await runMigrate(verify, env, null);
+        assert.equal(caught.code, 1, caught.stdout + caught.stderr);
+        assert.match(caught.stdout, new RegExp(`${planted} \\(${q}\\): payload: source .*planted`));
         process.stdout.write(`      ${from} → ${to}: ${acknowledged.length} jobs, ${moved} moved, ${killed.length} runs killed (at ${Math.min(...killed)}–${Math.max(...killed)} ms)\n`);
       } finally {
         producing = false;
