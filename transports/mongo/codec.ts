@@ -8,11 +8,13 @@
  * the retention deadline of a finished job (the TTL index reads it). `usage`
  * is absent until the first `usage` event (a `$inc` of its two totals makes
  * it; it cannot add into a null). The event-stream counters (`event_seq` …)
- * are described in events.ts.
+ * are described in events.ts. While a migration holds a job (`moving`,
+ * moves.ts), `move_from` and `move_token` say what it was and which take
+ * holds it.
  */
 import { DEFAULTS } from '../../src/config.js';
 import type { JobEvent, Usage } from '../../src/events.js';
-import { FIELD_NAMES, JOB_FIELDS, type CancelRequest, type Job, type Lease } from '../../src/job.js';
+import { FIELD_NAMES, JOB_FIELDS, type CancelRequest, type Job, type JobStatus, type Lease } from '../../src/job.js';
 import type { WorkerInfo } from '../../src/transport.js';
 
 /** A job as stored in the `jobs` collection: the contract's fields, `_id` for `id`, and ours. */
@@ -38,6 +40,10 @@ export interface JobDoc extends Omit<Job, 'id' | 'dedupe_key' | 'usage'> {
   expire_at?: Date | null;
   /** when the next try of the callback's delivery is due; present only while one is owed (the outbox) */
   callback_due?: Date;
+  /** while `moving`: the status the job had, which a release gives back */
+  move_from?: JobStatus;
+  /** while `moving`: the take that holds it (random), which tells the jobs it took from those a racing write won */
+  move_token?: string;
 }
 
 /** A worker record in the `workers` collection. */

@@ -33,6 +33,18 @@ export function isDuplicateKey(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed|E11000/.test(error.message);
 }
 
+/**
+ * The write errors of an unordered insert, by position in what was sent, each
+ * told duplicate (a unique index refused it) or not; null when the failure
+ * says nothing about which documents landed (a dropped connection).
+ */
+export function writeErrorsOf(error: unknown): { index: number; duplicate: boolean }[] | null {
+  const raw = (error as { writeErrors?: unknown } | null)?.writeErrors;
+  const list = (Array.isArray(raw) ? raw : raw ? [raw] : []) as { index?: unknown; code?: unknown; errmsg?: unknown }[];
+  if (list.length === 0 || list.some((e) => typeof e.index !== 'number')) return null;
+  return list.map((e) => ({ index: e.index as number, duplicate: isDuplicateKey(Object.assign(new Error(String(e.errmsg ?? '')), { code: e.code })) }));
+}
+
 export function isNotImplemented(error: unknown): boolean {
   return errorCode(error) === NOT_IMPLEMENTED || (error instanceof Error && /not ?implemented|not supported/i.test(error.message));
 }

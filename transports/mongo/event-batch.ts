@@ -18,7 +18,7 @@ import type { AnyBulkWriteOperation, Collection } from 'mongodb';
 import { sleep } from '../../src/backoff.js';
 import type { Logger } from '../../src/logger.js';
 import type { EventDoc } from './codec.js';
-import { isDuplicateKey } from './errors.js';
+import { writeErrorsOf } from './errors.js';
 
 /** How long the first lifecycle event waits for others to share its insert (ms). */
 const LIFECYCLE_BATCH_MS = 5;
@@ -124,27 +124,14 @@ export async function insertEvents(events: Collection<EventDoc>, docs: EventDoc[
   try {
     await events.insertMany(docs, { ordered: false });
   } catch (error) {
-    const duplicates = duplicateIndexes(error);
-    if (!duplicates) throw error;
+    const refused = writeErrorsOf(error);
+    if (!refused || refused.some((e) => !e.duplicate)) throw error;
     await events.bulkWrite(
-      duplicates.map((i) => {
+      refused.map(({ index: i }) => {
         const { _id: _drop, ...doc } = docs[i]! as EventDoc & { _id?: unknown };
         return { replaceOne: { filter: { job_id: doc.job_id, seq: doc.seq, job_seq: { $ne: doc.job_seq } }, replacement: doc } };
       }),
       { ordered: false },
     );
   }
-}
-
-/** The positions of the documents an unordered insert refused as duplicates; null when it failed otherwise. */
-function duplicateIndexes(error: unknown): number[] | null {
-  const raw = (error as { writeErrors?: unknown } | null)?.writeErrors;
-  const list = (Array.isArray(raw) ? raw : raw ? [raw] : []) as { index?: unknown; code?: unknown; errmsg?: unknown }[];
-  if (list.length === 0) return null;
-  const out: number[] = [];
-  for (const e of list) {
-    if (typeof e.index !== 'number' || !isDuplicateKey(Object.assign(new Error(String(e.errmsg ?? '')), { code: e.code }))) return null;
-    out.push(e.index);
-  }
-  return out;
 }

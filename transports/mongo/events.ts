@@ -25,8 +25,14 @@
  * reader gets a `trimmed` marker with `reason: 'lost'` in its place and
  * goes on. `end` needs the page to reach `event_seq`, so a terminal event
  * not in yet is waited for the same way.
+ *
+ * Copies (a migration, moves.ts and enqueue-many.ts): a job taken out of this
+ * store hands over its kept events as they are; a job copied in writes its
+ * events at their ids, its counters set from them (`event_seq` its newest,
+ * `events_floor` below its first when the copy does not start at 1).
  */
 import type { Collection, UpdateFilter } from 'mongodb';
+import { sleep } from '../../src/backoff.js';
 import { JobNotFoundError, TransportError } from '../../src/errors.js';
 import { trimmedMarker, TRIMMED, type EventPage, type JobEvent, type LifecycleEvent, type NewEvent, type Usage } from '../../src/events.js';
 import { isTerminal } from '../../src/job.js';
@@ -34,7 +40,7 @@ import type { Outcome } from '../../src/outcome.js';
 import { docToEvent, type EventDoc, type JobDoc } from './codec.js';
 import { insertEvents, type EventBatch } from './event-batch.js';
 import type { Notifier } from './notifier.js';
-import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsTrimFilter, fencedFilter, fenceError, leaseHeld, STREAM_SORT } from './queries.js';
+import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsOfJobIdsFilter, eventsTrimFilter, fencedFilter, fenceError, leaseHeld, STREAM_SORT, STREAMS_SORT, wholeBatch } from './queries.js';
 import type { ServerClock } from './server.js';
 
 /** An id taken but not in after this long is lost (its writer died between its two writes). */
@@ -49,6 +55,8 @@ const GAPS_KEPT = 10_000;
 const EVENTS_TTL_MARGIN_MS = 60_000;
 /** How often a stuck append looks again before giving up (the job's counters kept changing under it). */
 const APPEND_TRIES = 4;
+/** A copy that found an id taken but not in reads again this often (until the gap rule's verdict). */
+const COPY_GAP_POLL_MS = 100;
 
 export interface EventStreamsOptions {
   jobs: Collection<JobDoc>;
@@ -77,11 +85,94 @@ export class EventStreams {
    */
   logged(doc: JobDoc, type: LifecycleEvent, data: unknown, at: Date, attempt = doc.attempts): void {
     const event: EventDoc = { job_id: doc._id, job_seq: doc.seq, seq: doc.event_seq ?? 1, type, at, attempt, data: data ?? null };
-    if (this.o.ttl && isTerminal(doc.status) && doc.expire_at) {
-      event.expire_at = new Date(doc.expire_at.getTime() + EVENTS_TTL_MARGIN_MS);
-      this.o.batch.update(doc._id, { updateMany: { filter: eventsOfJobFilter(doc._id), update: { $set: { expire_at: event.expire_at } } } });
+    const expireAt = this.expireAt(doc);
+    if (expireAt) {
+      event.expire_at = expireAt;
+      this.o.batch.update(doc._id, { updateMany: { filter: eventsOfJobFilter(doc._id), update: { $set: { expire_at: expireAt } } } });
     }
     this.o.batch.add(event);
+  }
+
+  /** The events' deadline of a job that has its own (servers with TTL indexes), else none. */
+  private expireAt(doc: Pick<JobDoc, 'status' | 'expire_at'>): Date | null {
+    return this.o.ttl && isTerminal(doc.status) && doc.expire_at ? new Date(doc.expire_at.getTime() + EVENTS_TTL_MARGIN_MS) : null;
+  }
+
+  /** The counters of a job copied in with `events` (its stream elsewhere): the newest `eventsMax` of them are kept. */
+  adoptedCounters(events: JobEvent[]): { event_seq: number; events_floor?: number } {
+    const kept = events.slice(-this.o.eventsMax);
+    const first = kept[0]?.id ?? 1;
+    return { event_seq: kept.at(-1)?.id ?? 0, ...(first > 1 ? { events_floor: first - 1 } : {}) };
+  }
+
+  /**
+   * Write the streams of jobs copied in (`doc` as stored, its counters from
+   * `adoptedCounters`): each event at its id, those outside the counters left
+   * out, in one insert. For a copy written again (`repeated`: the job was in
+   * already) only the events it lacks are sent, found in one read: a repeated
+   * import mends one whose events did not get in, without sending every
+   * event again as a duplicate (each costs the server a lookup, a scan on
+   * FerretDB).
+   */
+  async adopt(copies: { doc: JobDoc; events: JobEvent[]; repeated: boolean }[]): Promise<void> {
+    const again = copies.filter((c) => c.repeated).map((c) => c.doc);
+    const have = new Set<string>();
+    if (again.length > 0) {
+      const found = await this.o.events.find(eventsOfJobIdsFilter(again.map((d) => d._id)), { projection: { _id: 0, job_id: 1, job_seq: 1, seq: 1 }, batchSize: wholeBatch(streamLength(again)) }).toArray();
+      for (const d of found) have.add(eventKey(d.job_id, d.job_seq, d.seq));
+    }
+    const docs = copies.flatMap(({ doc, events }) => {
+      const floor = doc.events_floor ?? 0;
+      const last = doc.event_seq ?? 0;
+      const expireAt = this.expireAt(doc);
+      return events
+        .filter((e) => e.id > floor && e.id <= last && !have.has(eventKey(doc._id, doc.seq, e.id)))
+        .map((e): EventDoc => ({ job_id: doc._id, job_seq: doc.seq, seq: e.id, type: e.type, at: e.at, attempt: e.attempt, data: e.data ?? null, ...(expireAt ? { expire_at: expireAt } : {}) }));
+    });
+    await insertEvents(this.o.events, docs);
+  }
+
+  /**
+   * The kept events of jobs taken out of this store (a migration copies
+   * them), in id order, in one find. A stream with an id taken but not in
+   * (its event still on its way from another process) is read again shortly,
+   * until the id comes or the gap rule gives it up as lost: the copy then
+   * has the gap, and its readers are told there.
+   */
+  async streamsOf(jobs: JobDoc[]): Promise<Map<string, JobEvent[]>> {
+    const out = new Map<string, JobEvent[]>();
+    let pending = jobs;
+    while (pending.length > 0) {
+      const found = await this.o.events.find(eventsOfJobIdsFilter(pending.map((j) => j._id)), { batchSize: wholeBatch(streamLength(pending)) }).sort(STREAMS_SORT).toArray();
+      const byJob = new Map<string, EventDoc[]>();
+      for (const d of found) {
+        const list = byJob.get(d.job_id);
+        if (list) list.push(d);
+        else byJob.set(d.job_id, [d]);
+      }
+      const gaps: JobDoc[] = [];
+      let waitMs = Infinity;
+      for (const job of pending) {
+        const floor = job.events_floor ?? 0;
+        const last = job.event_seq ?? 0;
+        // This job's own, in id order, each id once (see page()).
+        const mine = (byJob.get(job._id) ?? []).filter((d) => d.job_seq === job.seq && d.seq > floor && d.seq <= last).sort((a, b) => a.seq - b.seq);
+        const events = mine.filter((d, i) => i === 0 || mine[i - 1]!.seq !== d.seq).map(docToEvent);
+        out.set(job._id, events);
+        // Every id up to `upTo` is in; the next one, when the counter is past it, is missing.
+        const hole = events.findIndex((e, i) => e.id !== floor + 1 + i);
+        const upTo = floor + (hole >= 0 ? hole : events.length);
+        if (upTo >= last) continue;
+        const key = eventKey(job._id, job.seq, upTo + 1);
+        const left = GAP_LOST_MS - (Date.now() - (this.gaps.get(key) ?? this.noteGap(key)));
+        if (left <= 0) continue;
+        gaps.push(job);
+        waitMs = Math.min(waitMs, left);
+      }
+      if (gaps.length > 0) await sleep(Math.min(waitMs, COPY_GAP_POLL_MS));
+      pending = gaps;
+    }
+    return out;
   }
 
   /** The event of a written outcome (settle, lease recovery); `doc` is the job after the write. */
@@ -196,7 +287,7 @@ export class EventStreams {
       if (out.length > 0) return done();
       const upTo = (docs.find((d) => d.seq > from)?.seq ?? last + 1) - 1;
       if (upTo <= from) return done(); // nothing missing after all: the next read takes it
-      const key = `${id}\u0000${job.seq}\u0000${from + 1}`;
+      const key = eventKey(id, job.seq, from + 1);
       const since = this.gaps.get(key) ?? this.noteGap(key);
       const waited = Date.now() - since;
       if (waited < GAP_LOST_MS) return done(GAP_LOST_MS - waited);
@@ -223,6 +314,14 @@ export class EventStreams {
     await this.o.events.deleteMany(eventsTrimFilter(doc._id, floor));
   }
 }
+
+/** How many events these jobs' streams hold at most (their counters): what a read of them expects. */
+function streamLength(jobs: Pick<JobDoc, 'event_seq' | 'events_floor'>[]): number {
+  return Math.max(1, jobs.reduce((n, j) => n + (j.event_seq ?? 0) - (j.events_floor ?? 0), 0));
+}
+
+/** One event of one job (its id and `seq`), as a key: a copy's events found in, and the gap rule's missing ids. */
+const eventKey = (jobId: string, jobSeq: number, seq: number) => `${jobId}\u0000${jobSeq}\u0000${seq}`;
 
 /** What the stream's writes and reads need of the job. */
 const STREAM_PROJECTION = { _id: 1, seq: 1, attempts: 1, event_seq: 1, events_floor: 1 } as const;

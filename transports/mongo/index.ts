@@ -3,19 +3,22 @@
  *
  * Data layout, database `reasoning_queue` by default:
  * - `jobs`: one document per job, `_id` = job id, the snake_case fields of
- *   docs/architecture.md (`status` is queued · processing · done · error · canceled, `lease`
+ *   docs/architecture.md (`status` is queued · processing · done · error · canceled,
+ *   or moving · moved while a migration takes jobs out (moves.ts), `lease`
  *   is `{owner, token, until}` while processing), plus `seq` (enqueue
  *   order: FIFO within a priority). `dedupe_key` is left out when unset;
  *   `expire_at` (finished_at + retention) is set when a job ends. The
  *   counters of its event stream: `event_seq` (newest event id),
  *   `events_floor` (last id trimmed away), `emitted` / `emitted_lag` (the
- *   appending run, for repeat-safety).
+ *   appending run, for repeat-safety); `move_from` / `move_token` while
+ *   `moving`.
  * - `events`: one document per event, `{job_id, job_seq, seq, type, at,
  *   attempt, data}`, `seq` = the event id; deleted with their job.
  * - `workers`: one document per worker, `_id` = worker id, `last_seen`.
  * - `locks`: the maintainer's lock.
  * Indexes are declared beside their queries in queries.ts.
  *
+ * `enqueueMany` is one `insertMany` per slice (enqueue-many.ts).
  * A claim is one `findOneAndUpdate` (queued and due → processing, fresh
  * token, attempts + 1), sorted by priority then age. Every later write of the
  * worker is fenced on `_id` + token + processing + unexpired lease. Expired
@@ -39,11 +42,15 @@ import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type Callba
 import type { Outcome } from '../../src/outcome.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
+  ENQUEUE_MANY_MAX,
   type ClaimRequest,
   type ClaimedJob,
+  type EnqueueManyOptions,
+  type EnqueueReply,
   type ExtendResult,
   type ListFilter,
   type ListPage,
+  type MoveSource,
   type Stats,
   type SweepResult,
   type Transport,
@@ -54,9 +61,11 @@ import {
 } from '../../src/transport.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { docToJob, docToWorker, jobToDoc, workerToDoc, type EventDoc, type JobDoc, type WorkerDoc } from './codec.js';
+import { insertSlice } from './enqueue-many.js';
 import { isDuplicateKey, fromMongoError } from './errors.js';
 import { EventBatch } from './event-batch.js';
 import { EventStreams } from './events.js';
+import { MongoMoves } from './moves.js';
 import { Notifier } from './notifier.js';
 import { callbacksDueFilter, CLAIM_SORT, claimFilter, EVENTS, fenceError, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
@@ -146,6 +155,18 @@ export class MongoTransport implements Transport {
   private lastRetention = 0;
   private closed = false;
 
+  /** The side a migration leaves (moves.ts). */
+  readonly moves: MoveSource = new MongoMoves({
+    run: (fn) => this.op(fn),
+    now: () => this.clock.now(),
+    ended: (now) => this.ended(now),
+    atomicWrites: () => this.capabilities.atomicClaim,
+    ttl: () => this.capabilities.nativeRetention,
+    workArrived: (queue) => {
+      if (this.ready) this.workArrived(queue, this.ready.notifier);
+    },
+  });
+
   constructor(options: MongoTransportOptions) {
     this.options = options;
     this.uri = options.uri ?? DEFAULTS.mongoUri;
@@ -185,6 +206,21 @@ export class MongoTransport implements Transport {
         }
       }
     });
+  }
+
+  async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
+    const replies: EnqueueReply[] = [];
+    for (let from = 0; from < jobs.length; from += ENQUEUE_MANY_MAX) {
+      const slice = jobs.slice(from, from + ENQUEUE_MANY_MAX);
+      const events = options.imported ? options.imported.events.slice(from, from + ENQUEUE_MANY_MAX) : null;
+      const written = await this.op(async (ready) => {
+        const result = await insertSlice({ jobs: ready.jobs, streams: ready.streams, now: this.clock.now(), retentionMs: this.retentionMs }, slice, events);
+        for (const queue of result.arrived) this.workArrived(queue, ready.notifier);
+        return result.replies;
+      });
+      replies.push(...written);
+    }
+    return replies;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob | null> {

@@ -6,7 +6,7 @@
  */
 import type { Document, Filter, Sort } from 'mongodb';
 import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
-import { TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
+import { FINISHED_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
 import { decodeCursor } from '../../src/transport-helpers.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
@@ -27,6 +27,17 @@ export interface IndexSpec {
   ttl?: boolean;
 }
 
+/**
+ * The `batchSize` of a find expected to match at most `n` documents, so that
+ * the first answer holds them all and closes the cursor: one round trip, not
+ * the server's default first batch of 101 and getMores after. One more than
+ * `n`: an answer of exactly `batchSize` documents leaves the cursor open, and
+ * the driver asks again to find nothing.
+ */
+export function wholeBatch(n: number): number {
+  return n + 1;
+}
+
 /** Every index, in the order `init()` creates them. */
 export const INDEXES: IndexSpec[] = [];
 const declare = (spec: IndexSpec): IndexSpec => {
@@ -41,6 +52,14 @@ const CLAIM_INDEX = declare({ collection: JOBS, name: 'claim', key: { status: 1,
 export const CLAIM_SORT: Sort = { priority: -1, seq: 1 };
 export function claimFilter(queues: string[], now: Date): Filter<JobDoc> {
   return { status: 'queued', queue: { $in: queues }, run_at: { $lte: now } };
+}
+// The same index serves a migration's takes (moves.ts): the queued jobs of a
+// queue in claim order (due or not), and the ones it holds already.
+export function moveQueuedFilter(queue: string): Filter<JobDoc> {
+  return { status: 'queued', queue };
+}
+export function movingFilter(queue: string): Filter<JobDoc> {
+  return { status: 'moving', queue };
 }
 
 // -- fenced writes: id + lease token, still processing, lease not expired -----
@@ -68,10 +87,12 @@ export function expiredLeaseFilter(now: Date): Filter<JobDoc> {
 }
 
 // -- the outbox: callback deliveries that are due ------------------------------
-// `callback_due` exists only while a delivery is owed (sparse).
+// `callback_due` exists only while a delivery is owed (sparse). A job a
+// migration holds is left alone: its copy carries the callback log, and owes
+// the delivery where it goes once it is moved (a release hands it back here).
 declare({ collection: JOBS, name: 'callbacks_due', key: { callback_due: 1 }, sparse: true });
 export function callbacksDueFilter(now: Date): Filter<JobDoc> {
-  return { callback_due: { $lte: now } };
+  return { callback_due: { $lte: now }, status: { $ne: 'moving' } };
 }
 
 // -- retention: finished jobs older than the horizon --------------------------
@@ -86,12 +107,42 @@ declare({ collection: JOBS, name: 'retention_ttl', key: { expire_at: 1 }, ttl: t
 export function retentionBatchFilter(ids: string[], horizon: Date): Filter<JobDoc> {
   return { ...retentionFilter(horizon), _id: { $in: ids } };
 }
+// The same index serves a migration's take of finished jobs, oldest ending
+// first (one range per status, merged; the queue is checked on each job the
+// scan reaches).
+export const MOVE_FINISHED_SORT: Sort = { finished_at: 1 };
+export function moveFinishedFilter(queue: string): Filter<JobDoc> {
+  return { status: { $in: [...FINISHED_STATUSES] }, queue };
+}
+
+// -- moves: a take's writes and reads, by id ----------------------------------
+// Served by the _id index.
+/** The candidates of a take that still have the status they were found with. */
+export function takeFilter(ids: string[], from: JobStatus): Filter<JobDoc> {
+  return { _id: { $in: ids }, status: from };
+}
+/** The jobs one take holds: its token, still moving (a write that won the race in between carries neither). */
+export function takenFilter(ids: string[], token: string): Filter<JobDoc> {
+  return { _id: { $in: ids }, status: 'moving', move_token: token };
+}
+/** The jobs among `ids` a migration holds (finish, release). */
+export function heldFilter(ids: string[]): Filter<JobDoc> {
+  return { _id: { $in: ids }, status: 'moving' };
+}
+/** The jobs one finish moved (written with exactly this `finished_at`). */
+export function movedAtFilter(ids: string[], at: Date): Filter<JobDoc> {
+  return { _id: { $in: ids }, status: 'moved', finished_at: at };
+}
 
 // -- idempotent enqueue: one job per (queue, dedupe_key) ----------------------
 // Sparse: jobs without a key (the field is left out) are not indexed, so they
 // never conflict. FerretDB rejects partial indexes, and treats two explicit
 // nulls as equal, hence sparse + "absent when unset" on every server.
 const DEDUPE_INDEX = declare({ collection: JOBS, name: 'dedupe', key: { dedupe: 1 }, unique: true, sparse: true });
+/** The jobs an `enqueueMany` collided with, in one query: by id (the _id index) or by key (this one). */
+export function existingJobsFilter(ids: string[], dedupes: string[]): Filter<JobDoc> {
+  return dedupes.length > 0 ? { $or: [{ _id: { $in: ids } }, { dedupe: { $in: dedupes } }] } : { _id: { $in: ids } };
+}
 
 // -- list: newest first, optional queue and status, keyset pagination ---------
 declare({ collection: JOBS, name: 'list', key: { created_at: -1, _id: -1 } });
@@ -152,6 +203,11 @@ export function eventsOfJobsFilter(jobs: Pick<JobDoc, '_id' | 'seq'>[]): Filter<
 export function eventsOfJobFilter(id: string): Filter<EventDoc> {
   return { job_id: id };
 }
+/** Every event of some jobs, job by job in id order (a migration copies their streams). */
+export const STREAMS_SORT: Sort = { job_id: 1, seq: 1 };
+export function eventsOfJobIdsFilter(ids: string[]): Filter<EventDoc> {
+  return { job_id: { $in: ids } };
+}
 /** The server deletes events by itself once `expire_at` passes; set no earlier than their job's (events.ts). */
 declare({ collection: EVENTS, name: 'events_ttl', key: { expire_at: 1 }, ttl: true });
 
@@ -189,11 +245,20 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'expired leases (find)', expect: LEASE_INDEX.name, command: { find: JOBS, filter: expiredLeaseFilter(now), limit: 100 } },
     { name: 'retention (find)', expect: RETENTION_INDEX.name, command: { find: JOBS, filter: retentionFilter(now), projection: { _id: 1, seq: 1 }, limit: 500 } },
     { name: 'dedupe lookup (find)', expect: DEDUPE_INDEX.name, command: { find: JOBS, filter: { dedupe: 'q\u0000k' }, limit: 1 } },
+    { name: 'enqueueMany collisions (find)', expect: DEDUPE_INDEX.name, command: { find: JOBS, filter: existingJobsFilter(['a', 'b'], ['q\u0000k']) } },
+    { name: 'move: queued in claim order (find)', expect: CLAIM_INDEX.name, command: { find: JOBS, filter: moveQueuedFilter('a'), sort: CLAIM_SORT, projection: { _id: 1, status: 1 }, limit: 1000 } },
+    { name: 'move: held already (find)', expect: CLAIM_INDEX.name, command: { find: JOBS, filter: movingFilter('a'), sort: CLAIM_SORT, limit: 1000 } },
+    { name: 'move: finished, oldest first (find)', expect: RETENTION_INDEX.name, command: { find: JOBS, filter: moveFinishedFilter('a'), sort: MOVE_FINISHED_SORT, projection: { _id: 1, status: 1 }, limit: 1000 } },
+    { name: 'move: take (update)', expect: '_id_', command: { update: JOBS, updates: [{ q: takeFilter(['a', 'b'], 'queued'), u: { $set: { status: 'moving' } }, multi: true }] } },
+    { name: 'move: taken (find)', expect: '_id_', command: { find: JOBS, filter: takenFilter(['a', 'b'], 'token') } },
+    { name: 'move: finish (update)', expect: '_id_', command: { update: JOBS, updates: [{ q: heldFilter(['a', 'b']), u: { $set: { status: 'moved' } }, multi: true }] } },
+    { name: 'move: moved by a finish (find)', expect: '_id_', command: { find: JOBS, filter: movedAtFilter(['a', 'b'], now), projection: { _id: 1 } } },
     { name: 'list by queue (find)', expect: 'list_queue', command: { find: JOBS, filter: listFilter({ queue: 'a' }), sort: LIST_SORT, limit: 51 } },
     { name: 'list by status, next page (find)', expect: 'list_status', command: { find: JOBS, filter: listFilter({ status: 'done', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: LIST_SORT, limit: 51 } },
     { name: 'wait poll (find)', expect: '_id_', command: { find: JOBS, filter: finishedAmongFilter(['a', 'b']), projection: { _id: 1 } } },
     { name: 'append (findAndModify)', expect: '_id_', command: { findAndModify: JOBS, query: appendFilter('id', 'token', now, 3), update: { $inc: { event_seq: 2 } } } },
     { name: 'events page (find)', expect: STREAM_INDEX.name, command: { find: EVENTS, filter: eventsAfterFilter('id', 10, 20), sort: STREAM_SORT, limit: 1000 } },
+    { name: 'events of taken jobs (find)', expect: STREAM_INDEX.name, command: { find: EVENTS, filter: eventsOfJobIdsFilter(['a', 'b']), sort: STREAMS_SORT } },
     { name: 'events trim (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsTrimFilter('id', 10), limit: 0 }] } },
     { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
     { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
