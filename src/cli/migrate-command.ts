@@ -22,7 +22,7 @@ interface MigrateFlags {
   includeFinished?: boolean;
   dryRun?: boolean;
   verify?: boolean;
-  batch: number;
+  batch?: number;
   sample: number;
   wait: boolean;
   json?: boolean;
@@ -69,7 +69,7 @@ export function registerMigrateCommand(program: Command): void {
     .option('--include-finished', 'move finished jobs too (history and events; retention kept)')
     .option('--dry-run', 'count what would move; change nothing')
     .option('--verify', 'only compare both sides (counts per queue and status, a sample field by field)')
-    .option('--batch <n>', 'jobs per step (1-1000)', positiveInt('batch', 1000), 500)
+    .option('--batch <n>', 'jobs per step (1-1000; default 500, 100 on FerretDB)', positiveInt('batch', 1000))
     .option('--sample <n>', 'jobs compared field by field at the end', nonNegativeInt('sample', 100_000), 100)
     .option('--no-wait', 'one pass: do not wait for jobs running in the source (their retries stay there)')
     .option('--json', 'print a JSON summary')
