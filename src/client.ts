@@ -190,7 +190,7 @@ class ReasonqClient implements Client {
       });
     }
     if (current.status === 'done' && current.result) return current.result;
-    throw new ReasoningJobError(current.id, current.status, current.error);
+    throw new ReasoningJobError(current.id, current.status, current.error, current.moved_to);
   }
 
   async enqueue(payload: IntentRequest, options: EnqueueOptions = {}): Promise<Job> {

@@ -178,14 +178,19 @@ export class ReasoningJobError extends ReasonqError {
   readonly jobId: string;
   readonly jobStatus: string;
   readonly jobError: { code: string; message: string; retryable: boolean } | null;
-  constructor(jobId: string, jobStatus: string, jobError: { code: string; message: string; retryable: boolean } | null) {
+  /** set when the job was moved to another store by a migration (`JOB_MOVED`): the store it went to */
+  readonly movedTo: string | null;
+  constructor(jobId: string, jobStatus: string, jobError: { code: string; message: string; retryable: boolean } | null, movedTo: string | null = null) {
     super(
-      jobStatus === 'canceled' ? 'JOB_CANCELED' : 'JOB_FAILED',
+      jobStatus === 'canceled' ? 'JOB_CANCELED' : jobStatus === 'moved' ? 'JOB_MOVED' : 'JOB_FAILED',
       jobStatus === 'canceled'
         ? `job ${jobId} was canceled${jobError ? `: ${jobError.message}` : ''}`
-        : `job ${jobId} failed: ${jobError ? `${jobError.code}: ${jobError.message}` : 'unknown error'}`,
-      { details: { job_id: jobId, job_status: jobStatus, job_error: jobError } },
+        : jobStatus === 'moved'
+          ? `job ${jobId} was moved to ${movedTo ?? 'another store'} by a migration and runs on there: read it there (clients of that store with REASONING_MIGRATE_FROM find it by this id)`
+          : `job ${jobId} failed: ${jobError ? `${jobError.code}: ${jobError.message}` : 'unknown error'}`,
+      { details: { job_id: jobId, job_status: jobStatus, job_error: jobError, ...(movedTo ? { moved_to: movedTo } : {}) } },
     );
+    this.movedTo = movedTo;
     this.jobId = jobId;
     this.jobStatus = jobStatus;
     this.jobError = jobError;
@@ -253,11 +258,12 @@ const byCode: Record<string, (message: string, details?: Record<string, unknown>
   REASONING_TIMEOUT: (_m, d) => new ReasoningTimeoutError(String(d?.job_id ?? 'unknown'), Number(d?.timeout_ms ?? 0)),
   JOB_FAILED: (_m, d) => jobErrorFromDetails(d),
   JOB_CANCELED: (_m, d) => jobErrorFromDetails(d),
+  JOB_MOVED: (_m, d) => jobErrorFromDetails(d),
 };
 
 function jobErrorFromDetails(d: Record<string, unknown> | undefined): ReasoningJobError {
   const e = d?.job_error as { code: string; message: string; retryable: boolean } | null | undefined;
-  return new ReasoningJobError(String(d?.job_id ?? 'unknown'), String(d?.job_status ?? 'error'), e ?? null);
+  return new ReasoningJobError(String(d?.job_id ?? 'unknown'), String(d?.job_status ?? 'error'), e ?? null, typeof d?.moved_to === 'string' ? d.moved_to : null);
 }
 
 /** Rebuild a typed error from its wire form `{code, message, details}`. */

@@ -16,16 +16,20 @@
  *   outbox) is the target's alone.
  */
 import { sleep } from './backoff.js';
-import { JobNotFoundError } from './errors.js';
+import { InvalidStateError, JobNotFoundError } from './errors.js';
 import type { EventPage, ReadEventsOptions } from './events.js';
-import type { Job } from './job.js';
+import { isTerminal, type Job } from './job.js';
 import type { EnqueueManyOptions, EnqueueReply, Transport, WaitOptions } from './transport.js';
 
-/** How long a call by id waits for a `moving` job to land (a migrator killed mid-step leaves it there until it runs again). */
-const MOVING_WAIT_MS = 10_000;
+/**
+ * How long a cancel or retry waits for a `moving` job to land (a migrator
+ * killed mid-step leaves it there until it runs again): well within the
+ * store bound (REASONQ_STORE_TIMEOUT_MS, 10 s) that a server puts around it.
+ */
+const MOVING_WAIT_MS = 5_000;
 /** A `moving` job is looked at again this often. */
 const MOVING_POLL_MS = 100;
-/** A follower reading the source asks again this often, so that it notices the job moved (a move writes no event there). */
+/** A waiter or follower on the source asks again this often, so that it notices the job moved (a move writes no event there). */
 const SOURCE_READ_SLICE_MS = 1_000;
 
 export function withFallback(target: Transport, source: Transport): Transport {
@@ -38,16 +42,32 @@ export function withFallback(target: Transport, source: Transport): Transport {
     }
   }
 
-  /** By id: `there` on the target, else on the source unless it moved (then the target, which has it now). */
-  async function byId<T>(id: string, there: (t: Transport) => Promise<T>): Promise<T> {
+  /**
+   * By id: `act` on the target, else on the source unless the job moved
+   * (then the target, which has it now). A job that a migration takes in
+   * between (the source answers it `moving`, unchanged, or refuses a retry)
+   * is looked up again once it landed.
+   */
+  async function byId(id: string, act: (t: Transport) => Promise<Job>): Promise<Job> {
     try {
-      return await there(target);
+      return await act(target);
     } catch (error) {
       if (!(error instanceof JobNotFoundError)) throw error;
     }
-    const job = await settledSource(id);
-    if (!job) throw new JobNotFoundError(id);
-    return there(job.status === 'moved' ? target : source);
+    const deadline = Date.now() + MOVING_WAIT_MS;
+    for (;;) {
+      const job = await settledSource(id, deadline);
+      if (!job) throw new JobNotFoundError(id);
+      if (job.status === 'moved') return act(target);
+      try {
+        const out = await act(source);
+        if (out.status !== 'moving' || Date.now() >= deadline) return out;
+      } catch (error) {
+        if (!(error instanceof InvalidStateError) || Date.now() >= deadline) throw error;
+        const now = await source.get(id);
+        if (now?.status !== 'moving' && now?.status !== 'moved') throw error;
+      }
+    }
   }
 
   const fallback: Transport = {
@@ -104,14 +124,17 @@ export function withFallback(target: Transport, source: Transport): Transport {
         if (await target.get(id)) return target.wait(id, { ...options, timeout_ms: left() });
         let job: Job;
         try {
-          job = await source.wait(id, { ...options, timeout_ms: left() });
+          // In slices: a migrator that died after writing the job to the target leaves it `moving` here, running there.
+          job = await source.wait(id, { ...options, timeout_ms: Math.min(left(), SOURCE_READ_SLICE_MS) });
         } catch (error) {
           // moved and gone from the source (retention) between the two reads: the target has it
           if (error instanceof JobNotFoundError && (await target.get(id))) continue;
           throw error;
         }
-        // moved meanwhile: the target has it now (unless the target lost it: then the marker is the answer)
-        if (job.status !== 'moved' || !(await target.get(id))) return job;
+        if (job.status === 'moved') {
+          // moved meanwhile: the target has it now (unless the target lost it: then the marker is the answer)
+          if (!(await target.get(id))) return job;
+        } else if (isTerminal(job.status) || left() <= 0 || options.signal?.aborted) return job;
       }
     },
     list: (filter) => target.list(filter),

@@ -23,7 +23,7 @@
  *   wrote it there directly): that job stays in the source, and is reported.
  */
 import { sleep } from './backoff.js';
-import { TransportError } from './errors.js';
+import { ReasonqError, TransportError } from './errors.js';
 import { FINISHED_STATUSES, IMMUTABLE_FIELDS, type Job } from './job.js';
 import type { Logger } from './logger.js';
 import { EMPTY_COUNTS, type MoveSource, type MovingJob, type QueueCounts, type Transport } from './transport.js';
@@ -143,7 +143,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
   const summary: MigrateSummary = { from: from.name, to: toName, dry_run: Boolean(options.dryRun), queues: {}, totals: zero(), conflict_ids: [], elapsed_ms: 0, rate: 0, verify: null };
   const progress: MigrateProgress = { moved: 0, remaining: 0, running: 0, phase: 'recovering' };
   const report = () => options.onProgress?.({ ...progress });
-  const queuesNow = async () => options.queues ?? Object.keys((await from.stats()).queues).sort();
+  const queuesNow = async () => options.queues ?? Object.keys((await retrying(() => from.stats(), signal)).queues).sort();
 
   if (options.dryRun) {
     const stats = await from.stats();
@@ -157,7 +157,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
   }
 
   const counts = (q: string) => (summary.queues[q] ??= zero());
-  /** ids the target holds for another job: they stay queued in the source, and do not keep the run going */
+  /** ids the target holds for another job: they stay in the source (counted once) */
   const conflicted = new Set<string>();
   /** Steps 2 and 3 for jobs held `moving`; returns the conflicts, still held. */
   const carry = async (queue: string, held: MovingJob[], recovered: boolean): Promise<string[]> => {
@@ -165,14 +165,23 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
     const done: string[] = [];
     const conflicts: string[] = [];
     const c = counts(queue);
+    const loops: string[] = [];
     replies.forEach((reply, i) => {
       const job = held[i]!.job;
-      if (reply.created || sameJob(reply.job, job)) {
+      if (reply.created) done.push(job.id);
+      else if (!sameJob(reply.job, job)) conflicts.push(job.id);
+      else if (reply.job.status === 'moving' || reply.job.status === 'moved') loops.push(job.id);
+      else {
         done.push(job.id);
-        if (!reply.created) c.already += 1;
-      } else conflicts.push(job.id);
+        c.already += 1;
+      }
     });
     await retrying(() => moves.finish(done, toName), signal);
+    if (loops.length > 0) {
+      // The target holds these very jobs as leaving it: it is the source, or is being migrated away itself.
+      await retrying(() => moves.release([...loops, ...conflicts]), signal);
+      throw new ReasonqError('MIGRATION_LOOP', `the target holds job ${loops[0]} as ${replies.find((r) => r.job.id === loops[0])!.job.status}: it is the source itself, or a migration is moving jobs out of it; those stay where they were`, { status: 409 });
+    }
     const fresh = conflicts.filter((id) => !conflicted.has(id));
     for (const id of fresh) conflicted.add(id);
     c.conflicts += fresh.length;
@@ -207,32 +216,33 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
     }
   };
 
+  // Passes until one moves nothing while nothing ran in the source when it
+  // began: a job running then may end (a retry, a finished job to bring)
+  // during the pass, so the pass after it looks again.
   for (let pass = 0; ; pass++) {
     const queues = await queuesNow();
-    const stats = await from.stats();
-    progress.remaining = queues.reduce((n, q) => {
-      const c = stats.queues[q] ?? EMPTY_COUNTS;
-      return n + c.queued + c.moving + (options.includeFinished ? c.done + c.error + c.canceled : 0);
-    }, 0);
+    const stats = await retrying(() => from.stats(), signal);
+    const count = (pick: (c: QueueCounts) => number) => queues.reduce((n, q) => n + pick(stats.queues[q] ?? EMPTY_COUNTS), 0);
+    progress.remaining = count((c) => c.queued + c.moving + (options.includeFinished ? c.done + c.error + c.canceled : 0));
+    progress.running = count((c) => c.processing);
     progress.phase = pass === 0 ? 'recovering' : 'moving';
     report();
     // Expired leases back to queued (as the source's own maintainer would), so that they move.
-    await from.sweep();
+    await retrying(() => from.sweep(), signal);
+    const before = progress.moved;
     for (const q of queues) {
       await drain(q, 'moving');
       progress.phase = 'moving';
       await drain(q, 'queued');
       if (options.includeFinished) await drain(q, 'finished');
     }
-    if (options.waitRunning === false) break;
-    const after = await from.stats();
-    const left = queues.reduce((n, q) => n + (after.queues[q]?.queued ?? 0) + (after.queues[q]?.moving ?? 0), 0) - conflicted.size;
-    progress.running = queues.reduce((n, q) => n + (after.queues[q]?.processing ?? 0), 0);
-    if (progress.running === 0 && left <= 0) break;
-    progress.phase = 'waiting';
-    report();
-    // Jobs still run in the source: their retries, and whatever arrived meanwhile, move in the next pass.
-    if (left <= 0) await sleep(options.pollMs ?? 1000, signal);
+    const movedNow = progress.moved - before;
+    if (options.waitRunning === false || (movedNow === 0 && progress.running === 0)) break;
+    if (movedNow === 0) {
+      progress.phase = 'waiting';
+      report();
+      await sleep(options.pollMs ?? 1000, signal);
+    }
   }
 
   for (const c of Object.values(summary.queues)) for (const k of Object.keys(c) as (keyof QueueMoveCounts)[]) summary.totals[k] += c[k];

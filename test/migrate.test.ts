@@ -3,7 +3,7 @@
  * bulk enqueue over HTTP, on memory stores: what moves, in what order, with
  * what; recovery of an interrupted run; conflicts; dry runs; verification.
  * The same against real MongoDB/Redis servers under live traffic and
- * SIGKILL: test/migrate-live.redis.test.ts.
+ * SIGKILL: test/migrate-live.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createMemoryTransport } from '../transports/memory/index.js';
@@ -141,6 +141,27 @@ describe('migrate (memory → memory)', () => {
     assert.match(report.problems.join('\n'), new RegExp(`${planted.id} \\(${q}\\): marked moved in the source, missing in the target`));
   });
 
+  it('migrating back (a rollback) brings the job home over the marker it left; a store never migrates onto itself', async () => {
+    const { from, to } = await stores();
+    const q = uniqueQueue('back');
+    const job = newJob(q);
+    await from.enqueue(job);
+    await migrate({ from, to });
+    assert.equal((await from.get(job.id))!.status, 'moved');
+    const back = await migrate({ from: to, to: from });
+    assert.equal(back.totals.moved, 1);
+    assert.equal(back.verify?.ok, true, back.verify?.problems.join('\n'));
+    const home = (await from.get(job.id))!;
+    assert.deepEqual([home.status, home.moved_to], ['queued', null], 'runnable again where it started');
+    assert.equal((await to.get(job.id))!.status, 'moved');
+    assert.equal((await claimOne(from, q)).id, job.id);
+    // the same store on both sides: refused, nothing stranded
+    const again = newJob(q);
+    await from.enqueue(again);
+    await assert.rejects(migrate({ from, to: from }), (e: unknown) => (e as { code?: string }).code === 'MIGRATION_LOOP');
+    assert.equal((await from.get(again.id))!.status, 'queued');
+  });
+
   it('needs a store to leave: the http transport cannot be migrated from', async () => {
     const { to } = await stores();
     const http = createHttpTransport({ url: 'http://127.0.0.1:1' });
@@ -183,6 +204,25 @@ describe('cut-over reads (REASONING_MIGRATE_FROM)', () => {
       await worker.stop();
       await client.close();
     }
+  });
+
+  it('a wait through the fallback ends when the job ends in the target, though a dead migrator left it moving in the source', async () => {
+    const { from, to } = await stores();
+    const view = withFallback(to, from);
+    const q = uniqueQueue('fb3');
+    const job = newJob(q);
+    await from.enqueue(job);
+    // killed between writing the job to the target and marking it moved
+    const held = await from.moves!.take(q, 'queued', 10);
+    await to.enqueueMany(held.map((m) => m.job), { imported: { events: held.map((m) => m.events) } });
+    const waiting = view.wait(job.id, { timeout_ms: 20_000 });
+    const started = Date.now();
+    await new Promise((r) => setTimeout(r, 50));
+    const c = await claimOne(to, q);
+    await to.settle(c.id, c.lease.token, asDone(intent));
+    const final = await waiting;
+    assert.equal(final.status, 'done');
+    assert.ok(Date.now() - started < 5000, `answered once done (${Date.now() - started} ms), not at the timeout`);
   });
 
   it('cancel and enqueue by id reach a job that is only in the source', async () => {

@@ -113,7 +113,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
       if (created) await transport.cancel(final.id, `intent request timed out after ${limit} ms`);
       throw new ReasoningTimeoutError(final.id, limit);
     }
-    if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error);
+    if (final.status !== 'done') throw new ReasoningJobError(final.id, final.status, final.error, final.moved_to);
     return { job_id: final.id, intent: final.result, job: publicJob(final) };
   });
 

@@ -203,6 +203,16 @@ export function moveTests({ transport: t, options }: SuiteContext): void {
       assert.equal(taken!.job.id, job.id);
       assert.equal((await t().stats()).queues[q]!.moved, 1);
       assert.equal(await m.release([job.id]), 0);
+      if (!options.skip?.imports) {
+        // the job comes back (a rollback): its import replaces the marker, stream and all
+        const [home] = await t().enqueueMany([{ ...taken!.job, attempts: 1 }], { imported: { events: [[ev(1, 'queued', 0, {}), ev(2, 'token', 1, { text: 'back' })]] } });
+        assert.equal(home!.created, true);
+        const back = (await t().get(job.id))!;
+        assert.deepEqual([back.status, back.moved_to, back.attempts], ['queued', null, 1]);
+        assert.deepEqual((await t().readEvents(job.id, {})).events.map((e) => [e.id, e.type]), [[1, 'queued'], [2, 'token']]);
+        assert.equal((await t().stats()).queues[q]!.moved, 0);
+        assert.equal((await claimOne(t(), q)).id, job.id);
+      }
 
       const done = newJob(q);
       await t().enqueue(done);

@@ -133,6 +133,9 @@ export class MemoryTransport implements Transport {
 
   /** One enqueue; `imported`: the job comes from another store with this stream (EnqueueManyOptions). */
   private insert(job: Job, imported: JobEvent[] | null): EnqueueReply {
+    const marker = this.jobs.get(job.id);
+    // A job coming back (a migration rolled back) replaces the marker it left here.
+    if (imported && marker?.status === 'moved') this.remove(marker);
     const holder = job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined;
     const existing = this.jobs.get(job.id) ?? (imported ? undefined : holder);
     if (existing) return { job: clone(existing), created: false };

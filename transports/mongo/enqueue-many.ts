@@ -20,7 +20,8 @@
  * mends a copy whose events did not get in the first time. A dedupe key
  * another job holds does not stop an imported job (both were acknowledged):
  * it is written without `dedupe` (its `dedupe_key` kept), so the key stays
- * with the job that held it.
+ * with the job that held it. An imported job replaces a `moved` marker of
+ * its id: the job left this store and is back (a migration rolled back).
  */
 import type { Collection } from 'mongodb';
 import type { JobEvent } from '../../src/events.js';
@@ -86,7 +87,7 @@ export async function insertSlice(ctx: SliceContext, jobs: Job[], imported: JobE
       const refused = new Set(errors.map((e) => todo[e.index]!));
       for (const i of todo) if (!refused.has(i)) inserted(i);
       if (errors.some((e) => !e.duplicate)) throw failure;
-      todo = await settleDuplicates(ctx.jobs, docs, [...refused], imported !== null, existing);
+      todo = await settleDuplicates(ctx, docs, [...refused], imported !== null, existing);
       if (todo.length > 0 && tries >= INSERT_TRIES) throw failure;
     }
   } finally {
@@ -107,14 +108,22 @@ export async function insertSlice(ctx: SliceContext, jobs: Job[], imported: JobE
  * the key. Returns those to insert again: an imported job that only clashed
  * on a key (without it now), one whose duplicate was deleted meanwhile.
  */
-async function settleDuplicates(jobs: Collection<JobDoc>, docs: JobDoc[], refused: number[], imported: boolean, existing: (i: number, found: JobDoc) => void): Promise<number[]> {
+async function settleDuplicates(ctx: SliceContext, docs: JobDoc[], refused: number[], imported: boolean, existing: (i: number, found: JobDoc) => void): Promise<number[]> {
   if (refused.length === 0) return [];
+  const { jobs } = ctx;
   const keys = refused.flatMap((i) => (docs[i]!.dedupe ? [docs[i]!.dedupe] : []));
   // Each refused job matches at most two: the one of its id, the one of its key.
   const found = await jobs.find(existingJobsFilter(refused.map((i) => docs[i]!._id), keys), { batchSize: wholeBatch(refused.length + keys.length) }).toArray();
   const byId = new Map(found.map((d) => [d._id, d]));
   const byKey = new Map(found.flatMap((d) => (d.dedupe ? [[d.dedupe, d] as const] : [])));
   const again: number[] = [];
+  // A job coming back (a migration rolled back) replaces the `moved` marker it left here, stream and all.
+  const markers = imported ? found.filter((d) => d.status === 'moved' && refused.some((i) => docs[i]!._id === d._id)) : [];
+  if (markers.length > 0) {
+    await jobs.deleteMany({ _id: { $in: markers.map((d) => d._id) }, status: 'moved' });
+    await ctx.streams.drop(markers);
+    for (const d of markers) byId.delete(d._id);
+  }
   for (const i of refused) {
     const doc = docs[i]!;
     const same = byId.get(doc._id);

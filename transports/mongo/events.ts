@@ -40,7 +40,8 @@ import type { Outcome } from '../../src/outcome.js';
 import { docToEvent, type EventDoc, type JobDoc } from './codec.js';
 import { insertEvents, type EventBatch } from './event-batch.js';
 import type { Notifier } from './notifier.js';
-import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsOfJobIdsFilter, eventsTrimFilter, fencedFilter, fenceError, leaseHeld, STREAM_SORT, STREAMS_SORT, wholeBatch } from './queries.js';
+import { appendFilter, eventsAfterFilter, eventsOfJobFilter, eventsOfJobIdsFilter,
+  eventsOfJobsFilter, eventsTrimFilter, fencedFilter, fenceError, leaseHeld, STREAM_SORT, STREAMS_SORT, wholeBatch } from './queries.js';
 import type { ServerClock } from './server.js';
 
 /** An id taken but not in after this long is lost (its writer died between its two writes). */
@@ -130,6 +131,11 @@ export class EventStreams {
         .map((e): EventDoc => ({ job_id: doc._id, job_seq: doc.seq, seq: e.id, type: e.type, at: e.at, attempt: e.attempt, data: e.data ?? null, ...(expireAt ? { expire_at: expireAt } : {}) }));
     });
     await insertEvents(this.o.events, docs);
+  }
+
+  /** Delete the streams of these jobs (a `moved` marker replaced by its job coming back). */
+  async drop(jobs: Pick<JobDoc, '_id' | 'seq'>[]): Promise<void> {
+    if (jobs.length > 0) await this.o.events.deleteMany(eventsOfJobsFilter(jobs));
   }
 
   /**
