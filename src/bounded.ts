@@ -13,8 +13,8 @@
  * to nobody; they come back when the lease runs out). A claim's bound is its
  * wait plus the store bound, and the claim is aborted when it passes.
  */
-import { TransportError } from './errors.js';
-import type { Job } from './job.js';
+import { TransportError, ValidationError } from './errors.js';
+import { FINISHED_STATUSES, type Job } from './job.js';
 import { assertAppend, assertReadOptions } from './events.js';
 import { ENQUEUE_MANY_MAX, type ClaimRequest, type MoveSource, type Transport } from './transport.js';
 
@@ -58,6 +58,13 @@ export function within<T>(store: string, operation: string, ms: number, op: () =
   });
 }
 
+/** An import (a migration's copies) carries a stream per job, and jobs a store can take in: queued or finished, never mid-run. */
+function assertImport(jobs: Job[], events: unknown[]): void {
+  if (events.length !== jobs.length) throw new ValidationError(`an import carries one stream per job (${jobs.length} jobs, ${events.length} streams)`, 'imported.events');
+  const wrong = jobs.find((j) => j.status !== 'queued' && !FINISHED_STATUSES.includes(j.status));
+  if (wrong) throw new ValidationError(`job ${wrong.id} is ${wrong.status}: only queued and finished jobs are imported`, 'imported');
+}
+
 const wrappedOnce = new WeakSet<Transport>();
 
 /** Wrap a transport so that every call settles within its bound (a transport wrapped already is returned as is). */
@@ -76,7 +83,14 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     init: bound('init', () => t.init()),
     enqueue: bound('enqueue', (job: Job) => t.enqueue(job)),
     // A batch is written in slices of ENQUEUE_MANY_MAX: one bound per slice.
-    enqueueMany: (jobs, options) => within(name, 'enqueueMany', timeoutMs * Math.max(1, Math.ceil(jobs.length / ENQUEUE_MANY_MAX)), () => t.enqueueMany(jobs, options)),
+    enqueueMany: (jobs, options) => {
+      try {
+        if (options?.imported) assertImport(jobs, options.imported.events);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return within(name, 'enqueueMany', timeoutMs * Math.max(1, Math.ceil(jobs.length / ENQUEUE_MANY_MAX)), () => t.enqueueMany(jobs, options));
+    },
     claim: (request: ClaimRequest) => claimWithin(name, timeoutMs, request, (r) => t.claim(r)),
     extend: bound('extend', (id: string, token: string, ms: number) => t.extend(id, token, ms)),
     settle: bound('settle', (id: string, token: string, outcome: Parameters<Transport['settle']>[2]) => t.settle(id, token, outcome)),

@@ -320,7 +320,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
  * The state machine (docs/architecture.md), the only legal moves. `retry` is the one move
  * out of a terminal state and only a user asks for it.
  */
-export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry' | 'move';
+export type Transition = 'claim' | 'complete' | 'fail' | 'requeue' | 'cancel' | 'retry' | 'take' | 'finish-move' | 'release';
 
 const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobStatus[] }> = {
   claim: { from: ['queued'], to: ['processing'] },
@@ -329,8 +329,10 @@ const MOVES: Record<Transition, { from: readonly JobStatus[]; to: readonly JobSt
   requeue: { from: ['processing'], to: ['queued', 'error', 'canceled'] }, // lease expired / released / poison pill
   cancel: { from: ['queued', 'processing'], to: ['canceled'] },
   retry: { from: ['error', 'canceled'], to: ['queued'] },
-  // a migration (src/migrate.ts): taken, then moved or handed back as it was
-  move: { from: ['queued', 'done', 'error', 'canceled', 'moving'], to: ['moving', 'moved', 'queued', 'done', 'error', 'canceled'] },
+  // a migration (src/migrate.ts): taken, then moved, or handed back as it was
+  take: { from: ['queued', 'done', 'error', 'canceled'], to: ['moving'] },
+  'finish-move': { from: ['moving'], to: ['moved'] },
+  release: { from: ['moving'], to: ['queued', 'done', 'error', 'canceled'] },
 };
 
 /** The statuses a user's retry starts from, as the table says: stores filter on these instead of writing them again. */

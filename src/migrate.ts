@@ -275,13 +275,20 @@ const show = (v: unknown) => {
   return text.length > 80 ? `${text.slice(0, 77)}…` : text;
 };
 
+/** JSON text with object keys sorted: two stores may hand back a payload's keys in another order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  );
+}
+
 /** The fields set at enqueue that differ between two copies of a job. */
 function differences(a: Job, b: Job): string[] {
   const out: string[] = [];
   for (const field of IMMUTABLE_FIELDS) {
     const x = a[field] instanceof Date ? (a[field] as Date).getTime() : a[field];
     const y = b[field] instanceof Date ? (b[field] as Date).getTime() : b[field];
-    if (JSON.stringify(x) !== JSON.stringify(y)) out.push(`${field}: source ${show(a[field])}, target ${show(b[field])}`);
+    if (canonical(x) !== canonical(y)) out.push(`${field}: source ${show(a[field])}, target ${show(b[field])}`);
   }
   return out;
 }
@@ -300,10 +307,14 @@ async function newest(t: Transport, queue: string, status: 'moved' | 'queued' | 
 }
 
 /**
- * Compare both sides: counts per queue and status, then a sample of jobs
- * field by field. A disagreement is a problem: a job marked moved that the
- * target lacks or holds differently, a job live in both stores, jobs left
- * `moving` (an interrupted run), queued jobs not moved yet.
+ * Compare both sides: counts per queue and status (shown), then a sample
+ * of jobs field by field: the newest `moved` markers of each queue against
+ * their copies, the newest live jobs of the source checked absent from the
+ * target. A disagreement is a problem: a job marked moved that the target
+ * lacks or holds differently, a job live in both stores, jobs left
+ * `moving` (an interrupted run), queued jobs not moved yet. Counts are not
+ * compared with each other: the target has jobs of its own, and retention
+ * runs on each side by its own clock.
  */
 export async function verifyMigration(options: VerifyOptions): Promise<VerifyReport> {
   const { from, to } = options;
@@ -321,8 +332,6 @@ export async function verifyMigration(options: VerifyOptions): Promise<VerifyRep
     report.queues[q] = { source, target };
     if (source.moving > 0) problem(`${q}: ${source.moving} jobs are held moving in the source (a migration was interrupted: run it again)`);
     if (source.queued > 0) problem(`${q}: ${source.queued} queued jobs are still in the source (not moved yet)`);
-    const held = target.queued + target.processing + target.done + target.error + target.canceled;
-    if (source.moved > held) problem(`${q}: ${source.moved} jobs were moved but the target holds ${held} in this queue`);
   }
   // The sample: the newest markers and the newest live jobs of each queue.
   const per = queues.length > 0 ? Math.max(1, Math.ceil(sample / queues.length)) : 0;

@@ -1,7 +1,7 @@
 /** `reasonq migrate`: move queues between MongoDB and Redis under live traffic (src/migrate.ts). */
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
 import { QUEUE_NAME_RE } from '../job.js';
 import { createLogger } from '../logger.js';
@@ -46,10 +46,18 @@ function store(name: string, flag: string): Store {
 }
 
 /** A store's transport from the environment, its address overridden by the flag (validated as the variable would be). */
-async function open(kind: Store, uri: string | undefined): Promise<Transport> {
+async function open(kind: Store, uri: string | undefined, flag: string): Promise<Transport> {
   const env: NodeJS.ProcessEnv = { ...process.env, REASONING_MIGRATE_FROM: undefined, REASONING_TRANSPORT: kind };
   if (uri !== undefined) env[kind === 'mongo' ? 'MONGO_URI' : 'REDIS_URL'] = uri;
-  return createTransport(loadConfig(env), createLogger({ level: 'warn' }));
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    // The flag's value, checked as its variable would be: the message names the flag.
+    if (uri !== undefined && error instanceof ConfigError && error.variable === (kind === 'mongo' ? 'MONGO_URI' : 'REDIS_URL')) throw new ValidationError(`--${flag}: ${error.message}`, flag);
+    throw error;
+  }
+  return createTransport(config, createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel }));
 }
 
 export function registerMigrateCommand(program: Command): void {
@@ -76,13 +84,15 @@ export function registerMigrateCommand(program: Command): void {
     .action(async (raw: MigrateFlags & { fromUrl?: string; toUrl?: string }) => {
       const from = store(raw.from, 'from');
       const to = store(raw.to, 'to');
+      if (raw.fromUri !== undefined && raw.fromUrl !== undefined) throw new ValidationError('give --from-uri or --from-url, not both', 'from-uri');
+      if (raw.toUri !== undefined && raw.toUrl !== undefined) throw new ValidationError('give --to-uri or --to-url, not both', 'to-uri');
       const fromUri = raw.fromUri ?? raw.fromUrl;
       const toUri = raw.toUri ?? raw.toUrl;
       if (from === to && (fromUri ?? '') === (toUri ?? '')) throw new ConfigError(`--from and --to are the same ${from} store: give --from-uri or --to-uri`, 'to');
-      const source = await open(from, fromUri);
+      const source = await open(from, fromUri, raw.fromUri !== undefined ? 'from-uri' : 'from-url');
       let target: Transport | null = null;
       try {
-        target = await open(to, toUri);
+        target = await open(to, toUri, raw.toUri !== undefined ? 'to-uri' : 'to-url');
         const queues = raw.queue.length > 0 ? raw.queue : undefined;
         if (raw.verify) {
           const report = await verifyMigration({ from: source, to: target, queues, sample: raw.sample });
@@ -109,7 +119,7 @@ export function registerMigrateCommand(program: Command): void {
             waitRunning: raw.wait,
             signal: controller.signal,
             onProgress: raw.dryRun ? undefined : progress.update,
-            logger: createLogger({ level: 'warn' }),
+            logger: createLogger({ level: 'warn' }), // the run's own lines are the progress; warnings (conflicts) still show
           });
           progress.stop();
           if (raw.json) printJson(summary);

@@ -175,7 +175,7 @@ export class MemoryTransport implements Transport {
             : (a: Job, b: Job) => (a.finished_at?.getTime() ?? 0) - (b.finished_at?.getTime() ?? 0);
         picked.push(...[...this.jobs.values()].filter((j) => j.queue === queue && wanted(j)).sort(order).slice(0, max));
         for (const job of picked) {
-          assertTransition(job, 'move', 'moving');
+          assertTransition(job, 'take', 'moving');
           this.movedFrom.set(job.id, job.status);
           if (job.status === 'queued') {
             this.readySeq.delete(job.id);
