@@ -18,6 +18,7 @@ import { createMongoTransport } from '../transports/mongo/index.js';
 import { createRedisTransport } from '../transports/redis/index.js';
 import { bounded } from '../src/bounded.js';
 import { createWorker, type Worker } from '../src/worker.js';
+import { createClient } from '../src/client.js';
 import { FINISHED_STATUSES } from '../src/job.js';
 import type { Transport } from '../src/transport.js';
 import { delay, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
@@ -86,6 +87,46 @@ describe('migrate under live traffic, killed 20 times (real servers)', function 
   after(async () => {
     for (const r of redisServers) await removeRedis(r);
     await releaseMongo();
+  });
+
+  it('a client on Redis with REASONING_MIGRATE_FROM=mongo, waiting on a job only in MongoDB, gets its result once it moved and ran in Redis', async () => {
+    const redis = await startRedis();
+    redisServers.push(redis);
+    const db = freshDb('reasonq_fallback');
+    const env = { MONGO_URI: mongo!.uri, MONGO_DB: db, REDIS_URL: redis.url };
+    const q = uniqueQueue('cutover');
+    const source = bounded(createMongoTransport({ uri: mongo!.uri, db }), { timeoutMs: 10_000 });
+    await source.init();
+    // Due in a while: no worker anywhere has taken it before it moves.
+    const job = newJob(q, { delay_ms: 1500, payload: { goal: 'cut over' } });
+    await source.enqueue(job);
+    const client = await createClient({ env: { ...env, REASONING_TRANSPORT: 'redis', REASONING_MIGRATE_FROM: 'mongo' } });
+    const worker = createWorker({ transport: client.transport, queues: [q], handler: async (_p, ctx) => {
+      void ctx.emit('token', { text: `ran on ${ctx.queue}` });
+      return { ...intent, reasoning: 'answered in redis' };
+    }, claimWaitMs: 200 });
+    try {
+      assert.equal((await client.get(job.id))?.status, 'queued', 'found in MongoDB through the fallback');
+      const waiting = client.wait(job.id, { timeoutMs: 30_000 });
+      const following = (async () => {
+        const types: string[] = [];
+        for await (const e of client.events(job.id)) types.push(e.type);
+        return types;
+      })();
+      await worker.start();
+      const run = await runMigrate(['--from', 'mongo', '--to', 'redis', '--json'], env, null);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const final = await waiting;
+      assert.equal(final.status, 'done');
+      assert.equal(final.result?.reasoning, 'answered in redis');
+      assert.deepEqual(await following, ['queued', 'started', 'token', 'done']);
+      assert.equal((await source.get(job.id))?.status, 'moved');
+      assert.equal((await source.get(job.id))?.moved_to, 'redis');
+    } finally {
+      await worker.stop();
+      await client.close();
+      await source.close();
+    }
   });
 
   for (const [from, to] of [
