@@ -16,7 +16,7 @@
  *   outbox) is the target's alone.
  */
 import { sleep } from './backoff.js';
-import { InvalidStateError, JobNotFoundError } from './errors.js';
+import { JobNotFoundError } from './errors.js';
 import type { EventPage, ReadEventsOptions } from './events.js';
 import { isTerminal, type Job } from './job.js';
 import type { EnqueueManyOptions, EnqueueReply, Transport, WaitOptions } from './transport.js';
@@ -31,6 +31,14 @@ const MOVING_WAIT_MS = 5_000;
 const MOVING_POLL_MS = 100;
 /** A waiter or follower on the source asks again this often, so that it notices the job moved (a move writes no event there). */
 const SOURCE_READ_SLICE_MS = 1_000;
+
+/**
+ * Errors told by their code: the stores may come from another instance of
+ * this module graph (a loader that runs both CommonJS and ESM copies), where
+ * `instanceof` would not match.
+ */
+const hasCode = (error: unknown, code: string) => typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+const isNotFound = (error: unknown) => hasCode(error, 'JOB_NOT_FOUND');
 
 export function withFallback(target: Transport, source: Transport): Transport {
   /** The source's copy of a job the target lacks; null when neither has it. */
@@ -52,7 +60,7 @@ export function withFallback(target: Transport, source: Transport): Transport {
     try {
       return await act(target);
     } catch (error) {
-      if (!(error instanceof JobNotFoundError)) throw error;
+      if (!isNotFound(error)) throw error;
     }
     const deadline = Date.now() + MOVING_WAIT_MS;
     for (;;) {
@@ -63,7 +71,7 @@ export function withFallback(target: Transport, source: Transport): Transport {
         const out = await act(source);
         if (out.status !== 'moving' || Date.now() >= deadline) return out;
       } catch (error) {
-        if (!(error instanceof InvalidStateError) || Date.now() >= deadline) throw error;
+        if (!hasCode(error, 'INVALID_STATE') || Date.now() >= deadline) throw error;
         const now = await source.get(id);
         if (now?.status !== 'moving' && now?.status !== 'moved') throw error;
       }
@@ -96,7 +104,7 @@ export function withFallback(target: Transport, source: Transport): Transport {
       try {
         return await target.readEvents(id, options);
       } catch (error) {
-        if (!(error instanceof JobNotFoundError)) throw error;
+        if (!isNotFound(error)) throw error;
       }
       // The source's stream, until the job moves: the target carries the same ids on.
       const deadline = Date.now() + Math.max(0, options.wait_ms ?? 0);
@@ -128,7 +136,7 @@ export function withFallback(target: Transport, source: Transport): Transport {
           job = await source.wait(id, { ...options, timeout_ms: Math.min(left(), SOURCE_READ_SLICE_MS) });
         } catch (error) {
           // moved and gone from the source (retention) between the two reads: the target has it
-          if (error instanceof JobNotFoundError && (await target.get(id))) continue;
+          if (isNotFound(error) && (await target.get(id))) continue;
           throw error;
         }
         if (job.status === 'moved') {

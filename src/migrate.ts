@@ -264,7 +264,8 @@ async function retrying<T>(step: () => Promise<T>, signal: AbortSignal | undefin
     try {
       return await step();
     } catch (error) {
-      if (!(error instanceof TransportError) || !error.retryable || attempt >= STEP_TRIES || signal?.aborted) throw error;
+      // told by the flag, not the class: the stores may come from another copy of this module graph (see fallback.ts)
+      if ((error as { retryable?: unknown } | null)?.retryable !== true || attempt >= STEP_TRIES || signal?.aborted) throw error;
       await sleep(200 * attempt, signal);
     }
   }
