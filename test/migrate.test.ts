@@ -13,7 +13,8 @@ import { migrate, verifyMigration } from '../src/migrate.js';
 import { createWorker } from '../src/worker.js';
 import { createClient } from '../src/client.js';
 import { bounded } from '../src/bounded.js';
-import { JobNotFoundError, ValidationError } from '../src/errors.js';
+import { ConfigError, JobNotFoundError, ValidationError } from '../src/errors.js';
+import { loadConfig } from '../src/config.js';
 import type { Transport } from '../src/transport.js';
 import { asDone, claimOne, intent, newJob, uniqueQueue, waitFor } from './helpers.js';
 import { startServer } from './server-helpers.js';
@@ -242,6 +243,19 @@ describe('cut-over reads (REASONING_MIGRATE_FROM)', () => {
     assert.equal((await view.cancel(b.id, 'late')).status, 'canceled');
     assert.equal((await to.get(b.id))!.status, 'canceled', 'the cancel went to the store the job moved to');
     await assert.rejects(view.wait("nope", { timeout_ms: 10 }), JobNotFoundError);
+  });
+});
+
+describe('REASONING_MIGRATE_FROM', () => {
+  it('names the other store, on a client or server of mongo or redis', () => {
+    assert.equal(loadConfig({ REASONING_TRANSPORT: 'redis', REASONING_MIGRATE_FROM: 'mongo' }).migrateFrom, 'mongo');
+    for (const env of [
+      { REASONING_TRANSPORT: 'redis', REASONING_MIGRATE_FROM: 'redis' },
+      { REASONING_TRANSPORT: 'http', REASONING_MIGRATE_FROM: 'mongo' },
+      { REASONING_TRANSPORT: 'mongo', REASONING_MIGRATE_FROM: 'memory' },
+    ]) {
+      assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === 'REASONING_MIGRATE_FROM', JSON.stringify(env));
+    }
   });
 });
 
