@@ -21,7 +21,7 @@ export interface ConformanceOptions {
    * Tests this store cannot pass, each with the reason printed as the
    * skipped test's title (pg-boss style: visible, never silent).
    */
-  skip?: Partial<Record<'atomicClaimRace' | 'lead' | 'imports', string>>;
+  skip?: Partial<Record<'atomicClaimRace' | 'lead' | 'imports' | 'moves', string>>;
   /** lease used by lease-expiry tests; slow stores may want longer */
   shortLeaseMs?: number;
 }

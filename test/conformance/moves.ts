@@ -141,9 +141,8 @@ export function moveTests({ transport: t, options }: SuiteContext): void {
   });
 
   describe('moves (the side a migration leaves)', () => {
-    it('take("queued") holds jobs in claim order: nobody claims, retries or cancels them; release hands them back', async function () {
-      const m = t().moves;
-      if (!m) return this.skip();
+    itUnless(options.skip?.moves, 'take("queued") holds jobs in claim order: nobody claims, retries or cancels them; release hands them back', async function () {
+      const m = t().moves!;
       const q = uniqueQueue('mv');
       const low = newJob(q, { priority: 0 });
       const high = newJob(q, { priority: 5 });
@@ -185,9 +184,8 @@ export function moveTests({ transport: t, options }: SuiteContext): void {
       assert.deepEqual(await m.take(q, 'queued', 10), [], 'processing jobs are never taken');
     });
 
-    it('finish leaves a `moved` marker (terminal here: wait returns it); finished jobs are taken and handed back as they were', async function () {
-      const m = t().moves;
-      if (!m) return this.skip();
+    itUnless(options.skip?.moves, 'finish leaves a `moved` marker (terminal here: wait returns it); finished jobs are taken and handed back as they were', async function () {
+      const m = t().moves!;
       const q = uniqueQueue('mv2');
       const job = newJob(q);
       await t().enqueue(job);
