@@ -170,13 +170,18 @@ describe('migrate (memory → memory)', () => {
   });
 });
 
+/** Two memory stores, the target's view with the fallback, and one job queued in the source. */
+async function cutover(prefix: string) {
+  const { from, to } = await stores();
+  const q = uniqueQueue(prefix);
+  const job = newJob(q);
+  await from.enqueue(job);
+  return { from, to, view: withFallback(to, from), q, job };
+}
+
 describe('cut-over reads (REASONING_MIGRATE_FROM)', () => {
   it('a client on the target waiting on a job still in the source gets its result after it moved and ran in the target', async () => {
-    const { from, to } = await stores();
-    const view = withFallback(to, from);
-    const q = uniqueQueue('fb');
-    const job = newJob(q);
-    await from.enqueue(job);
+    const { from, to, view, q, job } = await cutover('fb');
     const client = await createClient({ transport: view });
     const got = await client.get(job.id);
     assert.equal(got?.status, 'queued', 'found in the source');
@@ -208,11 +213,7 @@ describe('cut-over reads (REASONING_MIGRATE_FROM)', () => {
   });
 
   it('a wait through the fallback ends when the job ends in the target, though a dead migrator left it moving in the source', async () => {
-    const { from, to } = await stores();
-    const view = withFallback(to, from);
-    const q = uniqueQueue('fb3');
-    const job = newJob(q);
-    await from.enqueue(job);
+    const { from, to, view, q, job } = await cutover('fb3');
     // killed between writing the job to the target and marking it moved
     const held = await from.moves!.take(q, 'queued', 10);
     await to.enqueueMany(held.map((m) => m.job), { imported: { events: held.map((m) => m.events) } });
@@ -262,6 +263,15 @@ describe('REASONING_MIGRATE_FROM', () => {
 describe('POST /v1/jobs:batch and client.enqueueMany', () => {
   const CLIENT = 'batch-client-token';
   const WORKER = 'batch-worker-token';
+
+  it('a batch that would overfill the store is refused whole: nothing is created', async () => {
+    const store = createMemoryTransport({ maxJobs: 5 });
+    const q = uniqueQueue('full');
+    await store.enqueue(newJob(q));
+    await assert.rejects(store.enqueueMany(Array.from({ length: 5 }, () => newJob(q))), (e: unknown) => (e as { code?: string }).code === 'STORE_FULL');
+    assert.equal((await store.stats()).queues[q]!.queued, 1);
+    assert.equal((await store.enqueueMany(Array.from({ length: 4 }, () => newJob(q)))).length, 4);
+  });
 
   it('enqueues a batch in one request, idempotent job by job; the client scope is needed', async () => {
     const { url, store } = await startServer({ tokens: { client: [CLIENT], worker: [WORKER] } });

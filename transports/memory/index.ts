@@ -126,6 +126,8 @@ export class MemoryTransport implements Transport {
 
   async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
     const events = options.imported?.events;
+    // The limits are met for the whole batch before any job is written (at most: some may exist already).
+    this.makeRoom(jobs.reduce((n, j) => n + JOB_OVERHEAD_BYTES + weigh(j.payload), 0), jobs.length);
     const out: EnqueueReply[] = [];
     for (const [i, job] of jobs.entries()) out.push(this.insert(job, events ? (events[i] ?? []) : null));
     return out;
@@ -268,7 +270,7 @@ export class MemoryTransport implements Transport {
   async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {
     const job = this.fenced(id, token);
     // Events are held like payloads: past the byte limit the oldest finished jobs make room, else STORE_FULL and nothing is written.
-    this.makeRoom(this.streams.weighOf(events), false);
+    this.makeRoom(this.streams.weighOf(events), 0);
     const last = this.streams.append(job, token, events, written);
     job.updated_at = new Date();
     this.weighOutputs(job);
@@ -487,9 +489,9 @@ export class MemoryTransport implements Transport {
     return result;
   }
 
-  /** Drop the oldest finished jobs until `size` more bytes and one more job fit; else STORE_FULL. */
-  private makeRoom(size: number, addsJob = true): void {
-    const fits = () => (!addsJob || this.jobs.size < this.maxJobs) && this.heldBytes + size <= this.maxBytes;
+  /** Drop the oldest finished jobs until `size` more bytes and `addsJobs` more jobs fit; else STORE_FULL. */
+  private makeRoom(size: number, addsJobs = 1): void {
+    const fits = () => this.jobs.size + addsJobs <= this.maxJobs && this.heldBytes + size <= this.maxBytes;
     for (const id of this.finishedOrder) {
       if (fits()) break;
       const job = this.jobs.get(id);
