@@ -20,6 +20,7 @@ import type { Worker } from '../worker.js';
 import { collectRoutes, createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
 import { registerDashboard } from './dashboard.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
 import { registerJobRoutes } from './routes-jobs.js';
 import { registerWorkerRoutes } from './routes-worker.js';
 
@@ -38,6 +39,11 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   maintenanceMs?: number;
   /** JSON bytes of one event a remote worker appends, default REASONQ_EVENT_MAX_BYTES */
   eventMaxBytes?: number;
+  /**
+   * a long-poll (wait, enqueue-and-wait, a claim, a JSON events page) answers after this long at most (ms), default
+   * DEFAULTS.maxWaitMs; given, it bounds POST /v1/intents too, whose `timeout_ms` may otherwise ask for up to an hour
+   */
+  maxWaitMs?: number;
   /** an SSE stream sends a keep-alive comment this often when quiet (ms) */
   sseKeepAliveMs?: number;
   /** an embedded worker whose job outcomes feed /metrics */
@@ -59,6 +65,10 @@ export interface ServerContext {
   callbacks: CallbackSender;
   sseMaxMs: number;
   sseKeepAliveMs: number;
+  /** the longest a long-poll holds a request (ms) */
+  maxWaitMs: number;
+  /** the longest POST /v1/intents waits, whatever its `timeout_ms` asks (ms) */
+  maxIntentWaitMs: number;
   eventMaxBytes: number;
   /**
    * Run a long-poll under its kind's limit; aborts when the client goes away
@@ -120,6 +130,8 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     callbacks,
     sseMaxMs: options.sseMaxMs ?? DEFAULTS.sseMaxMs,
     sseKeepAliveMs: options.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
+    maxWaitMs: options.maxWaitMs ?? DEFAULTS.maxWaitMs,
+    maxIntentWaitMs: options.maxWaitMs ?? Number.POSITIVE_INFINITY,
     eventMaxBytes: options.eventMaxBytes ?? DEFAULTS.eventMaxBytes,
     async longPoll(kind, request, run) {
       if (open[kind] >= limits[kind]) {
@@ -180,6 +192,10 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+
+  // Built once, from the route table: the contract of exactly this server's routes (openapi.ts).
+  const openapi = JSON.stringify(buildOpenApi());
+  app.get('/openapi.json', async (_request, reply) => reply.type('application/json; charset=utf-8').send(openapi));
 
   registerJobRoutes(app, ctx);
   registerWorkerRoutes(app, ctx);

@@ -45,6 +45,7 @@ type Access = 'public' | Scope[];
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /healthz': 'public',
   'GET /readyz': 'public',
+  'GET /openapi.json': 'public',
   'GET /': 'public',
   'GET /engine': 'public',
   'GET /engine/app.js': 'public',

@@ -9,8 +9,6 @@ import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
 import { batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
-const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
-
 type ById = { Params: { id: string } };
 
 /** An event as the API sends it (the time as ISO text). */
@@ -59,7 +57,7 @@ function createLoopGuard(limit: number, maxJobs = 10_000) {
   };
 }
 
-export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll, callbacks, sseMaxMs, sseKeepAliveMs }: ServerContext): void {
+export function registerJobRoutes(app: FastifyInstance, { transport, metrics, longPoll, callbacks, sseMaxMs, sseKeepAliveMs, maxWaitMs: MAX_WAIT_MS, maxIntentWaitMs }: ServerContext): void {
   const must = async (id: string): Promise<Job> => {
     const job = await transport.get(id);
     if (!job) throw new JobNotFoundError(id);
@@ -103,7 +101,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     const { timeout_ms, attempt_timeout_ms, ...rest } = parseOrThrow(intentBodySchema, request.body ?? {});
     if (rest.callback_url) callbacks.check(rest.callback_url);
     const job = buildJob({ ...rest, ...(attempt_timeout_ms ? { timeout_ms: attempt_timeout_ms } : {}) });
-    const limit = timeout_ms ?? MAX_WAIT_MS;
+    const limit = Math.min(timeout_ms ?? MAX_WAIT_MS, maxIntentWaitMs);
     const { final, created } = await longPoll('wait', request, async (signal) => {
       const out = await enqueue(job);
       return { final: await transport.wait(out.job.id, { timeout_ms: limit, signal }), created: out.created };

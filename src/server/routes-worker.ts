@@ -13,11 +13,11 @@ const outcomeLabel = (job: Job, outcome: Outcome) => (job.status !== 'queued' ? 
 
 type ById = { Params: { id: string } };
 
-export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics, longPoll, eventMaxBytes }: ServerContext): void {
+export function registerWorkerRoutes(app: FastifyInstance, { transport, metrics, longPoll, eventMaxBytes, maxWaitMs }: ServerContext): void {
   app.post('/v1/claim', async (request) => {
     const body = parseOrThrow(claimBodySchema, request.body ?? {});
     const jobs = await longPoll('claim', request, async (signal) => {
-      const claim = { queues: body.queues, owner: body.owner, lease_ms: body.lease_ms, wait_ms: Math.min(body.wait_ms, MAX_CLAIM_WAIT_MS), signal };
+      const claim = { queues: body.queues, owner: body.owner, lease_ms: body.lease_ms, wait_ms: Math.min(body.wait_ms, MAX_CLAIM_WAIT_MS, maxWaitMs), signal };
       if (body.max > 1 && transport.claimMany) return transport.claimMany(claim, body.max);
       const job = await transport.claim(claim);
       return job ? [job] : [];

@@ -11,7 +11,9 @@ const intFromQuery = (name: string, min: number, max: number) =>
     .string()
     .regex(/^\d+$/, `${name} must be a whole number from ${min} to ${max}`)
     .transform(Number)
-    .refine((n) => n >= min && n <= max, `${name} must be a whole number from ${min} to ${max}`);
+    .refine((n) => n >= min && n <= max, `${name} must be a whole number from ${min} to ${max}`)
+    // The OpenAPI document (openapi.ts) says what the text must hold: an integer in this range.
+    .meta({ 'x-query-int': [min, max] });
 
 /** Query strings are strict: a key we do not know (`status[$ne]`, a typo) is a 400, never silently ignored. */
 const query = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown query parameter ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : undefined) });

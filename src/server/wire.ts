@@ -1,0 +1,148 @@
+/**
+ * What the HTTP API answers, as zod schemas of the JSON on the wire (times as
+ * ISO 8601 text): the source of the response half of /openapi.json
+ * (src/server/openapi.ts). The server builds its answers from the job model
+ * (publicJob, src/job.ts), not from these; the fuzz test
+ * (test/openapi-fuzz.test.ts) checks every answer against them, so a field
+ * added to one and not the other fails there.
+ *
+ * Objects are open (`looseObject`): a client must take a field it does not
+ * know. The lease of a job read by a client is closed on purpose: a lease
+ * token that leaked into it would fail the check.
+ */
+import { z } from 'zod';
+import { JOB_STATUSES } from '../job.js';
+
+const dateTime = z.iso.datetime({ offset: true });
+const count = z.number().int().min(0);
+
+/** Every error answer: `{error: {code, message, details?}}` (src/errors.ts, the error handler in app.ts). */
+export const errorResponseSchema = z
+  .looseObject({
+    error: z.looseObject({
+      code: z.string().min(1).meta({ description: 'stable, machine-readable: VALIDATION_ERROR, JOB_NOT_FOUND, LEASE_LOST, UNAUTHORIZED …' }),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional().meta({ description: 'e.g. `field` for VALIDATION_ERROR, `id` for JOB_NOT_FOUND' }),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+const jobErrorSchema = z.looseObject({ code: z.string(), message: z.string(), retryable: z.boolean() }).meta({ id: 'JobError' });
+
+const intentSchema = z
+  .looseObject({
+    action: z.string(),
+    tool_name: z.string().nullish(),
+    args: z.record(z.string(), z.unknown()).nullish(),
+    finish: z.boolean().nullish(),
+    reasoning: z.string().nullish(),
+  })
+  .meta({ id: 'Intent', description: 'what a reasoning worker answered' });
+
+const callbackLogSchema = z
+  .looseObject({
+    state: z.enum(['pending', 'delivered', 'failed']),
+    attempts: count,
+    last_status: z.number().int().nullish(),
+    last_error: z.string().nullish(),
+    next_at: dateTime.nullish(),
+    delivered_at: dateTime.nullish(),
+    delivery_id: z.string().nullish(),
+  })
+  .meta({ id: 'CallbackLog' });
+
+const jobFields = {
+  id: z.string(),
+  queue: z.string(),
+  status: z.enum(JOB_STATUSES),
+  payload: z.looseObject({ session_id: z.string().optional(), step: z.number().int().optional(), goal: z.string().optional(), context: z.unknown().optional() }).meta({ description: 'the intent request, as enqueued' }),
+  result: intentSchema.nullable(),
+  error: jobErrorSchema.nullable(),
+  priority: z.number().int(),
+  run_at: dateTime,
+  attempts: count,
+  max_attempts: count,
+  stalls: count,
+  max_stalls: count,
+  timeout_ms: z.number().int().nullable(),
+  cancel_requested: z.looseObject({ at: dateTime, reason: z.string() }).nullable(),
+  dedupe_key: z.string().nullable(),
+  callback_url: z.string().nullable(),
+  progress: z.unknown().meta({ description: 'the last value a handler reported' }),
+  usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }).nullable(),
+  callback: callbackLogSchema.nullable(),
+  moved_to: z.string().nullable(),
+  created_at: dateTime,
+  updated_at: dateTime,
+  started_at: dateTime.nullable(),
+  finished_at: dateTime.nullable(),
+  stalled: z.boolean().meta({ description: 'processing, but its lease ran out: its worker died or froze' }),
+};
+
+/** A job as a client reads it: the lease without its token. */
+export const jobSchema = z.looseObject({ ...jobFields, lease: z.strictObject({ owner: z.string(), until: dateTime }).nullable() }).meta({ id: 'Job' });
+
+/** A job as its claiming worker gets it: the lease with the token that fences every later write. */
+export const claimedJobSchema = z.looseObject({ ...jobFields, lease: z.looseObject({ owner: z.string(), token: z.string(), until: dateTime }) }).meta({ id: 'ClaimedJob' });
+
+export const jobAnswerSchema = z.looseObject({ job: jobSchema });
+export const enqueueAnswerSchema = z.looseObject({ job: jobSchema, created: z.boolean().meta({ description: 'false: a job with this id or dedupe_key existed and is returned instead' }) });
+export const batchAnswerSchema = z.looseObject({ jobs: z.array(enqueueAnswerSchema) });
+export const intentAnswerSchema = z.looseObject({ job_id: z.string(), intent: intentSchema, job: jobSchema });
+export const listAnswerSchema = z.looseObject({
+  jobs: z.array(z.looseObject({ ...jobSchema.shape, summarized: z.literal(true) }).meta({ description: 'a job summarised (payload, result, error and progress cut short): GET /v1/jobs/{id} has it all' })),
+  next_cursor: z.string().nullable(),
+});
+
+const queueCountsSchema = z
+  .looseObject({ queued: count, delayed: count, processing: count, done: count, error: count, canceled: count, moving: count, moved: count })
+  .meta({ id: 'QueueCounts' });
+export const statsAnswerSchema = z.looseObject({ queues: z.record(z.string(), queueCountsSchema), totals: queueCountsSchema }).meta({ id: 'Stats' });
+
+export const workersAnswerSchema = z.looseObject({
+  workers: z.array(
+    z
+      .looseObject({
+        id: z.string(),
+        queues: z.array(z.string()),
+        concurrency: count,
+        running: count,
+        host: z.string(),
+        pid: count,
+        started_at: dateTime,
+        last_seen: dateTime,
+        ttl_ms: count,
+        processed: count,
+        failed: count,
+        alive: z.boolean(),
+      })
+      .meta({ id: 'Worker' }),
+  ),
+});
+
+const eventSchema = z
+  .looseObject({ id: z.number().int().min(1), type: z.string(), at: dateTime, attempt: count, data: z.unknown() })
+  .meta({ id: 'JobEvent' });
+export const eventsPageSchema = z.looseObject({
+  events: z.array(eventSchema),
+  last: count.meta({ description: "the id of the job's newest event (0: none yet)" }),
+  end: z.boolean().meta({ description: 'the job is finished and this page reaches its newest event' }),
+});
+
+export const claimAnswerSchema = z.looseObject({ jobs: z.array(claimedJobSchema) });
+export const leaseAnswerSchema = z.looseObject({ until: dateTime, cancel_requested: z.looseObject({ at: dateTime, reason: z.string() }).nullable() });
+export const appendAnswerSchema = z.looseObject({ last: count });
+export const okAnswerSchema = z.looseObject({ ok: z.literal(true) });
+export const progressAnswerSchema = z.looseObject({ ok: z.literal(true), last: count });
+export const sweepAnswerSchema = z.looseObject({ requeued: count, expired: count, canceled: count, deleted: count });
+export const readyAnswerSchema = z.looseObject({ ok: z.literal(true), transport: z.string() });
+export const sessionStateSchema = z.looseObject({ auth_required: z.boolean(), signed_in: z.boolean() });
+export const sessionOpenedSchema = z.looseObject({
+  signed_in: z.literal(true),
+  scopes: z.array(z.enum(['client', 'worker', 'admin'])),
+  csrf: z.string().meta({ description: 'send back as `x-reasonq-csrf` with the session cookie' }),
+});
+export const sessionClosedSchema = z.looseObject({ signed_in: z.literal(false) });
+export const ticketAnswerSchema = z.looseObject({ ticket: z.string().nullable().meta({ description: "for `?ticket=` on this job's event stream, a minute; null without a session" }) });
+/** The document itself is described as an object: describing OpenAPI in OpenAPI adds nothing a client needs. */
+export const documentSchema = z.looseObject({ openapi: z.string() });
