@@ -74,7 +74,8 @@ export const usageSchema = z.object({
 });
 export type Usage = z.infer<typeof usageSchema>;
 
-const eventTypeSchema = z
+/** An event type a handler or remote worker may append (lifecycle types are the store's). */
+export const eventTypeSchema = z
   .string()
   .regex(/^[a-z][a-z0-9_.:-]{0,63}$/, 'an event type is 1-64 characters: a lowercase letter, then letters, digits, _ . : -')
   .refine((t) => !RESERVED.has(t), 'that is a lifecycle event type: only the store writes it');

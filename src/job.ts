@@ -237,6 +237,7 @@ export const enqueueOptionsSchema = z.object({
   run_at: z.coerce
     .date()
     .refine((d) => d.getTime() < Date.now() + 366 * 24 * 3600 * 1000, 'run_at must be within a year from now')
+    .meta({ description: 'not claimable before this instant; within a year from now' })
     .optional(),
   max_attempts: z.number().int().min(1).max(1000).optional(),
   max_stalls: z.number().int().min(1).max(1000).optional(),
@@ -258,6 +259,8 @@ export const enqueueOptionsSchema = z.object({
       url.hash = '';
       return url.href;
     })
+    // What the transform checks, said in JSON Schema for the OpenAPI document (src/server/openapi.ts).
+    .meta({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' })
     .optional(),
 });
 export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;

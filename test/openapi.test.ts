@@ -33,7 +33,7 @@ describe('OpenAPI contract (/openapi.json)', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
     const { doc } = await served();
     const validator = new Validator();
-    const result = await validator.validate(doc as unknown as object);
+    const result = await validator.validate(doc as unknown as Parameters<Validator['validate']>[0]);
     assert.deepEqual(result.errors ?? [], [], JSON.stringify(result.errors, null, 2));
     assert.equal(result.valid, true);
     assert.equal(validator.version, '3.1');
@@ -97,7 +97,8 @@ describe('OpenAPI contract (/openapi.json)', () => {
     const schema = enqueue.content['application/json']!.schema;
     assert.equal(enqueue.required, true);
     assert.deepEqual(schema.required, ['payload']);
-    assert.deepEqual(schema.properties.run_at, { type: 'string', format: 'date-time' });
+    assert.deepEqual([schema.properties.run_at!.type, schema.properties.run_at!.format], ['string', 'date-time']);
+    assert.deepEqual([schema.properties.callback_url!.format, schema.properties.callback_url!.pattern], ['uri', '^[Hh][Tt][Tt][Pp][Ss]?://']);
     assert.equal(schema.properties.queue!.pattern, '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
     const wait = (doc.paths['/v1/jobs/{id}/wait']!.get as unknown as { parameters: { name: string; in: string; schema: unknown }[] }).parameters;
     assert.deepEqual(wait.find((p) => p.name === 'timeout_ms'), { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 0, maximum: 3_600_000 } });

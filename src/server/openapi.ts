@@ -16,7 +16,10 @@ type Json = Record<string, unknown>;
 
 /** `/v1/jobs/:id` → `/v1/jobs/{id}`; `::` (the router's literal colon) → `:`, so `/v1/jobs:batch` reads as clients call it. */
 export function openApiPath(url: string): string {
-  return url.replace(/::/g, '\u0000').replace(/:([A-Za-z_]\w*)/g, '{$1}').replace(/\u0000/g, ':');
+  return url
+    .split('::')
+    .map((part) => part.replace(/:([A-Za-z_]\w*)/g, '{$1}'))
+    .join(':');
 }
 
 const pathParams = (url: string) => [...url.replace(/::/g, '').matchAll(/:([A-Za-z_]\w*)/g)].map((m) => m[1]!);
@@ -81,7 +84,7 @@ function answer(a: RouteAnswer, components: Json): Json {
   const out: Json = { description: a.description };
   const content: Json = {};
   if (a.schema) content['application/json'] = { schema: toSchema(a.schema, 'output', components) };
-  if (a.contentType) content[a.contentType] = { schema: { type: 'string' } };
+  if (a.contentType) content[a.contentType] = { schema: a.contentSchema ? toSchema(a.contentSchema, 'output', components) : { type: 'string' } };
   if (Object.keys(content).length > 0) out.content = content;
   if (a.headers) out.headers = Object.fromEntries(Object.entries(a.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
   return out;

@@ -35,6 +35,8 @@ export interface RouteAnswer {
   schema?: z.ZodType;
   /** a body that is not JSON (text/html, text/event-stream …) */
   contentType?: string;
+  /** what that body holds; for text/event-stream, one event (its `event`, `id`, `data`); else text */
+  contentSchema?: z.ZodType;
   /** response headers worth telling a client about */
   headers?: Record<string, string>;
 }
@@ -161,7 +163,7 @@ export const API_ROUTES = {
     query: eventsQuerySchema,
     headers: { 'last-event-id': { description: 'resume after this event id (wins over `after`)', schema: { type: 'string', pattern: '^\\d{1,15}$' } } },
     ok: {
-      200: { description: 'the events: a stream, or a page with `format=json`', schema: wire.eventsPageSchema, contentType: 'text/event-stream' },
+      200: { description: 'the events: a stream, or a page with `format=json`', schema: wire.eventsPageSchema, contentType: 'text/event-stream', contentSchema: wire.streamEventSchema },
       204: { description: 'the job ended and the reader has every event' },
     },
     errors: { 404: jobId },

@@ -1,6 +1,6 @@
 /** Request bodies and queries of the HTTP API, validated with zod (400 names the field). */
 import { z } from 'zod';
-import { APPEND_MAX, EVENTS_PAGE_MAX } from '../events.js';
+import { APPEND_MAX, EVENTS_PAGE_MAX, eventTypeSchema } from '../events.js';
 import { ENQUEUE_MANY_MAX } from '../transport.js';
 import { enqueueRequestSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
 
@@ -95,7 +95,7 @@ export const lastEventIdSchema = z.string().regex(/^\d{1,15}$/, 'Last-Event-ID m
 export const appendBodySchema = z.object({
   token,
   written: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  events: z.array(z.object({ type: z.string().max(64), data: z.unknown().optional() })).min(1).max(APPEND_MAX),
+  events: z.array(z.object({ type: eventTypeSchema, data: z.unknown().optional() })).min(1).max(APPEND_MAX),
 });
 
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });

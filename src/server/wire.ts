@@ -129,6 +129,25 @@ export const eventsPageSchema = z.looseObject({
   end: z.boolean().meta({ description: 'the job is finished and this page reaches its newest event' }),
 });
 
+/**
+ * One server-sent event of a job's stream, as OpenAPI 3.1 tools read a
+ * `text/event-stream` schema (the fields of the event): a job event as JSON
+ * with its id, or the last one, `event: end`, saying the id of the newest.
+ */
+export const streamEventSchema = z
+  .union([
+    z.looseObject({
+      event: z.literal('message'),
+      id: z.string().regex(/^\d+$/),
+      data: z.string().meta({ contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/JobEvent' } }),
+    }),
+    z.looseObject({
+      event: z.literal('end'),
+      data: z.string().meta({ contentMediaType: 'application/json', contentSchema: { type: 'object', properties: { last: { type: 'integer', minimum: 0 } }, required: ['last'] } }),
+    }),
+  ])
+  .meta({ id: 'StreamEvent' });
+
 export const claimAnswerSchema = z.looseObject({ jobs: z.array(claimedJobSchema) });
 export const leaseAnswerSchema = z.looseObject({ until: dateTime, cancel_requested: z.looseObject({ at: dateTime, reason: z.string() }).nullable() });
 export const appendAnswerSchema = z.looseObject({ last: count });
