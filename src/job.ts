@@ -228,14 +228,25 @@ export const FIELD_NAMES = Object.keys(JOB_FIELDS) as JobField[];
 export const IMMUTABLE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].immutable) as ImmutableField[];
 export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) as EnqueueField[];
 
+/**
+ * A point in time as a caller gives it: a Date (in process), ISO 8601 text
+ * or epoch milliseconds (JSON). Nothing else: `z.coerce.date()` alone reads
+ * `null` and `true` as 1970, so a `run_at: null` would have been "now" in
+ * disguise and a heartbeat's `started_at: false` the epoch.
+ */
+export const instantSchema = z
+  .union([z.date(), z.string().max(64), z.number()])
+  .pipe(z.coerce.date({ error: 'must be an ISO 8601 date-time or milliseconds since 1970, within ±8.64e15 ms' }))
+  // The OpenAPI document (src/server/openapi.ts) says it as a date-time or a number.
+  .meta({ 'x-instant': true });
+
 /** Options a caller may give when enqueueing. */
 export const enqueueOptionsSchema = z.object({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'id may contain only letters, digits and _ . : -').optional(),
   queue: queueNameSchema.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   delay_ms: z.number().int().nonnegative().max(365 * 24 * 3600 * 1000).optional(),
-  run_at: z.coerce
-    .date()
+  run_at: instantSchema
     .refine((d) => d.getTime() < Date.now() + 366 * 24 * 3600 * 1000, 'run_at must be within a year from now')
     .meta({ description: 'not claimable before this instant; within a year from now' })
     .optional(),

@@ -93,11 +93,11 @@ describe('OpenAPI contract (/openapi.json)', () => {
 
   it('documents the request schemas the handlers parse with (zod → JSON Schema), dates as date-time text', async () => {
     const { doc } = await served();
-    const enqueue = doc.paths['/v1/jobs']!.post!.requestBody as { required: boolean; content: Record<string, { schema: { properties: Record<string, { type?: string; format?: string; pattern?: string }>; required: string[] } }> };
+    const enqueue = doc.paths['/v1/jobs']!.post!.requestBody as { required: boolean; content: Record<string, { schema: { properties: Record<string, { type?: string; format?: string; pattern?: string; anyOf?: unknown[] }>; required: string[] } }> };
     const schema = enqueue.content['application/json']!.schema;
     assert.equal(enqueue.required, true);
     assert.deepEqual(schema.required, ['payload']);
-    assert.deepEqual([schema.properties.run_at!.type, schema.properties.run_at!.format], ['string', 'date-time']);
+    assert.deepEqual((schema.properties.run_at as { anyOf: unknown[] }).anyOf, [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: -8.64e15, maximum: 8.64e15, description: 'milliseconds since 1970' }]);
     assert.deepEqual([schema.properties.callback_url!.format, schema.properties.callback_url!.pattern], ['uri', '^[Hh][Tt][Tt][Pp][Ss]?://']);
     assert.equal(schema.properties.queue!.pattern, '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
     const wait = (doc.paths['/v1/jobs/{id}/wait']!.get as unknown as { parameters: { name: string; in: string; schema: unknown }[] }).parameters;

@@ -21,6 +21,7 @@ import { collectRoutes, createAuth, registerAuth, SECURITY_HEADERS, type Auth } 
 import { registerDashboard } from './dashboard.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
+import { methodsAt } from './routes.js';
 import { registerJobRoutes } from './routes-jobs.js';
 import { registerWorkerRoutes } from './routes-worker.js';
 
@@ -90,6 +91,9 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     requestTimeout: requestTimeoutMs,
     http: { headersTimeout: Math.min(requestTimeoutMs, 10_000), connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
+    // A path segment is an id: up to 128 characters for a job, 256 for a worker, each byte %-encoded as three.
+    // (Fastify's default of 100 made a job enqueued with a long id unreadable by id.)
+    routerOptions: { maxParamLength: 256 * 3 * 4 },
     // Errors Fastify raises before routing (a malformed URL) get our error shape too.
     // No request hook has run for these: the security headers are set here, and nothing of the URL is echoed.
     frameworkErrors: (_error, _request, reply) => {
@@ -160,6 +164,15 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     void reply.headers(SECURITY_HEADERS);
   });
   registerAuth(app, auth, options.allowedHosts ?? DEFAULTS.allowedHosts);
+  // A path we have, with a method it does not take: 405 and what it takes (the route table), before any body is read.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.url !== undefined) return;
+    const path = request.url.split('?')[0]!;
+    const allow = methodsAt(path);
+    if (allow.length === 0) return;
+    void reply.header('allow', allow.join(', '));
+    throw new ReasonqError('METHOD_NOT_ALLOWED', `${request.method.slice(0, 16)} is not allowed here; this path takes ${allow.join(', ')}`, { status: 405 });
+  });
   // A query key no route reads (`?status[$ne]=done`, a typo) is refused, never ignored.
   app.addHook('preValidation', async (request) => {
     const keys = Object.keys(request.query as object);

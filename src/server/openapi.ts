@@ -49,6 +49,11 @@ function toSchema(schema: z.ZodType, io: 'input' | 'output', components: Json): 
     override: (ctx) => {
       const def = (ctx.zodSchema as unknown as { _zod: { def: { type: string } } })._zod.def;
       if (def.type === 'date') Object.assign(ctx.jsonSchema, { type: 'string', format: 'date-time' });
+      if (ctx.jsonSchema['x-instant']) {
+        const description = ctx.jsonSchema.description;
+        for (const k of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[k];
+        Object.assign(ctx.jsonSchema, { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: -8.64e15, maximum: 8.64e15, description: 'milliseconds since 1970' }] }, description ? { description } : {});
+      }
       const int = ctx.jsonSchema['x-query-int'] as [number, number] | undefined;
       if (int) {
         for (const k of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[k];

@@ -126,7 +126,8 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   });
 
   app.post<ById>('/v1/jobs/:id/cancel', async (request) => {
-    const body = parseOrThrow(cancelBodySchema, request.body ?? undefined);
+    // No body at all is no reason; a JSON `null` is a body that is not the object the contract says.
+    const body = parseOrThrow(cancelBodySchema, request.body);
     return { job: publicJob(await transport.cancel(request.params.id, body?.reason ?? 'canceled via API')) };
   });
 

@@ -214,3 +214,27 @@ export const API_ROUTES = {
 } as const satisfies Record<string, ApiRoute>;
 
 export type RouteKey = keyof typeof API_ROUTES;
+
+const PARAM = /:([A-Za-z_]\w*)/g;
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** Each route pattern as a matcher of concrete paths (`:id` one segment; `::` a literal colon), with the methods it takes. */
+const matchers: { re: RegExp; methods: Set<string> }[] = (() => {
+  const byUrl = new Map<string, Set<string>>();
+  for (const key of Object.keys(API_ROUTES)) {
+    const [method, url] = key.split(' ') as [string, string];
+    if (!byUrl.has(url)) byUrl.set(url, new Set());
+    byUrl.get(url)!.add(method);
+    if (method === 'GET') byUrl.get(url)!.add('HEAD');
+  }
+  return [...byUrl].map(([url, methods]) => ({
+    re: new RegExp(`^${url.split('::').map((part) => part.split(PARAM).map((piece, i) => (i % 2 === 1 ? '[^/]+' : escapeRe(piece))).join('')).join(':')}$`),
+    methods,
+  }));
+})();
+
+/** The methods the route table takes at this path (empty: no route has it), for 405's `Allow`. */
+export function methodsAt(path: string): string[] {
+  const found = new Set<string>();
+  for (const { re, methods } of matchers) if (re.test(path)) for (const m of methods) found.add(m);
+  return [...found].sort();
+}

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { APPEND_MAX, EVENTS_PAGE_MAX, eventTypeSchema } from '../events.js';
 import { ENQUEUE_MANY_MAX } from '../transport.js';
-import { enqueueRequestSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
+import { enqueueRequestSchema, instantSchema, intentSchema, JOB_STATUSES, MAX_JSON_DEPTH, queueNameSchema, withinDepth } from '../job.js';
 
 export { enqueueRequestSchema };
 
@@ -59,7 +59,7 @@ export const settleBodySchema = z.object({
     z.object({ status: z.literal('done'), result: intentSchema }),
     z.object({ status: z.literal('error'), error: jobErrorSchema }),
     z.object({ status: z.literal('canceled'), error: jobErrorSchema.optional() }),
-    z.object({ status: z.literal('queued'), run_at: z.coerce.date(), error: jobErrorSchema.optional(), give_back: z.literal(true).optional() }),
+    z.object({ status: z.literal('queued'), run_at: instantSchema, error: jobErrorSchema.optional(), give_back: z.literal(true).optional() }),
   ]),
 });
 export const progressBodySchema = z.object({ token, data: z.unknown().refine((d) => withinDepth(d), `data nests deeper than ${MAX_JSON_DEPTH} levels`) });
@@ -71,9 +71,9 @@ export const heartbeatBodySchema = z.object({
   running: z.number().int().min(0),
   host: z.string().max(256),
   pid: z.number().int().min(0).max(2 ** 32),
-  started_at: z.coerce.date(),
+  started_at: instantSchema,
   /** taken, but the server stamps its own clock: a caller cannot make a worker that never dies */
-  last_seen: z.coerce.date(),
+  last_seen: instantSchema,
   ttl_ms: z.number().int().min(1).max(10 * 60_000),
   processed: z.number().int().min(0),
   failed: z.number().int().min(0),

@@ -167,3 +167,68 @@ describe('security: what a worker may write', () => {
     assert.equal((await store.get(job.id))?.attempts, 1, 'one given back, no more');
   });
 });
+
+/** What the contract fuzz run (test/openapi-fuzz.test.ts) found, each kept as a plain test. */
+describe('security: input the contract fuzzer found', function () {
+  this.timeout(30_000);
+
+  it('a time that is not one (null, true, out of range) is a 400, never read as 1970', async () => {
+    const { url, store } = await startServer();
+    const q = uniqueQueue('when');
+    for (const run_at of [null, true, false, 1e20, {}, []]) {
+      const res = await json(url, 'POST', '/v1/jobs', JSON.stringify({ queue: q, payload: { goal: 'x' }, run_at }));
+      assert.equal(res.status, 400, `run_at ${JSON.stringify(run_at)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error?.code, 'VALIDATION_ERROR');
+    }
+    assert.deepEqual((await store.list({ queue: q })).jobs, [], 'nothing was created');
+    const beat = await json(url, 'POST', '/v1/workers/heartbeat', JSON.stringify({ id: 'w', queues: [q], concurrency: 1, running: 0, host: 'h', pid: 1, started_at: false, last_seen: null, ttl_ms: 1000, processed: 0, failed: 0 }));
+    assert.equal(beat.status, 400, JSON.stringify(beat.body));
+    // What a time is stays taken: ISO 8601 text and epoch milliseconds.
+    for (const run_at of [new Date(Date.now() + 60_000).toISOString(), Date.now() + 60_000]) {
+      assert.equal((await json(url, 'POST', '/v1/jobs', JSON.stringify({ queue: q, payload: { goal: 'x' }, run_at }))).status, 201);
+    }
+  });
+
+  it('a job enqueued with the longest id it may have can be read, canceled and waited for by that id; a worker by its longest id removed', async () => {
+    const { url } = await startServer();
+    const id = `j${'x'.repeat(127)}`;
+    assert.equal((await json(url, 'POST', '/v1/jobs', JSON.stringify({ id, queue: uniqueQueue('long'), payload: {} }))).status, 201);
+    const read = await json(url, 'GET', `/v1/jobs/${id}`);
+    assert.equal(read.status, 200, JSON.stringify(read.body));
+    assert.equal((read.body.job as { id: string }).id, id);
+    assert.equal((await json(url, 'GET', `/v1/jobs/${id}/wait?timeout_ms=1`)).status, 200);
+    assert.equal((await json(url, 'POST', `/v1/jobs/${id}/cancel`, '{}')).status, 200);
+    const worker = `w${'é'.repeat(255)}`;
+    const beat = { id: worker, queues: ['q'], concurrency: 1, running: 0, host: 'h', pid: 1, started_at: new Date().toISOString(), last_seen: new Date().toISOString(), ttl_ms: 1000, processed: 0, failed: 0 };
+    assert.equal((await json(url, 'POST', '/v1/workers/heartbeat', JSON.stringify(beat))).status, 200);
+    assert.equal((await json(url, 'DELETE', `/v1/workers/${encodeURIComponent(worker)}`)).status, 200);
+    assert.deepEqual(((await json(url, 'GET', '/v1/workers')).body.workers as { id: string }[]).map((w) => w.id), []);
+  });
+
+  it('a cancel whose body is JSON null is a 400 (the body is an object or absent)', async () => {
+    const { url, store } = await startServer();
+    const { job } = await store.enqueue(newJob(uniqueQueue('cancel')));
+    const res = await json(url, 'POST', `/v1/jobs/${job.id}/cancel`, 'null');
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal((await store.get(job.id))?.status, 'queued', 'not canceled');
+    const bare = await fetch(`${url}/v1/jobs/${job.id}/cancel`, { method: 'POST' });
+    assert.equal(bare.status, 200, 'no body at all is no reason');
+  });
+
+  it('a method a path does not take is a 405 naming what it takes, before the body is read', async () => {
+    const { url } = await startServer();
+    for (const [method, path, allow] of [
+      ['PUT', '/v1/jobs', 'GET, HEAD, POST'],
+      ['QUERY', '/v1/jobs/abc', 'GET, HEAD'],
+      ['PATCH', '/v1/jobs:batch', 'POST'],
+      ['TRACE', '/healthz', 'GET, HEAD'],
+      ['DELETE', '/v1/stats', 'GET, HEAD'],
+    ] as const) {
+      const res = await rawRequest(portOf(url), method, path, { headers: { 'content-type': 'text/plain' }, body: 'x' });
+      assert.equal(res.status, 405, `${method} ${path}: ${res.status} ${res.body}`);
+      assert.equal(res.headers.allow, allow, `${method} ${path}`);
+      assert.equal((JSON.parse(res.body) as { error: { code: string } }).error.code, 'METHOD_NOT_ALLOWED');
+    }
+    assert.equal((await rawRequest(portOf(url), 'PUT', '/v1/nothing-here')).status, 404, 'a path no route has stays a 404');
+  });
+});
