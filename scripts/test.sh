@@ -39,6 +39,10 @@ if [ -z "${MONGO_URL:-}" ] && [ -f scripts/ferretdb/build.sh ]; then
   # FerretDB is the fallback when mongodb-memory-server cannot download MongoDB.
   bash scripts/ferretdb/build.sh || echo "reasonq test: FerretDB could not be built; the Mongo suites need MONGO_URL or mongodb-memory-server" >&2
 fi
+if [ -f scripts/schemathesis/ensure.sh ]; then
+  # The contract fuzzer (test/openapi-fuzz.test.ts), from PyPI into .cache; without it that test skips, saying why.
+  bash scripts/schemathesis/ensure.sh >/dev/null || echo "reasonq test: schemathesis could not be installed; the OpenAPI fuzz test will skip (see above)" >&2
+fi
 if [ -f scripts/ensure-chromium.sh ]; then
   bash scripts/ensure-chromium.sh || die "chromium is needed for the browser tests and could not be installed"
 fi

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { ROUTE_ACCESS, registeredRoutes } from '../src/server/auth.js';
+import { LAST_INSTANT_MS } from '../src/job.js';
 import { openApiPath } from '../src/server/openapi.js';
 import { startServer } from './server-helpers.js';
 
@@ -97,7 +98,7 @@ describe('OpenAPI contract (/openapi.json)', () => {
     const schema = enqueue.content['application/json']!.schema;
     assert.equal(enqueue.required, true);
     assert.deepEqual(schema.required, ['payload']);
-    assert.deepEqual((schema.properties.run_at as { anyOf: unknown[] }).anyOf, [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: -8.64e15, maximum: 8.64e15, description: 'milliseconds since 1970' }]);
+    assert.deepEqual((schema.properties.run_at as { anyOf: unknown[] }).anyOf, [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: 0, maximum: LAST_INSTANT_MS, description: 'milliseconds since 1970' }]);
     assert.deepEqual([schema.properties.callback_url!.format, schema.properties.callback_url!.pattern], ['uri', '^[Hh][Tt][Tt][Pp][Ss]?://']);
     assert.equal(schema.properties.queue!.pattern, '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
     const wait = (doc.paths['/v1/jobs/{id}/wait']!.get as unknown as { parameters: { name: string; in: string; schema: unknown }[] }).parameters;

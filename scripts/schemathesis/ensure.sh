@@ -13,23 +13,26 @@ venv="$repo_root/.cache/schemathesis/venv"
 st="$venv/bin/st"
 stamp="$venv/.reasonq-schemathesis-$VERSION"
 
-if [[ -x "$st" && -f "$stamp" ]]; then
+# The stamp says this version installed; running it says the venv still works (its scripts name the path they were made at).
+if [[ -f "$stamp" ]] && "$st" --version >/dev/null 2>&1; then
   echo "$st"
   exit 0
 fi
 if ! command -v python3 >/dev/null 2>&1; then
-  echo "schemathesis: python3 not found; it needs Python >= 3.9 with venv" >&2
+  echo "schemathesis: python3 not found; schemathesis $VERSION needs Python >= 3.11 with venv" >&2
+  exit 1
+fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "schemathesis: python3 is $(python3 -V 2>&1); schemathesis $VERSION needs Python >= 3.11" >&2
   exit 1
 fi
 # Debian splits venv (and ensurepip) into python3-venv.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  ensure_pkg="$repo_root/scripts/ensure-debian-package.sh"
-  if [[ -f "$ensure_pkg" ]]; then
-    bash "$ensure_pkg" python3-venv >&2 || { echo "schemathesis: python3-venv is missing and could not be installed" >&2; exit 1; }
-  else
-    echo "schemathesis: python3 has no venv module (apt-get install python3-venv)" >&2
-    exit 1
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "schemathesis: python3 has no venv module; installing Debian's python3-venv" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >&2 || true
   fi
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "schemathesis: python3 has no venv module (apt-get install python3-venv)" >&2; exit 1; }
 fi
 echo "schemathesis: installing $VERSION into $venv" >&2
 rm -rf "$venv"
