@@ -228,6 +228,9 @@ export const FIELD_NAMES = Object.keys(JOB_FIELDS) as JobField[];
 export const IMMUTABLE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].immutable) as ImmutableField[];
 export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) as EnqueueField[];
 
+/** 9999-12-31T23:59:59.999Z, the last instant an RFC 3339 date-time can say. */
+export const LAST_INSTANT_MS = 253_402_300_799_999;
+
 /**
  * A point in time as a caller gives it: a Date (in process), ISO 8601 text
  * or epoch milliseconds (JSON). Nothing else: `z.coerce.date()` alone reads
@@ -236,7 +239,9 @@ export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) a
  */
 export const instantSchema = z
   .union([z.date(), z.string().max(64), z.number()])
-  .pipe(z.coerce.date({ error: 'must be an ISO 8601 date-time or milliseconds since 1970, within ±8.64e15 ms' }))
+  .pipe(z.coerce.date({ error: `must be an ISO 8601 date-time or milliseconds since 1970` }))
+  // Years past 9999 (or before 1970) would go back out as `+275760-…`, which no date-time reader takes.
+  .refine((d) => d.getTime() >= 0 && d.getTime() <= LAST_INSTANT_MS, 'must lie between 1970 and the end of 9999')
   // The OpenAPI document (src/server/openapi.ts) says it as a date-time or a number.
   .meta({ 'x-instant': true });
 

@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { LAST_INSTANT_MS } from '../job.js';
 import { ROUTE_ACCESS, SESSION_COOKIE } from './auth.js';
 import { API_ROUTES, type ApiRoute, type RouteAnswer } from './routes.js';
 import { errorResponseSchema } from './wire.js';
@@ -52,7 +53,7 @@ function toSchema(schema: z.ZodType, io: 'input' | 'output', components: Json): 
       if (ctx.jsonSchema['x-instant']) {
         const description = ctx.jsonSchema.description;
         for (const k of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[k];
-        Object.assign(ctx.jsonSchema, { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: -8.64e15, maximum: 8.64e15, description: 'milliseconds since 1970' }] }, description ? { description } : {});
+        Object.assign(ctx.jsonSchema, { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'number', minimum: 0, maximum: LAST_INSTANT_MS, description: 'milliseconds since 1970' }] }, description ? { description } : {});
       }
       const int = ctx.jsonSchema['x-query-int'] as [number, number] | undefined;
       if (int) {
