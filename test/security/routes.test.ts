@@ -114,7 +114,7 @@ describe('security: every route needs the token it should (routed-path auth)', (
     assert.equal((await rawRequest(port, 'GET', '/healthz')).status, 200);
   });
 
-  it('the public list is exactly /healthz, /readyz, the dashboard page and assets and the session routes; every other route defaults to admin', async () => {
+  it('the public list is exactly /healthz, /readyz, /openapi.json, the dashboard page and assets and the session routes; every other route defaults to admin', async () => {
     const { app } = await startServer({ token: ADMIN });
     const keys = new Set(registeredRoutes(app).filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`));
     const isPublic = Object.entries(ROUTE_ACCESS).filter(([, a]) => a === 'public').map(([k]) => k);
