@@ -79,7 +79,10 @@ function commonErrors(key: string, route: ApiRoute): Record<number, string> {
   } else if (key.endsWith(' /v1/session')) {
     errors[403] = 'a browser sent the request from another site (CROSS_SITE_REFUSED)';
   }
-  if (route.body) errors[413] = 'the body is larger than the server takes (PAYLOAD_TOO_LARGE)';
+  if (route.body) {
+    errors[408] = 'the body was not received in time (REQUEST_TIMEOUT)';
+    errors[413] = 'the body is larger than the server takes (PAYLOAD_TOO_LARGE)';
+  }
   if (key !== 'GET /healthz' && key !== 'GET /readyz') errors[421] = 'the Host header names a host this server does not answer for (HOST_NOT_ALLOWED)';
   if (route.longPoll) errors[429] = 'too many requests of this kind are open (RATE_LIMITED); see Retry-After';
   errors[503] = 'the store does not answer (TRANSPORT_UNAVAILABLE), or the server is closing';
