@@ -238,7 +238,7 @@ export const LAST_INSTANT_MS = 253_402_300_799_999;
  * disguise and a heartbeat's `started_at: false` the epoch.
  */
 export const instantSchema = z
-  .union([z.date(), z.string().max(64), z.number()])
+  .union([z.date(), z.string().max(64), z.number().min(0).max(LAST_INSTANT_MS)])
   .pipe(z.coerce.date({ error: `must be an ISO 8601 date-time or milliseconds since 1970` }))
   // Years past 9999 (or before 1970) would go back out as `+275760-…`, which no date-time reader takes.
   .refine((d) => d.getTime() >= 0 && d.getTime() <= LAST_INSTANT_MS, 'must lie between 1970 and the end of 9999')

@@ -175,14 +175,18 @@ describe('security: input the contract fuzzer found', function () {
   it('a time that is not one (null, true, before 1970, past 9999) is a 400, never read as 1970 nor sent back as an extended year', async () => {
     const { url, store } = await startServer();
     const q = uniqueQueue('when');
-    for (const run_at of [null, true, false, 1e20, -7e15, 253_402_300_800_000, '+275760-09-13T00:00:00Z', {}, []]) {
+    for (const run_at of [null, true, false, 1e20, -7e15, -1e-323, 253_402_300_800_000, '+275760-09-13T00:00:00Z', {}, []]) {
       const res = await json(url, 'POST', '/v1/jobs', JSON.stringify({ queue: q, payload: { goal: 'x' }, run_at }));
       assert.equal(res.status, 400, `run_at ${JSON.stringify(run_at)}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error?.code, 'VALIDATION_ERROR');
     }
     assert.deepEqual((await store.list({ queue: q })).jobs, [], 'nothing was created');
-    const beat = await json(url, 'POST', '/v1/workers/heartbeat', JSON.stringify({ id: 'w', queues: [q], concurrency: 1, running: 0, host: 'h', pid: 1, started_at: false, last_seen: null, ttl_ms: 1000, processed: 0, failed: 0 }));
-    assert.equal(beat.status, 400, JSON.stringify(beat.body));
+    const now = new Date().toISOString();
+    for (const wrong of [{ started_at: false }, { last_seen: null }, { last_seen: -1e-323 }]) {
+      const beat = await json(url, 'POST', '/v1/workers/heartbeat', JSON.stringify({ id: 'w', queues: [q], concurrency: 1, running: 0, host: 'h', pid: 1, started_at: now, last_seen: now, ttl_ms: 1000, processed: 0, failed: 0, ...wrong }));
+      assert.equal(beat.status, 400, `${JSON.stringify(wrong)}: ${JSON.stringify(beat.body)}`);
+    }
+    assert.deepEqual(await store.workers(), [], 'no worker was registered');
     // What a time is stays taken: ISO 8601 text and epoch milliseconds.
     for (const run_at of [new Date(Date.now() + 60_000).toISOString(), Date.now() + 60_000]) {
       assert.equal((await json(url, 'POST', '/v1/jobs', JSON.stringify({ queue: q, payload: { goal: 'x' }, run_at }))).status, 201);
