@@ -18,6 +18,7 @@ import { buildJob, enqueueRequestSchema, intentRequestSchema, isTerminal, parseO
 import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
+import { retryMany, type RetryManyRequest, type RetryManyResult } from './retry-many.js';
 import { bounded, within } from './bounded.js';
 import type { EventPage, JobEvent } from './events.js';
 
@@ -75,6 +76,12 @@ export interface Client {
   wait(id: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job>;
   cancel(id: string, reason?: string): Promise<Job>;
   retry(id: string): Promise<Job>;
+  /**
+   * Retry many failed jobs: `{ids}` (1..500), or `{queue?, status: 'error', limit?}`
+   * (the newest failures, default 100, at most 500). Each as `retry` would;
+   * those that cannot be are reported in `skipped` with the error's code.
+   */
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult>;
   list(filter?: ListFilter): Promise<ListPage>;
   stats(): Promise<Stats>;
   workers(): Promise<WorkerInfo[]>;
@@ -221,6 +228,10 @@ class ReasonqClient implements Client {
 
   retry(id: string): Promise<Job> {
     return this.withRetries(() => this.transport.retry(id));
+  }
+
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult> {
+    return this.withRetries(() => retryMany(this.transport, request));
   }
 
   list(filter: ListFilter = {}): Promise<ListPage> {

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { v7 as uuidv7 } from 'uuid';
 import { DEFAULTS } from './config.js';
 import { InvalidStateError, ValidationError } from './errors.js';
+import type { RunRecord } from './runs.js';
 
 export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const DEFAULT_QUEUE = DEFAULTS.queue;
@@ -171,6 +172,8 @@ export interface Job {
   callback: CallbackLog | null;
   /** set with `moved`: the store the job went to (`redis`, `mongo` …), where it goes on */
   moved_to: string | null;
+  /** one record per run that ended, newest last, the newest 25 (src/runs.ts); kept by a retry */
+  runs: RunRecord[];
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -211,6 +214,7 @@ export const JOB_FIELDS = {
   usage: { kind: 'json', immutable: false, enqueue: false },
   callback: { kind: 'json', immutable: false, enqueue: false },
   moved_to: { kind: 'string', immutable: false, enqueue: false },
+  runs: { kind: 'json', immutable: false, enqueue: false },
   created_at: { kind: 'date', immutable: true, enqueue: false },
   updated_at: { kind: 'date', immutable: false, enqueue: false },
   started_at: { kind: 'date', immutable: false, enqueue: false },
@@ -309,6 +313,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     usage: null,
     callback: null,
     moved_to: null,
+    runs: [],
     created_at: now,
     updated_at: now,
     started_at: null,
@@ -367,6 +372,8 @@ export function reviveJob(raw: unknown): Job {
     else if (kind === 'lease') job[field] = { ...(v as object), until: new Date((v as { until: string | number }).until) };
     else if (kind === 'cancel') job[field] = { ...(v as object), at: new Date((v as { at: string | number }).at) };
   }
+  // A job from before run histories (or a peer that leaves them out) has none yet.
+  if (!Array.isArray(job.runs)) job.runs = [];
   return job as unknown as Job;
 }
 
@@ -376,7 +383,7 @@ const SUMMARY_GOAL_CHARS = 200;
 /**
  * A job as a list shows it: the whole record but for what can be large
  * (payload beyond its session, step and the start of its goal; the result's
- * args and reasoning; progress; a long error message). Built without copying
+ * args and reasoning; progress; a long error message; runs but the newest). Built without copying
  * what it leaves out. `GET /v1/jobs/:id` has it all.
  */
 export function summarizeJob(job: Job): Job {
@@ -387,7 +394,8 @@ export function summarizeJob(job: Job): Job {
   if (typeof goal === 'string') payload.goal = goal.length > SUMMARY_GOAL_CHARS ? `${goal.slice(0, SUMMARY_GOAL_CHARS)}…` : goal;
   const result = job.result ? ({ action: job.result.action, tool_name: job.result.tool_name ?? null, finish: job.result.finish ?? null } as Intent) : null;
   const error = job.error ? { ...job.error, message: job.error.message.slice(0, 1000) } : null;
-  return { ...job, payload, result, error, progress: null };
+  // The newest run only: a page of 500 jobs does not carry 25 records each (the job's own page has them all).
+  return { ...job, payload, result, error, progress: null, runs: (job.runs ?? []).slice(-1) };
 }
 
 /**

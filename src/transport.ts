@@ -56,6 +56,8 @@ export interface ExtendResult {
 export interface ListFilter {
   status?: JobStatus | undefined;
   queue?: string | undefined;
+  /** only the jobs of this session (`payload.session_id`, exact match), served by an index on every store */
+  session_id?: string | undefined;
   /** 1..500, default 50 */
   limit?: number | undefined;
   /** opaque, from the previous page's `next_cursor` */
@@ -65,14 +67,19 @@ export interface ListFilter {
 }
 
 export interface ListPage {
-  /** newest first (by `created_at`, then `id`) */
+  /**
+   * Newest first, by `created_at` then `id`; a list of one finished status
+   * (done, error, canceled) without `session_id`: newest ending first, by
+   * `finished_at` then `id` (listOrder, src/transport-helpers.ts).
+   */
   jobs: Job[];
   next_cursor: string | null;
 }
 
 export interface QueueCounts {
+  /** queued and due: a worker may claim them now (the delayed ones are not counted here) */
   queued: number;
-  /** queued jobs whose `run_at` is still in the future (a subset of `queued`) */
+  /** queued with `run_at` still in the future (not counted in `queued`: the two add up to every queued job) */
   delayed: number;
   processing: number;
   done: number;

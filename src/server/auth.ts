@@ -63,6 +63,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/jobs/:id/events/ticket': ['client'],
   'POST /v1/jobs/:id/cancel': ['client'],
   'POST /v1/jobs/:id/retry': ['client'],
+  'POST /v1/jobs::retry': ['client'], // /v1/jobs:retry, bulk (src/retry-many.ts)
   'GET /v1/stats': ['client'],
   'GET /v1/workers': ['client'],
 

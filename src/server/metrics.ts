@@ -23,7 +23,7 @@ export function createMetrics(transport: Transport): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'reasonq_process_' });
   new Gauge({
     name: 'reasonq_jobs',
-    help: 'Jobs in the store by queue and status (delayed is a subset of queued)',
+    help: 'Jobs in the store by queue and status (queued: due now; delayed: run_at in the future; the two do not overlap)',
     labelNames: ['queue', 'status'] as const,
     registers: [registry],
     async collect() {

@@ -7,6 +7,7 @@ import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutErro
 import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
+import { retryMany } from '../retry-many.js';
 import { batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
@@ -135,6 +136,12 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   app.post<ById>('/v1/jobs/:id/retry', async (request) => {
     if (request.headers['webhook-id'] !== undefined) callbackRetry(request.params.id);
     return { job: publicJob(await transport.retry(request.params.id)) };
+  });
+
+  // Bulk retry (src/retry-many.ts): `{ids}` or `{queue?, status: 'error', limit?}`, at most 500, checked before any is retried.
+  app.post('/v1/jobs::retry', async (request) => {
+    const fromCallback = request.headers['webhook-id'] !== undefined;
+    return retryMany(transport, (request.body ?? {}) as Parameters<typeof retryMany>[1], fromCallback ? callbackRetry : undefined);
   });
 
   app.get('/v1/jobs', async (request) => {

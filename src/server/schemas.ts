@@ -33,6 +33,7 @@ export const intentBodySchema = enqueueRequestSchema.extend({
 export const listQuerySchema = query({
   status: z.enum(JOB_STATUSES).optional(),
   queue: queueNameSchema.optional(),
+  session_id: z.string().min(1, 'session_id must not be empty').max(256, 'session_id is at most 256 characters').optional(),
   limit: intFromQuery('limit', 1, 500).optional(),
   cursor: z.string().max(512).optional(),
 });

@@ -76,6 +76,19 @@ export function fieldTests({ transport: t }: SuiteContext): void {
           assert.equal(typeof j.callback.attempts, 'number');
         },
         moved_to: (j) => assert.equal(j.moved_to, null, 'set only on the marker a migration leaves'),
+        runs: (j) => {
+          // One record per run that ended, newest last: the lost one, the failed one, the one that worked.
+          const shape = j.runs.map((r) => ({ attempt: r.attempt, worker: r.worker, end: r.end, error: r.error }));
+          assert.deepEqual(shape, [
+            { attempt: 1, worker: 'rt-worker-lost', end: 'stalled', error: null },
+            { attempt: 1, worker: 'rt-worker', end: 'retry', error },
+            { attempt: 2, worker: 'rt-worker-2', end: 'done', error: null },
+          ]);
+          assert.equal(j.runs[1]!.started_at, first.started_at!.toISOString(), 'started_at: the run\'s claim, as an ISO string');
+          assert.equal(j.runs[2]!.started_at, second.started_at!.toISOString());
+          for (const r of j.runs) assert.ok(Date.parse(r.ended_at) >= Date.parse(r.started_at), JSON.stringify(r));
+          assert.ok(Date.parse(j.runs[2]!.ended_at) <= j.finished_at!.getTime() + 1);
+        },
         created_at: (j) => assert.equal(ms(j.created_at), stored.created_at.getTime(), 'as the store stamped it at enqueue'),
         updated_at: (j) => assert.ok(j.updated_at instanceof Date && j.updated_at.getTime() >= j.started_at!.getTime()),
         started_at: (j) => assert.ok(j.started_at instanceof Date && j.started_at.getTime() >= first.started_at!.getTime()),

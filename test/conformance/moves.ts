@@ -123,7 +123,7 @@ export function moveTests({ transport: t, options }: SuiteContext): void {
       const stats = (await t().stats()).queues[q]!;
       assert.equal(stats.delayed, 1);
       assert.equal(stats.done, 1);
-      assert.equal(stats.queued, 3);
+      assert.equal(stats.queued, 2, 'due now (the delayed one is counted apart)');
       const finished = await t().wait(done.job.id, { timeout_ms: 0 });
       assert.equal(finished.status, 'done');
       assert.deepEqual(finished.result, intent);
@@ -163,7 +163,7 @@ export function moveTests({ transport: t, options }: SuiteContext): void {
       assert.equal((await t().get(high.id))!.status, 'moving');
       const counts = (await t().stats()).queues[q]!;
       assert.equal(counts.moving, 2);
-      assert.equal(counts.queued, 2);
+      assert.equal(counts.queued + counts.delayed, 2);
       // a claim takes only the one left due
       const claimed = await claimOne(t(), q);
       assert.equal(claimed.id, running.id);

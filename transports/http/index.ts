@@ -198,7 +198,8 @@ export class HttpTransport implements Transport {
 
   async list(filter: ListFilter): Promise<ListPage> {
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null) q.set(k, String(v));
+    // `summary` is not a query parameter: the server's lists are summaries always.
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null && k !== 'summary') q.set(k, String(v));
     const res = await this.call<{ jobs: unknown[]; next_cursor: string | null }>('GET', `/v1/jobs?${q.toString()}`);
     return { jobs: res.jobs.map(reviveJob), next_cursor: res.next_cursor };
   }

@@ -11,6 +11,7 @@
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
  * - `streams`: per job, its events (streams.ts).
+ * - `sessions`: `payload.session_id` → ids of its jobs (list by session).
  * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
  *   finished ones in the order they ended. The store holds at most `maxJobs`
  *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
@@ -41,7 +42,8 @@ import {
   type WorkerInfo,
 } from '../../src/transport.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
-import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { assertSettle, decodeCursor, encodeCursor, listKey, listOrder, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { appendRun, runRecord } from '../../src/runs.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
@@ -79,6 +81,8 @@ export class MemoryTransport implements Transport {
   private readonly jobs = new Map<string, Job>();
   /** `queue \0 dedupe_key` → id */
   private readonly dedupe = new Map<string, string>();
+  /** `payload.session_id` → its jobs' ids */
+  private readonly sessions = new Map<string, Set<string>>();
   private readonly ready = new Map<string, ReadyQueue>();
   private readonly readySeq = new Map<string, number>();
   private readonly leased = new Set<string>();
@@ -148,6 +152,12 @@ export class MemoryTransport implements Transport {
     this.sizes.set(stored.id, size);
     this.heldBytes += size;
     if (stored.dedupe_key && !holder) this.dedupe.set(dedupeKey(stored), stored.id);
+    const session = stored.payload.session_id;
+    if (typeof session === 'string') {
+      let ids = this.sessions.get(session);
+      if (!ids) this.sessions.set(session, (ids = new Set()));
+      ids.add(stored.id);
+    }
     if (!imported) {
       this.streams.log(stored, 'queued', {});
       this.pushReady(stored);
@@ -258,6 +268,7 @@ export class MemoryTransport implements Transport {
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
     this.streams.logOutcome(job, status, outcome);
+    this.endRun(job, outcome, status);
     this.count(job, outcome);
     if (status === 'queued') {
       this.requeue(job, outcome.run_at ?? new Date());
@@ -356,15 +367,18 @@ export class MemoryTransport implements Transport {
   async list(filter: ListFilter): Promise<ListPage> {
     const limit = Math.min(Math.max(filter.limit ?? DEFAULTS.listLimit, 1), DEFAULTS.listMaxLimit);
     const after = filter.cursor ? decodeCursor(filter.cursor) : null;
-    const matches = [...this.jobs.values()]
+    const order = listOrder(filter);
+    const key = (j: Job) => listKey(j, order);
+    const candidates = filter.session_id !== undefined ? [...(this.sessions.get(filter.session_id) ?? [])].map((id) => this.jobs.get(id)!) : this.jobs.values();
+    const matches = [...candidates]
       .filter((j) => (!filter.status || j.status === filter.status) && (!filter.queue || j.queue === filter.queue))
-      .filter((j) => !after || j.created_at.getTime() < after.t || (j.created_at.getTime() === after.t && j.id < after.id))
-      .sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      .filter((j) => !after || key(j) < after.t || (key(j) === after.t && j.id < after.id))
+      .sort((a, b) => key(b) - key(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const page = matches.slice(0, limit);
     const last = page[page.length - 1];
     // A summary is cut from the stored record before the copy: a page of large payloads costs what the page shows.
     const copy = filter.summary ? (j: Job) => clone(summarizeJob(j)) : clone;
-    return { jobs: page.map(copy), next_cursor: matches.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+    return { jobs: page.map(copy), next_cursor: matches.length > limit && last ? encodeCursor(new Date(key(last)), last.id) : null };
   }
 
   async stats(): Promise<Stats> {
@@ -372,8 +386,9 @@ export class MemoryTransport implements Transport {
     const queues = queueTable();
     for (const job of this.jobs.values()) {
       const counts = (queues[job.queue] ??= { ...EMPTY_COUNTS });
-      counts[job.status] += 1;
+      // queued = due now, delayed = not yet: the two never overlap.
       if (job.status === 'queued' && job.run_at.getTime() > now) counts.delayed += 1;
+      else counts[job.status] += 1;
     }
     return buildStats(queues);
   }
@@ -456,6 +471,11 @@ export class MemoryTransport implements Transport {
     else this.outbox.delete(id);
   }
 
+  /** The run's record (src/runs.ts), from the job as the run held it: before count() gives the attempt back and the lease goes. */
+  private endRun(job: Job, outcome: Outcome, written: Outcome['status']): void {
+    job.runs = appendRun(job.runs, runRecord(job, outcome, written, new Date()));
+  }
+
   /** An attempt given back, a stall counted. */
   private count(job: Job, outcome: Outcome): void {
     if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
@@ -476,6 +496,7 @@ export class MemoryTransport implements Transport {
       const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
       if (outcome.error) job.error = outcome.error;
       this.streams.logOutcome(job, outcome.status, outcome);
+      this.endRun(job, outcome, outcome.status);
       this.count(job, outcome);
       if (outcome.status === 'queued') {
         this.requeue(job, outcome.run_at ?? new Date(now));
@@ -514,7 +535,7 @@ export class MemoryTransport implements Transport {
 
   /** Count what a job's result, error and progress weigh (they are not limited at write: the limit bites at the next enqueue). */
   private weighOutputs(job: Job): void {
-    const size = weigh(job.result) + weigh(job.error) + weigh(job.progress);
+    const size = weigh(job.result) + weigh(job.error) + weigh(job.progress) + weigh(job.runs);
     this.heldBytes += size - (this.outputSizes.get(job.id) ?? 0);
     this.outputSizes.set(job.id, size);
   }
@@ -528,6 +549,12 @@ export class MemoryTransport implements Transport {
     this.sizes.delete(job.id);
     this.outputSizes.delete(job.id);
     if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === job.id) this.dedupe.delete(dedupeKey(job));
+    const session = job.payload.session_id;
+    const ids = typeof session === 'string' ? this.sessions.get(session) : undefined;
+    if (ids) {
+      ids.delete(job.id);
+      if (ids.size === 0) this.sessions.delete(session!);
+    }
   }
 
   private claimNow(request: ClaimRequest): ClaimedJob | null {

@@ -21,7 +21,13 @@
  * `enqueueMany` is one `insertMany` per slice (enqueue-many.ts).
  * A claim is one `findOneAndUpdate` (queued and due → processing, fresh
  * token, attempts + 1), sorted by priority then age. Every later write of the
- * worker is fenced on `_id` + token + processing + unexpired lease. Expired
+ * worker is fenced on `_id` + token + processing + unexpired lease; a settle
+ * first reads the run's attempt, owner, start and the job's `runs` by
+ * `_id`, and writes `runs` with the record appended (src/runs.ts) in the
+ * fenced write (FerretDB 1.24 ignores `$push`'s `$slice`, so the cap is
+ * applied here; the token fences the read-modify-write: only this run's
+ * settle or the sweep of its expired lease can write `runs` under it, and
+ * only one of them matches). Expired
  * leases are recovered by claims as they poll and by `sweep()` (recovery.ts).
  * Every write that changes a job takes the id of its lifecycle event in the
  * same write (`$inc: {event_seq: 1}`); the event follows in a batched insert
@@ -40,6 +46,7 @@ import { JobNotFoundError, TransportError } from '../../src/errors.js';
 import { EVENTS_PAGE_MAX, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { assertTransition, isTerminal, PENDING_CALLBACK, RETRY_FROM, type CallbackLog, type Job } from '../../src/job.js';
 import type { Outcome } from '../../src/outcome.js';
+import { appendRun, runRecord } from '../../src/runs.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import {
   ENQUEUE_MANY_MAX,
@@ -277,24 +284,29 @@ export class MongoTransport implements Transport {
     if (outcome.result !== undefined) set.result = outcome.result;
     if (outcome.error !== undefined) set.error = outcome.error;
     const inc = { attempts: outcome.give_back ? -1 : 0, stalls: outcome.stall ? 1 : 0, ...NEXT_EVENT };
-    const { streams } = await this.connection();
+    const { streams, jobs } = await this.connection();
+    // The run as it holds the job: the record of its end goes into the same write (a job not held by this token fails the fence below).
+    const held = await this.op(() => jobs.findOne({ _id: id }, { projection: { attempts: 1, lease: 1, started_at: 1, runs: 1 } }));
+    const runs = (written: Outcome['status']) => appendRun(held?.runs, runRecord(held ?? { attempts: 0, lease: null, started_at: null }, outcome, written, now));
     const logged = (doc: JobDoc) => {
       streams.loggedOutcome(doc, outcome, now);
       return docToJob(doc);
     };
     if (outcome.status === 'done' || outcome.status === 'canceled') {
-      return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: outcome.status, ...this.ended(now) }, $inc: inc }));
+      return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: outcome.status, runs: runs(outcome.status), ...this.ended(now) }, $inc: inc }));
     }
     // A requeue or an error holds only while no cancel was asked; the filter decides that atomically, else the job ends canceled.
     const write =
-      outcome.status === 'queued' ? { ...set, status: 'queued' as const, lease: null, run_at: outcome.run_at ?? now, updated_at: now } : { ...set, status: 'error' as const, ...this.ended(now) };
+      outcome.status === 'queued'
+        ? { ...set, status: 'queued' as const, runs: runs('queued'), lease: null, run_at: outcome.run_at ?? now, updated_at: now }
+        : { ...set, status: 'error' as const, runs: runs('error'), ...this.ended(now) };
     // A claimed job has attempts ≥ 1, so giving one back never goes below 0.
     const written =
       write.status === 'queued'
         ? await this.fenced(id, token, { $set: write, $inc: inc }, { cancel_requested: null }, false)
         : await this.fencedEnd(id, token, now, { $set: write, $inc: inc }, { cancel_requested: null }, false);
     if (written) return logged(written);
-    return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
+    return logged(await this.fencedEnd(id, token, now, { $set: { ...set, status: 'canceled', runs: runs('canceled'), ...this.ended(now) }, $inc: inc }, { cancel_requested: { $ne: null } }));
   }
 
   async appendEvents(id: string, token: string, events: NewEvent[], written: number | null): Promise<number> {

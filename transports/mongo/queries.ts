@@ -7,7 +7,7 @@
 import type { Document, Filter, Sort } from 'mongodb';
 import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
 import { FINISHED_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
-import { decodeCursor } from '../../src/transport-helpers.js';
+import { decodeCursor, listOrder } from '../../src/transport-helpers.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
@@ -150,17 +150,27 @@ declare({ collection: JOBS, name: 'list_status', key: { status: 1, created_at: -
 declare({ collection: JOBS, name: 'list_queue', key: { queue: 1, created_at: -1, _id: -1 } });
 // also serves stats: sorted by queue then status, counted in one pass
 declare({ collection: JOBS, name: 'list_queue_status', key: { queue: 1, status: 1, created_at: -1, _id: -1 } });
+// A finished status lists newest ending first (listOrder, src/transport-helpers.ts).
+declare({ collection: JOBS, name: 'list_finished', key: { status: 1, finished_at: -1, _id: -1 } });
+declare({ collection: JOBS, name: 'list_queue_finished', key: { queue: 1, status: 1, finished_at: -1, _id: -1 } });
+// A session's jobs (exact session_id), in creation order; sparse: jobs without a session are not indexed.
+declare({ collection: JOBS, name: 'list_session', key: { 'payload.session_id': 1, created_at: -1, _id: -1 }, sparse: true });
 export const LIST_SORT: Sort = { created_at: -1, _id: -1 };
-export function listFilter(filter: { status?: JobStatus | undefined; queue?: string | undefined; cursor?: string | undefined }): Filter<JobDoc> {
+export function listSort(order: 'created_at' | 'finished_at'): Sort {
+  return order === 'finished_at' ? { finished_at: -1, _id: -1 } : LIST_SORT;
+}
+export function listFilter(filter: { status?: JobStatus | undefined; queue?: string | undefined; session_id?: string | undefined; cursor?: string | undefined }): Filter<JobDoc> {
   const query: Filter<JobDoc> = {};
+  if (filter.session_id !== undefined) query['payload.session_id'] = filter.session_id;
   if (filter.queue) query.queue = filter.queue;
   if (filter.status) query.status = filter.status;
   if (filter.cursor) {
     const after = decodeCursor(filter.cursor);
     const t = new Date(after.t);
+    const key = listOrder(filter);
     // The $lte bound gives the index scan its range; the $or breaks ties on _id.
-    query.created_at = { $lte: t };
-    query.$or = [{ created_at: { $lt: t } }, { _id: { $lt: after.id } }];
+    query[key] = { $lte: t };
+    query.$or = [{ [key]: { $lt: t } }, { _id: { $lt: after.id } }];
   }
   return query;
 }
@@ -255,6 +265,8 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'move: moved by a finish (find)', expect: '_id_', command: { find: JOBS, filter: movedAtFilter(['a', 'b'], now), projection: { _id: 1 } } },
     { name: 'list by queue (find)', expect: 'list_queue', command: { find: JOBS, filter: listFilter({ queue: 'a' }), sort: LIST_SORT, limit: 51 } },
     { name: 'list by status, next page (find)', expect: 'list_status', command: { find: JOBS, filter: listFilter({ status: 'done', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: LIST_SORT, limit: 51 } },
+    { name: 'list errors, newest ending first, next page (find)', expect: 'list_finished', command: { find: JOBS, filter: listFilter({ status: 'error', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: listSort('finished_at'), limit: 51 } },
+    { name: 'list a session (find)', expect: 'list_session', command: { find: JOBS, filter: listFilter({ session_id: 's' }), sort: LIST_SORT, limit: 51 } },
     { name: 'wait poll (find)', expect: '_id_', command: { find: JOBS, filter: finishedAmongFilter(['a', 'b']), projection: { _id: 1 } } },
     { name: 'append (findAndModify)', expect: '_id_', command: { findAndModify: JOBS, query: appendFilter('id', 'token', now, 3), update: { $inc: { event_seq: 2 } } } },
     { name: 'events page (find)', expect: STREAM_INDEX.name, command: { find: EVENTS, filter: eventsAfterFilter('id', 10, 20), sort: STREAM_SORT, limit: 1000 } },

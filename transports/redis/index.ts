@@ -73,7 +73,7 @@ import type {
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
+import { claimedJobs, fieldsToJob, jobToFields, runArgs, type UnreadableJob } from './codec.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
@@ -492,7 +492,7 @@ export class RedisTransport implements Transport {
     const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
-    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '', '', outcome.stall ? '1' : '').then(
+    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '', '', outcome.stall ? '1' : '', ...runArgs(outcome)).then(
       (reply) => this.jobReply(id, reply),
       (e: unknown) => {
         if (e instanceof LeaseLostError) this.locate.unhold(id, token); // lost: nobody will settle it under this token
@@ -797,8 +797,9 @@ export class RedisTransport implements Transport {
       this.log.warn({ job_id: id, err: error }, 'claimed a job whose record does not decode; ending it with CORRUPT_RECORD');
       const message = `the stored record of this job could not be read: ${error}`;
       // The script's reply (the job's hash) would not decode either: not read.
-      const stored = JSON.stringify({ code: JobErrorCode.CORRUPT_RECORD, message, retryable: false });
-      void this.onJob(id, 'settle', token, 'error', stored, '', '0', '').catch((e: unknown) =>
+      const failure = { code: JobErrorCode.CORRUPT_RECORD, message, retryable: false };
+      const stored = JSON.stringify(failure);
+      void this.onJob(id, 'settle', token, 'error', stored, '', '0', '', '', '', ...runArgs({ status: 'error', error: failure })).catch((e: unknown) =>
         this.log.warn({ job_id: id, err: e instanceof Error ? e.message : String(e) }, 'could not end a job whose record does not decode'),
       );
     }

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis } from 'ioredis';
+import { RUNS_MAX } from '../../src/runs.js';
 
 /**
  * Command → [Lua file, number of KEYS]. Undefined: the caller passes numkeys
@@ -50,7 +51,8 @@ let sources: Map<ScriptName, string> | null = null;
 export function scriptSources(): Map<ScriptName, string> {
   if (sources) return sources;
   const dir = luaDir();
-  const lib = readFileSync(`${dir}lib.lua`, 'utf8');
+  // The one constant of src/ the scripts share (lib.lua append_run), given to them rather than written twice.
+  const lib = `local RUNS_MAX = ${RUNS_MAX}\n${readFileSync(`${dir}lib.lua`, 'utf8')}`;
   sources = new Map();
   for (const [name, [file]] of Object.entries(SCRIPTS) as [ScriptName, (typeof SCRIPTS)[ScriptName]][]) {
     sources.set(name, `${lib}\n-- ${file}.lua\n${readFileSync(`${dir}${file}.lua`, 'utf8')}`);

@@ -98,6 +98,9 @@ local function enqueue_one(i, at, first, last)
     local queued = event_entry('"queued"', ARGV[at + 7], '{}', snow)
     redis.call('HSET', jk, 'ev', '1', 'evp', '1 ' .. queued .. '\n', unpack(ARGV, first, last))
   end
+  -- The session index (lib.lua session_key): the codec copied payload.session_id into `sid`.
+  local sid = redis.call('HGET', jk, 'sid')
+  if sid then redis.call('ZADD', session_key(P, sid), ARGV[at + 6], id) end
   if status == 'queued' then
     -- push_ready of lib.lua, for the whole call at once (below)
     if ARGV[at + 3] == '1' then

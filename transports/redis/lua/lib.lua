@@ -309,13 +309,41 @@ local function claim_head(P, max, owner, token_base, first, lease_until, now, ou
   return claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
 end
 
+-- The record of the run that holds job `jk`, appended to its history when
+-- the run ends (src/runs.ts): `runs`, one JSON line per record (no raw
+-- newline inside: JSON escapes it), newest last, the newest RUNS_MAX kept
+-- (RUNS_MAX is prepended from src/runs.ts by scripts.ts). The attempt, the
+-- lease owner and the start come from the hash; `label` (plain letters)
+-- and `error_json` ('' for none) were decided by the caller. Times in ms:
+-- the codec turns them into ISO strings.
+local function append_run(jk, attempt, label, error_json, now)
+  local f = redis.call('HMGET', jk, 'lease_owner', 'started_at', 'runs')
+  local line = '{"attempt":' .. fmt(tonumber(attempt) or 0) .. ',"worker":' .. cjson.encode(f[1] or '') .. ',"started_at":' .. (f[2] or fmt(now))
+    .. ',"ended_at":' .. fmt(now) .. ',"end":"' .. label .. '","error":' .. ((error_json and error_json ~= '') and error_json or 'null') .. '}\n'
+  local runs = (f[3] or '') .. line
+  local _, n = string.gsub(runs, '\n', '')
+  while n > RUNS_MAX do
+    runs = string.sub(runs, string.find(runs, '\n', 1, true) + 1)
+    n = n - 1
+  end
+  redis.call('HSET', jk, 'runs', runs)
+end
+
+-- The session index of a queue: `<P>s:<session_id>`, ids scored by
+-- created_at, written at enqueue (the job's `sid` field, set by the codec
+-- when its payload has a session_id) and cleaned by delete_job.
+local function session_key(P, sid)
+  return P .. 's:' .. sid
+end
+
 -- Remove a finished job, its event stream and every index entry that names it.
 local function delete_job(P, id)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'dedupe_key', 'status')
+  local f = redis.call('HMGET', jk, 'dedupe_key', 'status', 'sid')
   if f[1] and redis.call('HGET', P .. 'dedupe', f[1]) == id then
     redis.call('HDEL', P .. 'dedupe', f[1])
   end
+  if f[3] then redis.call('ZREM', session_key(P, f[3]), id) end
   redis.call('ZREM', P .. 'all', id)
   redis.call('ZREM', P .. 'outbox', id)
   if f[2] then redis.call('ZREM', P .. f[2], id) end
