@@ -22,16 +22,28 @@ const PARALLEL = 8;
 
 const jobId = z.string().min(1).max(128);
 
-/** Either the ids, or the failed jobs of a queue (or of every queue), newest failure first. */
-export const retryManySchema = z.union([
-  z.strictObject({ ids: z.array(jobId).min(1, 'ids must hold at least one id').max(RETRY_MANY_MAX, `ids holds at most ${RETRY_MANY_MAX} ids a call`) }),
-  z.strictObject({
+/**
+ * Either the ids, or the failed jobs of a queue (or of every queue), newest
+ * failure first. One object, checked for the one mode it must be in, so a
+ * refusal names the field (a union's error does not).
+ */
+export const retryManySchema = z
+  .strictObject({
+    ids: z.array(jobId).min(1, 'ids must hold at least one id').max(RETRY_MANY_MAX, `ids holds at most ${RETRY_MANY_MAX} ids a call`).optional(),
     queue: queueNameSchema.optional(),
-    status: z.literal('error'),
-    limit: z.number().int().min(1).max(RETRY_MANY_MAX, `limit is at most ${RETRY_MANY_MAX}`).optional(),
-  }),
-]);
-export type RetryManyRequest = z.input<typeof retryManySchema>;
+    status: z.literal('error', { error: "status must be 'error' (the failed jobs)" }).optional(),
+    limit: z.number().int().min(1, 'limit is at least 1').max(RETRY_MANY_MAX, `limit is at most ${RETRY_MANY_MAX}`).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.ids && (v.queue !== undefined || v.status !== undefined || v.limit !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['ids'], message: 'ids cannot be combined with queue, status or limit' });
+    } else if (!v.ids && v.status === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['status'], message: "give ids, or status: 'error' (with queue and limit if wanted)" });
+    }
+  });
+
+/** `{ids}` (1..500), or `{queue?, status: 'error', limit?}` (default 100, at most 500). */
+export type RetryManyRequest = { ids: string[] } | { queue?: string; status: 'error'; limit?: number };
 
 export interface RetryManySkip {
   id: string;
@@ -53,10 +65,9 @@ export interface RetryManyResult {
  */
 export async function retryMany(transport: Transport, request: RetryManyRequest, check?: (id: string) => void): Promise<RetryManyResult> {
   const body = parseOrThrow(retryManySchema, request);
-  const ids =
-    'ids' in body
-      ? [...new Set(body.ids)]
-      : (await transport.list({ status: 'error', queue: body.queue, limit: body.limit ?? RETRY_MANY_DEFAULT_LIMIT, summary: true })).jobs.map((j) => j.id);
+  const ids = body.ids
+    ? [...new Set(body.ids)]
+    : (await transport.list({ status: 'error', queue: body.queue, limit: body.limit ?? RETRY_MANY_DEFAULT_LIMIT, summary: true })).jobs.map((j) => j.id);
   const outcomes: (RetryManySkip | null)[] = new Array(ids.length).fill(null);
   let next = 0;
   let stopped = false;

@@ -11,7 +11,9 @@
  *                     scripts need); result, error, progress, usage as
  *                     JSON strings; `ev` the id of its newest event, and
  *                     `ev_token`/`ev_written` what the run holding that
- *                     token appended (a repeated append skips it)
+ *                     token appended (a repeated append skips it); `runs`
+ *                     the run history, one JSON line per record (lib.lua
+ *                     append_run); `sid` a copy of payload.session_id
  * - `rq:{q}:ev:<id>`  stream, the job's events (src/events.ts): event n is
  *                     the entry `<n>-0`, one JSON text {type, at, attempt,
  *                     data}; the scripts write the lifecycle ones in the
@@ -25,12 +27,15 @@
  * - `rq:{q}:leases`   zset of `processing` ids, score = lease deadline
  * - `rq:{q}:done` · `:error` · `:canceled`  zsets of finished ids by
  *                     finished_at: histories, trimmed by retention and capped
- *                     at `historyLimit` per status by sweep
+ *                     at `historyLimit` per status by sweep; a list of one of
+ *                     these statuses reads it (newest ending first)
  * - `rq:{q}:moving`   zset of the ids a migration holds (moves.ts), the
  *                     status each had in its hash's `mv_from`
  * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
  *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
+ * - `rq:{q}:s:<sid>`  zset of a session's ids by created_at (list by
+ *                     session_id), written at enqueue, cleaned by delete_job
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
