@@ -133,6 +133,7 @@ export function operatorTests({ transport: t, factory }: SuiteContext): void {
         const keep = newJob(q, { payload: { session_id: session } });
         await short.enqueue(drop);
         await short.enqueue(keep);
+        await short.enqueue(newJob(q, { payload: { session_id: `${session}-other` } }));
         const c = await claimOne(short, q);
         await short.settle(c.id, c.lease.token, asDone(intent));
         await delay(400);
