@@ -79,6 +79,7 @@ import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type Rea
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
 import { claimedJobs, fieldsToJob, jobToFields, runArgs, type UnreadableJob } from './codec.js';
+import { runRecord } from '../../src/runs.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
@@ -488,6 +489,8 @@ export class RedisTransport implements Transport {
       updated_at: finished,
       finished_at: finished,
       callback: held.job.callback_url === null ? null : { ...PENDING_CALLBACK }, // written by complete.lua (lib.lua notify)
+      // Its first run (a job with earlier runs comes back whole from complete.lua): the record lib.lua append_run wrote.
+      runs: [runRecord(held.job, { status: 'done', result: intent }, 'done', finished)],
     };
   }
 
