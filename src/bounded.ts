@@ -130,6 +130,11 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     wrapped.claimMany = (request, max) => claimWithin(name, timeoutMs, request, (r) => claimMany(r, max));
   }
   if (t.prefetchFor) wrapped.prefetchFor = t.prefetchFor.bind(t);
+  if (t.retryMany) {
+    const retryMany = t.retryMany.bind(t);
+    // Up to 500 retries behind one request: four bounds, as a sweep.
+    wrapped.retryMany = (request) => within(name, 'retryMany', timeoutMs * 4, () => retryMany(request));
+  }
   if (t.claimCallbacks && t.settleCallback) {
     const claimCallbacks = t.claimCallbacks.bind(t);
     const settleCallback = t.settleCallback.bind(t);

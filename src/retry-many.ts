@@ -59,12 +59,14 @@ export interface RetryManyResult {
 }
 
 /**
- * Retry each job of `request` on `transport`. `check(id)` runs before each
- * retry and may refuse it by throwing a ReasonqError (the server's loop
- * guard for callback deliveries).
+ * Retry each job of `request` on `transport`: in one request where the
+ * transport has it (`Transport.retryMany`, http), else job by job. `check(id)`
+ * runs before each retry and may refuse it by throwing a ReasonqError (the
+ * server's loop guard for callback deliveries); with it, always job by job.
  */
 export async function retryMany(transport: Transport, request: RetryManyRequest, check?: (id: string) => void): Promise<RetryManyResult> {
   const body = parseOrThrow(retryManySchema, request);
+  if (transport.retryMany && !check) return transport.retryMany(body as RetryManyRequest);
   const ids = body.ids
     ? [...new Set(body.ids)]
     : (await transport.list({ status: 'error', queue: body.queue, limit: body.limit ?? RETRY_MANY_DEFAULT_LIMIT, summary: true })).jobs.map((j) => j.id);

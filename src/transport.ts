@@ -26,6 +26,7 @@
 import type { EventPage, JobEvent, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
+import type { RetryManyRequest, RetryManyResult } from './retry-many.js';
 
 export interface ClaimRequest {
   /** queues to claim from, in no particular order */
@@ -240,8 +241,15 @@ export interface Transport {
    */
   cancel(id: string, reason: string): Promise<Job>;
 
-  /** error/canceled → queued with attempts reset; otherwise InvalidStateError. */
+  /** error/canceled → queued with attempts reset (the run history kept); otherwise InvalidStateError. */
   retry(id: string): Promise<Job>;
+
+  /**
+   * Optional (http): a bulk retry in one request (`POST /v1/jobs:retry`).
+   * Elsewhere `retryMany` (src/retry-many.ts) retries job by job through
+   * `retry`; callers go through that function, which picks.
+   */
+  retryMany?(request: RetryManyRequest): Promise<RetryManyResult>;
 
   get(id: string): Promise<Job | null>;
 

@@ -14,6 +14,7 @@ import { errorFromWire, ReasonqError, TransportError, ValidationError } from '..
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
+import type { RetryManyRequest, RetryManyResult } from '../../src/retry-many.js';
 import { ENQUEUE_MANY_MAX } from '../../src/transport.js';
 import type {
   EnqueueManyOptions,
@@ -169,6 +170,11 @@ export class HttpTransport implements Transport {
 
   retry(id: string): Promise<Job> {
     return this.jobCall('POST', `/v1/jobs/${enc(id)}/retry`, {});
+  }
+
+  /** One request for up to 500 retries (the server runs them: src/retry-many.ts). */
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult> {
+    return this.call<RetryManyResult>('POST', '/v1/jobs:retry', request, { extraMs: this.timeoutMs * 3 });
   }
 
   async get(id: string): Promise<Job | null> {
