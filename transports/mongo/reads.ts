@@ -27,7 +27,7 @@ export async function countJobs(jobs: Collection<JobDoc>): Promise<Stats> {
   for (const doc of delayed) {
     const counts = (queues[doc.queue] ??= { ...EMPTY_COUNTS });
     counts.delayed += 1;
-    counts.queued -= 1;
+    counts.queued = Math.max(0, counts.queued - 1); // two reads: a job enqueued delayed between them was not in the first
   }
   return buildStats(queues);
 }

@@ -16,7 +16,8 @@
 -- Returns the job hash.
 local P, id, token, status, error_json = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local run_at, due, give_back, stall = ARGV[5], ARGV[6] == '1', ARGV[7] == '1', ARGV[9] == '1'
-local run_end = ARGV[10]
+-- (defaults: a script stopped half way is not rolled back, so no nil may reach a concatenation)
+local run_end = ARGV[10] or status
 local now = now_ms()
 local jk, err, job
 if ARGV[8] == '1' then
@@ -29,7 +30,7 @@ end
 if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
 if job.cancel_at and (status == 'queued' or status == 'error') then
   status = 'canceled'
-  run_end = ARGV[11]
+  run_end = ARGV[11] or 'canceled'
 end
 local attempt = job.attempts or 0
 append_run(jk, attempt, run_end, ARGV[12], now)
