@@ -43,6 +43,7 @@ export function carrierOf(sc: SpanContext): TraceCarrier | null {
 
 /** A tracestate within the limit: list members dropped from the right until it fits (W3C), left out if not printable. */
 function fitTracestate(state: string): string {
+  if (!state) return '';
   let fitted = state;
   while (fitted.length > TRACESTATE_MAX) fitted = fitted.slice(0, Math.max(0, fitted.lastIndexOf(',')));
   return tracestateSchema.safeParse(fitted).success ? fitted : '';
