@@ -90,18 +90,22 @@ function messageAttributes(operation: 'send' | 'process', queue: string | null, 
 }
 
 /**
- * Run an enqueue of `jobs` inside a PRODUCER span `send <queue>` (child of
- * the caller's active context), after writing the span's context on each
- * job's `trace`. When there is no span context (no SDK), the jobs keep the
- * `trace` they were built with (null unless the caller gave one) and `send`
- * is called as is. `batch`: an enqueueMany, which counts its messages.
+ * Run an enqueue of `jobs` inside a PRODUCER span `send <queue>`, after
+ * writing the span's context on each job's `trace`. Its parent is the
+ * caller's active span or, when there is none, the `trace` a single job was
+ * given (a context that came from elsewhere). When there is no span context
+ * (no SDK), the jobs keep the `trace` they were built with (null unless the
+ * caller gave one) and `send` is called as is. `batch`: an enqueueMany,
+ * which counts its messages.
  */
 export async function traceSend<T>(jobs: Job[], send: () => Promise<T>, { batch = false } = {}): Promise<T> {
   const first = jobs[0];
   const queue = first && jobs.every((j) => j.queue === first.queue) ? first.queue : null;
   const attributes = messageAttributes('send', queue, jobs.length === 1 && first ? first : null);
   if (batch) attributes['messaging.batch.message_count'] = jobs.length;
-  const span = tracer().startSpan(queue ? `send ${queue}` : 'send', { kind: SpanKind.PRODUCER, attributes }, context.active());
+  const given = jobs.length === 1 && first?.trace && !trace.getSpanContext(context.active()) ? spanContextOf(first.trace) : null;
+  const parent = given ? trace.setSpanContext(context.active(), given) : context.active();
+  const span = tracer().startSpan(queue ? `send ${queue}` : 'send', { kind: SpanKind.PRODUCER, attributes }, parent);
   const carrier = carrierOf(span.spanContext());
   if (!carrier) {
     span.end();

@@ -235,6 +235,27 @@ describe('tracing (OpenTelemetry)', () => {
       }
     });
 
+    it('a trace the caller gives is the parent of the send span when no span is active; an active span wins', async () => {
+      const { store, done } = await setup('memory');
+      try {
+        const client = await createClient({ transport: store });
+        const given = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+        const job = await client.enqueue({ goal: 'x' }, { trace: given });
+        const [send] = spans(SpanKind.PRODUCER);
+        assert.ok(send);
+        assert.deepEqual([send.spanContext().traceId, send.parentSpanContext?.spanId], ['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331']);
+        assert.equal(job.trace?.traceparent, `00-${ids(send).traceId}-${ids(send).spanId}-01`, 'the job carries the send span, child of the given context');
+        exporter.reset();
+        const step = app.startSpan('agent step');
+        await context.with(trace.setSpan(context.active(), step), () => client.enqueue({ goal: 'y' }, { trace: given }));
+        step.end();
+        const [second] = spans(SpanKind.PRODUCER);
+        assert.equal(second?.parentSpanContext?.spanId, ids(step).spanId);
+      } finally {
+        await done();
+      }
+    });
+
     it('enqueueMany is one send span whose context every job of the batch carries', async () => {
       const { store, done } = await setup('memory');
       try {
