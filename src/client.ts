@@ -19,6 +19,8 @@ import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
 import { retryMany, type RetryManyRequest, type RetryManyResult } from './retry-many.js';
+
+import { traceSend } from './tracing.js';
 import { bounded, within } from './bounded.js';
 import type { EventPage, JobEvent } from './events.js';
 
@@ -204,14 +206,15 @@ class ReasonqClient implements Client {
     const request: EnqueueRequest = { ...options, payload: parseOrThrow(intentRequestSchema, payload, 'payload') };
     // The id is fixed before the first try, so a retried enqueue is idempotent.
     const job = buildJob(request);
-    const { job: stored } = await this.withRetries(() => this.transport.enqueue(job));
+    // One `send` span over every try; its context is what the job carries to the worker.
+    const { job: stored } = await traceSend([job], () => this.withRetries(() => this.transport.enqueue(job)));
     return stored;
   }
 
   async enqueueMany(requests: EnqueueRequest[]): Promise<{ job: Job; created: boolean }[]> {
     // Ids fixed before the first try: a repeated batch is idempotent job by job.
     const jobs = requests.map((r, i) => buildJob(parseOrThrow(enqueueRequestSchema, r, `jobs.${i}`)));
-    return this.withRetries(() => this.transport.enqueueMany(jobs));
+    return traceSend(jobs, () => this.withRetries(() => this.transport.enqueueMany(jobs)), { batch: true });
   }
 
   get(id: string): Promise<Job | null> {

@@ -22,6 +22,7 @@ export {
   type JobError,
   type JobStatus,
   type EnqueueOptions,
+  type TraceCarrier,
 } from './job.js';
 export type * from './transport.js';
 export { createDemoHandler, demoHandler, reason } from './reasoner.js';

@@ -114,6 +114,16 @@ export interface CallbackLog {
 /** The log a terminal write starts with. */
 export const PENDING_CALLBACK: Readonly<CallbackLog> = Object.freeze({ state: 'pending', attempts: 0 });
 
+/**
+ * A W3C trace context as it rides on a job (`Job.trace`): the `traceparent`
+ * and `tracestate` of the producer's span, as the headers of the same names
+ * would carry them (https://www.w3.org/TR/trace-context/).
+ */
+export interface TraceCarrier {
+  traceparent: string;
+  tracestate?: string;
+}
+
 export interface Lease {
   /** worker id that holds the lease */
   owner: string;
@@ -174,6 +184,9 @@ export interface Job {
   moved_to: string | null;
   /** one record per run that ended, newest last, the newest 25 (src/runs.ts); kept by a retry */
   runs: RunRecord[];
+
+  /** the producer's W3C trace context (its `send` span, src/tracing.ts): every run's `process` span continues it; null when the producer traced nothing */
+  trace: TraceCarrier | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -210,6 +223,7 @@ export const JOB_FIELDS = {
   cancel_requested: { kind: 'cancel', immutable: false, enqueue: false },
   dedupe_key: { kind: 'string', immutable: true, enqueue: true },
   callback_url: { kind: 'string', immutable: true, enqueue: true },
+  trace: { kind: 'json', immutable: true, enqueue: true },
   progress: { kind: 'json', immutable: false, enqueue: false },
   usage: { kind: 'json', immutable: false, enqueue: false },
   callback: { kind: 'json', immutable: false, enqueue: false },
@@ -231,6 +245,24 @@ export type EnqueueField = FieldsWhere<'enqueue'>;
 export const FIELD_NAMES = Object.keys(JOB_FIELDS) as JobField[];
 export const IMMUTABLE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].immutable) as ImmutableField[];
 export const ENQUEUE_FIELDS = FIELD_NAMES.filter((f) => JOB_FIELDS[f].enqueue) as EnqueueField[];
+
+export const TRACEPARENT_RE = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/** Longest `tracestate` kept (W3C lets a receiver cut it at 512 characters). */
+export const TRACESTATE_MAX = 512;
+
+/** `traceparent` as W3C defines it: version, trace id, parent id, flags; the all-zero ids and version ff are invalid. */
+export const traceparentSchema = z
+  .string()
+  .regex(TRACEPARENT_RE, 'traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lowercase)')
+  .refine((t) => !t.startsWith('ff-') && t.slice(3, 35) !== '0'.repeat(32) && t.slice(36, 52) !== '0'.repeat(16), 'traceparent must not be version ff nor carry an all-zero trace or parent id');
+/** `tracestate`: printable ASCII, at most TRACESTATE_MAX characters. */
+export const tracestateSchema = z
+  .string()
+  .max(TRACESTATE_MAX, `tracestate must be at most ${TRACESTATE_MAX} characters`)
+  .regex(/^[\x20-\x7e]*$/, 'tracestate must be printable ASCII');
+
+/** The producer's trace context on a job (TraceCarrier): these two keys and no other. */
+export const traceCarrierSchema = z.strictObject({ traceparent: traceparentSchema, tracestate: tracestateSchema.optional() });
 
 /** Options a caller may give when enqueueing. */
 export const enqueueOptionsSchema = z.object({
@@ -263,6 +295,8 @@ export const enqueueOptionsSchema = z.object({
       return url.href;
     })
     .optional(),
+  /** the producer's trace context (src/tracing.ts sets it from its `send` span; a runtime with its own OpenTelemetry may give it, or send a `traceparent` header to the HTTP API) */
+  trace: traceCarrierSchema.optional(),
 });
 export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;
 
@@ -309,6 +343,7 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     cancel_requested: null,
     dedupe_key: req.dedupe_key ?? null,
     callback_url: req.callback_url ?? null,
+    trace: req.trace ?? null,
     progress: null,
     usage: null,
     callback: null,

@@ -12,6 +12,8 @@ export function fieldTests({ transport: t }: SuiteContext): void {
   describe('fields', () => {
     it('every field round-trips on every store (enqueue, claim, events, cancel, retry, settle, get)', async () => {
       const q = uniqueQueue('rt');
+      // A producer's trace context: what every run's `process` span continues (src/tracing.ts).
+      const trace = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rq=t61rcWkgMzE,vendor=a:b' };
       const payload = { session_id: 'sess-ü', step: 7, goal: 'round trip ✓', context: { list: [1, 'two', { three: 3 }], empty: [], obj: {}, big: 2 ** 52, neg: -1.5, nul: null }, extra: 'kept' };
       const enqueued = buildJob({
         id: `rt-${q}`,
@@ -24,6 +26,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         timeout_ms: 4321,
         dedupe_key: `dk-${q}`,
         callback_url: 'https://hooks.example.com/round-trip?x=1',
+        trace,
       });
       const { job: stored } = await t().enqueue(enqueued);
       assert.equal(stored.status, 'queued');
@@ -33,6 +36,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
       await new Promise((resolve) => setTimeout(resolve, 120));
       await t().sweep();
       const first = await claimOne(t(), q, 30_000, 'rt-worker');
+      assert.deepEqual(first.trace, trace, 'a claim hands the worker the producer\'s trace context');
       const error = { code: 'FLAKY', message: 'first attempt failed ✗', retryable: true };
       const retryAt = new Date(Date.now() + 20);
       await t().settle(first.id, first.lease.token, asFailed(error, retryAt));
@@ -67,6 +71,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         },
         dedupe_key: (j) => assert.equal(j.dedupe_key, `dk-${q}`),
         callback_url: (j) => assert.equal(j.callback_url, 'https://hooks.example.com/round-trip?x=1'),
+        trace: (j) => assert.deepEqual(j.trace, trace),
         progress: (j) => assert.deepEqual(j.progress, progress),
         usage: (j) => assert.deepEqual(j.usage, { prompt_tokens: 12, completion_tokens: 3 }),
         // Owed from the terminal write on (the outbox); a deliverer may have tried it since (hooks.example.com is never reached from a test).

@@ -12,7 +12,7 @@
  *   woken by the write that concerns them (no polling).
  * - `streams`: per job, its events (streams.ts).
  * - `sessions`: `payload.session_id` → ids of its jobs (list by session).
- * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
+ * - `sizes` / `finishedOrder`: what each job weighs (its payload and trace context) and the
  *   finished ones in the order they ended. The store holds at most `maxJobs`
  *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
  *   first (as retention would take them), and when only unfinished ones are
@@ -131,7 +131,7 @@ export class MemoryTransport implements Transport {
   async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
     const events = options.imported?.events;
     // The limits are met for the whole batch before any job is written (at most: some may exist already).
-    this.makeRoom(jobs.reduce((n, j) => n + JOB_OVERHEAD_BYTES + weigh(j.payload), 0), jobs.length);
+    this.makeRoom(jobs.reduce((n, j) => n + JOB_OVERHEAD_BYTES + weigh(j.payload) + weigh(j.trace), 0), jobs.length);
     const out: EnqueueReply[] = [];
     for (const [i, job] of jobs.entries()) out.push(this.insert(job, events ? (events[i] ?? []) : null));
     return out;
@@ -145,7 +145,7 @@ export class MemoryTransport implements Transport {
     const holder = job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined;
     const existing = this.jobs.get(job.id) ?? (imported ? undefined : holder);
     if (existing) return { job: clone(existing), created: false };
-    const size = JOB_OVERHEAD_BYTES + weigh(job.payload);
+    const size = JOB_OVERHEAD_BYTES + weigh(job.payload) + weigh(job.trace);
     this.makeRoom(size);
     const stored = clone(job);
     this.jobs.set(stored.id, stored);
