@@ -16,9 +16,11 @@ export const WORKERS = 'workers';
 export const EVENTS = 'events';
 /** Named locks: `{_id: name, owner, until}` (the elected maintainer). A handful of documents, read by _id. */
 export const LOCKS = 'locks';
+/** Analytics: one document per queue and minute of endings (rollups.ts). */
+export const ROLLUPS = 'rollups';
 
 export interface IndexSpec {
-  collection: typeof JOBS | typeof WORKERS | typeof EVENTS;
+  collection: typeof JOBS | typeof WORKERS | typeof EVENTS | typeof ROLLUPS;
   name: string;
   key: Record<string, 1 | -1>;
   unique?: boolean;
@@ -232,6 +234,15 @@ export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
 }
 declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
 
+// -- analytics rollups: a window's minutes, and the ones past keeping -----------
+const ROLLUPS_INDEX = declare({ collection: ROLLUPS, name: 'minute', key: { minute: 1 } });
+export function rollupsFilter(from: Date, to: Date): { minute: { $gte: Date; $lt: Date } } {
+  return { minute: { $gte: from, $lt: to } };
+}
+export function oldRollupsFilter(before: Date): { minute: { $lt: Date } } {
+  return { minute: { $lt: before } };
+}
+
 /**
  * The hot queries as explainable commands (`{explain: command}`), built with
  * the same builders the transport uses. `expect` names the index meant to
@@ -263,5 +274,6 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
     { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
     { name: 'workers (find)', expect: WORKERS_SEEN_INDEX.name, command: { find: WORKERS, filter: workersSeenSince(now) } },
+    { name: 'analytics rollups of a window (find)', expect: ROLLUPS_INDEX.name, command: { find: ROLLUPS, filter: rollupsFilter(new Date(now.getTime() - 3_600_000), now) } },
   ];
 }

@@ -31,6 +31,10 @@
  * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
  *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
+ * - `rq:{q}:roll:<minute ms>` hash, the rollup of the jobs of the queue that
+ *                     ended in that minute (src/analytics.ts; lib.lua
+ *                     rollup, written by the script of the ending), expiring
+ *                     25 h after its minute
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
@@ -78,7 +82,8 @@ import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type Redis
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { appendArgs, eventPage, lastProgress, pendingEvents, waitForEvent } from './events.js';
-import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import { knownQueues, listJobs, listWorkers, queueStats, readRollups, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import type { Rollup } from '../../src/analytics.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
@@ -581,6 +586,10 @@ export class RedisTransport implements Transport {
 
   list(filter: ListFilter): Promise<ListPage> {
     return this.op(() => listJobs(this.ctx(), filter));
+  }
+
+  rollups(from: Date, to: Date): Promise<Rollup[]> {
+    return this.op(() => readRollups(this.ctx(), from, to));
   }
 
   stats(): Promise<Stats> {

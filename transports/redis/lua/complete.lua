@@ -33,6 +33,7 @@ for i = 0, n - 1 do
     local ev = (tonumber(f[9]) or 0) + 1
     redis.call('HSET', jk, 'status', 'done', 'finished_at', snow, 'updated_at', snow, 'result', ARGV[b + 2], 'ev', ev)
     add_event(P, id, ev, 'done', f[8] or 0, ARGV[b + 2], now)
+    rollup(P, jk, 'done', now, true)
     ended[#ended + 1] = id
     histories[#histories + 1] = snow
     histories[#histories + 1] = id

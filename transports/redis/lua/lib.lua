@@ -184,7 +184,46 @@ local function wake_waiters(P, id)
   redis.call('PEXPIRE', fin, 60000)
 end
 
+-- Analytics (src/analytics.ts decides what an ending counts; this writes
+-- it): one ending added to the rollup of its queue and minute of `at`,
+-- the hash `<P>roll:<minute ms>` with the fields of RollupFields (done,
+-- error, canceled; w<i> / r<i> the wait / run bucket, ws / rs their sums;
+-- pt / ct tokens), expiring ROLLUP_KEEP_MS after its minute. ROLLUP_BOUNDS
+-- and ROLLUP_KEEP_MS are generated from src/analytics.ts (scripts.ts).
+-- `ran`: the job ended from a run (its wait and run count). Call it
+-- before the terminal write or after: it reads only times and usage.
+local function duration_bucket(ms)
+  for i, bound in ipairs(ROLLUP_BOUNDS) do
+    if ms <= bound then return i - 1 end
+  end
+  return #ROLLUP_BOUNDS
+end
+
+local function rollup(P, jk, status, at, ran)
+  local minute = at - at % 60000
+  local key = P .. 'roll:' .. fmt(minute)
+  local f = redis.call('HMGET', jk, 'created_at', 'run_at', 'started_at', 'usage')
+  redis.call('HINCRBY', key, status, 1)
+  local started = tonumber(f[3])
+  if ran and started then
+    local wait = math.max(0, started - math.max(tonumber(f[1]) or 0, tonumber(f[2]) or 0))
+    local run = math.max(0, at - started)
+    redis.call('HINCRBY', key, 'w' .. duration_bucket(wait), 1)
+    redis.call('HINCRBY', key, 'ws', fmt(wait))
+    redis.call('HINCRBY', key, 'r' .. duration_bucket(run), 1)
+    redis.call('HINCRBY', key, 'rs', fmt(run))
+  end
+  if f[4] then
+    local pt = tonumber(string.match(f[4], '"prompt_tokens":(%d+)'))
+    local ct = tonumber(string.match(f[4], '"completion_tokens":(%d+)'))
+    if pt and pt > 0 then redis.call('HINCRBY', key, 'pt', fmt(pt)) end
+    if ct and ct > 0 then redis.call('HINCRBY', key, 'ct', fmt(ct)) end
+  end
+  redis.call('PEXPIREAT', key, fmt(minute + ROLLUP_KEEP_MS))
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
+  rollup(P, jk, status, now, redis.call('HGET', jk, 'status') == 'processing')
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
   else
