@@ -64,6 +64,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/jobs/:id/cancel': ['client'],
   'POST /v1/jobs/:id/retry': ['client'],
   'GET /v1/stats': ['client'],
+  'GET /v1/analytics': ['client'],
   'GET /v1/workers': ['client'],
 
   'POST /v1/claim': ['worker'],

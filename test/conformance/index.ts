@@ -10,6 +10,7 @@ import { leadTests, queryTests } from './query.js';
 import { fieldTests } from './fields.js';
 import { eventTests } from './events.js';
 import { moveTests } from './moves.js';
+import { analyticsTests } from './analytics.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -58,6 +59,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     workerTests(ctx);
     eventTests(ctx);
     moveTests(ctx);
+    analyticsTests(ctx);
   });
 }
 

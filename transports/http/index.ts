@@ -15,6 +15,7 @@ import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.j
 import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
 import { ENQUEUE_MANY_MAX } from '../../src/transport.js';
+import type { Analytics, AnalyticsWindow } from '../../src/analytics.js';
 import type {
   EnqueueManyOptions,
   EnqueueReply,
@@ -205,6 +206,13 @@ export class HttpTransport implements Transport {
 
   stats(): Promise<Stats> {
     return this.call<Stats>('GET', '/v1/stats');
+  }
+
+  /** The server reads the rollups (GET /v1/analytics). */
+  analytics(window: AnalyticsWindow, queue?: string): Promise<Analytics> {
+    const q = new URLSearchParams({ window });
+    if (queue !== undefined) q.set('queue', queue);
+    return this.call<Analytics>('GET', `/v1/analytics?${q.toString()}`);
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {
