@@ -5,6 +5,9 @@
  * migration writes it: imported finished jobs, counted at their own minute.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { analyze, bucketOf, DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, percentile, type Rollup } from '../src/analytics.js';
 import type { Job } from '../src/job.js';
 import type { Transport } from '../src/transport.js';
@@ -31,6 +34,19 @@ function ended(queue: string, status: 'done' | 'error' | 'canceled', agoMs: numb
     updated_at: new Date(finished),
     usage,
   };
+}
+
+const CLI = fileURLToPath(new URL('../dist/src/cli/index.js', import.meta.url));
+
+/** The built CLI against a server, as a user runs it (a failing run resolves with its exit code). */
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, REASONQ_LOG_LEVEL: 'warn', ...env }, timeout: 15_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
 }
 
 async function seed(store: Transport, jobs: Job[]): Promise<void> {
@@ -173,6 +189,31 @@ describe('analytics', () => {
       const second = await scrape();
       assert.equal(sample(second, 'reasonq_job_wait_seconds_count', `queue="${q}"`), 2, 'a minute observed once is not observed again');
       assert.equal(sample(second, 'reasonq_jobs_ended_total', `queue="${q}",status="done"`), 1);
+    });
+  });
+
+  describe('reasonq stats', function () {
+    this.timeout(30_000);
+    it('prints the counts and the window summary (--window 24h), both in --json', async () => {
+      const { store, url } = await startServer({ tokens: { client: [CLIENT] } });
+      const q = uniqueQueue('an-cli');
+      await seed(store, [ended(q, 'done', 5 * 60_000, 100, 2_000, { prompt_tokens: 9, completion_tokens: 2 }), ended(q, 'error', 3 * 3_600_000, 100, 2_000)]);
+      const env = { REASONING_TRANSPORT: 'http', REASONING_API_URL: url, REASONQ_CLIENT_TOKEN: CLIENT };
+      const hour = await cli(['stats'], env);
+      assert.equal(hour.code, 0, hour.stderr);
+      assert.match(hour.stdout, new RegExp(`^${q}\\s+0\\s+0\\s+0\\s+1\\s+1\\s+0$`, 'm'), 'the counts as before');
+      assert.match(hour.stdout, /^last 1h \(.+\): 1 finished \(1 done, 0 error, 0 canceled\)/m);
+      assert.match(hour.stdout, /^ {2}tokens 9 prompt, 2 completion$/m);
+      const day = await cli(['stats', '--window', '24h', '--json'], env);
+      assert.equal(day.code, 0, day.stderr);
+      const body = JSON.parse(day.stdout) as { totals: { done: number }; analytics: { window: string; queues: Record<string, { finished: number; failure_rate: number }> } };
+      assert.equal(body.totals.done, 1, 'the counts keep their place in the JSON');
+      assert.equal(body.analytics.window, '24h');
+      assert.equal(body.analytics.queues[q]?.finished, 2);
+      assert.equal(body.analytics.queues[q]?.failure_rate, 0.5);
+      const bad = await cli(['stats', '--window', '2h'], env);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--window must be 1h or 24h/);
     });
   });
 });
