@@ -146,7 +146,7 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
   }
   if (t.rollups) {
     const rollups = t.rollups.bind(t);
-    wrapped.rollups = bound('rollups', (from: Date, to: Date) => rollups(from, to));
+    wrapped.rollups = bound('rollups', (from: Date, to: Date, step: Parameters<typeof rollups>[2]) => rollups(from, to, step));
   }
   if (t.analytics) {
     const analytics = t.analytics.bind(t);

@@ -23,7 +23,7 @@
  *   stall is left, `canceled` when a cancel was asked); delete finished jobs
  *   older than the retention.
  */
-import type { Analytics, AnalyticsWindow, Rollup } from './analytics.js';
+import type { Analytics, AnalyticsWindow, Rollup, RollupStep } from './analytics.js';
 import type { EventPage, JobEvent, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
@@ -250,10 +250,11 @@ export interface Transport {
 
   /**
    * Optional (the stores): the rollups of finished jobs (src/analytics.ts)
-   * whose minute is in [from, to), every queue, in no particular order. The
-   * cost depends on the minutes and queues asked for, not on the jobs.
+   * of period `step_ms` starting in [from, to), every queue, in no
+   * particular order. The cost depends on the periods and queues asked
+   * for, not on the jobs.
    */
-  rollups?(from: Date, to: Date): Promise<Rollup[]>;
+  rollups?(from: Date, to: Date, step_ms: RollupStep): Promise<Rollup[]>;
 
   /**
    * Optional (http, whose server reads the rollups): the analytics answer

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { analyze, bucketOf, DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, percentile, type Rollup } from '../src/analytics.js';
+import { analyze, bucketOf, DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, percentile, periodOf, type Rollup } from '../src/analytics.js';
 import type { Job } from '../src/job.js';
 import type { Transport } from '../src/transport.js';
 import { intent, newJob, uniqueQueue } from './helpers.js';
@@ -76,7 +76,7 @@ describe('analytics', () => {
 
     it('an empty window has every point, zeros and nulls; rollups outside it are left out', () => {
       const now = Date.parse('2026-12-01T10:30:20Z');
-      const far: Rollup = { queue: 'q', minute: new Date(now - 2 * 3_600_000), done: 5, error: 0, canceled: 0, wait: new Array<number>(DURATION_BUCKETS).fill(0), wait_sum_ms: 0, run: new Array<number>(DURATION_BUCKETS).fill(0), run_sum_ms: 0, prompt_tokens: 0, completion_tokens: 0 };
+      const far: Rollup = { queue: 'q', at: new Date(periodOf(now - 2 * 3_600_000, 900_000)), step_ms: 900_000, done: 5, error: 0, canceled: 0, wait: new Array<number>(DURATION_BUCKETS).fill(0), wait_sum_ms: 0, run: new Array<number>(DURATION_BUCKETS).fill(0), run_sum_ms: 0, prompt_tokens: 0, completion_tokens: 0 };
       const a = analyze([far], '1h', now);
       assert.equal(a.series.length, 60);
       assert.equal(a.to, '2026-12-01T10:31:00.000Z');
@@ -92,7 +92,8 @@ describe('analytics', () => {
       assert.equal(day.step_ms, 900_000);
       assert.equal(day.to, '2026-12-01T10:45:00.000Z');
       assert.equal(day.totals.done, 5);
-      assert.equal(day.series[Math.floor((minuteOf(far.minute) - Date.parse(day.from)) / 900_000)]!.done, 5);
+      assert.equal(day.series[Math.floor((far.at.getTime() - Date.parse(day.from)) / 900_000)]!.done, 5);
+      assert.equal(analyze([{ ...far, at: new Date(minuteOf(now)) }], '1h', now).totals.done, 0, 'a quarter-hour rollup is not read for the hour');
     });
   });
 

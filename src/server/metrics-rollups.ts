@@ -13,7 +13,7 @@
  * /v1/analytics but not here.
  */
 import type { Registry } from 'prom-client';
-import { DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, ROLLUP_KEEP_MS, type Rollup } from '../analytics.js';
+import { DURATION_BOUNDS_MS, DURATION_BUCKETS, MINUTE_MS, minuteOf, ROLLUP_KEEP_MS, type Rollup } from '../analytics.js';
 import type { Transport } from '../transport.js';
 
 /** A minute counts as closed this long after its end. */
@@ -65,8 +65,8 @@ export function registerRollupMetrics(registry: Registry, transport: Transport, 
       const closedEnd = minuteOf(Date.now() - CLOSE_GRACE_MS);
       const start = Math.max(fedUntil ?? closedEnd - BACKFILL_MS, closedEnd - ROLLUP_KEEP_MS);
       if (start >= closedEnd) return;
-      const rollups = await transport.rollups(new Date(start), new Date(closedEnd));
-      for (const r of rollups) if (r.minute.getTime() >= start && r.minute.getTime() < closedEnd) observe(r);
+      const rollups = await transport.rollups(new Date(start), new Date(closedEnd), MINUTE_MS);
+      for (const r of rollups) if (r.step_ms === MINUTE_MS && r.at.getTime() >= start && r.at.getTime() < closedEnd) observe(r);
       fedUntil = closedEnd;
     })().finally(() => (feeding = null));
     return feeding;

@@ -7,7 +7,7 @@
  * (readAnalytics: the rollups of a store, the server's answer over http).
  */
 import assert from 'node:assert/strict';
-import { DURATION_BUCKETS, minuteOf, type Rollup } from '../../src/analytics.js';
+import { DURATION_BUCKETS, minuteOf, periodOf, type Rollup } from '../../src/analytics.js';
 import { readAnalytics } from '../../src/analytics-read.js';
 import type { JobEvent } from '../../src/events.js';
 import type { Job } from '../../src/job.js';
@@ -103,13 +103,17 @@ export function analyticsTests({ transport: t, options }: SuiteContext): void {
       const events: JobEvent[][] = [[], [], []];
       await t().enqueueMany([done, canceled, old], { imported: { events } });
 
-      const rollups: Rollup[] = (await t().rollups!(new Date(now - 27 * 3_600_000), new Date(now + 60_000))).filter((r) => r.queue === q);
+      const rollups: Rollup[] = (await t().rollups!(new Date(now - 27 * 3_600_000), new Date(now + 60_000), 60_000)).filter((r) => r.queue === q);
       assert.deepEqual(
-        rollups.map((r) => r.minute.getTime()).sort(),
+        rollups.map((r) => r.at.getTime()).sort(),
         [minuteOf(canceled.finished_at!), minuteOf(done.finished_at!)],
         'one rollup at each ending minute, none for the ending past 25 h',
       );
-      const r = rollups.find((x) => x.minute.getTime() === minuteOf(done.finished_at!))!;
+      const quarters = (await t().rollups!(new Date(now - 27 * 3_600_000), new Date(now + 900_000), 900_000)).filter((r) => r.queue === q);
+      assert.deepEqual(quarters.map((x) => x.at.getTime()).sort(), [periodOf(canceled.finished_at!, 900_000), periodOf(done.finished_at!, 900_000)], 'and one at each quarter of an hour');
+      assert.ok(quarters.every((x) => x.step_ms === 900_000));
+      const r = rollups.find((x) => x.at.getTime() === minuteOf(done.finished_at!))!;
+      assert.equal(r.step_ms, 60_000);
       assert.equal(r.done, 1);
       assert.equal(r.wait.length, DURATION_BUCKETS);
       assert.equal(sum(r.wait), 1);

@@ -17,9 +17,10 @@
  *   first (as retention would take them), and when only unfinished ones are
  *   left an enqueue is refused with STORE_FULL before anything is created,
  *   so a flood answers 507 instead of exhausting the process and losing all.
- * - `rollupTable`: per queue and minute of `finished_at`, the counters of
- *   the jobs that ended then (src/analytics.ts), added by `finish` and by
- *   an imported finished job; dropped by the sweep after ROLLUP_KEEP_MS.
+ * - `rollupTable`: per queue and period (a minute, a quarter of an hour) of
+ *   `finished_at`, the counters of the jobs that ended then
+ *   (src/analytics.ts), added by `finish` and by an imported finished job;
+ *   dropped by the sweep after ROLLUP_KEEP_MS.
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
@@ -50,7 +51,7 @@ import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { Streams } from './streams.js';
 import { weigh } from './weigh.js';
-import { addFields, endingFields, minuteOf, ROLLUP_KEEP_MS, rollupFromFields, type Rollup, type RollupFields } from '../../src/analytics.js';
+import { addFields, endingFields, periodOf, ROLLUP_KEEP_MS, ROLLUP_STEPS_MS, rollupFromFields, type Rollup, type RollupFields, type RollupStep } from '../../src/analytics.js';
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -109,8 +110,8 @@ export class MemoryTransport implements Transport {
   private readonly locks = new Map<string, { owner: string; until: number }>();
   /** jobs a migration holds (`moving`) → the status they had */
   private readonly movedFrom = new Map<string, JobStatus>();
-  /** `minute \0 queue` → that minute's rollup counters */
-  private readonly rollupTable = new Map<string, { queue: string; minute: number; fields: RollupFields }>();
+  /** `step \0 period start \0 queue` → that period's rollup counters */
+  private readonly rollupTable = new Map<string, { queue: string; at: number; step: RollupStep; fields: RollupFields }>();
   private delayTimer: NodeJS.Timeout | null = null;
   private delayTimerAt = Infinity;
   private seq = 0;
@@ -385,9 +386,9 @@ export class MemoryTransport implements Transport {
     return buildStats(queues);
   }
 
-  async rollups(from: Date, to: Date): Promise<Rollup[]> {
+  async rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
     const out: Rollup[] = [];
-    for (const r of this.rollupTable.values()) if (r.minute >= from.getTime() && r.minute < to.getTime()) out.push(rollupFromFields(r.queue, r.minute, r.fields));
+    for (const r of this.rollupTable.values()) if (r.step === step && r.at >= from.getTime() && r.at < to.getTime()) out.push(rollupFromFields(r.queue, r.at, step, r.fields));
     return out;
   }
 
@@ -408,7 +409,7 @@ export class MemoryTransport implements Transport {
   async sweep(now = new Date()): Promise<SweepResult> {
     const result: SweepResult = { ...this.recoverExpired(now.getTime()), deleted: 0 };
     const horizon = now.getTime() - this.retentionMs;
-    for (const [key, r] of this.rollupTable) if (r.minute < now.getTime() - ROLLUP_KEEP_MS) this.rollupTable.delete(key);
+    for (const [key, r] of this.rollupTable) if (r.at < now.getTime() - ROLLUP_KEEP_MS) this.rollupTable.delete(key);
     // finishedOrder is in the order jobs ended, so the expired ones come first.
     for (const id of this.finishedOrder) {
       const job = this.jobs.get(id);
@@ -612,16 +613,18 @@ export class MemoryTransport implements Transport {
     }
   }
 
-  /** Count an ending in its queue's rollup of its minute (src/analytics.ts). */
+  /** Count an ending in its queue's rollups of its periods (src/analytics.ts). */
   private rollup(job: Job, ran: boolean): void {
     const fields = endingFields(job, ran);
     if (!fields) return;
-    const minute = minuteOf(job.finished_at!);
-    if (minute < Date.now() - ROLLUP_KEEP_MS) return;
-    const key = `${minute}\u0000${job.queue}`;
-    let r = this.rollupTable.get(key);
-    if (!r) this.rollupTable.set(key, (r = { queue: job.queue, minute, fields: {} }));
-    addFields(r.fields, fields);
+    for (const step of ROLLUP_STEPS_MS) {
+      const at = periodOf(job.finished_at!, step);
+      if (at < Date.now() - ROLLUP_KEEP_MS) continue;
+      const key = `${step}\u0000${at}\u0000${job.queue}`;
+      let r = this.rollupTable.get(key);
+      if (!r) this.rollupTable.set(key, (r = { queue: job.queue, at, step, fields: {} }));
+      addFields(r.fields, fields);
+    }
   }
 
   private requeue(job: Job, runAt: Date): void {

@@ -16,8 +16,9 @@
  *   attempt, data}`, `seq` = the event id; deleted with their job.
  * - `workers`: one document per worker, `_id` = worker id, `last_seen`.
  * - `locks`: the maintainer's lock.
- * - `rollups`: analytics, one document per queue and minute of endings
- *   (rollups.ts), written after the ending, deleted by the sweep after 25 h.
+ * - `rollups`: analytics, one document per queue and minute (and quarter
+ *   hour) of endings (rollups.ts), written after the ending, deleted by the
+ *   sweep after 25 h.
  * Indexes are declared beside their queries in queries.ts.
  *
  * `enqueueMany` is one `insertMany` per slice (enqueue-many.ts).
@@ -73,7 +74,7 @@ import { callbacksDueFilter, CLAIM_SORT, claimFilter, EVENTS, fenceError, fenced
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
 import { MongoRollups, type RollupDoc } from './rollups.js';
-import type { Rollup } from '../../src/analytics.js';
+import type { Rollup, RollupStep } from '../../src/analytics.js';
 import { connectServer, ServerClock, type ServerInfo } from './server.js';
 
 export type { ServerInfo } from './server.js';
@@ -405,8 +406,8 @@ export class MongoTransport implements Transport {
     return this.op(({ jobs }) => countJobs(jobs));
   }
 
-  async rollups(from: Date, to: Date): Promise<Rollup[]> {
-    return this.op(({ rollups }) => rollups.read(from, to));
+  async rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    return this.op(({ rollups }) => rollups.read(from, to, step));
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {

@@ -8,6 +8,7 @@ import type { Document, Filter, Sort } from 'mongodb';
 import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
 import { FINISHED_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
 import { decodeCursor } from '../../src/transport-helpers.js';
+import { ROLLUP_STEPS_MS } from '../../src/analytics.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
@@ -234,13 +235,14 @@ export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
 }
 declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
 
-// -- analytics rollups: a window's minutes, and the ones past keeping -----------
-const ROLLUPS_INDEX = declare({ collection: ROLLUPS, name: 'minute', key: { minute: 1 } });
-export function rollupsFilter(from: Date, to: Date): { minute: { $gte: Date; $lt: Date } } {
-  return { minute: { $gte: from, $lt: to } };
+// -- analytics rollups: a window's periods of one step, and the ones past keeping --
+const ROLLUPS_INDEX = declare({ collection: ROLLUPS, name: 'step_at', key: { step: 1, at: 1 } });
+export function rollupsFilter(step: number, from: Date, to: Date): { step: number; at: { $gte: Date; $lt: Date } } {
+  return { step, at: { $gte: from, $lt: to } };
 }
-export function oldRollupsFilter(before: Date): { minute: { $lt: Date } } {
-  return { minute: { $lt: before } };
+/** Served by the same index: one range per step ($in). */
+export function oldRollupsFilter(before: Date): { step: { $in: number[] }; at: { $lt: Date } } {
+  return { step: { $in: [...ROLLUP_STEPS_MS] }, at: { $lt: before } };
 }
 
 /**
@@ -274,6 +276,6 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
     { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
     { name: 'workers (find)', expect: WORKERS_SEEN_INDEX.name, command: { find: WORKERS, filter: workersSeenSince(now) } },
-    { name: 'analytics rollups of a window (find)', expect: ROLLUPS_INDEX.name, command: { find: ROLLUPS, filter: rollupsFilter(new Date(now.getTime() - 3_600_000), now) } },
+    { name: 'analytics rollups of a window (find)', expect: ROLLUPS_INDEX.name, command: { find: ROLLUPS, filter: rollupsFilter(60_000, new Date(now.getTime() - 3_600_000), now) } },
   ];
 }

@@ -31,10 +31,10 @@
  * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
  *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
- * - `rq:{q}:roll:<minute ms>` hash, the rollup of the jobs of the queue that
- *                     ended in that minute (src/analytics.ts; lib.lua
- *                     rollup, written by the script of the ending), expiring
- *                     25 h after its minute
+ * - `rq:{q}:roll:<step ms>:<start ms>` hash, the rollup of the jobs of the
+ *                     queue that ended in that minute or quarter of an hour
+ *                     (src/analytics.ts; lib.lua rollup, written by the
+ *                     script of the ending), expiring 25 h after its start
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
@@ -83,7 +83,7 @@ import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { appendArgs, eventPage, lastProgress, pendingEvents, waitForEvent } from './events.js';
 import { knownQueues, listJobs, listWorkers, queueStats, readRollups, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
-import type { Rollup } from '../../src/analytics.js';
+import type { Rollup, RollupStep } from '../../src/analytics.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
@@ -588,8 +588,8 @@ export class RedisTransport implements Transport {
     return this.op(() => listJobs(this.ctx(), filter));
   }
 
-  rollups(from: Date, to: Date): Promise<Rollup[]> {
-    return this.op(() => readRollups(this.ctx(), from, to));
+  rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    return this.op(() => readRollups(this.ctx(), from, to, step));
   }
 
   stats(): Promise<Stats> {

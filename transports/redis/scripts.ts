@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis } from 'ioredis';
-import { DURATION_BOUNDS_MS, ROLLUP_KEEP_MS } from '../../src/analytics.js';
+import { DURATION_BOUNDS_MS, ROLLUP_KEEP_MS, ROLLUP_STEPS_MS } from '../../src/analytics.js';
 
 /**
  * Command → [Lua file, number of KEYS]. Undefined: the caller passes numkeys
@@ -53,7 +53,7 @@ export function scriptSources(): Map<ScriptName, string> {
   if (sources) return sources;
   const dir = luaDir();
   // The analytics constants come from src/analytics.ts, the one place that defines them.
-  const generated = `local ROLLUP_BOUNDS = { ${DURATION_BOUNDS_MS.join(', ')} }\nlocal ROLLUP_KEEP_MS = ${ROLLUP_KEEP_MS}\n`;
+  const generated = `local ROLLUP_BOUNDS = { ${DURATION_BOUNDS_MS.join(', ')} }\nlocal ROLLUP_STEPS = { ${ROLLUP_STEPS_MS.join(', ')} }\nlocal ROLLUP_KEEP_MS = ${ROLLUP_KEEP_MS}\n`;
   const lib = generated + readFileSync(`${dir}lib.lua`, 'utf8');
   sources = new Map();
   for (const [name, [file]] of Object.entries(SCRIPTS) as [ScriptName, (typeof SCRIPTS)[ScriptName]][]) {

@@ -1,14 +1,15 @@
--- The rollups of one queue (lib.lua rollup) for the minutes in [from, to).
--- KEYS[1] prefix. ARGV: from ms, to ms (whole minutes).
--- Returns {minute, {field, value, ...}, ...} for the minutes that have one.
--- One HGETALL per minute asked (1,440 for a day), all in the queue's slot.
+-- The rollups of one queue (lib.lua rollup) of one step, for the periods
+-- starting in [from, to). KEYS[1] prefix. ARGV: from ms, to ms (multiples
+-- of the step), step ms. Returns {start, {field, value, ...}, ...} for the
+-- periods that have one: one HGETALL per period asked (60 minutes for the
+-- hour, 96 quarters for the day), all in the queue's slot.
 local P = KEYS[1]
-local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
+local from, to, step = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
-for minute = from, to - 1, 60000 do
-  local fields = redis.call('HGETALL', P .. 'roll:' .. fmt(minute))
+for start = from, to - 1, step do
+  local fields = redis.call('HGETALL', P .. 'roll:' .. step .. ':' .. fmt(start))
   if #fields > 0 then
-    out[#out + 1] = fmt(minute)
+    out[#out + 1] = fmt(start)
     out[#out + 1] = fields
   end
 end
