@@ -79,10 +79,10 @@ export async function readRollups(ctx: QueryContext, from: Date, to: Date, step:
   const queues = await knownQueues(ctx);
   const parts = await Promise.all(
     queues.map(async (q) => {
-      const reply = (await runScript(ctx.client, 'rollups', queuePrefix(ctx.prefix, q), first, end, step)) as (string | string[])[];
+      const reply = (await runScript(ctx.client, 'rollups', queuePrefix(ctx.prefix, q), first, end, step)) as string[];
       const out: Rollup[] = [];
       for (let i = 0; i + 1 < reply.length; i += 2) {
-        const flat = reply[i + 1] as string[];
+        const flat = reply[i + 1]!.split(',');
         const fields: Record<string, string> = {};
         for (let k = 0; k + 1 < flat.length; k += 2) fields[flat[k]!] = flat[k + 1]!;
         out.push(rollupFromFields(q, Number(reply[i]), step, fields));
