@@ -4,8 +4,7 @@
 -- for the periods that have one: one HGETALL per period asked (60 minutes
 -- for the hour, 96 quarters for the day), all in the queue's slot. One
 -- string per period (field names and counts never hold a comma): the
--- client parses one reply element instead of forty; the day's answer on
--- redis went from 55 to _ ms at the median (scripts/bench/analytics.ts).
+-- client parses one reply element instead of about forty.
 local P = KEYS[1]
 local from, to, step = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
