@@ -149,6 +149,14 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
       release: bound('moves.release', (ids: string[]) => moves.release(ids)),
     };
   }
+  if (t.rollups) {
+    const rollups = t.rollups.bind(t);
+    wrapped.rollups = bound('rollups', (from: Date, to: Date, step: Parameters<typeof rollups>[2]) => rollups(from, to, step));
+  }
+  if (t.analytics) {
+    const analytics = t.analytics.bind(t);
+    wrapped.analytics = bound('analytics', (window: Parameters<typeof analytics>[0], queue?: string) => analytics(window, queue));
+  }
   if (t.lead) {
     const lead = t.lead.bind(t);
     wrapped.lead = bound('lead', (lock: string, owner: string, ttl: number) => lead(lock, owner, ttl));

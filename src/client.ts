@@ -3,6 +3,8 @@
  * request and resolves to the intent. The same client works on every
  * transport; transport failures (not a job's own error) are retried.
  */
+import type { Analytics, AnalyticsWindow } from './analytics.js';
+import { readAnalytics } from './analytics-read.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { DEFAULTS, loadConfig, type Config } from './config.js';
 import {
@@ -86,6 +88,8 @@ export interface Client {
   retryMany(request: RetryManyRequest): Promise<RetryManyResult>;
   list(filter?: ListFilter): Promise<ListPage>;
   stats(): Promise<Stats>;
+  /** Throughput, failure rate, wait and run percentiles, tokens of a window (src/analytics.ts), from the store's rollups or the server's answer. */
+  analytics(window?: AnalyticsWindow, queue?: string): Promise<Analytics>;
   workers(): Promise<WorkerInfo[]>;
   readonly transport: Transport;
   /** Safe to call twice. Closes the transport only if the client built it. */
@@ -243,6 +247,10 @@ class ReasonqClient implements Client {
 
   stats(): Promise<Stats> {
     return this.withRetries(() => this.transport.stats());
+  }
+
+  analytics(window: AnalyticsWindow = '1h', queue?: string): Promise<Analytics> {
+    return this.withRetries(() => readAnalytics(this.transport, window, queue));
   }
 
   workers(): Promise<WorkerInfo[]> {

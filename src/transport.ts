@@ -23,6 +23,7 @@
  *   stall is left, `canceled` when a cancel was asked); delete finished jobs
  *   older than the retention.
  */
+import type { Analytics, AnalyticsWindow, Rollup, RollupStep } from './analytics.js';
 import type { EventPage, JobEvent, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
@@ -261,6 +262,21 @@ export interface Transport {
 
   list(filter: ListFilter): Promise<ListPage>;
   stats(): Promise<Stats>;
+
+  /**
+   * Optional (the stores): the rollups of finished jobs (src/analytics.ts)
+   * of period `step_ms` starting in [from, to), every queue, in no
+   * particular order. The cost depends on the periods and queues asked
+   * for, not on the jobs.
+   */
+  rollups?(from: Date, to: Date, step_ms: RollupStep): Promise<Rollup[]>;
+
+  /**
+   * Optional (http, whose server reads the rollups): the analytics answer
+   * itself (`GET /v1/analytics`). A caller holding a store uses `rollups`
+   * (readAnalytics in src/analytics-read.ts picks whichever is there).
+   */
+  analytics?(window: AnalyticsWindow, queue?: string): Promise<Analytics>;
 
   /** Worker registry: upsert this worker's record. */
   heartbeat(worker: WorkerInfo): Promise<void>;

@@ -65,6 +65,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/jobs/:id/retry': ['client'],
   'POST /v1/jobs::retry': ['client'], // /v1/jobs:retry, bulk (src/retry-many.ts)
   'GET /v1/stats': ['client'],
+  'GET /v1/analytics': ['client'],
   'GET /v1/workers': ['client'],
 
   'POST /v1/claim': ['worker'],

@@ -1,4 +1,4 @@
-/** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
+/** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, analytics, workers, SSE. */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { JobEvent } from '../events.js';
@@ -8,8 +8,9 @@ import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job, 
 import { carrierFromHeaders } from '../tracing.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
+import { readAnalytics } from '../analytics-read.js';
 import { retryMany } from '../retry-many.js';
-import { batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
+import { analyticsQuerySchema, batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 const MAX_WAIT_MS = DEFAULTS.maxWaitMs;
 
@@ -159,6 +160,12 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   });
 
   app.get('/v1/stats', async () => transport.stats());
+
+  // Analytics of a window from the store's rollups (src/analytics.ts): a cost that does not grow with the history.
+  app.get('/v1/analytics', async (request) => {
+    const query = parseOrThrow(analyticsQuerySchema, request.query);
+    return readAnalytics(transport, query.window ?? '1h', query.queue);
+  });
 
   app.get('/v1/workers', async () => {
     const now = Date.now();

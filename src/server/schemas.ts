@@ -97,4 +97,10 @@ export const appendBodySchema = z.object({
   events: z.array(z.object({ type: z.string().max(64), data: z.unknown().optional() })).min(1).max(APPEND_MAX),
 });
 
+/** `GET /v1/analytics`: the window (default 1h) and optionally one queue. */
+export const analyticsQuerySchema = query({
+  window: z.enum(['1h', '24h'], { error: 'window must be 1h or 24h' }).optional(),
+  queue: queueNameSchema.optional(),
+});
+
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });

@@ -11,6 +11,7 @@ import { fieldTests } from './fields.js';
 import { eventTests } from './events.js';
 import { moveTests } from './moves.js';
 import { operatorTests } from './operator.js';
+import { analyticsTests } from './analytics.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -60,6 +61,7 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     eventTests(ctx);
     moveTests(ctx);
     operatorTests(ctx);
+    analyticsTests(ctx);
   });
 }
 

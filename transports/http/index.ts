@@ -16,6 +16,7 @@ import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } fr
 import type { Outcome } from '../../src/outcome.js';
 import type { RetryManyRequest, RetryManyResult } from '../../src/retry-many.js';
 import { ENQUEUE_MANY_MAX } from '../../src/transport.js';
+import type { Analytics, AnalyticsWindow } from '../../src/analytics.js';
 import type {
   EnqueueManyOptions,
   EnqueueReply,
@@ -212,6 +213,13 @@ export class HttpTransport implements Transport {
 
   stats(): Promise<Stats> {
     return this.call<Stats>('GET', '/v1/stats');
+  }
+
+  /** The server reads the rollups (GET /v1/analytics). */
+  analytics(window: AnalyticsWindow, queue?: string): Promise<Analytics> {
+    const q = new URLSearchParams({ window });
+    if (queue !== undefined) q.set('queue', queue);
+    return this.call<Analytics>('GET', `/v1/analytics?${q.toString()}`);
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {

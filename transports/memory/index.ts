@@ -18,6 +18,10 @@
  *   first (as retention would take them), and when only unfinished ones are
  *   left an enqueue is refused with STORE_FULL before anything is created,
  *   so a flood answers 507 instead of exhausting the process and losing all.
+ * - `rollupTable`: per queue and period (a minute, a quarter of an hour) of
+ *   `finished_at`, the counters of the jobs that ended then
+ *   (src/analytics.ts), added by `finish` and by an imported finished job;
+ *   dropped by the sweep after ROLLUP_KEEP_MS.
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
@@ -49,6 +53,7 @@ import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { Streams } from './streams.js';
 import { weigh } from './weigh.js';
+import { addFields, endingFields, periodOf, ROLLUP_KEEP_MS, ROLLUP_STEPS_MS, rollupFromFields, type Rollup, type RollupFields, type RollupStep } from '../../src/analytics.js';
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -109,6 +114,8 @@ export class MemoryTransport implements Transport {
   private readonly locks = new Map<string, { owner: string; until: number }>();
   /** jobs a migration holds (`moving`) → the status they had */
   private readonly movedFrom = new Map<string, JobStatus>();
+  /** `step \0 period start \0 queue` → that period's rollup counters */
+  private readonly rollupTable = new Map<string, { queue: string; at: number; step: RollupStep; fields: RollupFields }>();
   private delayTimer: NodeJS.Timeout | null = null;
   private delayTimerAt = Infinity;
   private seq = 0;
@@ -169,6 +176,7 @@ export class MemoryTransport implements Transport {
     else {
       this.finishedOrder.add(stored.id);
       if (stored.callback?.state === 'pending') this.outbox.set(stored.id, Date.now());
+      this.rollup(stored, stored.started_at !== null);
     }
     return { job: clone(stored), created: true };
   }
@@ -393,6 +401,12 @@ export class MemoryTransport implements Transport {
     return buildStats(queues);
   }
 
+  async rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    const out: Rollup[] = [];
+    for (const r of this.rollupTable.values()) if (r.step === step && r.at >= from.getTime() && r.at < to.getTime()) out.push(rollupFromFields(r.queue, r.at, step, r.fields));
+    return out;
+  }
+
   async heartbeat(worker: WorkerInfo): Promise<void> {
     this.workerRecords.set(worker.id, clone(worker));
   }
@@ -410,6 +424,7 @@ export class MemoryTransport implements Transport {
   async sweep(now = new Date()): Promise<SweepResult> {
     const result: SweepResult = { ...this.recoverExpired(now.getTime()), deleted: 0 };
     const horizon = now.getTime() - this.retentionMs;
+    for (const [key, r] of this.rollupTable) if (r.at < now.getTime() - ROLLUP_KEEP_MS) this.rollupTable.delete(key);
     // finishedOrder is in the order jobs ended, so the expired ones come first.
     for (const id of this.finishedOrder) {
       const job = this.jobs.get(id);
@@ -604,10 +619,12 @@ export class MemoryTransport implements Transport {
 
   private finish(job: Job, status: 'done' | 'error' | 'canceled' | 'moved'): void {
     const now = new Date();
+    const ran = job.status === 'processing';
     job.status = status;
     job.lease = null;
     job.finished_at = now;
     job.updated_at = now;
+    if (status !== 'moved') this.rollup(job, ran);
     this.leased.delete(job.id);
     this.finishedOrder.delete(job.id); // a moved job ends twice: its order is the last
     this.finishedOrder.add(job.id);
@@ -620,6 +637,20 @@ export class MemoryTransport implements Transport {
     if (waiters) {
       this.jobWaiters.delete(job.id);
       for (const wake of waiters) wake();
+    }
+  }
+
+  /** Count an ending in its queue's rollups of its periods (src/analytics.ts). */
+  private rollup(job: Job, ran: boolean): void {
+    const fields = endingFields(job, ran);
+    if (!fields) return;
+    for (const step of ROLLUP_STEPS_MS) {
+      const at = periodOf(job.finished_at!, step);
+      if (at < Date.now() - ROLLUP_KEEP_MS) continue;
+      const key = `${step}\u0000${at}\u0000${job.queue}`;
+      let r = this.rollupTable.get(key);
+      if (!r) this.rollupTable.set(key, (r = { queue: job.queue, at, step, fields: {} }));
+      addFields(r.fields, fields);
     }
   }
 

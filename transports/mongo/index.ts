@@ -16,6 +16,9 @@
  *   attempt, data}`, `seq` = the event id; deleted with their job.
  * - `workers`: one document per worker, `_id` = worker id, `last_seen`.
  * - `locks`: the maintainer's lock.
+ * - `rollups`: analytics, one document per queue and minute (and quarter
+ *   hour) of endings (rollups.ts), written after the ending, deleted by the
+ *   sweep after 25 h.
  * Indexes are declared beside their queries in queries.ts.
  *
  * `enqueueMany` is one `insertMany` per slice (enqueue-many.ts).
@@ -74,9 +77,11 @@ import { EventBatch } from './event-batch.js';
 import { EventStreams } from './events.js';
 import { MongoMoves } from './moves.js';
 import { Notifier } from './notifier.js';
-import { callbacksDueFilter, CLAIM_SORT, claimFilter, EVENTS, fenceError, fencedFilter, JOBS, LOCKS, WORKERS, workersSeenSince } from './queries.js';
+import { callbacksDueFilter, CLAIM_SORT, claimFilter, EVENTS, fenceError, fencedFilter, JOBS, LOCKS, ROLLUPS, WORKERS, workersSeenSince } from './queries.js';
 import { applyRetention, recoverLeases } from './recovery.js';
 import { countJobs, listJobs } from './reads.js';
+import { MongoRollups, type RollupDoc } from './rollups.js';
+import type { Rollup, RollupStep } from '../../src/analytics.js';
 import { connectServer, ServerClock, type ServerInfo } from './server.js';
 
 export type { ServerInfo } from './server.js';
@@ -127,6 +132,7 @@ interface Ready {
   notifier: Notifier;
   batch: EventBatch;
   streams: EventStreams;
+  rollups: MongoRollups;
 }
 
 /** What a write that adds one lifecycle event adds to the job's counters (its id; one more taken since the last append). */
@@ -223,6 +229,8 @@ export class MongoTransport implements Transport {
       const written = await this.op(async (ready) => {
         const result = await insertSlice({ jobs: ready.jobs, streams: ready.streams, now: this.clock.now(), retentionMs: this.retentionMs }, slice, events);
         for (const queue of result.arrived) this.workArrived(queue, ready.notifier);
+        // An imported finished job counts at its own minute (a migration carries the analytics of the last day).
+        if (events) for (const r of result.replies) if (r.created) ready.rollups.add(r.job.queue, r.job, r.job.started_at !== null);
         return result.replies;
       });
       replies.push(...written);
@@ -330,7 +338,7 @@ export class MongoTransport implements Transport {
   }
 
   async cancel(id: string, reason: string): Promise<Job> {
-    return this.op(async ({ jobs, notifier, streams }) => {
+    return this.op(async ({ jobs, notifier, streams, rollups }) => {
       for (;;) {
         const now = this.clock.now();
         const request = { at: now, reason };
@@ -341,6 +349,7 @@ export class MongoTransport implements Transport {
           (await jobs.findOneAndUpdate({ _id: id, status: 'queued', callback_url: { $ne: null } }, { $set: { ...end, ...this.owed(now) }, $inc: NEXT_EVENT }, { returnDocument: 'after' }));
         if (canceled) {
           streams.logged(canceled, 'canceled', { reason }, now);
+          rollups.add(canceled.queue, canceled, false);
           notifier.jobFinished(id);
           return docToJob(canceled);
         }
@@ -409,6 +418,10 @@ export class MongoTransport implements Transport {
     return this.op(({ jobs }) => countJobs(jobs));
   }
 
+  async rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    return this.op(({ rollups }) => rollups.read(from, to, step));
+  }
+
   async heartbeat(worker: WorkerInfo): Promise<void> {
     await this.op(async ({ workers }) => {
       const { _id, ...fields } = workerToDoc(worker, this.workerHorizonMs);
@@ -425,7 +438,7 @@ export class MongoTransport implements Transport {
   }
 
   async sweep(at?: Date): Promise<SweepResult> {
-    return this.op(async ({ jobs, events, workers }) => {
+    return this.op(async ({ jobs, events, workers, rollups }) => {
       const now = at ?? this.clock.now();
       this.lastRecovery = Date.now();
       const recovered = await recoverLeases(jobs, now, this.retentionMs, this.hooks());
@@ -433,6 +446,7 @@ export class MongoTransport implements Transport {
       if (Date.now() - this.lastRetention >= RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
         deleted = await applyRetention(jobs, events, workers, now, this.retentionMs, this.workerHorizonMs);
+        await rollups.prune(now);
       }
       return { ...recovered, deleted };
     });
@@ -462,6 +476,7 @@ export class MongoTransport implements Transport {
     this.closed = true;
     await this.starting?.catch(() => undefined);
     await this.ready?.batch.flush();
+    await this.ready?.rollups.flush().catch(() => undefined);
     await this.ready?.notifier.close();
     await this.client?.close().catch(() => undefined);
   }
@@ -495,7 +510,8 @@ export class MongoTransport implements Transport {
       for (const id of ids) notifier.eventsWritten(id);
     });
     const streams = new EventStreams({ jobs, events, batch, notifier, clock: this.clock, eventsMax: this.eventsMax, ttl: info.ttlIndexes });
-    this.ready = { jobs, events, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier, batch, streams };
+    const rollups = new MongoRollups(db.collection<RollupDoc>(ROLLUPS), this.log);
+    this.ready = { jobs, events, workers: db.collection<WorkerDoc>(WORKERS), locks: db.collection<LockDoc>(LOCKS), notifier, batch, streams, rollups };
     return this.ready;
   }
 
@@ -537,9 +553,12 @@ export class MongoTransport implements Transport {
   private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra?: object, orThrow?: true): Promise<JobDoc>;
   private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object, orThrow: false): Promise<JobDoc | null>;
   private fenced(id: string, token: string, update: UpdateFilter<JobDoc>, extra: object = {}, orThrow = true): Promise<JobDoc | null> {
-    return this.op(async ({ jobs, notifier }) => {
+    return this.op(async ({ jobs, notifier, rollups }) => {
       const doc = await jobs.findOneAndUpdate({ ...fencedFilter(id, token, this.clock.now()), ...extra }, update, { returnDocument: 'after' });
-      if (doc && isTerminal(doc.status)) notifier.jobFinished(id);
+      if (doc && isTerminal(doc.status)) {
+        notifier.jobFinished(id);
+        rollups.add(doc.queue, doc, true);
+      }
       if (doc && doc.status === 'queued') notifier.jobQueued(doc.queue);
       if (doc || !orThrow) return doc;
       throw await this.lostOrMissing(id);
@@ -611,10 +630,14 @@ export class MongoTransport implements Transport {
   private hooks() {
     const notifier = this.ready?.notifier;
     const streams = this.ready?.streams;
+    const rollups = this.ready?.rollups;
     return {
       queued: (queue: string) => notifier?.jobQueued(queue),
       finished: (id: string) => notifier?.jobFinished(id),
-      settled: (doc: JobDoc, outcome: Outcome, at: Date) => streams?.loggedOutcome(doc, outcome, at),
+      settled: (doc: JobDoc, outcome: Outcome, at: Date) => {
+        streams?.loggedOutcome(doc, outcome, at);
+        if (isTerminal(doc.status)) rollups?.add(doc.queue, doc, true);
+      },
     };
   }
 }

@@ -8,6 +8,7 @@ import type { Document, Filter, Sort } from 'mongodb';
 import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
 import { FINISHED_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
 import { decodeCursor, listOrder } from '../../src/transport-helpers.js';
+import { ROLLUP_STEPS_MS } from '../../src/analytics.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
@@ -16,9 +17,11 @@ export const WORKERS = 'workers';
 export const EVENTS = 'events';
 /** Named locks: `{_id: name, owner, until}` (the elected maintainer). A handful of documents, read by _id. */
 export const LOCKS = 'locks';
+/** Analytics: one document per queue and minute of endings (rollups.ts). */
+export const ROLLUPS = 'rollups';
 
 export interface IndexSpec {
-  collection: typeof JOBS | typeof WORKERS | typeof EVENTS;
+  collection: typeof JOBS | typeof WORKERS | typeof EVENTS | typeof ROLLUPS;
   name: string;
   key: Record<string, 1 | -1>;
   unique?: boolean;
@@ -242,6 +245,16 @@ export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
 }
 declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
 
+// -- analytics rollups: a window's periods of one step, and the ones past keeping --
+const ROLLUPS_INDEX = declare({ collection: ROLLUPS, name: 'step_at', key: { step: 1, at: 1 } });
+export function rollupsFilter(step: number, from: Date, to: Date): { step: number; at: { $gte: Date; $lt: Date } } {
+  return { step, at: { $gte: from, $lt: to } };
+}
+/** Served by the same index: one range per step ($in). */
+export function oldRollupsFilter(before: Date): { step: { $in: number[] }; at: { $lt: Date } } {
+  return { step: { $in: [...ROLLUP_STEPS_MS] }, at: { $lt: before } };
+}
+
 /**
  * The hot queries as explainable commands (`{explain: command}`), built with
  * the same builders the transport uses. `expect` names the index meant to
@@ -275,5 +288,6 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
     { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
     { name: 'workers (find)', expect: WORKERS_SEEN_INDEX.name, command: { find: WORKERS, filter: workersSeenSince(now) } },
+    { name: 'analytics rollups of a window (find)', expect: ROLLUPS_INDEX.name, command: { find: ROLLUPS, filter: rollupsFilter(60_000, new Date(now.getTime() - 3_600_000), now) } },
   ];
 }

@@ -36,6 +36,10 @@
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
  * - `rq:{q}:s:<sid>`  zset of a session's ids by created_at (list by
  *                     session_id), written at enqueue, cleaned by delete_job
+ * - `rq:{q}:roll:<step ms>:<start ms>` hash, the rollup of the jobs of the
+ *                     queue that ended in that minute or quarter of an hour
+ *                     (src/analytics.ts; lib.lua rollup, written by the
+ *                     script of the ending), expiring 25 h after its start
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
@@ -84,7 +88,8 @@ import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type Redis
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { appendArgs, eventPage, lastProgress, pendingEvents, waitForEvent } from './events.js';
-import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import { knownQueues, listJobs, listWorkers, queueStats, readRollups, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import type { Rollup, RollupStep } from '../../src/analytics.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
@@ -589,6 +594,10 @@ export class RedisTransport implements Transport {
 
   list(filter: ListFilter): Promise<ListPage> {
     return this.op(() => listJobs(this.ctx(), filter));
+  }
+
+  rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    return this.op(() => readRollups(this.ctx(), from, to, step));
   }
 
   stats(): Promise<Stats> {

@@ -12,6 +12,7 @@ import type { RedisClient } from './connection.js';
 import { idKey, queuePrefix, queuesKey, workerKey, workersSeenKey } from './keys.js';
 import { runScript } from './scripts.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
+import { periodOf, rollupFromFields, type Rollup, type RollupStep } from '../../src/analytics.js';
 
 /** Entries one list call examines per queue before it returns a short page. */
 const LIST_SCAN = 5_000;
@@ -72,6 +73,28 @@ export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<L
   // queue that stopped early decides where the next page starts.
   const next = merged.length > limit && last ? last.pos : frontier;
   return { jobs: page.map((e) => e.job), next_cursor: next ? encodeCursor(new Date(next.t), next.id) : null };
+}
+
+/** The rollups of one step of every queue for the periods starting in [from, to): one script per queue (lua/rollups.lua), concurrently. */
+export async function readRollups(ctx: QueryContext, from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+  const first = periodOf(from.getTime() + step - 1, step);
+  const end = periodOf(to.getTime() + step - 1, step);
+  if (end <= first) return [];
+  const queues = await knownQueues(ctx);
+  const parts = await Promise.all(
+    queues.map(async (q) => {
+      const reply = (await runScript(ctx.client, 'rollups', queuePrefix(ctx.prefix, q), first, end, step)) as string[];
+      const out: Rollup[] = [];
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const flat = reply[i + 1]!.split(',');
+        const fields: Record<string, string> = {};
+        for (let k = 0; k + 1 < flat.length; k += 2) fields[flat[k]!] = flat[k + 1]!;
+        out.push(rollupFromFields(q, Number(reply[i]), step, fields));
+      }
+      return out;
+    }),
+  );
+  return parts.flat();
 }
 
 export async function queueStats(ctx: QueryContext): Promise<Stats> {

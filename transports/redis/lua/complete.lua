@@ -36,6 +36,7 @@ for i = 0, n - 1 do
     add_event(P, id, ev, 'done', f[8] or 0, ARGV[b + 2], now)
     local short = ARGV[b + 3] == '1' and redis.call('HEXISTS', jk, 'runs') == 0
     append_run(jk, f[8], 'done', '', now)
+    rollup(P, jk, 'done', now, true)
     ended[#ended + 1] = id
     histories[#histories + 1] = snow
     histories[#histories + 1] = id

@@ -93,6 +93,9 @@ local function enqueue_one(i, at, first, last)
     if status ~= 'queued' then
       redis.call('ZADD', P .. status, f[2] or snow, id)
       if ARGV[last + 3] == '1' then redis.call('ZADD', P .. 'outbox', snow, id) end
+      -- Its ending counts at its own minute (a migration carries the analytics of the last day).
+      local fin = tonumber(f[2])
+      if fin and fin - fin % 60000 + ROLLUP_KEEP_MS > now and (status == 'done' or status == 'error' or status == 'canceled') then rollup(P, jk, status, fin, true) end
     end
   else
     local queued = event_entry('"queued"', ARGV[at + 7], '{}', snow)

@@ -184,7 +184,48 @@ local function wake_waiters(P, id)
   redis.call('PEXPIRE', fin, 60000)
 end
 
+-- Analytics (src/analytics.ts decides what an ending counts; this writes
+-- it): one ending added to the rollups of its queue, one per period of
+-- ROLLUP_STEPS (a minute, a quarter of an hour) holding `at`: the hashes
+-- `<P>roll:<step ms>:<start ms>` with the fields of RollupFields (done,
+-- error, canceled; w<i> / r<i> the wait / run bucket, ws / rs their sums;
+-- pt / ct tokens), each expiring ROLLUP_KEEP_MS after its start.
+-- ROLLUP_BOUNDS, ROLLUP_STEPS and ROLLUP_KEEP_MS are generated from
+-- src/analytics.ts (scripts.ts). `ran`: the job ended from a run (its wait
+-- and run count). Call it before the terminal write or after: it reads
+-- only times and usage.
+local function duration_bucket(ms)
+  for i, bound in ipairs(ROLLUP_BOUNDS) do
+    if ms <= bound then return i - 1 end
+  end
+  return #ROLLUP_BOUNDS
+end
+
+local function rollup(P, jk, status, at, ran)
+  local f = redis.call('HMGET', jk, 'created_at', 'run_at', 'started_at', 'usage')
+  local incs = { status, '1' }
+  local started = tonumber(f[3])
+  if ran and started then
+    local wait = math.max(0, started - math.max(tonumber(f[1]) or 0, tonumber(f[2]) or 0))
+    local run = math.max(0, at - started)
+    for _, v in ipairs({ 'w' .. duration_bucket(wait), '1', 'ws', fmt(wait), 'r' .. duration_bucket(run), '1', 'rs', fmt(run) }) do incs[#incs + 1] = v end
+  end
+  if f[4] then
+    local pt = tonumber(string.match(f[4], '"prompt_tokens":(%d+)'))
+    local ct = tonumber(string.match(f[4], '"completion_tokens":(%d+)'))
+    if pt and pt > 0 then incs[#incs + 1] = 'pt'; incs[#incs + 1] = fmt(pt) end
+    if ct and ct > 0 then incs[#incs + 1] = 'ct'; incs[#incs + 1] = fmt(ct) end
+  end
+  for _, step in ipairs(ROLLUP_STEPS) do
+    local start = at - at % step
+    local key = P .. 'roll:' .. step .. ':' .. fmt(start)
+    for i = 1, #incs, 2 do redis.call('HINCRBY', key, incs[i], incs[i + 1]) end
+    redis.call('PEXPIREAT', key, fmt(start + ROLLUP_KEEP_MS))
+  end
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
+  rollup(P, jk, status, now, redis.call('HGET', jk, 'status') == 'processing')
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
   else
