@@ -21,7 +21,7 @@ export type LogDestination = { write(text: string): unknown; isTTY?: boolean | u
 export interface LoggerOptions {
   level?: string | undefined;
   name?: string | undefined;
-  /** `pretty` or `json`; unset, pretty when the destination is a terminal, JSON otherwise */
+  /** `pretty` or `json`; unset, REASONQ_LOG_FORMAT (checked by src/config.ts), else pretty when the destination is a terminal, JSON otherwise */
   format?: LogFormat | undefined;
   /** default stderr (fd 2) */
   destination?: LogDestination | undefined;
@@ -37,7 +37,8 @@ export function pickLogFormat(asked: LogFormat | undefined, destination: { isTTY
 export function createLogger(options: LoggerOptions = {}): Logger {
   const base = { name: options.name ?? 'reasonq', level: options.level ?? process.env.REASONQ_LOG_LEVEL ?? 'info' };
   const tty = options.destination ? options.destination.isTTY === true : process.stderr.isTTY === true;
-  const format = pickLogFormat(options.format, { isTTY: tty });
+  const fromEnv = LOG_FORMATS.find((f) => f === process.env.REASONQ_LOG_FORMAT);
+  const format = pickLogFormat(options.format ?? fromEnv, { isTTY: tty });
   // Synchronous writes to fd 2: the last lines before a process.exit are not lost.
   const sink = options.destination ?? pino.destination({ dest: 2, sync: true });
   if (format === 'json') return pino(base, sink);
