@@ -319,6 +319,13 @@ describe('CLI', function () {
       assert.match(res.stderr, message, flags.join(' '));
       assert.doesNotMatch(res.stderr, /Invalid input|expected \w+, received|Too (big|small)/, flags.join(' '));
     }
+    // Refused as it is read, before anything connects (nothing listens on port 9).
+    const queues = await run(['worker', '--queues', 'ok,bad/x'], { REASONING_TRANSPORT: 'http', REASONING_API_URL: 'http://127.0.0.1:9', REASONING_API_RETRIES: '0' });
+    assert.equal(queues.code, 2, queues.stderr);
+    assert.match(queues.stderr, /--queues must be comma-separated queue names, each 1 to 64 letters, digits, _ \. : or -, starting with a letter or digit \(got "bad\/x"\)/);
+    const reason = await run(['cancel', 'some-job', '--reason', 'r'.repeat(1001)], env);
+    assert.equal(reason.code, 2);
+    assert.match(reason.stderr, /--reason must be at most 1000 characters \(got 1001\)/);
     const limit = await run(['list', '--limit', '1000'], env);
     assert.equal(limit.code, 2);
     assert.match(limit.stderr, /--limit must be a whole number from 1 to 500 \(got "1000"\)/);

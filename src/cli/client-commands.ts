@@ -10,7 +10,7 @@ import { createClient, type Client } from '../client.js';
 import { DEFAULTS, loadConfig, type Config } from '../config.js';
 import { ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
 import { JOB_STATUSES, type EnqueueOptions, type IntentRequest } from '../job.js';
-import { checkEnqueue, cursor, duration, LIMITS, queueName, serverUrl, token, wholeNumber } from './flags.js';
+import { checkEnqueue, cursor, duration, LIMITS, queueName, serverUrl, text, token, wholeNumber } from './flags.js';
 import { createEventPrinter, formatIntent, formatJob, formatList, formatStats, formatWorkers, printJson } from './output.js';
 
 interface Common extends ServerFlags {
@@ -246,7 +246,7 @@ export function registerClientCommands(program: Command): void {
 
   serverOptions(program.command('cancel <id>'))
     .description('cancel a job: a queued one at once, a running one within one lease renewal')
-    .option('--reason <text>', 'why', 'canceled from the CLI')
+    .option('--reason <text>', `why (at most ${LIMITS.cancelReason} characters)`, text('reason', LIMITS.cancelReason), 'canceled from the CLI')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common & { reason: string }) => {
       await withClient(opts, async (client) => {

@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { enqueueOptionsSchema, intentRequestSchema, QUEUE_NAME_RE, type EnqueueOptions, type IntentRequest } from '../job.js';
-import { intentBodySchema } from '../server/schemas.js';
+import { cancelBodySchema, intentBodySchema } from '../server/schemas.js';
 
 /** What the user typed, quoted and cut, for "(got …)". */
 const got = (value: string): string => `(got ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)})`;
@@ -27,7 +27,15 @@ export const LIMITS = {
   attemptTimeout: bounds(shape.timeout_ms),
   /** `intent --timeout`: the caller's wait, as the API's enqueue-and-wait takes it */
   intentTimeout: bounds(intentBodySchema.shape.timeout_ms),
+  /** `cancel --reason`: characters */
+  cancelReason: cancelBodySchema.unwrap().shape.reason.unwrap().maxLength ?? 1000,
 } as const;
+
+/** Text of at most `max` characters. */
+export const text = (flag: string, max: number) => (value: string) => {
+  if (value.length > max) throw new ValidationError(`--${flag} must be at most ${max} characters (got ${value.length})`, flag);
+  return value;
+};
 
 /** A whole number within [min, max] (negative ones too when min < 0); no max: any from min up. */
 export const wholeNumber = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER, what = '') => (value: string) => {
@@ -71,6 +79,16 @@ function gotValue(value: unknown): string {
   if (typeof value === 'number') return ` (got ${value})`;
   return typeof value === 'string' ? ` ${got(value.replace(/\/\/[^@/]*@/, '//***@'))}` : '';
 }
+
+/** Comma-separated queue names, at least one. */
+export const queueList = (flag: string) => (value: string) => {
+  const names = value.split(',').map((q) => q.trim()).filter(Boolean);
+  const bad = names.find((q) => !QUEUE_NAME_RE.test(q));
+  if (names.length === 0 || bad !== undefined) {
+    throw new ValidationError(`--${flag} must be comma-separated queue names, each 1 to 64 letters, digits, _ . : or -, starting with a letter or digit ${got(bad ?? value)}`, flag);
+  }
+  return names;
+};
 
 /** The flag each enqueue option and payload field comes from. */
 const FLAG_OF: Record<string, string> = {
@@ -138,11 +156,14 @@ export function serverUrl(value: string): string {
   } catch {
     // refused below
   }
-  const shown = url ? `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}` : value.slice(0, 60);
+  // What we repeat of it: no credentials, no query (either may hold a secret).
+  const shown = url
+    ? `${url.protocol}//${url.username || url.password ? '***@' : ''}${url.host}${url.pathname === '/' ? '' : url.pathname}`
+    : value.replace(/\/\/[^@/]*@/, '//***@').slice(0, 60);
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ValidationError(`--url must be the reasonq server's http:// or https:// address, like http://127.0.0.1:8080 (got ${JSON.stringify(url ? shown : value.slice(0, 60).replace(/\/\/[^@/]*@/, '//***@'))})`, 'url');
+    throw new ValidationError(`--url must be the reasonq server's http:// or https:// address, like http://127.0.0.1:8080 (got ${JSON.stringify(shown)})`, 'url');
   }
-  if (url.username || url.password) throw new ValidationError(`--url must not carry user:password@ (got ${JSON.stringify(`${url.protocol}//***@${url.host}`)}): give the token with --token or REASONQ_API_TOKEN`, 'url');
+  if (url.username || url.password) throw new ValidationError(`--url must not carry user:password@ (got ${JSON.stringify(shown)}): give the token with --token or REASONQ_API_TOKEN`, 'url');
   return url.href.replace(/\/$/, '');
 }
 

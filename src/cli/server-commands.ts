@@ -7,6 +7,7 @@ import { createCallbackSender, type CallbackSender } from '../callbacks.js';
 import { isLoopbackHost } from '../net-guard.js';
 import { DEFAULTS, loadConfig, loadLlmConfig, redactUri, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
+import { queueList } from './flags.js';
 import { createLogger, LOG_FORMATS, type LogFormat, type Logger } from '../logger.js';
 import { demoHandler } from '../reasoner.js';
 import { createOpenAIHandler } from '../reasoners/openai.js';
@@ -21,7 +22,7 @@ interface ServeFlags {
   host: string;
   handler?: string;
   reasoner: Reasoner;
-  queues: string;
+  queues: string[];
   concurrency: number;
   grace: number;
 }
@@ -66,7 +67,7 @@ function runOptions(cmd: Command, withServer: boolean): Command {
   return cmd
     .option('--handler <module>', 'handler module (default: the reasoner of --reasoner)')
     .addOption(new Option('--reasoner <name>', 'built-in reasoner: demo (rules) or openai (an OpenAI-compatible server: REASONING_LLM_*)').choices(REASONERS).default('demo'))
-    .option('--queues <names>', 'comma-separated queues to work on', 'reasoning')
+    .addOption(new Option('--queues <names>', 'comma-separated queues to work on').argParser(queueList('queues')).default([DEFAULTS.queue], DEFAULTS.queue))
     .option('--concurrency <n>', 'jobs at once', intOpt('concurrency', 1, 10_000), DEFAULTS.concurrency)
     .option('--grace <ms>', 'on SIGINT/SIGTERM, how long running jobs may finish', intOpt('grace', 0, 3_600_000), DEFAULTS.shutdownGraceMs)
     .addOption(new Option('--log-format <format>', 'pretty (one readable line an event) or json (pino lines) (default: REASONQ_LOG_FORMAT, else pretty on a terminal and json otherwise)').choices(LOG_FORMATS));
@@ -95,7 +96,7 @@ function buildWorker(transport: Transport, handler: Handler, flags: ServeFlags, 
     eventMaxBytes: events.maxBytes,
     transport,
     handler,
-    queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
+    queues: flags.queues,
     concurrency: flags.concurrency,
     shutdownGraceMs: flags.grace,
     logger: log,
