@@ -10,7 +10,7 @@ import { createClient, type Client } from '../client.js';
 import { DEFAULTS, loadConfig, type Config } from '../config.js';
 import { ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
 import { JOB_STATUSES, type EnqueueOptions, type IntentRequest } from '../job.js';
-import { checkEnqueue, cursor, duration, LIMITS, queueName, serverUrl, text, token, wholeNumber } from './flags.js';
+import { checkEnqueue, cursor, duration, LIMITS, queueName, maxChars, serverUrl, token, wholeNumber } from './flags.js';
 import { createEventPrinter, formatIntent, formatJob, formatList, formatStats, formatWorkers, printJson } from './output.js';
 
 interface Common extends ServerFlags {
@@ -147,7 +147,8 @@ function nextPageCommand(opts: { status?: string | undefined; queue?: string | u
 }
 
 export function registerClientCommands(program: Command): void {
-  serverOptions(payloadOptions(program.command('intent')))
+  const others = new Set(program.commands);
+  payloadOptions(program.command('intent'))
     .description('ask for an intent and print it (waits for the result)')
     .option('--wait', 'wait for the intent (the default)')
     .option('--no-wait', 'only enqueue; print the job id')
@@ -192,7 +193,7 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(payloadOptions(program.command('enqueue')))
+  payloadOptions(program.command('enqueue'))
     .description('enqueue an intent request without waiting; prints the job')
     .option('--delay <duration>', 'not claimable before this long from now: ms (0 = at once), or 30s, 5m, 2h, 1d', duration('delay', ...LIMITS.delay))
     .option('--max-attempts <n>', `attempt limit (${LIMITS.maxAttempts[0]} to ${LIMITS.maxAttempts[1]}, default ${DEFAULTS.maxAttempts})`, wholeNumber('max-attempts', ...LIMITS.maxAttempts))
@@ -206,7 +207,8 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('events <id>'))
+  program
+    .command('events <id>')
     .description("print a job's events from the start (or after --after), then follow them live until the job ends")
     .option('--after <n>', 'start after this event id (resume)', wholeNumber('after', 0, undefined, ' (an event id)'))
     .option('--no-follow', 'stop once caught up instead of following live')
@@ -227,7 +229,8 @@ export function registerClientCommands(program: Command): void {
       }
     });
 
-  serverOptions(program.command('status <id>'))
+  program
+    .command('status <id>')
     .description('show a job')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
@@ -244,9 +247,10 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('cancel <id>'))
+  program
+    .command('cancel <id>')
     .description('cancel a job: a queued one at once, a running one within one lease renewal')
-    .option('--reason <text>', `why (at most ${LIMITS.cancelReason} characters)`, text('reason', LIMITS.cancelReason), 'canceled from the CLI')
+    .option('--reason <text>', `why (at most ${LIMITS.cancelReason} characters)`, maxChars('reason', LIMITS.cancelReason), 'canceled from the CLI')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common & { reason: string }) => {
       await withClient(opts, async (client) => {
@@ -256,7 +260,8 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('retry <id>'))
+  program
+    .command('retry <id>')
     .description('put a failed or canceled job back in the queue, attempts reset')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
@@ -267,7 +272,8 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('stats'))
+  program
+    .command('stats')
     .description('jobs per queue and status')
     .option('--json', 'print JSON')
     .action(async (opts: Common) => {
@@ -278,7 +284,8 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('list'))
+  program
+    .command('list')
     .description('list jobs, newest first, a page at a time')
     .option('--status <status>', `one of ${JOB_STATUSES.join(', ')}`)
     .option('--queue <name>', 'queue name', queueName('queue'))
@@ -295,7 +302,8 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  serverOptions(program.command('workers'))
+  program
+    .command('workers')
     .description('workers in the registry, alive or dead')
     .option('--json', 'print JSON')
     .action(async (opts: Common) => {
@@ -305,4 +313,7 @@ export function registerClientCommands(program: Command): void {
         else process.stdout.write(`${formatWorkers(workers)}\n`);
       });
     });
+
+  // Last, so that they close each command's help.
+  for (const cmd of program.commands) if (!others.has(cmd)) serverOptions(cmd);
 }

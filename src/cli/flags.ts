@@ -32,7 +32,7 @@ export const LIMITS = {
 } as const;
 
 /** Text of at most `max` characters. */
-export const text = (flag: string, max: number) => (value: string) => {
+export const maxChars = (flag: string, max: number) => (value: string) => {
   if (value.length > max) throw new ValidationError(`--${flag} must be at most ${max} characters (got ${value.length})`, flag);
   return value;
 };
