@@ -170,7 +170,9 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
 
 /** The dev hint: a command that reaches this server as it runs (its URL unless a client finds it by default; a token if one is needed). */
 function tryCommand(url: string, config: Config, open: boolean): string {
-  const clientDefault = process.env.REASONING_TRANSPORT === undefined || process.env.REASONING_TRANSPORT === 'http' ? config.http.url : null;
+  // dev's own config says memory; a client in this shell reads REASONING_TRANSPORT (blank is unset)
+  const clientTransport = process.env.REASONING_TRANSPORT?.trim() || DEFAULTS.transport;
+  const clientDefault = clientTransport === 'http' ? config.http.url : null;
   const args = ['npx reasonq intent'];
   if (url !== clientDefault) args.push(`--url ${url}`);
   args.push('--goal "Find where Framework is defined"');
