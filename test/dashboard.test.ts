@@ -268,7 +268,7 @@ describe('dashboard (/engine) in Chromium', function () {
     const page = await openDashboard(url);
     const streams: string[] = [];
     page.on('request', (r) => {
-      if (r.url().includes('/events')) streams.push(r.url());
+      if (r.url().includes('/v1/jobs/') && r.url().includes('/events')) streams.push(r.url());
     });
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'stream' } }));
     await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to think');
@@ -358,7 +358,7 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#queues').waitFor({ state: 'visible' });
     const streams: string[] = [];
     page.on('request', (r) => {
-      if (r.url().includes('/events')) streams.push(r.url());
+      if (r.url().includes('/v1/jobs/') && r.url().includes('/events')) streams.push(r.url());
     });
     const n = 30;
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'slow-stream', step: n } }));
@@ -476,7 +476,7 @@ describe('dashboard (/engine) in Chromium', function () {
 
     const page = await openDashboard(url);
     await expectText(page, `#workers tr[data-worker-id="${worker.id}"] [data-testid="worker-state"]`, 'alive');
-    await expectText(page, '#workers tr[data-worker-id="crashed-worker"] [data-testid="worker-state"]', 'dead');
+    await expectText(page, '#workers tr[data-worker-id="crashed-worker"] [data-testid="worker-state"]', 'stale');
     await expectText(page, '#workers-n', '1');
 
     // A stopped worker unregisters and leaves the list.

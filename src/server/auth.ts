@@ -50,6 +50,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /engine': 'public',
   'GET /engine/app.js': 'public',
   'GET /engine/app.css': 'public',
+  'GET /engine/charts.js': 'public',
   'GET /v1/session': 'public',
   'POST /v1/session': 'public',
   'DELETE /v1/session': 'public',

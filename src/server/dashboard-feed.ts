@@ -79,7 +79,7 @@ export function createDashboardFeed(transport: Transport, { intervalMs, log }: {
         update.workers = { workers: wire };
       }
       failing = false;
-      current = { stats: { ...JSON.parse(lastStats), seq }, workers: JSON.parse(lastWorkers) as { workers: WireWorker[] } };
+      current = { stats: { ...JSON.parse(lastStats), seq }, workers: { workers: JSON.parse(lastWorkers) as WireWorker[] } };
     } catch (error) {
       if (!failing) {
         failing = true;

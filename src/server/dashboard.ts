@@ -1,5 +1,5 @@
 /**
- * The dashboard at /engine: one static page, its script and its style (no
+ * The dashboard at /engine: one static page, its scripts and its style (no
  * inline script or style, so the CSP can forbid both), and the session
  * routes it signs in with.
  */
@@ -15,6 +15,7 @@ import { dashboardEventsQuerySchema, sessionBodySchema } from './schemas.js';
 const asset = (name: string) => readFileSync(fileURLToPath(new URL(`./${name}`, import.meta.url)), 'utf8');
 const page = asset('dashboard.html');
 const script = asset('dashboard-app.js');
+const charts = asset('dashboard-charts.js');
 const style = asset('dashboard.css');
 
 const send = (reply: FastifyReply, type: string, body: string) => reply.type(type).header('cache-control', 'no-store').send(body);
@@ -25,6 +26,7 @@ const FEED_BACKLOG_MAX = 1 << 20;
 export function registerDashboard(app: FastifyInstance, { auth, feed, longPoll, sseMaxMs, sseKeepAliveMs }: ServerContext): void {
   app.get('/engine', async (_request, reply) => send(reply, 'text/html; charset=utf-8', page));
   app.get('/engine/app.js', async (_request, reply) => send(reply, 'text/javascript; charset=utf-8', script));
+  app.get('/engine/charts.js', async (_request, reply) => send(reply, 'text/javascript; charset=utf-8', charts));
   app.get('/engine/app.css', async (_request, reply) => send(reply, 'text/css; charset=utf-8', style));
   app.get('/', async (_request, reply) => reply.redirect('/engine'));
 
