@@ -341,7 +341,9 @@ async function loadAnalytics() {
     if (gen !== analyticsGen) return;
     const note = $('charts-note');
     note.hidden = false;
-    note.textContent = e.status === 404 && e.code === 'NOT_FOUND' ? 'analytics unavailable: this server has no /v1/analytics' : `analytics unavailable — ${e.code}: ${e.message}`;
+    // No such route: a 404, or the 400 the server gives any unrouted request with a query string.
+    const absent = (e.status === 404 && e.code === 'NOT_FOUND') || (e.status === 400 && /unknown query parameter/.test(e.message));
+    note.textContent = absent ? 'analytics unavailable: this server has no /v1/analytics' : `analytics unavailable — ${e.code}: ${e.message}`;
     $('charts').hidden = true; put($('summary'));
     return;
   }
