@@ -511,9 +511,15 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.click('#token-submit');
     await expectText(page, '#auth-error', 'The server rejected this token.');
 
+    // The push opens with the cookie and a feed ticket: no token in its URL.
+    const feed = page.waitForResponse((r) => r.url().includes('/v1/dashboard/events?'));
     await page.fill('#token-input', token);
     await page.click('#token-submit');
     await page.locator('#queues').waitFor({ state: 'visible' });
+    const opened = await feed;
+    assert.equal(opened.status(), 200);
+    assert.deepEqual([...new URL(opened.url()).searchParams.keys()], ['ticket']);
+    await expectText(page, '#conn', 'live');
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
     // The page keeps no token: not in any storage (sessionStorage holds the session's secret only), and the session cookie is HttpOnly.

@@ -565,6 +565,7 @@ function timeline(j) {
 /** What becomes of a job's error: only a queued job with an error will run again. */
 function errorFate(j) {
   if (j.status === 'queued') return `— will retry: attempt ${j.attempts + 1} of ${j.max_attempts}${ms(j.run_at) > Date.now() ? ` at ${clock(j.run_at)}` : ''}`;
+  if (j.status === 'processing') return `— from attempt ${j.attempts - 1}; attempt ${j.attempts} of ${j.max_attempts} is running`;
   if (j.status === 'error') return j.error.retryable && j.attempts >= j.max_attempts ? `— final: all ${j.max_attempts} attempts used` : '— final: not retryable';
   return `— ${j.status}`;
 }
@@ -615,7 +616,7 @@ function renderDetail(j) {
       j.dedupe_key ? kv('dedupe key', j.dedupe_key, 'detail-dedupe') : null,
       j.callback_url ? kv('callback', j.callback_url, 'detail-callback') : null),
     h('h3', null, 'Timeline'), timeline(j),
-    j.error ? [h('h3', null, j.status === 'queued' ? 'Last error' : 'Error'), h('div', { class: 'errbox', 'data-testid': 'detail-error' },
+    j.error ? [h('h3', null, j.status === 'queued' || j.status === 'processing' ? 'Last error' : 'Error'), h('div', { class: 'errbox', 'data-testid': 'detail-error' },
       h('b', { class: 'mono' }, j.error.code), ': ', j.error.message, ' ', h('span', { class: 'fate', 'data-testid': 'error-fate' }, errorFate(j)))] : null,
     h('h3', null, 'Attempts'), runsTable(j),
     j.callback ? [h('h3', null, 'Callback'), callbackLog(j)] : null,
