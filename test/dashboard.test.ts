@@ -654,6 +654,18 @@ describe('dashboard (/engine) in Chromium', function () {
     assert.equal(statsReads, idle, 'the feed stops when nobody watches');
   });
 
+  it('says when the push is cut and comes back by itself, missing nothing', async () => {
+    // Pushes that the server ends every 600 ms: each end is a cut for the page.
+    const { store, url } = await startServer(undefined, { sseMaxMs: 600 });
+    const queue = uniqueQueue('recon');
+    const page = await openDashboard(url);
+    await expectText(page, '#conn', 'live');
+    await expectText(page, '#conn', 'reconnecting…');
+    await expectText(page, '#conn', 'live');
+    await store.enqueue(newJob(queue, { payload: { goal: 'after the cut' } }));
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '1', 'the count after a reconnect');
+  });
+
   it('clicking a queue filters the list and shows it in the queue selector', async () => {
     const { store, url } = await startServer();
     const a = uniqueQueue('qa');
@@ -787,10 +799,17 @@ describe('dashboard (/engine) in Chromium', function () {
     }
     await store.heartbeat({ id: 'gpu-box-2:4242:deadbeef', queues: [queues[1]!], concurrency: 8, running: 2, host: 'gpu-box-2', pid: 4242, started_at: new Date(Date.now() - 3_600_000), last_seen: new Date(Date.now() - 95_000), ttl_ms: 3000, processed: 1212, failed: 31 });
     await waitFor(() => gates.size === 3, UI_TIMEOUT, 'three jobs running');
+    // A job whose worker froze: claimed with a short lease never renewed.
+    const frozenQueue = uniqueQueue('frozen');
+    const frozen = await store.enqueue(newJob(frozenQueue, { payload: { goal: 'worker froze mid-run' } }));
+    assert.ok(await store.claim({ queues: [frozenQueue], owner: 'frozen-worker', lease_ms: 50, wait_ms: 0 }));
     const page = await openDashboard(url);
+    // Stalled now (lease ran out) or requeued by the sweep with a stall counted: marked either way.
+    await page.locator(`#jobs tr[data-job-id="${frozen.job.id}"] :is([data-testid="stalled"], [data-testid="stalls"])`).waitFor();
     await expectText(page, '[data-testid="total-done"] b', day.filter((j) => j.status === 'done').length.toLocaleString('en-US'));
     if (!(await hasRoute(url, 'GET', '/v1/analytics?window=24h'))) {
       await expectText(page, '[data-testid="charts-note"]', 'analytics unavailable: this server has no /v1/analytics');
+      await shot(page, 'main.png', false);
       this.skip();
     }
     await page.click('#win-24h');
