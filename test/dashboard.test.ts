@@ -621,6 +621,8 @@ describe('dashboard (/engine) in Chromium', function () {
     const page = await openDashboard(url);
     await expectText(page, '#conn', 'live');
     await expectText(page, '#queues tbody', /no jobs yet/);
+    await expectText(page, '#jobs tbody', /no jobs match/);
+    await delay(300); // the first reads have landed
     const requests: string[] = [];
     page.on('request', (r) => {
       if (!r.url().includes('/v1/dashboard/events')) requests.push(new URL(r.url()).pathname);
