@@ -134,6 +134,7 @@ async function probeThenOpen() {
 
 function onStats(stats) {
   st.stats = stats;
+  if ($('conn').className !== 'live') setConn('live', 'live'); // after a feed_error, a read that worked
   renderStats(stats);
   if (stats.seq !== st.seq) { st.seq = stats.seq; reloadLists(); }
   // Finished jobs moved the analytics: read them again, at most every 15 s.
