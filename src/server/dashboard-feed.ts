@@ -78,8 +78,10 @@ export function createDashboardFeed(transport: Transport, { intervalMs, log }: {
         lastWorkers = workersText;
         update.workers = { workers: wire };
       }
-      failing = false;
       current = { stats: { ...JSON.parse(lastStats), seq }, workers: { workers: JSON.parse(lastWorkers) as WireWorker[] } };
+      // Back after a failed read: everything again, so every page knows the feed works.
+      if (failing) Object.assign(update, current);
+      failing = false;
     } catch (error) {
       if (!failing) {
         failing = true;
