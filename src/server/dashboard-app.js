@@ -313,8 +313,10 @@ async function bulkRetry(body, what) {
     toast(e.status === 404 && e.code === 'NOT_FOUND' ? 'This server has no bulk retry (POST /v1/jobs:retry).' : `Retry failed — ${e.code}: ${e.message}`, 'err');
   }
 }
-$('btn-retry-all').addEventListener('click', () => bulkRetry({ ...(st.queue ? { queue: st.queue } : {}), status: 'error', limit: 1000 },
-  `every failed job${st.queue ? ` in ${st.queue}` : ''} (up to 1,000${st.stats ? `; ${num((st.queue ? st.stats.queues[st.queue] : st.stats.totals)?.error ?? 0)} failed now` : ''})`));
+/** Jobs one bulk retry takes at most (the API's limit); a bigger backlog takes several clicks. */
+const BULK_MAX = 500;
+$('btn-retry-all').addEventListener('click', () => bulkRetry({ ...(st.queue ? { queue: st.queue } : {}), status: 'error', limit: BULK_MAX },
+  `every failed job${st.queue ? ` in ${st.queue}` : ''} (up to ${num(BULK_MAX)}${st.stats ? `; ${num((st.queue ? st.stats.queues[st.queue] : st.stats.totals)?.error ?? 0)} failed now` : ''})`));
 $('btn-retry-selected').addEventListener('click', () => bulkRetry({ ids: [...st.checked] }, `${st.checked.size} selected job${st.checked.size === 1 ? '' : 's'}`));
 
 // ---- analytics: read on open, on a window or queue change, and when jobs finished (at most every 15 s)
