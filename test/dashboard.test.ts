@@ -560,7 +560,7 @@ describe('dashboard (/engine) in Chromium', function () {
     // A fixed pseudo-random sequence: the same day every run.
     let seed = 7;
     const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-    for (let minute = 24 * 60 - 2; minute >= 1; minute -= 2) {
+    for (let minute = 24 * 60 - 20; minute >= 1; minute -= 2) {
       const hour = new Date(now - minute * 60_000).getHours();
       // Busier in the working day; a burst of failures in the afternoon.
       const n = 1 + Math.floor(rand() * (hour >= 9 && hour <= 18 ? 4 : 2));

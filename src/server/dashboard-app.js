@@ -257,7 +257,7 @@ async function loadJobs() {
     h('td', { class: 'num dur', 'data-testid': 'wait' }, j.status === 'queued' && !j.started_at && Date.now() >= (ms(j.run_at) || 0) ? since(j.run_at || j.created_at) : span(waitMs(j))),
     h('td', { class: 'num dur', 'data-testid': 'run' }, j.status === 'processing' && j.started_at ? since(j.started_at) : span(runMs(j))),
     h('td', { class: 'goal', title: goal(j) }, goal(j)),
-    h('td', { class: 'muted', title: j.finished_at ? `finished ${j.finished_at}` : `created ${j.created_at}` }, j.finished_at ? clock(j.finished_at) : j.status === 'queued' && ms(j.run_at) > Date.now() ? `due ${clock(j.run_at)}` : clock(j.created_at))))
+    h('td', { class: 'muted', title: j.finished_at ? `finished ${j.finished_at}` : `created ${j.created_at}` }, j.finished_at ? clock(j.finished_at) : j.status === 'queued' && ms(j.run_at) > Date.now() ? `due ${clock(j.run_at).slice(0, 5)}` : clock(j.created_at))))
     : h('tr', null, h('td', { class: 'empty', colspan: 9 }, st.sessionId ? `no job of session ${st.sessionId}` : 'no jobs match')));
 }
 function syncChecks() {

@@ -12,11 +12,11 @@
   };
   const pad2 = (n) => String(n).padStart(2, '0');
   const hhmm = (ms) => { const d = new Date(ms); return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`; };
-  /** A round top for the y axis: 1, 2, 2.5, 5 × 10^k at or above `v`. */
+  /** A round top for the y axis (its half is round too): 1, 2, 2.5, 3, 4, 5, 6, 8 × 10^k at or above `v`. */
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const k = 10 ** Math.floor(Math.log10(v));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * k >= v) return m * k;
+    for (const m of [1, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * k >= v) return m * k;
     return 10 * k;
   }
 
