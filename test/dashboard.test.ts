@@ -822,6 +822,9 @@ describe('dashboard (/engine) in Chromium', function () {
     assert.ok(bars >= 90, `throughput bars: ${bars}`);
     assert.ok((await page.locator('[data-testid="chart-wait"] path.line').count()) === 2);
     assert.ok((await page.locator('[data-testid="chart-tokens"] rect.bar').count()) >= 90);
+    // Each queue's failure rate and median run time over the day, beside its counts.
+    await expectText(page, `#queues tr[data-queue="${queues[0]}"] [data-testid="queue-failure"]`, /^\d+(\.\d)?%$/);
+    await expectText(page, `#queues tr[data-queue="${queues[0]}"] [data-testid="queue-run-p50"]`, /\d/);
     await page.locator('#charts-card').screenshot({ path: `${SHOTS}/charts-24h.png` });
     await shot(page, 'main.png', false);
   });

@@ -149,11 +149,14 @@ function renderStats(stats) {
       h('b', null, num(stats.totals[s])), h('span', null, s === 'processing' ? 'running' : s))));
   }
   const names = Object.keys(stats.queues).sort();
-  if (!same('queues', [stats.queues, st.queue])) {
+  const per = (st.analytics && st.analytics.queues) || {};
+  if (!same('queues', [stats.queues, st.queue, per])) {
     put($('queues').tBodies[0], names.length ? names.map((q) => h('tr', { class: q === st.queue ? 'click sel' : 'click', 'data-queue': q, title: `show the jobs of ${q}`, onclick: () => setFilter(st.status, q === st.queue ? '' : q) },
       h('td', { class: 'mono' }, q),
-      COUNTS.map((s) => h('td', { class: stats.queues[q][s] ? `num c-${s}` : 'num zero', 'data-status': s }, num(stats.queues[q][s])))))
-      : h('tr', null, h('td', { class: 'empty', colspan: 7 }, 'no jobs yet')));
+      COUNTS.map((s) => h('td', { class: stats.queues[q][s] ? `num c-${s}` : 'num zero', 'data-status': s }, num(stats.queues[q][s]))),
+      h('td', { class: per[q] && per[q].failure_rate > 0.05 ? 'num c-error' : 'num', 'data-testid': 'queue-failure' }, per[q] ? pct(per[q].failure_rate) : '—'),
+      h('td', { class: 'num dur', 'data-testid': 'queue-run-p50' }, per[q] && per[q].run_ms.count ? span(per[q].run_ms.p50) : '—')))
+      : h('tr', null, h('td', { class: 'empty', colspan: 9 }, 'no jobs yet')));
   }
   fillQueueSelect(names);
 }
@@ -354,6 +357,7 @@ async function loadAnalytics() {
   $('charts-note').hidden = true; $('charts').hidden = false;
   st.analytics = a;
   renderAnalytics(a);
+  if (st.stats) renderStats(st.stats); // the queues' failure rate and run time
 }
 const pct = (v) => (v == null ? '—' : `${(v * 100).toFixed(v > 0 && v < 0.1 ? 1 : 0)}%`);
 const compact = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e4 ? `${Math.round(v / 1e3)}k` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}k` : String(Math.round(v * 10) / 10));
