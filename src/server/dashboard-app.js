@@ -122,14 +122,8 @@ async function openFeed() {
 function feedLost(text) {
   st.feedFails += 1;
   setConn('down', text);
-  setTimeout(() => { void probeThenOpen(); }, Math.min(1000 * st.feedFails, 10_000));
-}
-/** A cut stream may mean the session ended: one plain request tells (a 401 locks the page), then the stream reopens. */
-async function probeThenOpen() {
-  if (st.locked || st.feed) return;
-  try { await api('/v1/session'); } catch { /* the stream's own error reports it */ }
-  if (st.session) { try { await api('/v1/dashboard/events/ticket', 'POST'); } catch { return; } }
-  void openFeed();
+  // A session that ended shows at the reopen: its ticket request answers 401, which locks the page.
+  setTimeout(() => { void openFeed(); }, Math.min(1000 * st.feedFails, 10_000));
 }
 
 function onStats(stats) {
