@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createClient, type Client } from '../client.js';
-import { ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
+import { ReasonqError, ReasoningAbortedError, ReasoningJobError, ValidationError } from '../errors.js';
 import { JOB_STATUSES, type IntentRequest } from '../job.js';
-import { createEventPrinter, formatIntent, formatJob, formatStats, formatWorkers, printJson } from './output.js';
+import { createEventPrinter, formatAnalytics, formatIntent, formatJob, formatStats, formatWorkers, printJson } from './output.js';
 
 interface Common {
   json?: boolean;
@@ -212,13 +212,21 @@ export function registerClientCommands(program: Command): void {
 
   program
     .command('stats')
-    .description('jobs per queue and status')
-    .option('--json', 'print JSON')
-    .action(async (opts: Common) => {
+    .description('jobs per queue and status, and what ended in the last hour or day (throughput, failures, wait and run times, tokens)')
+    .option('--window <window>', 'the analytics window: 1h or 24h', '1h')
+    .option('--json', 'print JSON (the counts, with the window under "analytics")')
+    .action(async (opts: Common & { window: string }) => {
+      if (opts.window !== '1h' && opts.window !== '24h') throw new ValidationError('--window must be 1h or 24h', 'window');
+      const window = opts.window;
       await withClient(async (client) => {
         const stats = await client.stats();
-        if (opts.json) printJson(stats);
-        else process.stdout.write(`${formatStats(stats)}\n`);
+        const analytics = await client.analytics(window).catch((error: unknown) => {
+          // A store or server without analytics (an older server: 404) still has its counts.
+          if (error instanceof ReasonqError && (error.code === 'UNSUPPORTED' || error.code === 'NOT_FOUND')) return null;
+          throw error;
+        });
+        if (opts.json) printJson({ ...stats, analytics });
+        else process.stdout.write(`${formatStats(stats)}\n\n${analytics ? formatAnalytics(analytics) : 'analytics: not available from this store or server'}\n`);
       });
     });
 

@@ -1,4 +1,5 @@
 /** CLI output: readable lines on a terminal, JSON with --json. Errors go to stderr. */
+import type { Analytics, Summary } from '../analytics.js';
 import { ReasonqError } from '../errors.js';
 import { isStalled, type Job } from '../job.js';
 import type { Stats, WorkerInfo } from '../transport.js';
@@ -54,6 +55,23 @@ export function formatStats(stats: Stats): string {
   const head = `${'queue'.padEnd(width)}  ${cols.map((c) => c.padStart(10)).join(' ')}`;
   const line = (name: string, counts: Stats['totals']) => `${name.padEnd(width)}  ${cols.map((c) => String(counts[c]).padStart(10)).join(' ')}`;
   return [head, ...rows.map(([q, c]) => line(q, c)), line('total', stats.totals)].join('\n');
+}
+
+const ms = (v: number | null): string => (v === null ? '-' : v < 1000 ? `${v} ms` : v < 60_000 ? `${(v / 1000).toFixed(1)} s` : `${(v / 60_000).toFixed(1)} min`);
+
+/** The window summary of `reasonq stats`: the totals, then one line per queue when there are several. */
+export function formatAnalytics(a: Analytics): string {
+  const line = (s: Summary) =>
+    `${s.finished} finished (${s.done} done, ${s.error} error, ${s.canceled} canceled), ${s.throughput_per_min}/min, ` +
+    `failure rate ${s.failure_rate === null ? '-' : `${(s.failure_rate * 100).toFixed(1)}%`}`;
+  const lines = [`last ${a.window} (${a.from} to ${a.to}): ${line(a.totals)}`];
+  for (const [name, d] of [['wait', a.totals.wait_ms], ['run', a.totals.run_ms]] as const) {
+    lines.push(`  ${name.padEnd(5)} p50 ${ms(d.p50)}, p90 ${ms(d.p90)}, p99 ${ms(d.p99)} (mean ${ms(d.mean)}, ${d.count} runs)`);
+  }
+  lines.push(`  tokens ${a.totals.usage.prompt_tokens} prompt, ${a.totals.usage.completion_tokens} completion`);
+  const queues = Object.entries(a.queues);
+  if (queues.length > 1) for (const [q, s] of queues) lines.push(`  ${q}: ${line(s)}, run p90 ${ms(s.run_ms.p90)}`);
+  return lines.join('\n');
 }
 
 export function formatWorkers(workers: (WorkerInfo & { alive?: boolean })[]): string {

@@ -49,7 +49,7 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
 }
 
 /** Routes that read a query string (each parses it with a strict schema); every other route takes none. */
-const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait', 'GET /v1/jobs/:id/events', 'GET /v1/dashboard/events']);
+const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait', 'GET /v1/jobs/:id/events', 'GET /v1/dashboard/events', 'GET /v1/analytics']);
 
 /** The kinds of long-poll, each with its own limit so that one kind cannot starve the others. */
 export type PollKind = 'wait' | 'stream' | 'claim';

@@ -65,7 +65,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/jobs/:id/events/ticket': ['client'],
   'POST /v1/jobs/:id/cancel': ['client'],
   'POST /v1/jobs/:id/retry': ['client'],
+  'POST /v1/jobs::retry': ['client'], // /v1/jobs:retry, bulk (src/retry-many.ts)
   'GET /v1/stats': ['client'],
+  'GET /v1/analytics': ['client'],
   'GET /v1/workers': ['client'],
   'GET /v1/dashboard/events': ['client'],
   'POST /v1/dashboard/events/ticket': ['client'],
