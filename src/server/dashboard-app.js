@@ -249,7 +249,7 @@ async function loadJobs() {
   if (same('jobs', [page.jobs, st.sel, [...st.checked]])) return;
   put($('jobs').tBodies[0], page.jobs.length ? page.jobs.map((j) => h('tr', { class: j.id === st.sel ? 'click sel' : 'click', 'data-job-id': j.id, 'data-status': j.status, onclick: () => openJob(j.id) },
     h('td', { class: 'cb', onclick: (e) => e.stopPropagation() }, retryable(j) ? h('input', { type: 'checkbox', 'data-testid': 'row-check', 'aria-label': `select ${j.id}`, checked: st.checked.has(j.id), onchange: (e) => { if (e.target.checked) st.checked.add(j.id); else st.checked.delete(j.id); syncChecks(); } }) : null),
-    h('td', { class: 'mono', title: j.id }, shortId(j.id)), h('td', { class: 'mono q' }, j.queue), h('td', null, badge(j.status), stalledMark(j)),
+    h('td', { class: 'mono', title: j.id }, shortId(j.id)), h('td', { class: 'mono q' }, j.queue), h('td', null, badge(j.status === 'queued' && ms(j.run_at) > Date.now() ? 'delayed' : j.status), stalledMark(j)),
     h('td', { class: j.attempts > 1 ? 'num warn-text' : 'num', 'data-testid': 'tries' }, `${j.attempts}/${j.max_attempts}`),
     h('td', { class: 'num dur', 'data-testid': 'wait' }, j.status === 'queued' && !j.started_at && Date.now() >= (ms(j.run_at) || 0) ? since(j.run_at || j.created_at) : span(waitMs(j))),
     h('td', { class: 'num dur', 'data-testid': 'run' }, j.status === 'processing' && j.started_at ? since(j.started_at) : span(runMs(j))),
