@@ -348,7 +348,10 @@ async function loadAnalytics() {
     return;
   }
   if (gen !== analyticsGen) return;
-  $('charts-note').hidden = true; $('charts').hidden = false;
+  // Nothing finished in the window: say so instead of five empty charts.
+  const none = a.totals.finished === 0;
+  $('charts-note').hidden = !none; $('charts').hidden = none;
+  if (none) $('charts-note').textContent = `No job finished in the last ${st.win === '1h' ? 'hour' : '24 hours'}${st.queue ? ` in ${st.queue}` : ''}.`;
   st.analytics = a;
   renderAnalytics(a);
   if (st.stats) renderStats(st.stats); // the queues' failure rate and run time
@@ -371,11 +374,11 @@ function renderAnalytics(a) {
   const failure = s.map((p) => { const n = p.done + p.error + p.canceled; return n ? p.error / n : null; });
   const dur = (v) => span(v);
   const draw = () => {
-    rqCharts.chart($('chart-throughput'), { label: 'finished jobs per bucket', at, series: [{ name: 'done', cls: 'c-done', values: col('done'), kind: 'bar' }, { name: 'error', cls: 'c-error', values: col('error'), kind: 'bar' }, { name: 'canceled', cls: 'c-canceled', values: col('canceled'), kind: 'bar' }], fmt: compact, summary: `${num(t.finished)} in ${a.window} · ${a.step_ms / 60000} min buckets` });
+    rqCharts.chart($('chart-throughput'), { label: 'finished jobs per bucket', at, floor: 4, series: [{ name: 'done', cls: 'c-done', values: col('done'), kind: 'bar' }, { name: 'error', cls: 'c-error', values: col('error'), kind: 'bar' }, { name: 'canceled', cls: 'c-canceled', values: col('canceled'), kind: 'bar' }], fmt: compact, summary: `${num(t.finished)} in ${a.window} · ${a.step_ms / 60000} min buckets` });
     rqCharts.chart($('chart-failure'), { label: 'failure rate', at, series: [{ name: 'failed', cls: 'c-error', values: failure, kind: 'line' }], fmt: pct, max: Math.max(0.1, rqCharts.niceMax(Math.max(0, ...failure.filter((v) => v != null)))), summary: `${pct(t.failure_rate)} overall` });
-    rqCharts.chart($('chart-wait'), { label: 'wait time', at, series: [{ name: 'p50', cls: 'c-p50', values: col('wait_p50_ms'), kind: 'line' }, { name: 'p90', cls: 'c-p90', values: col('wait_p90_ms'), kind: 'line' }], fmt: dur, summary: `p99 ${span(t.wait_ms.p99)}` });
-    rqCharts.chart($('chart-run'), { label: 'run time', at, series: [{ name: 'p50', cls: 'c-p50', values: col('run_p50_ms'), kind: 'line' }, { name: 'p90', cls: 'c-p90', values: col('run_p90_ms'), kind: 'line' }], fmt: dur, summary: `p99 ${span(t.run_ms.p99)}` });
-    rqCharts.chart($('chart-tokens'), { label: 'tokens', at, series: [{ name: 'prompt', cls: 'c-prompt', values: col('prompt_tokens'), kind: 'bar' }, { name: 'completion', cls: 'c-completion', values: col('completion_tokens'), kind: 'bar' }], fmt: compact, summary: `${compact(t.usage.prompt_tokens + t.usage.completion_tokens)} tokens` });
+    rqCharts.chart($('chart-wait'), { label: 'wait time', at, series: [{ name: 'p50', cls: 'c-p50', values: col('wait_p50_ms'), kind: 'line' }, { name: 'p90', cls: 'c-p90', values: col('wait_p90_ms'), kind: 'line' }], fmt: dur, floor: 100, summary: `p99 ${span(t.wait_ms.p99)}` });
+    rqCharts.chart($('chart-run'), { label: 'run time', at, series: [{ name: 'p50', cls: 'c-p50', values: col('run_p50_ms'), kind: 'line' }, { name: 'p90', cls: 'c-p90', values: col('run_p90_ms'), kind: 'line' }], fmt: dur, floor: 100, summary: `p99 ${span(t.run_ms.p99)}` });
+    rqCharts.chart($('chart-tokens'), { label: 'tokens', at, floor: 100, series: [{ name: 'prompt', cls: 'c-prompt', values: col('prompt_tokens'), kind: 'bar' }, { name: 'completion', cls: 'c-completion', values: col('completion_tokens'), kind: 'bar' }], fmt: compact, summary: `${compact(t.usage.prompt_tokens + t.usage.completion_tokens)} tokens` });
   };
   draw();
   st.drawCharts = draw;

@@ -22,7 +22,8 @@
 
   /**
    * Draw into `box` (emptied first). `spec`: { at: [ms], step: ms, series: [{ name, cls, values: [number|null],
-   * kind: 'bar'|'line' }], fmt: (v) => text, max?: number }. Bars stack in the order given; lines are drawn on top.
+   * kind: 'bar'|'line' }], fmt: (v) => text, max?: number, floor?: number (the y axis reaches at least this) }.
+   * Bars stack in the order given; lines are drawn on top.
    */
   function chart(box, spec) {
     const W = Math.max(200, Math.floor(box.clientWidth || 300));
@@ -39,7 +40,7 @@
       top = Math.max(top, stack);
       for (const s of lines) if (s.values[i] != null) top = Math.max(top, s.values[i]);
     }
-    const max = spec.max ?? niceMax(top);
+    const max = spec.max ?? niceMax(Math.max(top, spec.floor || 0));
     const x = (i) => L + (n <= 1 ? 0 : (i * iw) / n);
     const bw = n > 0 ? iw / n : iw;
     const y = (v) => T + ih - (Math.min(v, max) / max) * ih;
