@@ -70,6 +70,11 @@
         pen = true;
       }
       if (d) root.append(svg('path', { class: `line ${s.cls}`, d }));
+      // A point with no neighbour draws no line: a dot, so sparse data still shows.
+      for (let i = 0; i < n; i++) {
+        if (s.values[i] == null || s.values[i - 1] != null || s.values[i + 1] != null) continue;
+        root.append(svg('circle', { class: `dot ${s.cls}`, cx: (x(i) + bw / 2).toFixed(1), cy: y(s.values[i]).toFixed(1), r: 1.8 }));
+      }
     }
     // Hover: a cursor line and the bucket's values in the read-out.
     const cursor = svg('line', { class: 'cursor', x1: 0, x2: 0, y1: T, y2: T + ih, visibility: 'hidden' });
