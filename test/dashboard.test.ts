@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createCallbackSender, type CallbackSender } from '../src/callbacks.js';
 import { NonRetryableError } from '../src/errors.js';
 import { buildJob, type Intent, type IntentRequest, type Job } from '../src/job.js';
 import { createServer } from '../src/server/app.js';
@@ -151,7 +154,7 @@ describe('dashboard (/engine) in Chromium', function () {
     return { action: 'finish', finish: true, reasoning: `answered: ${goal}` };
   }
 
-  async function startServer(token?: string, options: { sseMaxMs?: number; dashboardFeedMs?: number } = {}, wrap: (t: Transport) => Transport = (t) => t) {
+  async function startServer(token?: string, options: { sseMaxMs?: number; dashboardFeedMs?: number; callbacks?: CallbackSender; maintenanceMs?: number } = {}, wrap: (t: Transport) => Transport = (t) => t) {
     const store = createMemoryTransport();
     await store.init();
     stores.push(store);
@@ -838,5 +841,38 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#jobs tbody tr[data-job-id]').first().click();
     await page.locator('[data-testid="detail-id"]').waitFor();
     assert.equal(await fits(), true, 'the job view scrolls sideways');
+  });
+  it("shows a job's callback deliveries: failed tries, then delivered, without a click", async function () {
+    this.timeout(30_000);
+    let answer = 503;
+    const hits: number[] = [];
+    const hook = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(answer);
+        res.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const sender = createCallbackSender({ allow: ['127.0.0.1'], secrets: [] });
+    try {
+      const { store, url } = await startServer(undefined, { callbacks: sender, maintenanceMs: 100 });
+      const queue = uniqueQueue('hook');
+      await startWorker(store, queue);
+      const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'call me back' }, callback_url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook` }));
+      await waitFor(async () => ((await store.get(job.id))?.callback?.attempts ?? 0) >= 1, 10_000, 'a first delivery try');
+      const page = await openDashboard(url);
+      await page.click(`#recent-done li[data-job-id="${job.id}"]`);
+      const log = '[data-testid="detail-callback-log"]';
+      await expectText(page, log, /statepending/);
+      await expectText(page, log, /last answer503/);
+      answer = 200;
+      await waitFor(async () => /statedelivered/.test((await page.locator(log).textContent()) ?? ''), 15_000, 'the page to show the delivery');
+      assert.match((await page.locator(log).textContent()) ?? '', /delivered\d\d:\d\d:\d\d/);
+      assert.equal(hits.at(-1), 200);
+    } finally {
+      await sender.close();
+      await new Promise<void>((resolve) => hook.close(() => resolve()));
+    }
   });
 });

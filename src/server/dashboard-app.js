@@ -603,6 +603,12 @@ function callbackLog(j) {
 }
 function renderDetail(j) {
   st.job = j; setButtons(j);
+  // A callback still being delivered changes no count and no event: read the job again just after its next try.
+  clearTimeout(st.callbackTimer);
+  if (j.callback && j.callback.state === 'pending') {
+    const due = j.callback.next_at ? ms(j.callback.next_at) - Date.now() + 300 : 1000;
+    st.callbackTimer = setTimeout(() => { if (st.sel === j.id) refetchJob(0); }, Math.max(500, due));
+  }
   if (same('detail', j)) return;
   const kv = (k, v, tid) => [h('dt', null, k), h('dd', { 'data-testid': tid }, v)];
   put($('detail-body'),
