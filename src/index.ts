@@ -27,6 +27,6 @@ export {
 export type * from './transport.js';
 export { createDemoHandler, demoHandler, reason } from './reasoner.js';
 export { createOpenAIHandler, type OpenAIHandler, type OpenAIHandlerOptions } from './reasoners/openai.js';
-export { createLogger } from './logger.js';
+export { createLogger, pickLogFormat, LOG_FORMATS, type LogFormat, type LoggerOptions } from './logger.js';
 export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
 export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';
