@@ -99,6 +99,8 @@ export const DEFAULTS = {
   eventsWaitMs: 15_000,
   /** SSE keep-alive comment every this many ms */
   sseKeepAliveMs: 15_000,
+  /** while a dashboard is open, the server reads stats and workers this often, once for all open dashboards (ms) */
+  dashboardFeedMs: 1_000,
   /** the demo reasoner's pause between two tokens of its reasoning (ms; 0 in tests) */
   demoTokenMs: 20,
   /** the OpenAI-compatible reasoner's server: Ollama's address on this machine, so nothing leaves it unless told */

@@ -104,3 +104,6 @@ export const analyticsQuerySchema = query({
 });
 
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });
+
+/** `GET /v1/dashboard/events`: an EventSource sends no header, so a session's ticket comes in the query. */
+export const dashboardEventsQuerySchema = query({ ticket: z.string().max(200).optional() });
