@@ -18,6 +18,6 @@ export default tseslint.config(
   { files: ['scripts/**', 'test/**'], rules: { 'no-console': 'off' } },
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   { files: ['test/**'], languageOptions: { globals: { ...globals.mocha } } },
-  // The dashboard's script runs in the browser, as a classic script.
-  { files: ['src/server/dashboard-app.js'], languageOptions: { globals: { ...globals.browser }, sourceType: 'script' } },
+  // The dashboard's scripts run in the browser, as classic scripts; the charts one defines rqCharts for the app.
+  { files: ['src/server/dashboard-app.js', 'src/server/dashboard-charts.js'], languageOptions: { globals: { ...globals.browser, rqCharts: 'readonly' }, sourceType: 'script' } },
 );

@@ -4,6 +4,7 @@ import { cpSync, existsSync, mkdirSync } from 'node:fs';
 const copies = [
   ['src/server/dashboard.html', 'dist/src/server/dashboard.html'],
   ['src/server/dashboard-app.js', 'dist/src/server/dashboard-app.js'],
+  ['src/server/dashboard-charts.js', 'dist/src/server/dashboard-charts.js'],
   ['src/server/dashboard.css', 'dist/src/server/dashboard.css'],
   ['transports/redis/lua', 'dist/transports/redis/lua'],
 ];

@@ -130,6 +130,11 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
     wrapped.claimMany = (request, max) => claimWithin(name, timeoutMs, request, (r) => claimMany(r, max));
   }
   if (t.prefetchFor) wrapped.prefetchFor = t.prefetchFor.bind(t);
+  if (t.retryMany) {
+    const retryMany = t.retryMany.bind(t);
+    // Up to 500 retries behind one request: four bounds, as a sweep.
+    wrapped.retryMany = (request) => within(name, 'retryMany', timeoutMs * 4, () => retryMany(request));
+  }
   if (t.claimCallbacks && t.settleCallback) {
     const claimCallbacks = t.claimCallbacks.bind(t);
     const settleCallback = t.settleCallback.bind(t);
@@ -143,6 +148,14 @@ export function bounded(transport: Transport, { timeoutMs }: BoundOptions): Tran
       finish: bound('moves.finish', (ids: string[], to: string) => moves.finish(ids, to)),
       release: bound('moves.release', (ids: string[]) => moves.release(ids)),
     };
+  }
+  if (t.rollups) {
+    const rollups = t.rollups.bind(t);
+    wrapped.rollups = bound('rollups', (from: Date, to: Date, step: Parameters<typeof rollups>[2]) => rollups(from, to, step));
+  }
+  if (t.analytics) {
+    const analytics = t.analytics.bind(t);
+    wrapped.analytics = bound('analytics', (window: Parameters<typeof analytics>[0], queue?: string) => analytics(window, queue));
   }
   if (t.lead) {
     const lead = t.lead.bind(t);

@@ -3,6 +3,8 @@
  * request and resolves to the intent. The same client works on every
  * transport; transport failures (not a job's own error) are retried.
  */
+import type { Analytics, AnalyticsWindow } from './analytics.js';
+import { readAnalytics } from './analytics-read.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { DEFAULTS, loadConfig, type Config } from './config.js';
 import {
@@ -18,6 +20,9 @@ import { buildJob, enqueueRequestSchema, intentRequestSchema, isTerminal, parseO
 import { silentLogger, type Logger } from './logger.js';
 import type { ListFilter, ListPage, Stats, Transport, WorkerInfo } from './transport.js';
 import { createTransport } from './transports.js';
+import { retryMany, type RetryManyRequest, type RetryManyResult } from './retry-many.js';
+
+import { traceSend } from './tracing.js';
 import { bounded, within } from './bounded.js';
 import type { EventPage, JobEvent } from './events.js';
 
@@ -75,8 +80,16 @@ export interface Client {
   wait(id: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job>;
   cancel(id: string, reason?: string): Promise<Job>;
   retry(id: string): Promise<Job>;
+  /**
+   * Retry many failed jobs: `{ids}` (1..500), or `{queue?, status: 'error', limit?}`
+   * (the newest failures, default 100, at most 500). Each as `retry` would;
+   * those that cannot be are reported in `skipped` with the error's code.
+   */
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult>;
   list(filter?: ListFilter): Promise<ListPage>;
   stats(): Promise<Stats>;
+  /** Throughput, failure rate, wait and run percentiles, tokens of a window (src/analytics.ts), from the store's rollups or the server's answer. */
+  analytics(window?: AnalyticsWindow, queue?: string): Promise<Analytics>;
   workers(): Promise<WorkerInfo[]>;
   readonly transport: Transport;
   /** Safe to call twice. Closes the transport only if the client built it. */
@@ -197,14 +210,15 @@ class ReasonqClient implements Client {
     const request: EnqueueRequest = { ...options, payload: parseOrThrow(intentRequestSchema, payload, 'payload') };
     // The id is fixed before the first try, so a retried enqueue is idempotent.
     const job = buildJob(request);
-    const { job: stored } = await this.withRetries(() => this.transport.enqueue(job));
+    // One `send` span over every try; its context is what the job carries to the worker.
+    const { job: stored } = await traceSend([job], () => this.withRetries(() => this.transport.enqueue(job)));
     return stored;
   }
 
   async enqueueMany(requests: EnqueueRequest[]): Promise<{ job: Job; created: boolean }[]> {
     // Ids fixed before the first try: a repeated batch is idempotent job by job.
     const jobs = requests.map((r, i) => buildJob(parseOrThrow(enqueueRequestSchema, r, `jobs.${i}`)));
-    return this.withRetries(() => this.transport.enqueueMany(jobs));
+    return traceSend(jobs, () => this.withRetries(() => this.transport.enqueueMany(jobs)), { batch: true });
   }
 
   get(id: string): Promise<Job | null> {
@@ -223,12 +237,20 @@ class ReasonqClient implements Client {
     return this.withRetries(() => this.transport.retry(id));
   }
 
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult> {
+    return this.withRetries(() => retryMany(this.transport, request));
+  }
+
   list(filter: ListFilter = {}): Promise<ListPage> {
     return this.withRetries(() => this.transport.list(filter));
   }
 
   stats(): Promise<Stats> {
     return this.withRetries(() => this.transport.stats());
+  }
+
+  analytics(window: AnalyticsWindow = '1h', queue?: string): Promise<Analytics> {
+    return this.withRetries(() => readAnalytics(this.transport, window, queue));
   }
 
   workers(): Promise<WorkerInfo[]> {

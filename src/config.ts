@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { CallbackConfig } from './callbacks.js';
 import { ConfigError } from './errors.js';
+import { LOG_FORMATS, type LogFormat } from './logger.js';
 import { parseAllowList } from './net-guard.js';
 import { assertSecret } from './webhooks.js';
 
@@ -98,6 +99,8 @@ export const DEFAULTS = {
   eventsWaitMs: 15_000,
   /** SSE keep-alive comment every this many ms */
   sseKeepAliveMs: 15_000,
+  /** while a dashboard is open, the server reads stats and workers this often, once for all open dashboards (ms) */
+  dashboardFeedMs: 1_000,
   /** the demo reasoner's pause between two tokens of its reasoning (ms; 0 in tests) */
   demoTokenMs: 20,
   /** the OpenAI-compatible reasoner's server: Ollama's address on this machine, so nothing leaves it unless told */
@@ -195,6 +198,7 @@ export const envSchema = z.object({
   REASONING_API_RETRIES: intFrom('REASONING_API_RETRIES', 0, 20).optional(),
   REASONING_QUEUE_WORKER: flag('REASONING_QUEUE_WORKER').optional(),
   REASONQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: () => 'REASONQ_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).optional(),
+  REASONQ_LOG_FORMAT: z.enum(LOG_FORMATS, { error: () => 'REASONQ_LOG_FORMAT must be pretty (one readable line an event) or json (pino lines); unset, pretty on a terminal and json otherwise' }).optional(),
   REASONQ_RETENTION_MS: intFrom('REASONQ_RETENTION_MS', 1000, 365 * 24 * 3600 * 1000).optional(),
   REASONQ_MAINTENANCE_MS: intFrom('REASONQ_MAINTENANCE_MS', 10, 3_600_000).optional(),
   REASONQ_STORE_TIMEOUT_MS: intFrom('REASONQ_STORE_TIMEOUT_MS', 100, 600_000).optional(),
@@ -250,6 +254,8 @@ export interface Config {
   memory: { maxJobs: number; maxBytes: number };
   queueWorker: boolean;
   logLevel: string;
+  /** REASONQ_LOG_FORMAT; undefined: pretty when the log goes to a terminal, JSON otherwise (src/logger.ts) */
+  logFormat: LogFormat | undefined;
   retentionMs: number;
   /** how often the elected maintainer sweeps */
   maintenanceMs: number;
@@ -324,6 +330,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     memory: { maxJobs: e.REASONQ_MEMORY_MAX_JOBS ?? DEFAULTS.memoryMaxJobs, maxBytes: e.REASONQ_MEMORY_MAX_BYTES ?? DEFAULTS.memoryMaxBytes },
     queueWorker: e.REASONING_QUEUE_WORKER ?? false,
     logLevel: e.REASONQ_LOG_LEVEL ?? 'info',
+    logFormat: e.REASONQ_LOG_FORMAT,
     retentionMs: e.REASONQ_RETENTION_MS ?? DEFAULTS.retentionMs,
     maintenanceMs: e.REASONQ_MAINTENANCE_MS ?? DEFAULTS.maintenanceMs,
     storeTimeoutMs: e.REASONQ_STORE_TIMEOUT_MS ?? DEFAULTS.storeTimeoutMs,

@@ -4,6 +4,8 @@ export { LIFECYCLE_EVENTS, TRIMMED, type JobEvent, type NewEvent, type EventPage
 export { createWorker, Worker, JobAbortError, type Handler, type HandlerContext, type WorkerOptions, type JobOutcome } from './worker.js';
 export { createServer, type ServerOptions } from './server/app.js';
 export { createTransport } from './transports.js';
+export { retryMany, RETRY_MANY_MAX, type RetryManyRequest, type RetryManyResult, type RetryManySkip } from './retry-many.js';
+export { RUNS_MAX, type RunRecord, type RunEndLabel } from './runs.js';
 export { migrate, verifyMigration, type MigrateOptions, type MigrateSummary, type MigrateProgress, type VerifyReport } from './migrate.js';
 export { withFallback } from './fallback.js';
 export { loadConfig, loadLlmConfig, DEFAULTS, type Config, type LlmConfig, type TransportName } from './config.js';
@@ -20,10 +22,11 @@ export {
   type JobError,
   type JobStatus,
   type EnqueueOptions,
+  type TraceCarrier,
 } from './job.js';
 export type * from './transport.js';
 export { createDemoHandler, demoHandler, reason } from './reasoner.js';
 export { createOpenAIHandler, type OpenAIHandler, type OpenAIHandlerOptions } from './reasoners/openai.js';
-export { createLogger } from './logger.js';
+export { createLogger, pickLogFormat, LOG_FORMATS, type LogFormat, type LoggerOptions } from './logger.js';
 export { verifyCallback, createReplayGuard, generateSecret, CallbackVerificationError, type ReplayGuard, type VerifyOptions } from './webhooks.js';
 export { createCallbackSender, type CallbackSender, type CallbackConfig } from './callbacks.js';

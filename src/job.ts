@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { v7 as uuidv7 } from 'uuid';
 import { DEFAULTS } from './config.js';
 import { InvalidStateError, ValidationError } from './errors.js';
+import type { RunRecord } from './runs.js';
 
 export const QUEUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const DEFAULT_QUEUE = DEFAULTS.queue;
@@ -113,6 +114,16 @@ export interface CallbackLog {
 /** The log a terminal write starts with. */
 export const PENDING_CALLBACK: Readonly<CallbackLog> = Object.freeze({ state: 'pending', attempts: 0 });
 
+/**
+ * A W3C trace context as it rides on a job (`Job.trace`): the `traceparent`
+ * and `tracestate` of the producer's span, as the headers of the same names
+ * would carry them (https://www.w3.org/TR/trace-context/).
+ */
+export interface TraceCarrier {
+  traceparent: string;
+  tracestate?: string;
+}
+
 export interface Lease {
   /** worker id that holds the lease */
   owner: string;
@@ -171,6 +182,11 @@ export interface Job {
   callback: CallbackLog | null;
   /** set with `moved`: the store the job went to (`redis`, `mongo` …), where it goes on */
   moved_to: string | null;
+  /** one record per run that ended, newest last, the newest 25 (src/runs.ts); kept by a retry */
+  runs: RunRecord[];
+
+  /** the producer's W3C trace context (its `send` span, src/tracing.ts): every run's `process` span continues it; null when the producer traced nothing */
+  trace: TraceCarrier | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -207,10 +223,12 @@ export const JOB_FIELDS = {
   cancel_requested: { kind: 'cancel', immutable: false, enqueue: false },
   dedupe_key: { kind: 'string', immutable: true, enqueue: true },
   callback_url: { kind: 'string', immutable: true, enqueue: true },
+  trace: { kind: 'json', immutable: true, enqueue: true },
   progress: { kind: 'json', immutable: false, enqueue: false },
   usage: { kind: 'json', immutable: false, enqueue: false },
   callback: { kind: 'json', immutable: false, enqueue: false },
   moved_to: { kind: 'string', immutable: false, enqueue: false },
+  runs: { kind: 'json', immutable: false, enqueue: false },
   created_at: { kind: 'date', immutable: true, enqueue: false },
   updated_at: { kind: 'date', immutable: false, enqueue: false },
   started_at: { kind: 'date', immutable: false, enqueue: false },
@@ -245,6 +263,24 @@ export const instantSchema = z
   // The OpenAPI document (src/server/openapi.ts) says it as a date-time or a number.
   .meta({ 'x-instant': true });
 
+export const TRACEPARENT_RE = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/** Longest `tracestate` kept (W3C lets a receiver cut it at 512 characters). */
+export const TRACESTATE_MAX = 512;
+
+/** `traceparent` as W3C defines it: version, trace id, parent id, flags; the all-zero ids and version ff are invalid. */
+export const traceparentSchema = z
+  .string()
+  .regex(TRACEPARENT_RE, 'traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lowercase)')
+  .refine((t) => !t.startsWith('ff-') && t.slice(3, 35) !== '0'.repeat(32) && t.slice(36, 52) !== '0'.repeat(16), 'traceparent must not be version ff nor carry an all-zero trace or parent id');
+/** `tracestate`: printable ASCII, at most TRACESTATE_MAX characters. */
+export const tracestateSchema = z
+  .string()
+  .max(TRACESTATE_MAX, `tracestate must be at most ${TRACESTATE_MAX} characters`)
+  .regex(/^[\x20-\x7e]*$/, 'tracestate must be printable ASCII');
+
+/** The producer's trace context on a job (TraceCarrier): these two keys and no other. */
+export const traceCarrierSchema = z.strictObject({ traceparent: traceparentSchema, tracestate: tracestateSchema.optional() });
+
 /** Options a caller may give when enqueueing. */
 export const enqueueOptionsSchema = z.object({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'id may contain only letters, digits and _ . : -').optional(),
@@ -278,6 +314,8 @@ export const enqueueOptionsSchema = z.object({
     // What the transform checks, said in JSON Schema for the OpenAPI document (src/server/openapi.ts).
     .meta({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' })
     .optional(),
+  /** the producer's trace context (src/tracing.ts sets it from its `send` span; a runtime with its own OpenTelemetry may give it, or send a `traceparent` header to the HTTP API) */
+  trace: traceCarrierSchema.optional(),
 });
 export type EnqueueOptions = z.input<typeof enqueueOptionsSchema>;
 
@@ -324,10 +362,12 @@ export function buildJob(request: EnqueueRequest, now = new Date()): Job {
     cancel_requested: null,
     dedupe_key: req.dedupe_key ?? null,
     callback_url: req.callback_url ?? null,
+    trace: req.trace ?? null,
     progress: null,
     usage: null,
     callback: null,
     moved_to: null,
+    runs: [],
     created_at: now,
     updated_at: now,
     started_at: null,
@@ -386,6 +426,8 @@ export function reviveJob(raw: unknown): Job {
     else if (kind === 'lease') job[field] = { ...(v as object), until: new Date((v as { until: string | number }).until) };
     else if (kind === 'cancel') job[field] = { ...(v as object), at: new Date((v as { at: string | number }).at) };
   }
+  // A job from before run histories (or a peer that leaves them out) has none yet.
+  if (!Array.isArray(job.runs)) job.runs = [];
   return job as unknown as Job;
 }
 
@@ -395,7 +437,7 @@ const SUMMARY_GOAL_CHARS = 200;
 /**
  * A job as a list shows it: the whole record but for what can be large
  * (payload beyond its session, step and the start of its goal; the result's
- * args and reasoning; progress; a long error message). Built without copying
+ * args and reasoning; progress; a long error message; runs but the newest). Built without copying
  * what it leaves out. `GET /v1/jobs/:id` has it all.
  */
 export function summarizeJob(job: Job): Job {
@@ -406,7 +448,8 @@ export function summarizeJob(job: Job): Job {
   if (typeof goal === 'string') payload.goal = goal.length > SUMMARY_GOAL_CHARS ? `${goal.slice(0, SUMMARY_GOAL_CHARS)}…` : goal;
   const result = job.result ? ({ action: job.result.action, tool_name: job.result.tool_name ?? null, finish: job.result.finish ?? null } as Intent) : null;
   const error = job.error ? { ...job.error, message: job.error.message.slice(0, 1000) } : null;
-  return { ...job, payload, result, error, progress: null };
+  // The newest run only: a page of 500 jobs does not carry 25 records each (the job's own page has them all).
+  return { ...job, payload, result, error, progress: null, runs: (job.runs ?? []).slice(-1) };
 }
 
 /**

@@ -150,7 +150,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
     summary.would_move = {};
     for (const q of await queuesNow()) {
       const c = stats.queues[q] ?? EMPTY_COUNTS;
-      summary.would_move[q] = { queued: c.queued, moving: c.moving, finished: options.includeFinished ? c.done + c.error + c.canceled : 0, running: c.processing };
+      summary.would_move[q] = { queued: c.queued + c.delayed, moving: c.moving, finished: options.includeFinished ? c.done + c.error + c.canceled : 0, running: c.processing };
     }
     summary.elapsed_ms = Date.now() - started;
     return summary;
@@ -223,7 +223,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
     const queues = await queuesNow();
     const stats = await retrying(() => from.stats(), signal);
     const count = (pick: (c: QueueCounts) => number) => queues.reduce((n, q) => n + pick(stats.queues[q] ?? EMPTY_COUNTS), 0);
-    progress.remaining = count((c) => c.queued + c.moving + (options.includeFinished ? c.done + c.error + c.canceled : 0));
+    progress.remaining = count((c) => c.queued + c.delayed + c.moving + (options.includeFinished ? c.done + c.error + c.canceled : 0));
     progress.running = count((c) => c.processing);
     progress.phase = pass === 0 ? 'recovering' : 'moving';
     report();
@@ -332,7 +332,7 @@ export async function verifyMigration(options: VerifyOptions): Promise<VerifyRep
     const target = b.queues[q] ?? { ...EMPTY_COUNTS };
     report.queues[q] = { source, target };
     if (source.moving > 0) problem(`${q}: ${source.moving} jobs are held moving in the source (a migration was interrupted: run it again)`);
-    if (source.queued > 0) problem(`${q}: ${source.queued} queued jobs are still in the source (not moved yet)`);
+    if (source.queued + source.delayed > 0) problem(`${q}: ${source.queued + source.delayed} queued jobs are still in the source (not moved yet)`);
   }
   // The sample: the newest markers and the newest live jobs of each queue.
   const per = queues.length > 0 ? Math.max(1, Math.ceil(sample / queues.length)) : 0;

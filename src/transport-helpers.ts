@@ -3,7 +3,7 @@
  * rule is written once: list cursors, the state machine check of a settle, bounds.
  */
 import { InvalidStateError, ValidationError } from './errors.js';
-import { assertTransition, type Transition } from './job.js';
+import { assertTransition, FINISHED_STATUSES, type Job, type Transition } from './job.js';
 import type { Outcome } from './outcome.js';
 
 /** A blocking claim never blocks longer than this, so shutdown stays prompt. */
@@ -11,6 +11,22 @@ export const MAX_CLAIM_WAIT_MS = 5_000;
 
 export function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(`${createdAt.getTime()}:${id}`, 'utf8').toString('base64url');
+}
+
+/**
+ * What a list is ordered by: a list of one finished status (without a
+ * session) by `finished_at`, newest ending first — "recent errors" are the
+ * ones that just failed, not the ones created last; every other list by
+ * `created_at` (a session's jobs in the order its steps were asked). Ties
+ * by `id`, both descending; the cursor holds the order key of the last job.
+ */
+export function listOrder(filter: { status?: string | undefined; session_id?: string | undefined }): 'created_at' | 'finished_at' {
+  return filter.status && !filter.session_id && (FINISHED_STATUSES as readonly string[]).includes(filter.status) ? 'finished_at' : 'created_at';
+}
+
+/** A job's place in a list ordered by `order` (ms). */
+export function listKey(job: Pick<Job, 'created_at' | 'finished_at'>, order: 'created_at' | 'finished_at'): number {
+  return (order === 'finished_at' ? (job.finished_at ?? job.created_at) : job.created_at).getTime();
 }
 
 export function decodeCursor(cursor: string): { t: number; id: string } {

@@ -23,9 +23,11 @@
  *   stall is left, `canceled` when a cancel was asked); delete finished jobs
  *   older than the retention.
  */
+import type { Analytics, AnalyticsWindow, Rollup, RollupStep } from './analytics.js';
 import type { EventPage, JobEvent, NewEvent, ReadEventsOptions } from './events.js';
 import type { CallbackLog, Job, JobStatus } from './job.js';
 import type { Outcome } from './outcome.js';
+import type { RetryManyRequest, RetryManyResult } from './retry-many.js';
 
 export interface ClaimRequest {
   /** queues to claim from, in no particular order */
@@ -56,6 +58,8 @@ export interface ExtendResult {
 export interface ListFilter {
   status?: JobStatus | undefined;
   queue?: string | undefined;
+  /** only the jobs of this session (`payload.session_id`, exact match), served by an index on every store */
+  session_id?: string | undefined;
   /** 1..500, default 50 */
   limit?: number | undefined;
   /** opaque, from the previous page's `next_cursor` */
@@ -65,14 +69,19 @@ export interface ListFilter {
 }
 
 export interface ListPage {
-  /** newest first (by `created_at`, then `id`) */
+  /**
+   * Newest first, by `created_at` then `id`; a list of one finished status
+   * (done, error, canceled) without `session_id`: newest ending first, by
+   * `finished_at` then `id` (listOrder, src/transport-helpers.ts).
+   */
   jobs: Job[];
   next_cursor: string | null;
 }
 
 export interface QueueCounts {
+  /** queued and due: a worker may claim them now (the delayed ones are not counted here) */
   queued: number;
-  /** queued jobs whose `run_at` is still in the future (a subset of `queued`) */
+  /** queued with `run_at` still in the future (not counted in `queued`: the two add up to every queued job) */
   delayed: number;
   processing: number;
   done: number;
@@ -233,8 +242,15 @@ export interface Transport {
    */
   cancel(id: string, reason: string): Promise<Job>;
 
-  /** error/canceled → queued with attempts reset; otherwise InvalidStateError. */
+  /** error/canceled → queued with attempts reset (the run history kept); otherwise InvalidStateError. */
   retry(id: string): Promise<Job>;
+
+  /**
+   * Optional (http): a bulk retry in one request (`POST /v1/jobs:retry`).
+   * Elsewhere `retryMany` (src/retry-many.ts) retries job by job through
+   * `retry`; callers go through that function, which picks.
+   */
+  retryMany?(request: RetryManyRequest): Promise<RetryManyResult>;
 
   get(id: string): Promise<Job | null>;
 
@@ -246,6 +262,21 @@ export interface Transport {
 
   list(filter: ListFilter): Promise<ListPage>;
   stats(): Promise<Stats>;
+
+  /**
+   * Optional (the stores): the rollups of finished jobs (src/analytics.ts)
+   * of period `step_ms` starting in [from, to), every queue, in no
+   * particular order. The cost depends on the periods and queues asked
+   * for, not on the jobs.
+   */
+  rollups?(from: Date, to: Date, step_ms: RollupStep): Promise<Rollup[]>;
+
+  /**
+   * Optional (http, whose server reads the rollups): the analytics answer
+   * itself (`GET /v1/analytics`). A caller holding a store uses `rollups`
+   * (readAnalytics in src/analytics-read.ts picks whichever is there).
+   */
+  analytics?(window: AnalyticsWindow, queue?: string): Promise<Analytics>;
 
   /** Worker registry: upsert this worker's record. */
   heartbeat(worker: WorkerInfo): Promise<void>;

@@ -22,6 +22,7 @@ import { checkEvent, type NewEvent, type Usage } from './events.js';
 import { EventWriter } from './event-writer.js';
 import { decideOutcome, exponentialBackoff, type RetryPolicy, type RunEnd } from './outcome.js';
 import { silentLogger, type Logger } from './logger.js';
+import { startProcessSpan, type ProcessTrace } from './tracing.js';
 import type { ClaimedJob, Transport, WorkerInfo } from './transport.js';
 
 export interface HandlerContext {
@@ -125,6 +126,8 @@ interface Run {
   events: EventWriter | null;
   /** its outcome is being written (or it was lost): a later emit (a handler abandoned at its timeout) is refused */
   over: boolean;
+  /** the run's `process` span (src/tracing.ts), a shared no-op when nothing is traced */
+  trace: ProcessTrace;
 }
 
 /**
@@ -373,7 +376,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const other of this.running.values()) {
       if (other.job.id === job.id) stop(other, new JobAbortError('lease-lost', 'the job was claimed again after this lease expired'));
     }
-    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve(), events: null, over: false };
+    const run: Run = { job, controller: new AbortController(), started: Date.now(), logger: null, announced: false, abandon: null, done: Promise.resolve(), events: null, over: false, trace: startProcessSpan(job, this.id) };
     this.running.set(job.lease.token, run);
     run.done = this.execute(run).catch((error: unknown) => this.transportError(error));
   }
@@ -384,14 +387,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const timer = setTimeout(() => stop(run, new JobAbortError('timeout', `attempt ${job.attempts} ran past its timeout of ${timeoutMs} ms`)), timeoutMs);
     if (job.cancel_requested) stop(run, new JobAbortError('canceled', job.cancel_requested.reason));
     let end: RunEnd | null;
+    let thrown: unknown;
     try {
       this.announce(run);
       end = this.returned(await this.handle(run), run);
     } catch (error) {
       end = this.failure(run, error);
+      thrown = error;
     } finally {
       clearTimeout(timer);
     }
+    if (end?.kind === 'failed') run.trace.failed(end.error, thrown);
     let outcome: JobOutcome = 'lost';
     try {
       // The run's events go before its ending. Bounded: a store that does not answer costs trailing events,
@@ -406,6 +412,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (error) {
       this.transportError(error);
     }
+    run.trace.end(outcome);
     this.ended(run, outcome);
     this.running.delete(job.lease.token);
     this.slotFreed?.();
@@ -421,7 +428,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (signal.aborted) return Promise.reject(signal.reason as Error);
     return new Promise((resolve, reject) => {
       run.abandon = reject;
-      Promise.resolve(this.handler(run.job.payload, this.context(run))).then(resolve, reject);
+      // The run's span is the active context while the handler runs: a handler's own spans nest under it.
+      Promise.resolve(run.trace.active(() => this.handler(run.job.payload, this.context(run)))).then(resolve, reject);
     });
   }
 
@@ -525,7 +533,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       // The store refused the intent itself (too large, not JSON): running again would not help.
       const message = `the store refused the intent: ${error instanceof Error ? error.message : String(error)}`;
       this.jobLog(run).warn({ err: message }, 'result rejected');
-      return this.settle(run, { kind: 'failed', error: jobError(JobErrorCode.RESULT_REJECTED, message, false) });
+      const rejected = jobError(JobErrorCode.RESULT_REJECTED, message, false);
+      run.trace.failed(rejected, error);
+      return this.settle(run, { kind: 'failed', error: rejected });
     }
     if (!stored) return 'lost';
     if (stored.status === 'queued') return end.kind === 'released' ? 'released' : 'retry';

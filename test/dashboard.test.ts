@@ -5,11 +5,14 @@
  * `scripts/ensure-chromium.sh` installs the browser.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createCallbackSender, type CallbackSender } from '../src/callbacks.js';
 import { NonRetryableError } from '../src/errors.js';
-import type { Intent, IntentRequest } from '../src/job.js';
+import { buildJob, type Intent, type IntentRequest, type Job } from '../src/job.js';
 import { createServer } from '../src/server/app.js';
 import type { Transport } from '../src/transport.js';
 import { createWorker, type HandlerContext, type Worker } from '../src/worker.js';
@@ -18,6 +21,8 @@ import { delay, newJob, uniqueQueue, waitFor } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const UI_TIMEOUT = 5_000;
+/** Kept as test artifacts: what the dashboard looks like (README links them). */
+const SHOTS = 'artifacts/screenshots';
 
 describe('dashboard (/engine) in Chromium', function () {
   this.timeout(20_000);
@@ -130,6 +135,18 @@ describe('dashboard (/engine) in Chromium', function () {
       await say(ctx, ['second ', 'try']);
       return { action: 'finish', finish: true, reasoning: 'second try' };
     }
+    if (goal === 'always-fail') throw new Error(`upstream 503 on attempt ${ctx.attempt}`);
+    if (goal === 'third-time') {
+      // Two attempts fail, each its own way; the third streams and waits at a gate.
+      await ctx.emit('thinking', { stage: `attempt ${ctx.attempt}` });
+      if (ctx.attempt === 1) throw new Error('upstream 503 from the model server');
+      if (ctx.attempt === 2) throw new Error('connection reset while streaming');
+      await say(ctx, ['The ', 'third ', 'attempt ', 'is ', 'streaming. ']);
+      await hold(ctx);
+      await say(ctx, ['Done.']);
+      await ctx.usage({ prompt_tokens: 320, completion_tokens: 41 });
+      return { action: 'finish', finish: true, reasoning: 'third time lucky' };
+    }
     if (goal === 'fail-once' && !failedOnce.has(ctx.job_id)) {
       failedOnce.add(ctx.job_id);
       throw new NonRetryableError('model refused the prompt', { code: 'MODEL_REFUSED' });
@@ -137,11 +154,11 @@ describe('dashboard (/engine) in Chromium', function () {
     return { action: 'finish', finish: true, reasoning: `answered: ${goal}` };
   }
 
-  async function startServer(token?: string, options: { sseMaxMs?: number } = {}) {
+  async function startServer(token?: string, options: { sseMaxMs?: number; dashboardFeedMs?: number; callbacks?: CallbackSender; maintenanceMs?: number } = {}, wrap: (t: Transport) => Transport = (t) => t) {
     const store = createMemoryTransport();
     await store.init();
     stores.push(store);
-    const app = await createServer({ transport: store, token, ...options });
+    const app = await createServer({ transport: wrap(store), token, ...options });
     apps.push(app);
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     return { store, url };
@@ -154,8 +171,8 @@ describe('dashboard (/engine) in Chromium', function () {
     return worker;
   }
 
-  async function openDashboard(url: string): Promise<Page> {
-    context = await browser.newContext({ viewport: { width: 1440, height: 960 } });
+  async function openDashboard(url: string, viewport = { width: 1440, height: 960 }): Promise<Page> {
+    context ??= await browser.newContext({ viewport });
     const page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.setDefaultTimeout(UI_TIMEOUT);
@@ -184,15 +201,16 @@ describe('dashboard (/engine) in Chromium', function () {
 
     for (let i = 0; i < 3; i++) await store.enqueue(newJob(queue, { payload: { goal: `count ${i}` } }));
     await store.enqueue(newJob(queue, { payload: { goal: 'later' }, delay_ms: 60_000 }));
-    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '4', 'queued count');
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '3', 'queued count (due now: the delayed one is counted apart)');
     assert.equal((await cell(page, queue, 'delayed').textContent())?.trim(), '1');
     assert.equal((await cell(page, queue, 'done').textContent())?.trim(), '0');
-    await expectText(page, '[data-testid="total-queued"] b', '4');
+    await expectText(page, '[data-testid="total-queued"] b', '3');
 
     // Same page, no reload: the worker drains the due jobs and the counts follow.
     await startWorker(store, queue);
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="done"]`, '3', 'done count');
-    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '1', 'queued count after the run');
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '0', 'queued count after the run');
+    assert.equal((await cell(page, queue, 'delayed').textContent())?.trim(), '1');
     await expectText(page, '#recent-done', /count 2/, 'recent done list');
     assert.equal((await store.stats()).queues[queue]?.done, 3);
   });
@@ -268,7 +286,7 @@ describe('dashboard (/engine) in Chromium', function () {
     const page = await openDashboard(url);
     const streams: string[] = [];
     page.on('request', (r) => {
-      if (r.url().includes('/events')) streams.push(r.url());
+      if (r.url().includes('/v1/jobs/') && r.url().includes('/events')) streams.push(r.url());
     });
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'stream' } }));
     await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the handler to think');
@@ -358,7 +376,7 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('#queues').waitFor({ state: 'visible' });
     const streams: string[] = [];
     page.on('request', (r) => {
-      if (r.url().includes('/events')) streams.push(r.url());
+      if (r.url().includes('/v1/jobs/') && r.url().includes('/events')) streams.push(r.url());
     });
     const n = 30;
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'slow-stream', step: n } }));
@@ -476,7 +494,7 @@ describe('dashboard (/engine) in Chromium', function () {
 
     const page = await openDashboard(url);
     await expectText(page, `#workers tr[data-worker-id="${worker.id}"] [data-testid="worker-state"]`, 'alive');
-    await expectText(page, '#workers tr[data-worker-id="crashed-worker"] [data-testid="worker-state"]', 'dead');
+    await expectText(page, '#workers tr[data-worker-id="crashed-worker"] [data-testid="worker-state"]', 'stale');
     await expectText(page, '#workers-n', '1');
 
     // A stopped worker unregisters and leaves the list.
@@ -497,9 +515,15 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.click('#token-submit');
     await expectText(page, '#auth-error', 'The server rejected this token.');
 
+    // The push opens with the cookie and a feed ticket: no token in its URL.
+    const feed = page.waitForResponse((r) => r.url().includes('/v1/dashboard/events?'));
     await page.fill('#token-input', token);
     await page.click('#token-submit');
     await page.locator('#queues').waitFor({ state: 'visible' });
+    const opened = await feed;
+    assert.equal(opened.status(), 200);
+    assert.deepEqual([...new URL(opened.url()).searchParams.keys()], ['ticket']);
+    await expectText(page, '#conn', 'live');
     const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
     await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="processing"]`, '1');
     // The page keeps no token: not in any storage (sessionStorage holds the session's secret only), and the session cookie is HttpOnly.
@@ -533,5 +557,322 @@ describe('dashboard (/engine) in Chromium', function () {
     await page.locator('[data-testid="auth"]').waitFor({ state: 'visible' });
     await page.reload();
     await page.locator('[data-testid="auth"]').waitFor({ state: 'visible' });
+  });
+  /** A day of finished jobs, imported as the migrator imports them: each rolled up at its own finish. */
+  function syntheticDay(queues: string[], now = Date.now()): Job[] {
+    const jobs: Job[] = [];
+    // A fixed pseudo-random sequence: the same day every run.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let minute = 24 * 60 - 20; minute >= 1; minute -= 2) {
+      const hour = new Date(now - minute * 60_000).getHours();
+      // Busier in the working day; a burst of failures in the afternoon.
+      const n = 1 + Math.floor(rand() * (hour >= 9 && hour <= 18 ? 4 : 2));
+      for (let k = 0; k < n; k++) {
+        const finished = new Date(now - minute * 60_000 - Math.floor(rand() * 60_000));
+        const run = 400 + Math.floor(rand() * rand() * 9000);
+        const wait = Math.floor(rand() * rand() * (hour === 14 ? 20_000 : 2_500));
+        const started = new Date(finished.getTime() - run);
+        const created = new Date(started.getTime() - wait);
+        const r = rand();
+        const status = r < (hour === 15 ? 0.3 : 0.05) ? 'error' : r > 0.985 ? 'canceled' : 'done';
+        const job = buildJob({ queue: queues[Math.floor(rand() * queues.length)]!, payload: { goal: `synthetic ${minute}/${k}`, session_id: `day-${minute % 17}` } }, created);
+        Object.assign(job, {
+          status,
+          attempts: status === 'error' ? 3 : 1,
+          started_at: started,
+          finished_at: finished,
+          updated_at: finished,
+          result: status === 'done' ? { action: 'finish', finish: true, reasoning: 'ok' } : null,
+          error: status === 'error' ? { code: 'HANDLER_ERROR', message: 'upstream 503', retryable: true } : null,
+          usage: status === 'canceled' ? null : { prompt_tokens: 200 + Math.floor(rand() * 1800), completion_tokens: 20 + Math.floor(rand() * 400) },
+        });
+        jobs.push(job);
+      }
+    }
+    return jobs;
+  }
+  async function importJobs(store: Transport, jobs: Job[]): Promise<void> {
+    for (let i = 0; i < jobs.length; i += 500) {
+      const chunk = jobs.slice(i, i + 500);
+      await store.enqueueMany(chunk, { imported: { events: chunk.map(() => []) } });
+    }
+  }
+  async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: `${SHOTS}/${name}`, fullPage });
+  }
+  it('is pushed, not polled: a new job shows without a request, an idle page sends none, and two pages cost the store one read', async () => {
+    let statsReads = 0;
+    const counting = (t: Transport): Transport =>
+      new Proxy(t, {
+        get(target, key, receiver) {
+          const v = Reflect.get(target, key, receiver) as unknown;
+          if (key === 'stats') return (...args: unknown[]) => ((statsReads += 1), (v as (...a: unknown[]) => unknown).apply(target, args));
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    const { store, url } = await startServer(undefined, { dashboardFeedMs: 250 }, counting);
+    const queue = uniqueQueue('push');
+    const page = await openDashboard(url);
+    await expectText(page, '#conn', 'live');
+    await expectText(page, '#queues tbody', /no jobs yet/);
+    await expectText(page, '#jobs tbody', /no jobs match/);
+    await delay(300); // the first reads have landed
+    const requests: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().includes('/v1/dashboard/events')) requests.push(new URL(r.url()).pathname);
+    });
+
+    // Idle: nothing changes, so the page asks for nothing (the old page read /v1/stats every second).
+    await delay(1500);
+    assert.equal(requests.length, 0, `an idle dashboard sends no request: ${JSON.stringify(requests)}`);
+
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'pushed' } }));
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '1', 'the pushed count');
+    await page.locator(`#jobs tr[data-job-id="${job.id}"]`).waitFor();
+    assert.ok(!requests.includes('/v1/stats'), `no stats request: ${JSON.stringify(requests)}`);
+    assert.ok(requests.includes('/v1/jobs'), 'the counts moved: the page read the job list once');
+
+    // A second dashboard rides on the same feed: store reads per interval stay one, not two.
+    const second = await context!.newPage();
+    second.on('pageerror', (error) => pageErrors.push(error.message));
+    await second.goto(`${url}/engine`);
+    await expectText(second, '#conn', 'live');
+    const before = statsReads;
+    await delay(2000);
+    const reads = statsReads - before;
+    assert.ok(reads >= 4 && reads <= 10, `two open dashboards read stats ${reads} times in 2 s at a 250 ms interval (one feed: about 8)`);
+    await second.close();
+    await page.close();
+    // No viewer, no reads.
+    await delay(600);
+    const idle = statsReads;
+    await delay(1000);
+    assert.equal(statsReads, idle, 'the feed stops when nobody watches');
+  });
+
+  it('says when the push is cut and comes back by itself, missing nothing', async () => {
+    // Pushes that the server ends every 600 ms: each end is a cut for the page.
+    const { store, url } = await startServer(undefined, { sseMaxMs: 600 });
+    const queue = uniqueQueue('recon');
+    const page = await openDashboard(url);
+    await expectText(page, '#conn', 'live');
+    await expectText(page, '#conn', 'reconnecting…');
+    await expectText(page, '#conn', 'live');
+    await store.enqueue(newJob(queue, { payload: { goal: 'after the cut' } }));
+    await expectText(page, `#queues tr[data-queue="${queue}"] td[data-status="queued"]`, '1', 'the count after a reconnect');
+  });
+
+  it('clicking a queue filters the list and shows it in the queue selector', async () => {
+    const { store, url } = await startServer();
+    const a = uniqueQueue('qa');
+    const b = uniqueQueue('qb');
+    await store.enqueue(newJob(a, { payload: { goal: 'in a' } }));
+    const inB = await store.enqueue(newJob(b, { payload: { goal: 'in b' } }));
+    const page = await openDashboard(url);
+    await page.click(`#queues tr[data-queue="${b}"]`);
+    await waitFor(async () => (await page.locator('#filter-queue').inputValue()) === b, UI_TIMEOUT, 'the selector to show the clicked queue');
+    await waitFor(async () => (await page.locator('#jobs tbody tr[data-job-id]').count()) === 1, UI_TIMEOUT, 'only the clicked queue listed');
+    assert.equal(await page.locator('#jobs tbody tr[data-job-id]').getAttribute('data-job-id'), inB.job.id);
+    await expectText(page, '#btn-retry-all', `Retry failed in ${b}`);
+  });
+
+  it('searches: a job id opens the job, anything else lists that session_id', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('search');
+    const mine = [
+      await store.enqueue(newJob(queue, { payload: { goal: 'first of mine', session_id: 'sess-alpha' } })),
+      await store.enqueue(newJob(queue, { payload: { goal: 'second of mine', session_id: 'sess-alpha' } })),
+    ].map((r) => r.job.id);
+    const other = await store.enqueue(newJob(queue, { payload: { goal: 'someone else', session_id: 'sess-beta' } }));
+    const page = await openDashboard(url);
+    await page.locator(`#jobs tr[data-job-id="${other.job.id}"]`).waitFor();
+
+    await page.fill('#search', other.job.id);
+    await page.press('#search', 'Enter');
+    await expectText(page, '[data-testid="detail-id"]', other.job.id);
+
+    await page.fill('#search', 'sess-alpha');
+    await page.press('#search', 'Enter');
+    await expectText(page, '[data-testid="search-chip"]', /session_id = sess-alpha/);
+    await waitFor(async () => (await page.locator('#jobs tbody tr[data-job-id]').count()) === 2, UI_TIMEOUT, 'the two jobs of the session');
+    const listed = await page.locator('#jobs tbody tr[data-job-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job-id')));
+    assert.deepEqual([...listed].sort(), [...mine].sort());
+  });
+
+  it('retries failed jobs in bulk: all of a queue, then the selected ones, after a confirmation', async () => {
+    const { store, url } = await startServer();
+    const a = uniqueQueue('bulka');
+    const b = uniqueQueue('bulkb');
+    await startWorker(store, a);
+    await startWorker(store, b);
+    const inA: string[] = [];
+    for (let i = 0; i < 3; i++) inA.push((await store.enqueue(newJob(a, { payload: { goal: 'fail-once' } }))).job.id);
+    const inB = (await store.enqueue(newJob(b, { payload: { goal: 'fail-once' } }))).job.id;
+    await waitFor(async () => (await store.stats()).totals.error === 4, UI_TIMEOUT, 'four failed jobs');
+
+    const page = await openDashboard(url);
+    await page.click(`#queues tr[data-queue="${a}"]`);
+    await expectText(page, '#btn-retry-all', `Retry failed in ${a}`);
+    // Declined: nothing happens.
+    await page.click('#btn-retry-all');
+    await expectText(page, '#confirm-text', new RegExp(`every failed job in ${a}`));
+    await page.click('#confirm button[value="no"]');
+    await delay(300);
+    assert.equal((await store.stats()).totals.error, 4);
+
+    await page.click('#btn-retry-all');
+    await page.click('[data-testid="confirm-yes"]');
+    await expectText(page, '#toast', 'Retried 3 jobs.');
+    await waitFor(async () => (await Promise.all(inA.map((id) => store.get(id)))).every((j) => j?.status === 'done'), UI_TIMEOUT, 'the retried jobs to succeed');
+    assert.equal((await store.get(inB))?.status, 'error', 'the other queue was left alone');
+
+    await page.selectOption('#filter-queue', '');
+    await page.selectOption('#filter-status', 'error');
+    await page.locator(`#jobs tr[data-job-id="${inB}"] [data-testid="row-check"]`).check();
+    await expectText(page, '#btn-retry-selected', 'Retry selected (1)');
+    await page.click('#btn-retry-selected');
+    await page.click('[data-testid="confirm-yes"]');
+    await expectText(page, '#toast', 'Retried 1 job.');
+    await waitFor(async () => (await store.get(inB))?.status === 'done', UI_TIMEOUT, 'the selected job to succeed');
+  });
+
+  it('says a final failure is final, and keeps every attempt: its worker, times and error', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('final');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'always-fail' }, max_attempts: 3 }));
+    await waitFor(async () => (await store.get(job.id))?.status === 'error', UI_TIMEOUT, 'all three attempts to fail');
+    const page = await openDashboard(url);
+    await page.click(`#recent-failed li[data-job-id="${job.id}"]`);
+    await expectText(page, '[data-testid="detail-error"]', /HANDLER_ERROR: upstream 503 on attempt 3/);
+    const text = (await page.locator('[data-testid="detail-error"]').textContent()) ?? '';
+    assert.ok(!text.includes('(retryable)'), `a final failure is not labelled retryable: ${text}`);
+    await expectText(page, '[data-testid="error-fate"]', '— final: all 3 attempts used');
+    const errors = await page.locator('[data-testid="runs"] [data-testid="run-error"]').evaluateAll((tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(errors, [1, 2, 3].map((n) => `HANDLER_ERROR upstream 503 on attempt ${n}`));
+    const workers = await page.locator('[data-testid="runs"] td.wid').evaluateAll((tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(workers, [1, 2, 3].map(() => `dash-worker-${queue}`));
+  });
+
+  it('shows a job with several attempts and its live stream (screenshot job-attempts-live.png)', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('attempts');
+    await startWorker(store, queue);
+    const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'third-time', session_id: 'sess-7f3c' }, max_attempts: 4 }));
+    await waitFor(() => gates.has(job.id), UI_TIMEOUT, 'the third attempt to stream and wait');
+    const page = await openDashboard(url);
+    await page.click(`#running li[data-job-id="${job.id}"]`);
+    await expectText(page, '[data-testid="stream-text"][data-attempt="3"] .text', 'The third attempt is streaming.');
+    await expectText(page, '#live', '● live');
+    await waitFor(async () => (await page.locator('[data-testid="runs"] tbody tr').count()) === 3, UI_TIMEOUT, 'two ended runs and the running one');
+    const errors = await page.locator('[data-testid="runs"] [data-testid="run-error"]').evaluateAll((tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(errors, ['HANDLER_ERROR upstream 503 from the model server', 'HANDLER_ERROR connection reset while streaming', '']);
+    assert.equal(await page.locator('[data-testid="runs"] tbody tr').last().getAttribute('data-end'), 'running');
+    const ends = await page.locator('[data-testid="runs"] tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-end')));
+    assert.deepEqual(ends, ['retry', 'retry', 'running']);
+    // Nothing finished yet: the charts say so rather than draw empty axes.
+    await expectText(page, '[data-testid="charts-note"]', 'No job finished in the last hour.');
+    await page.locator('#detail').scrollIntoViewIfNeeded();
+    await shot(page, 'job-attempts-live.png');
+    // Tokens keep coming into the same block while the page watches.
+    await release(job.id);
+    await expectText(page, '[data-testid="stream-text"][data-attempt="3"] .text', 'The third attempt is streaming. Done.');
+    await expectText(page, '[data-testid="detail-status"]', 'done');
+    await expectText(page, '[data-testid="detail-usage"]', '320 prompt + 41 completion tokens');
+    // The third run ended too: three records, the last `done`.
+    await waitFor(async () => (await page.locator('[data-testid="runs"] tbody tr[data-end="done"]').count()) === 1, UI_TIMEOUT, 'the third run recorded done');
+    assert.equal(await page.locator('[data-testid="runs"] tbody tr').count(), 3);
+  });
+
+  it('charts a day of history in the 24 h view (screenshot charts-24h.png, main.png)', async function () {
+    this.timeout(40_000);
+    const { store, url } = await startServer();
+    const queues = [uniqueQueue('reasoning'), uniqueQueue('planner'), uniqueQueue('critic')];
+    const day = syntheticDay(queues);
+    await importJobs(store, day);
+    for (const q of queues) await startWorker(store, q);
+    for (const [i, q] of queues.entries()) {
+      await store.enqueue(newJob(q, { payload: { goal: 'block', session_id: `live-${i}` } }));
+      await store.enqueue(newJob(q, { payload: { goal: 'scheduled follow-up' }, delay_ms: 600_000 }));
+    }
+    await store.heartbeat({ id: 'gpu-box-2:4242:deadbeef', queues: [queues[1]!], concurrency: 8, running: 2, host: 'gpu-box-2', pid: 4242, started_at: new Date(Date.now() - 3_600_000), last_seen: new Date(Date.now() - 95_000), ttl_ms: 3000, processed: 1212, failed: 31 });
+    await waitFor(() => gates.size === 3, UI_TIMEOUT, 'three jobs running');
+    // A job whose worker froze: claimed with a short lease never renewed.
+    const frozenQueue = uniqueQueue('frozen');
+    const frozen = await store.enqueue(newJob(frozenQueue, { payload: { goal: 'worker froze mid-run' } }));
+    assert.ok(await store.claim({ queues: [frozenQueue], owner: 'frozen-worker', lease_ms: 50, wait_ms: 0 }));
+    const page = await openDashboard(url);
+    // Stalled now (lease ran out) or requeued by the sweep with a stall counted: marked either way.
+    await page.locator(`#jobs tr[data-job-id="${frozen.job.id}"] :is([data-testid="stalled"], [data-testid="stalls"])`).waitFor();
+    await expectText(page, '[data-testid="total-done"] b', day.filter((j) => j.status === 'done').length.toLocaleString('en-US'));
+    await page.click('#win-24h');
+    await expectText(page, '#charts-scope', /last 24 hours/);
+    await expectText(page, '[data-testid="sum-finished"] b', day.length.toLocaleString('en-US'));
+    // 96 buckets; bars drawn where jobs finished, lines where there were some.
+    const bars = await page.locator('[data-testid="chart-throughput"] rect.bar').count();
+    assert.ok(bars >= 90, `throughput bars: ${bars}`);
+    assert.ok((await page.locator('[data-testid="chart-wait"] path.line').count()) === 2);
+    assert.ok((await page.locator('[data-testid="chart-tokens"] rect.bar').count()) >= 90);
+    // Each queue's failure rate and median run time over the day, beside its counts.
+    await expectText(page, `#queues tr[data-queue="${queues[0]}"] [data-testid="queue-failure"]`, /^\d+(\.\d)?%$/);
+    await expectText(page, `#queues tr[data-queue="${queues[0]}"] [data-testid="queue-run-p50"]`, /\d/);
+    await page.locator('#charts-card').screenshot({ path: `${SHOTS}/charts-24h.png` });
+    await shot(page, 'main.png', false);
+  });
+
+  it('fits a 390 px wide window: no sideways scroll, tables scroll in their box (screenshot narrow.png)', async () => {
+    const { store, url } = await startServer();
+    const queue = uniqueQueue('narrow-queue-with-a-long-name');
+    await startWorker(store, queue);
+    await importJobs(store, syntheticDay([queue]).slice(-80));
+    await store.enqueue(newJob(queue, { payload: { goal: 'Summarise the last 40 tool calls of session 7f3c and decide whether to keep searching', session_id: 's' } }));
+    await store.enqueue(newJob(queue, { payload: { goal: 'block' } }));
+    const page = await openDashboard(url, { width: 390, height: 844 });
+    await page.locator(`#queues tr[data-queue="${queue}"]`).waitFor();
+    await page.locator('#jobs tbody tr[data-job-id]').first().waitFor();
+    const fits = () => page.evaluate(() => {
+      const g = globalThis as unknown as { innerWidth: number; document: { documentElement: { scrollWidth: number } } };
+      return g.document.documentElement.scrollWidth <= g.innerWidth;
+    });
+    assert.equal(await fits(), true, 'the main view scrolls sideways');
+    await shot(page, 'narrow.png');
+    await page.locator('#jobs tbody tr[data-job-id]').first().click();
+    await page.locator('[data-testid="detail-id"]').waitFor();
+    assert.equal(await fits(), true, 'the job view scrolls sideways');
+  });
+  it("shows a job's callback deliveries: failed tries, then delivered, without a click", async function () {
+    this.timeout(30_000);
+    let answer = 503;
+    const hits: number[] = [];
+    const hook = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(answer);
+        res.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const sender = createCallbackSender({ allow: ['127.0.0.1'], secrets: [] });
+    try {
+      const { store, url } = await startServer(undefined, { callbacks: sender, maintenanceMs: 100 });
+      const queue = uniqueQueue('hook');
+      await startWorker(store, queue);
+      const { job } = await store.enqueue(newJob(queue, { payload: { goal: 'call me back' }, callback_url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook` }));
+      await waitFor(async () => ((await store.get(job.id))?.callback?.attempts ?? 0) >= 1, 10_000, 'a first delivery try');
+      const page = await openDashboard(url);
+      await page.click(`#recent-done li[data-job-id="${job.id}"]`);
+      const log = '[data-testid="detail-callback-log"]';
+      await expectText(page, log, /statepending/);
+      await expectText(page, log, /last answer503/);
+      answer = 200;
+      await waitFor(async () => /statedelivered/.test((await page.locator(log).textContent()) ?? ''), 15_000, 'the page to show the delivery');
+      assert.match((await page.locator(log).textContent()) ?? '', /delivered\d\d:\d\d:\d\d/);
+      assert.equal(hits.at(-1), 200);
+    } finally {
+      await sender.close();
+      await new Promise<void>((resolve) => hook.close(() => resolve()));
+    }
   });
 });

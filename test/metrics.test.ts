@@ -45,8 +45,8 @@ describe('GET /metrics', () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     const text = await res.text();
     assert.match(text, /^# TYPE reasonq_jobs gauge$/m);
-    // delayed is a subset of queued
-    assert.equal(sample(text, 'reasonq_jobs', `queue="${queue}",status="queued"`), 4);
+    // queued = due now, delayed = not yet: they do not overlap
+    assert.equal(sample(text, 'reasonq_jobs', `queue="${queue}",status="queued"`), 3);
     assert.equal(sample(text, 'reasonq_jobs', `queue="${queue}",status="delayed"`), 1);
     assert.equal(sample(text, 'reasonq_jobs', `queue="${queue}",status="canceled"`), 1);
     assert.equal(sample(text, 'reasonq_jobs', `queue="${queue}",status="done"`), 0);

@@ -197,7 +197,7 @@ describe('migrate under live traffic, killed 20 times (real servers)', function 
         await waitFor(
           async () => {
             const [a, b] = [(await source.stats()).queues[q], (await target.stats()).queues[q]];
-            return a && a.queued + a.processing + a.moving === 0 && (!b || b.queued + b.processing === 0);
+            return a && a.queued + a.delayed + a.processing + a.moving === 0 && (!b || b.queued + b.delayed + b.processing === 0);
           },
           120_000,
           'both stores to drain',

@@ -78,6 +78,17 @@ describe('redis transport: prefetch on complete', function () {
     assert.equal(returned.cancel_requested?.reason, 'changed my mind');
   });
 
+  it('a job with earlier runs comes back from a held complete with its whole run history, as stored', async () => {
+    const q = uniqueQueue();
+    await t.enqueue(newJob(q, { max_attempts: 4 }));
+    const [first] = await t.claimMany!({ queues: [q], owner: 'w-first', lease_ms: 5000, wait_ms: 0 }, 1);
+    await t.settle(first!.id, first!.lease.token, { status: 'queued', error: { code: 'X', message: 'x', retryable: true }, run_at: new Date() });
+    const [c] = await t.claimMany!({ queues: [q], owner: 'w-held', lease_ms: 5000, wait_ms: 0 }, 1);
+    const returned = await t.settle(c!.id, c!.lease.token, asDone(intent));
+    assert.deepEqual(returned, await t.get(c!.id));
+    assert.deepEqual(returned.runs.map((r) => [r.worker, r.end]), [['w-first', 'retry'], ['w-held', 'done']]);
+  });
+
   it('completes sent together share one script call, each fenced on its own token', async () => {
     const q = uniqueQueue();
     for (let i = 0; i < 6; i++) await t.enqueue(newJob(q));

@@ -64,6 +64,46 @@ describe('HTTP API', () => {
     assert.equal(stale.body.error.code, 'LEASE_LOST');
   });
 
+  it('POST /v1/jobs:retry retries failed jobs in bulk (client scope, at most 500, checked first); GET /v1/jobs?session_id= lists a session', async () => {
+    const { url, store } = await startServer({ tokens: { client: ['c-token'], worker: ['w-token'] } });
+    const asClient = { authorization: 'Bearer c-token' };
+    const q = uniqueQueue('bulk');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await call(url, 'POST', '/v1/jobs', { queue: q, payload: { goal: `b${i}`, session_id: `s-${q}` } }, asClient)).body.job.id);
+    await call(url, 'POST', '/v1/jobs', { queue: q, payload: { goal: 'other', session_id: `t-${q}` } }, asClient);
+    for (let i = 0; i < 2; i++) {
+      const claimed = await store.claim({ queues: [q], owner: 'w', lease_ms: 30_000, wait_ms: 0 });
+      await store.settle(claimed!.id, claimed!.lease.token, { status: 'error', error: { code: 'X', message: 'x', retryable: false } });
+    }
+    const session = await call(url, 'GET', `/v1/jobs?session_id=${encodeURIComponent(`s-${q}`)}`, undefined, asClient);
+    assert.equal(session.status, 200);
+    assert.deepEqual(session.body.jobs.map((j: { id: string }) => j.id), [...ids].reverse());
+    assert.equal((await call(url, 'GET', `/v1/jobs?session_id=${'x'.repeat(257)}`, undefined, asClient)).status, 400);
+    assert.equal((await call(url, 'GET', '/v1/jobs?session_id=', undefined, asClient)).status, 400);
+
+    assert.equal((await call(url, 'POST', '/v1/jobs:retry', { ids }, { authorization: 'Bearer w-token' })).status, 403, 'the client scope');
+    const tooMany = await call(url, 'POST', '/v1/jobs:retry', { ids: [...ids, ...Array.from({ length: 498 }, (_, i) => `n-${i}`)] }, asClient);
+    assert.equal(tooMany.status, 400);
+    assert.match(tooMany.body.error.message, /at most 500/);
+    for (const body of [{}, { ids: [] }, { status: 'done' }, { status: 'error', limit: 0 }, { ids, status: 'error' }]) {
+      assert.equal((await call(url, 'POST', '/v1/jobs:retry', body, asClient)).status, 400, JSON.stringify(body));
+    }
+    assert.equal((await store.get(ids[0]!))!.status, 'error', 'nothing was retried by a refused call');
+    const out = await call(url, 'POST', '/v1/jobs:retry', { ids: [ids[0], ids[2], 'missing'] }, asClient);
+    assert.equal(out.status, 200);
+    assert.deepEqual(out.body.retried, [ids[0]]);
+    assert.deepEqual(
+      out.body.skipped.map((s: { id: string; code: string }) => [s.id, s.code]),
+      [
+        [ids[2], 'INVALID_STATE'],
+        ['missing', 'JOB_NOT_FOUND'],
+      ],
+    );
+    const byStatus = await call(url, 'POST', '/v1/jobs:retry', { queue: q, status: 'error' }, asClient);
+    assert.deepEqual(byStatus.body, { retried: [ids[1]], skipped: [] });
+    assert.equal((await store.get(ids[1]!))!.status, 'queued');
+  });
+
   it('hides the lease token everywhere but the claim answer', async () => {
     const { url } = await startServer();
     const q = uniqueQueue();

@@ -27,7 +27,7 @@ describe('stalled jobs and dead workers', () => {
     assert.equal(list.jobs[0]?.stalled, true);
     const revived = reviveJob(one.job);
     assert.equal('stalled' in revived, false, 'derived, not part of the record');
-    assert.match(formatJob(revived), /processing — stalled: its lease ran out \d+s ago \(crashed-worker stopped renewing it\)/);
+    assert.match(formatJob(revived), /processing — stalled: its lease ran out [\d.]+m?s ago \(crashed-worker stopped renewing it\)/);
     await store.sweep();
     const after = (await (await fetch(`${url}/v1/jobs/${job.id}`)).json()) as { job: Record<string, unknown> };
     assert.equal(after.job.status, 'queued');

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * `reasonq`: dev, serve, worker, intent, enqueue, status, cancel, retry,
- * stats, list, workers, migrate. Human-readable output by default, JSON with --json;
- * non-zero exit on failure (1: the operation failed, 2: bad usage or config).
+ * `reasonq`: dev, serve, worker, intent, enqueue, events, status, cancel,
+ * retry, stats, list, workers, migrate. Human-readable output by default, JSON
+ * with --json; non-zero exit on failure (1: the operation failed, 2: bad usage
+ * or config, in a message that names the flag or variable).
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ValidationError } from '../errors.js';

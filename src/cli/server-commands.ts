@@ -1,4 +1,5 @@
 /** Long-running commands: dev (server + worker on the embedded store), serve, worker. */
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Option, type Command } from 'commander';
@@ -6,7 +7,8 @@ import { createCallbackSender, type CallbackSender } from '../callbacks.js';
 import { isLoopbackHost } from '../net-guard.js';
 import { DEFAULTS, loadConfig, loadLlmConfig, redactUri, type Config } from '../config.js';
 import { ConfigError, ValidationError } from '../errors.js';
-import { createLogger, type Logger } from '../logger.js';
+import { queueList } from './flags.js';
+import { createLogger, LOG_FORMATS, type LogFormat, type Logger } from '../logger.js';
 import { demoHandler } from '../reasoner.js';
 import { createOpenAIHandler } from '../reasoners/openai.js';
 import { createServer } from '../server/app.js';
@@ -15,11 +17,12 @@ import { createTransport } from '../transports.js';
 import { createWorker, type Handler, type Worker } from '../worker.js';
 
 interface ServeFlags {
+  logFormat?: LogFormat;
   port: number;
   host: string;
   handler?: string;
   reasoner: Reasoner;
-  queues: string;
+  queues: string[];
   concurrency: number;
   grace: number;
 }
@@ -64,9 +67,23 @@ function runOptions(cmd: Command, withServer: boolean): Command {
   return cmd
     .option('--handler <module>', 'handler module (default: the reasoner of --reasoner)')
     .addOption(new Option('--reasoner <name>', 'built-in reasoner: demo (rules) or openai (an OpenAI-compatible server: REASONING_LLM_*)').choices(REASONERS).default('demo'))
-    .option('--queues <names>', 'comma-separated queues to work on', 'reasoning')
+    .addOption(new Option('--queues <names>', 'comma-separated queues to work on').argParser(queueList('queues')).default([DEFAULTS.queue], DEFAULTS.queue))
     .option('--concurrency <n>', 'jobs at once', intOpt('concurrency', 1, 10_000), DEFAULTS.concurrency)
-    .option('--grace <ms>', 'on SIGINT/SIGTERM, how long running jobs may finish', intOpt('grace', 0, 3_600_000), DEFAULTS.shutdownGraceMs);
+    .option('--grace <ms>', 'on SIGINT/SIGTERM, how long running jobs may finish', intOpt('grace', 0, 3_600_000), DEFAULTS.shutdownGraceMs)
+    .addOption(new Option('--log-format <format>', 'pretty (one readable line an event) or json (pino lines) (default: REASONQ_LOG_FORMAT, else pretty on a terminal and json otherwise)').choices(LOG_FORMATS));
+}
+
+/** The log format: the flag, else REASONQ_LOG_FORMAT, else by whether stderr is a terminal (createLogger decides). */
+const logFormat = (flags: ServeFlags, config: Config): LogFormat | undefined => flags.logFormat ?? config.logFormat;
+
+/**
+ * The address a client on this machine dials to reach the server: the bound
+ * one, except that a wildcard bind is reached on loopback (and `[::]` is no
+ * host a client may send: the Host check would refuse it).
+ */
+export function clientUrl(host: string, port: number): string {
+  const dial = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${dial.includes(':') ? `[${dial}]` : dial}:${port}`;
 }
 
 type JobEndListener = (job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number) => void;
@@ -79,7 +96,7 @@ function buildWorker(transport: Transport, handler: Handler, flags: ServeFlags, 
     eventMaxBytes: events.maxBytes,
     transport,
     handler,
-    queues: flags.queues.split(',').map((q) => q.trim()).filter(Boolean),
+    queues: flags.queues,
     concurrency: flags.concurrency,
     shutdownGraceMs: flags.grace,
     logger: log,
@@ -125,7 +142,7 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
       'REASONQ_API_TOKEN',
     );
   }
-  const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel });
+  const log = createLogger({ level: options.dev && !process.env.REASONQ_LOG_LEVEL ? 'warn' : config.logLevel, format: logFormat(flags, config) });
   // Before anything opens: a handler that cannot be had is a usage error, not a half-started server.
   const handler = options.worker ? await resolveHandler(flags, log) : null;
   const transport = await createTransport(config, log);
@@ -135,7 +152,9 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
   const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
   const allowedHosts = wildcard ? config.server.allowedHosts : [...config.server.allowedHosts, flags.host];
   const app = await createServer({ ...config.server, allowedHosts, transport, callbacks, maintenanceMs: config.maintenanceMs, eventMaxBytes: config.events.maxBytes, logger: log, ...(worker ? { worker } : {}) });
-  const url = await app.listen({ host: flags.host, port: flags.port });
+  await app.listen({ host: flags.host, port: flags.port });
+  // The port bound (--port 0 picks one) and the host a client would dial, in every URL printed below.
+  const url = clientUrl(flags.host, (app.server.address() as AddressInfo).port);
   await worker?.start();
   onSignals(log, async () => {
     await worker?.stop();
@@ -146,7 +165,19 @@ async function serve(config: Config, flags: ServeFlags, options: { worker: boole
   const reasoner = flags.handler ? `handler ${flags.handler}` : `${flags.reasoner} reasoner`;
   const what = options.dev ? `reasonq dev: server + ${flags.concurrency} worker slot(s) + ${reasoner} on the memory store` : `reasonq serve on the ${transport.name} store${worker ? ' with a worker' : ''}`;
   process.stdout.write(`${what}\n  API        ${url}/v1\n  dashboard  ${url}/engine\n  metrics    ${url}/metrics\n`);
-  if (options.dev) process.stdout.write(`try: npx reasonq intent --goal "Find where Framework is defined"\n`);
+  if (options.dev) process.stdout.write(`try: ${tryCommand(url, config, open)}\n`);
+}
+
+/** The dev hint: a command that reaches this server as it runs (its URL unless a client finds it by default; a token if one is needed). */
+function tryCommand(url: string, config: Config, open: boolean): string {
+  // dev's own config says memory; a client in this shell reads REASONING_TRANSPORT (blank is unset)
+  const clientTransport = process.env.REASONING_TRANSPORT?.trim() || DEFAULTS.transport;
+  const clientDefault = clientTransport === 'http' ? config.http.url : null;
+  const args = ['npx reasonq intent'];
+  if (url !== clientDefault) args.push(`--url ${url}`);
+  args.push('--goal "Find where Framework is defined"');
+  const hint = open ? '' : '   (with REASONQ_CLIENT_TOKEN or REASONQ_API_TOKEN set, or --token)';
+  return `${args.join(' ')}${hint}`;
 }
 
 function devJobLine(job: { id: string; payload: { goal?: unknown } }, outcome: string, ms: number): void {
@@ -178,7 +209,7 @@ export function registerServerCommands(program: Command): void {
       if (config.transport === 'memory') {
         throw new ConfigError('a standalone worker cannot share a memory store with anyone: use REASONING_TRANSPORT=http, mongo or redis (or reasonq dev)', 'REASONING_TRANSPORT');
       }
-      const log = createLogger({ level: config.logLevel });
+      const log = createLogger({ level: config.logLevel, format: logFormat(flags, config) });
       const handler = await resolveHandler(flags, log);
       const transport = await createTransport(config, log);
       const callbacks = createCallbackSender(config.callbacks, log);
@@ -189,6 +220,7 @@ export function registerServerCommands(program: Command): void {
         await callbacks.close();
         await transport.close();
       });
-      process.stderr.write(`reasonq worker ${worker.id} on ${transport.name}, queues ${worker.queues.join(',')}, concurrency ${worker.concurrency}\n`);
+      const where = config.transport === 'http' ? ` (${redactUri(config.http.url)})` : '';
+      process.stderr.write(`reasonq worker ${worker.id} on ${transport.name}${where}, queues ${worker.queues.join(',')}, concurrency ${worker.concurrency}\n`);
     });
 }

@@ -19,6 +19,7 @@ import type { Transport } from '../transport.js';
 import type { Worker } from '../worker.js';
 import { collectRoutes, createAuth, registerAuth, SECURITY_HEADERS, type Auth } from './auth.js';
 import { registerDashboard } from './dashboard.js';
+import { createDashboardFeed, type DashboardFeed } from './dashboard-feed.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { methodsAt } from './routes.js';
@@ -47,13 +48,15 @@ export interface ServerOptions extends Partial<Omit<ServerConfig, 'tokens'>> {
   maxWaitMs?: number;
   /** an SSE stream sends a keep-alive comment this often when quiet (ms) */
   sseKeepAliveMs?: number;
+  /** how often the dashboard's shared feed reads stats and workers while a dashboard is open (ms) */
+  dashboardFeedMs?: number;
   /** an embedded worker whose job outcomes feed /metrics */
   worker?: Worker;
   logger?: Logger;
 }
 
 /** Routes that read a query string (each parses it with a strict schema); every other route takes none. */
-const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait', 'GET /v1/jobs/:id/events']);
+const QUERY_ROUTES = new Set(['POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/:id/wait', 'GET /v1/jobs/:id/events', 'GET /v1/dashboard/events', 'GET /v1/analytics']);
 
 /** The kinds of long-poll, each with its own limit so that one kind cannot starve the others. */
 export type PollKind = 'wait' | 'stream' | 'claim';
@@ -64,6 +67,8 @@ export interface ServerContext {
   log: Logger;
   auth: Auth;
   callbacks: CallbackSender;
+  /** what open dashboards are pushed, read once per interval for all of them */
+  feed: DashboardFeed;
   sseMaxMs: number;
   sseKeepAliveMs: number;
   /** the longest a long-poll holds a request (ms) */
@@ -122,8 +127,10 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
   const open: Record<PollKind, number> = { wait: 0, stream: 0, claim: 0 };
   // Open long-polls end when the server closes, so shutdown never waits on a client.
   const polls = new Set<AbortController>();
+  const feed = createDashboardFeed(options.transport, { intervalMs: options.dashboardFeedMs ?? DEFAULTS.dashboardFeedMs, log });
   app.addHook('preClose', async () => {
     for (const poll of polls) poll.abort(new Error('server is closing'));
+    feed.close();
   });
 
   const ctx: ServerContext = {
@@ -132,6 +139,7 @@ export async function createServer(given: ServerOptions): Promise<FastifyInstanc
     log,
     auth,
     callbacks,
+    feed,
     sseMaxMs: options.sseMaxMs ?? DEFAULTS.sseMaxMs,
     sseKeepAliveMs: options.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
     maxWaitMs: options.maxWaitMs ?? DEFAULTS.maxWaitMs,

@@ -17,7 +17,8 @@
  * port) and sends as `x-reasonq-csrf`. Browsers send a cookie of localhost
  * to every port of localhost, so the cookie alone is worth nothing: whoever
  * receives it lacks the secret. EventSource cannot send a header; it gets a
- * ticket for one job's stream, valid a minute and only with the cookie.
+ * ticket for one stream (one job's events, or the dashboard's push), valid a
+ * minute and only with the cookie.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -50,6 +51,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /engine': 'public',
   'GET /engine/app.js': 'public',
   'GET /engine/app.css': 'public',
+  'GET /engine/charts.js': 'public',
   'GET /v1/session': 'public',
   'POST /v1/session': 'public',
   'DELETE /v1/session': 'public',
@@ -64,8 +66,12 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /v1/jobs/:id/events/ticket': ['client'],
   'POST /v1/jobs/:id/cancel': ['client'],
   'POST /v1/jobs/:id/retry': ['client'],
+  'POST /v1/jobs::retry': ['client'], // /v1/jobs:retry, bulk (src/retry-many.ts)
   'GET /v1/stats': ['client'],
+  'GET /v1/analytics': ['client'],
   'GET /v1/workers': ['client'],
+  'GET /v1/dashboard/events': ['client'],
+  'POST /v1/dashboard/events/ticket': ['client'],
 
   'POST /v1/claim': ['worker'],
   'POST /v1/jobs/:id/lease': ['worker'],
@@ -118,6 +124,19 @@ interface Session {
 /** How long an SSE ticket is good for. */
 const TICKET_MS = 60_000;
 
+/** What a ticket opens: one job's event stream. */
+export const jobTicket = (jobId: string) => `events\n${jobId}`;
+/** What a ticket opens: the dashboard's push stream. */
+export const DASHBOARD_TICKET = 'dashboard';
+/** The SSE routes a ticket may open, each with the subject its ticket must name. */
+const TICKET_ROUTES: Readonly<Record<string, (params: unknown) => string | null>> = {
+  '/v1/jobs/:id/events': (params) => {
+    const id = (params as { id?: unknown } | undefined)?.id;
+    return typeof id === 'string' ? jobTicket(id) : null;
+  },
+  '/v1/dashboard/events': () => DASHBOARD_TICKET,
+};
+
 export interface AuthOptions {
   tokens: Tokens;
   sessionTtlMs?: number;
@@ -133,8 +152,8 @@ export interface Auth {
   credentials(request: FastifyRequest): Set<Scope> | null;
   /** Whether the request's cookie names a live session (the secret not checked: for GET /v1/session only). */
   hasSession(request: FastifyRequest): boolean;
-  /** A ticket for one job's event stream, for the session of this (authenticated) request. */
-  ticket(request: FastifyRequest, jobId: string): string | null;
+  /** A ticket for one stream (`jobTicket(id)` or `DASHBOARD_TICKET`), for the session of this (authenticated) request. */
+  ticket(request: FastifyRequest, subject: string): string | null;
 }
 
 export function createAuth(options: AuthOptions): Auth {
@@ -175,7 +194,7 @@ export function createAuth(options: AuthOptions): Auth {
   };
 
   const sameText = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
-  const sign = (session: Session, jobId: string, exp: number) => createHmac('sha256', session.csrf).update(`events\n${jobId}\n${exp}`).digest('base64url');
+  const sign = (session: Session, subject: string, exp: number) => createHmac('sha256', session.csrf).update(`${subject}\n${exp}`).digest('base64url');
 
   return {
     enabled: table.length > 0,
@@ -203,22 +222,23 @@ export function createAuth(options: AuthOptions): Auth {
       const [, session] = live;
       const csrf = request.headers['x-reasonq-csrf'];
       if (typeof csrf === 'string' && sameText(csrf, session.csrf)) return session.scopes;
-      // EventSource: a ticket for this job's stream, in the query.
+      // EventSource: a ticket for this stream, in the query.
       const ticket = (request.query as { ticket?: unknown } | undefined)?.ticket;
-      const jobId = (request.params as { id?: unknown } | undefined)?.id;
-      if (request.routeOptions.url !== '/v1/jobs/:id/events' || typeof ticket !== 'string' || typeof jobId !== 'string') return null;
+      const subjectOf = TICKET_ROUTES[request.routeOptions.url ?? ''];
+      const subject = subjectOf ? subjectOf(request.params) : null;
+      if (request.method !== 'GET' || typeof ticket !== 'string' || subject === null) return null;
       const [exp = '', mac = ''] = ticket.split('.');
-      if (!/^\d+$/.test(exp) || Number(exp) < Date.now() || !sameText(mac, sign(session, jobId, Number(exp)))) return null;
+      if (!/^\d+$/.test(exp) || Number(exp) < Date.now() || !sameText(mac, sign(session, subject, Number(exp)))) return null;
       return session.scopes;
     },
     hasSession(request) {
       return liveSession(request) !== null;
     },
-    ticket(request, jobId) {
+    ticket(request, subject) {
       const live = liveSession(request);
       if (!live) return null;
       const exp = Date.now() + TICKET_MS;
-      return `${exp}.${sign(live[1], jobId, exp)}`;
+      return `${exp}.${sign(live[1], subject, exp)}`;
     },
   };
 }

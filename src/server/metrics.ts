@@ -1,6 +1,7 @@
-/** Prometheus metrics (prom-client): queue depth read from the store on scrape, counters for what passes through. */
+/** Prometheus metrics (prom-client): queue depth read from the store on scrape, counters for what passes through, wait/run histograms fed from the store's rollups (metrics-rollups.ts). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Transport } from '../transport.js';
+import { registerRollupMetrics } from './metrics-rollups.js';
 
 export interface Metrics {
   registry: Registry;
@@ -23,7 +24,7 @@ export function createMetrics(transport: Transport): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'reasonq_process_' });
   new Gauge({
     name: 'reasonq_jobs',
-    help: 'Jobs in the store by queue and status (delayed is a subset of queued)',
+    help: 'Jobs in the store by queue and status (queued: due now; delayed: run_at in the future; the two do not overlap)',
     labelNames: ['queue', 'status'] as const,
     registers: [registry],
     async collect() {
@@ -47,14 +48,17 @@ export function createMetrics(transport: Transport): Metrics {
       this.set({ state: 'dead' }, workers.length - alive);
     },
   });
+  const queueLabel = (queue: string): string => {
+    if (labels.has(queue)) return queue;
+    if (labels.size >= MAX_QUEUE_LABELS) return '(other)';
+    labels.add(queue);
+    return queue;
+  };
+  // Wait and run histograms, endings and tokens: from the store's rollups, each closed minute once (metrics-rollups.ts).
+  registerRollupMetrics(registry, transport, queueLabel);
   return {
     registry,
-    queueLabel(queue) {
-      if (labels.has(queue)) return queue;
-      if (labels.size >= MAX_QUEUE_LABELS) return '(other)';
-      labels.add(queue);
-      return queue;
-    },
+    queueLabel,
     httpRequests: new Counter({ name: 'reasonq_http_requests_total', help: 'HTTP requests received', labelNames: ['method'] as const, registers: [registry] }),
     pollsRefused: new Counter({ name: 'reasonq_long_polls_refused_total', help: 'Long-polls refused at their limit (429), by kind', labelNames: ['kind'] as const, registers: [registry] }),
     enqueued: new Counter({ name: 'reasonq_jobs_enqueued_total', help: 'Jobs enqueued through this server', labelNames: ['queue'] as const, registers: [registry] }),

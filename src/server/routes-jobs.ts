@@ -1,13 +1,16 @@
-/** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, workers, SSE. */
+/** The client side of the API: enqueue, intents, get, wait, cancel, retry, list, stats, analytics, workers, SSE. */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { JobEvent } from '../events.js';
 import { DEFAULTS } from '../config.js';
 import { JobNotFoundError, ReasonqError, ReasoningJobError, ReasoningTimeoutError } from '../errors.js';
-import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job } from '../job.js';
+import { buildJob, isTerminal, parseOrThrow, publicJob, summarizeJob, type Job, type TraceCarrier } from '../job.js';
+import { carrierFromHeaders } from '../tracing.js';
 import type { ServerContext } from './app.js';
 import { SECURITY_HEADERS } from './auth.js';
-import { batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
+import { readAnalytics } from '../analytics-read.js';
+import { retryMany } from '../retry-many.js';
+import { analyticsQuerySchema, batchBodySchema, cancelBodySchema, enqueueRequestSchema, eventsQuerySchema, lastEventIdSchema, intentBodySchema, listQuerySchema, waitQuerySchema, waitTimeoutQuerySchema } from './schemas.js';
 
 type ById = { Params: { id: string } };
 
@@ -69,12 +72,18 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     return out;
   };
   const callbackRetry = createLoopGuard(DEFAULTS.callbackRetryLimit);
+  /**
+   * The producer's trace context: the body's `trace` (the client's `send`
+   * span) wins; a body without one takes a valid `traceparent` header, so a
+   * runtime whose OpenTelemetry propagates by header is followed too.
+   */
+  const traced = <T extends { trace?: TraceCarrier }>(body: T, fromHeaders: TraceCarrier | undefined): T => (body.trace || !fromHeaders ? body : { ...body, trace: fromHeaders });
 
   app.post('/v1/jobs', async (request, reply) => {
     const body = parseOrThrow(enqueueRequestSchema, request.body ?? {});
     const { wait_ms } = parseOrThrow(waitQuerySchema, request.query);
     if (body.callback_url) callbacks.check(body.callback_url);
-    const job = buildJob(body);
+    const job = buildJob(traced(body, carrierFromHeaders(request.headers)));
     // With wait_ms the wait slot is taken first: at the limit nothing is created.
     const { job: stored, created, final } = wait_ms
       ? await longPoll('wait', request, async (signal) => {
@@ -91,7 +100,8 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     const { jobs } = parseOrThrow(batchBodySchema, request.body ?? {});
     // Every job is checked before any is written: one bad job refuses the batch.
     for (const body of jobs) if (body.callback_url) callbacks.check(body.callback_url);
-    const built = jobs.map((body) => buildJob(body));
+    const fromHeaders = carrierFromHeaders(request.headers);
+    const built = jobs.map((body) => buildJob(traced(body, fromHeaders)));
     const out = await transport.enqueueMany(built);
     for (const r of out) if (r.created) metrics.enqueued.inc({ queue: metrics.queueLabel(r.job.queue) });
     return reply.status(out.some((r) => r.created) ? 201 : 200).send({ jobs: out.map((r) => ({ job: publicJob(r.job), created: r.created })) });
@@ -100,7 +110,7 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   app.post('/v1/intents', async (request) => {
     const { timeout_ms, attempt_timeout_ms, ...rest } = parseOrThrow(intentBodySchema, request.body ?? {});
     if (rest.callback_url) callbacks.check(rest.callback_url);
-    const job = buildJob({ ...rest, ...(attempt_timeout_ms ? { timeout_ms: attempt_timeout_ms } : {}) });
+    const job = buildJob(traced({ ...rest, ...(attempt_timeout_ms ? { timeout_ms: attempt_timeout_ms } : {}) }, carrierFromHeaders(request.headers)));
     const limit = Math.min(timeout_ms ?? MAX_WAIT_MS, maxIntentWaitMs);
     const { final, created } = await longPoll('wait', request, async (signal) => {
       const out = await enqueue(job);
@@ -136,6 +146,12 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
     return { job: publicJob(await transport.retry(request.params.id)) };
   });
 
+  // Bulk retry (src/retry-many.ts): `{ids}` or `{queue?, status: 'error', limit?}`, at most 500, checked before any is retried.
+  app.post('/v1/jobs::retry', async (request) => {
+    const fromCallback = request.headers['webhook-id'] !== undefined;
+    return retryMany(transport, (request.body ?? {}) as Parameters<typeof retryMany>[1], fromCallback ? callbackRetry : undefined);
+  });
+
   app.get('/v1/jobs', async (request) => {
     const filter = parseOrThrow(listQuerySchema, request.query);
     const page = await transport.list({ ...filter, summary: true });
@@ -143,6 +159,12 @@ export function registerJobRoutes(app: FastifyInstance, { transport, metrics, lo
   });
 
   app.get('/v1/stats', async () => transport.stats());
+
+  // Analytics of a window from the store's rollups (src/analytics.ts): a cost that does not grow with the history.
+  app.get('/v1/analytics', async (request) => {
+    const query = parseOrThrow(analyticsQuerySchema, request.query);
+    return readAnalytics(transport, query.window ?? '1h', query.queue);
+  });
 
   app.get('/v1/workers', async () => {
     const now = Date.now();

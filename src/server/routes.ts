@@ -10,11 +10,14 @@
  * Adding a route: register it, give it a ROUTE_ACCESS entry, add it here.
  */
 import type { z } from 'zod';
+import { retryManySchema } from '../retry-many.js';
 import {
+  analyticsQuerySchema,
   appendBodySchema,
   batchBodySchema,
   cancelBodySchema,
   claimBodySchema,
+  dashboardEventsQuerySchema,
   enqueueRequestSchema,
   eventsQuerySchema,
   heartbeatBodySchema,
@@ -80,6 +83,20 @@ export const API_ROUTES = {
   'GET /engine': { summary: 'The dashboard page', tag: 'dashboard', ok: { 200: text('text/html', 'the page') } },
   'GET /engine/app.js': { summary: "The dashboard's script", tag: 'dashboard', ok: { 200: text('text/javascript', 'the script') } },
   'GET /engine/app.css': { summary: "The dashboard's style", tag: 'dashboard', ok: { 200: text('text/css', 'the style') } },
+  'GET /engine/charts.js': { summary: "The dashboard's charts", tag: 'dashboard', ok: { 200: text('text/javascript', 'the script') } },
+  'GET /v1/dashboard/events': {
+    summary: "The dashboard's push: counts and workers as they change (server-sent events)",
+    description: 'One shared read of the store per interval for every open dashboard; `event: stats` and `event: workers` when they change, `event: feed_error` once when a read fails; closed after the stream lifetime with `retry:`.',
+    tag: 'dashboard',
+    query: dashboardEventsQuerySchema,
+    ok: { 200: { description: 'the stream', contentType: 'text/event-stream', contentSchema: wire.dashboardEventSchema } },
+    longPoll: true,
+  },
+  'POST /v1/dashboard/events/ticket': {
+    summary: "A ticket for the dashboard's push (EventSource cannot send headers)",
+    tag: 'dashboard',
+    ok: { 200: { description: 'the ticket, or null when the caller has no session', schema: wire.ticketAnswerSchema } },
+  },
   'GET /v1/session': {
     summary: 'Whether the server wants a token and the session cookie is live',
     tag: 'dashboard',
@@ -115,6 +132,13 @@ export const API_ROUTES = {
     body: batchBodySchema,
     ok: { 201: { description: 'at least one was created', schema: wire.batchAnswerSchema }, 200: { description: 'every one existed already', schema: wire.batchAnswerSchema } },
     errors: { 507: storeFull },
+  },
+  'POST /v1/jobs::retry': {
+    summary: 'Retry many ended jobs: the ids given, or the newest failures of a queue',
+    description: 'Limits are checked before any job is retried; each job as `POST /v1/jobs/{id}/retry` would.',
+    tag: 'jobs',
+    body: retryManySchema,
+    ok: { 200: { description: 'what was retried and what was skipped', schema: wire.retryManyAnswerSchema } },
   },
   'POST /v1/intents': {
     summary: 'Enqueue an intent request and wait for its intent',
@@ -170,6 +194,13 @@ export const API_ROUTES = {
     longPoll: true,
   },
   'GET /v1/stats': { summary: 'Jobs by queue and status', tag: 'jobs', ok: { 200: { description: 'counts', schema: wire.statsAnswerSchema } } },
+  'GET /v1/analytics': {
+    summary: 'What ended in the last hour or day: throughput, failure rate, wait and run percentiles, tokens',
+    tag: 'jobs',
+    query: analyticsQuerySchema,
+    ok: { 200: { description: 'the window, per queue and as a series', schema: wire.analyticsAnswerSchema } },
+    errors: { 501: 'the store keeps no rollups (UNSUPPORTED)' },
+  },
   'GET /v1/workers': { summary: 'Workers that sent a heartbeat', tag: 'workers', ok: { 200: { description: 'the registry', schema: wire.workersAnswerSchema } } },
 
   'POST /v1/claim': {

@@ -35,6 +35,7 @@ export const intentBodySchema = enqueueRequestSchema.extend({
 export const listQuerySchema = query({
   status: z.enum(JOB_STATUSES).optional(),
   queue: queueNameSchema.optional(),
+  session_id: z.string().min(1, 'session_id must not be empty').max(256, 'session_id is at most 256 characters').optional(),
   limit: intFromQuery('limit', 1, 500).optional(),
   cursor: z.string().max(512).optional(),
 });
@@ -98,4 +99,13 @@ export const appendBodySchema = z.object({
   events: z.array(z.object({ type: eventTypeSchema, data: z.unknown().optional() })).min(1).max(APPEND_MAX),
 });
 
+/** `GET /v1/analytics`: the window (default 1h) and optionally one queue. */
+export const analyticsQuerySchema = query({
+  window: z.enum(['1h', '24h'], { error: 'window must be 1h or 24h' }).optional(),
+  queue: queueNameSchema.optional(),
+});
+
 export const sessionBodySchema = z.object({ token: z.string().min(1).max(1024) });
+
+/** `GET /v1/dashboard/events`: an EventSource sends no header, so a session's ticket comes in the query. */
+export const dashboardEventsQuerySchema = query({ ticket: z.string().max(200).optional() });

@@ -77,6 +77,21 @@ const jobFields = {
   started_at: dateTime.nullable(),
   finished_at: dateTime.nullable(),
   stalled: z.boolean().meta({ description: 'processing, but its lease ran out: its worker died or froze' }),
+  runs: z
+    .array(
+      z
+        .looseObject({
+          attempt: count,
+          worker: z.string(),
+          started_at: dateTime,
+          ended_at: dateTime,
+          end: z.enum(['done', 'error', 'retry', 'canceled', 'released', 'stalled']),
+          error: jobErrorSchema.nullable(),
+        })
+        .meta({ id: 'Run', description: 'one run of the job that ended (src/runs.ts)' }),
+    )
+    .meta({ description: 'the runs that ended, newest last, the newest 25; a list keeps only the newest' }),
+  trace: z.looseObject({ traceparent: z.string(), tracestate: z.string().optional() }).nullable().meta({ description: "the producer's W3C trace context, null when nothing was traced" }),
 };
 
 /** A job as a client reads it: the lease without its token. */
@@ -163,5 +178,62 @@ export const sessionOpenedSchema = z.looseObject({
 });
 export const sessionClosedSchema = z.looseObject({ signed_in: z.literal(false) });
 export const ticketAnswerSchema = z.looseObject({ ticket: z.string().nullable().meta({ description: "for `?ticket=` on this job's event stream, a minute; null without a session" }) });
+/** `POST /v1/jobs:retry`. */
+export const retryManyAnswerSchema = z.looseObject({
+  retried: z.array(z.string()).meta({ description: 'the ids queued again' }),
+  skipped: z.array(z.looseObject({ id: z.string(), code: z.string(), message: z.string() })).meta({ description: 'the ids not retried, with the error code `retry` gave' }),
+});
+
+const durationSummarySchema = z
+  .looseObject({ count, mean: z.number().nullable(), p50: z.number().nullable(), p90: z.number().nullable(), p99: z.number().nullable() })
+  .meta({ id: 'DurationSummary', description: 'milliseconds; percentiles estimated from fixed buckets' });
+const analyticsSummarySchema = z
+  .looseObject({
+    finished: count,
+    done: count,
+    error: count,
+    canceled: count,
+    throughput_per_min: z.number().min(0),
+    failure_rate: z.number().min(0).max(1).nullable(),
+    wait_ms: durationSummarySchema,
+    run_ms: durationSummarySchema,
+    usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }),
+  })
+  .meta({ id: 'AnalyticsSummary' });
+/** `GET /v1/analytics` (src/analytics.ts). */
+export const analyticsAnswerSchema = z
+  .looseObject({
+    window: z.enum(['1h', '24h']),
+    from: dateTime,
+    to: dateTime,
+    step_ms: z.number().int().min(1),
+    totals: analyticsSummarySchema,
+    queues: z.record(z.string(), analyticsSummarySchema),
+    series: z.array(
+      z.looseObject({
+        at: dateTime,
+        done: count,
+        error: count,
+        canceled: count,
+        wait_p50_ms: z.number().nullable(),
+        wait_p90_ms: z.number().nullable(),
+        run_p50_ms: z.number().nullable(),
+        run_p90_ms: z.number().nullable(),
+        prompt_tokens: count,
+        completion_tokens: count,
+      }),
+    ),
+  })
+  .meta({ id: 'Analytics' });
+
+/** One server-sent event of the dashboard's push. */
+export const dashboardEventSchema = z
+  .union([
+    z.looseObject({ event: z.literal('stats'), data: z.string().meta({ contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/Stats' } }) }),
+    z.looseObject({ event: z.literal('workers'), data: z.string().meta({ contentMediaType: 'application/json' }) }),
+    z.looseObject({ event: z.literal('feed_error'), data: z.string().meta({ contentMediaType: 'application/json' }) }),
+  ])
+  .meta({ id: 'DashboardEvent' });
+
 /** The document itself is described as an object: describing OpenAPI in OpenAPI adds nothing a client needs. */
 export const documentSchema = z.looseObject({ openapi: z.string() });

@@ -386,7 +386,7 @@ export async function runScenario(s: Scenario, log: (line: string) => void = () 
     while (Date.now() < deadline) {
       const stats = await watched(client.stats()).catch(() => null);
       const counts = stats?.queues[queue];
-      if (stats && (!counts || counts.queued + counts.processing === 0)) break;
+      if (stats && (!counts || counts.queued + counts.delayed + counts.processing === 0)) break;
       await sleep(250);
     }
     // Every acknowledged job, read back by id (a stuck run shows as not terminal).

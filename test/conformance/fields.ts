@@ -12,6 +12,8 @@ export function fieldTests({ transport: t }: SuiteContext): void {
   describe('fields', () => {
     it('every field round-trips on every store (enqueue, claim, events, cancel, retry, settle, get)', async () => {
       const q = uniqueQueue('rt');
+      // A producer's trace context: what every run's `process` span continues (src/tracing.ts).
+      const trace = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rq=t61rcWkgMzE,vendor=a:b' };
       const payload = { session_id: 'sess-ü', step: 7, goal: 'round trip ✓', context: { list: [1, 'two', { three: 3 }], empty: [], obj: {}, big: 2 ** 52, neg: -1.5, nul: null }, extra: 'kept' };
       const enqueued = buildJob({
         id: `rt-${q}`,
@@ -24,6 +26,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         timeout_ms: 4321,
         dedupe_key: `dk-${q}`,
         callback_url: 'https://hooks.example.com/round-trip?x=1',
+        trace,
       });
       const { job: stored } = await t().enqueue(enqueued);
       assert.equal(stored.status, 'queued');
@@ -33,6 +36,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
       await new Promise((resolve) => setTimeout(resolve, 120));
       await t().sweep();
       const first = await claimOne(t(), q, 30_000, 'rt-worker');
+      assert.deepEqual(first.trace, trace, 'a claim hands the worker the producer\'s trace context');
       const error = { code: 'FLAKY', message: 'first attempt failed ✗', retryable: true };
       const retryAt = new Date(Date.now() + 20);
       await t().settle(first.id, first.lease.token, asFailed(error, retryAt));
@@ -67,6 +71,7 @@ export function fieldTests({ transport: t }: SuiteContext): void {
         },
         dedupe_key: (j) => assert.equal(j.dedupe_key, `dk-${q}`),
         callback_url: (j) => assert.equal(j.callback_url, 'https://hooks.example.com/round-trip?x=1'),
+        trace: (j) => assert.deepEqual(j.trace, trace),
         progress: (j) => assert.deepEqual(j.progress, progress),
         usage: (j) => assert.deepEqual(j.usage, { prompt_tokens: 12, completion_tokens: 3 }),
         // Owed from the terminal write on (the outbox); a deliverer may have tried it since (hooks.example.com is never reached from a test).
@@ -76,6 +81,19 @@ export function fieldTests({ transport: t }: SuiteContext): void {
           assert.equal(typeof j.callback.attempts, 'number');
         },
         moved_to: (j) => assert.equal(j.moved_to, null, 'set only on the marker a migration leaves'),
+        runs: (j) => {
+          // One record per run that ended, newest last: the lost one, the failed one, the one that worked.
+          const shape = j.runs.map((r) => ({ attempt: r.attempt, worker: r.worker, end: r.end, error: r.error }));
+          assert.deepEqual(shape, [
+            { attempt: 1, worker: 'rt-worker-lost', end: 'stalled', error: null },
+            { attempt: 1, worker: 'rt-worker', end: 'retry', error },
+            { attempt: 2, worker: 'rt-worker-2', end: 'done', error: null },
+          ]);
+          assert.equal(j.runs[1]!.started_at, first.started_at!.toISOString(), 'started_at: the run\'s claim, as an ISO string');
+          assert.equal(j.runs[2]!.started_at, second.started_at!.toISOString());
+          for (const r of j.runs) assert.ok(Date.parse(r.ended_at) >= Date.parse(r.started_at), JSON.stringify(r));
+          assert.ok(Date.parse(j.runs[2]!.ended_at) <= j.finished_at!.getTime() + 1);
+        },
         created_at: (j) => assert.equal(ms(j.created_at), stored.created_at.getTime(), 'as the store stamped it at enqueue'),
         updated_at: (j) => assert.ok(j.updated_at instanceof Date && j.updated_at.getTime() >= j.started_at!.getTime()),
         started_at: (j) => assert.ok(j.started_at instanceof Date && j.started_at.getTime() >= first.started_at!.getTime()),

@@ -10,6 +10,8 @@ import { leadTests, queryTests } from './query.js';
 import { fieldTests } from './fields.js';
 import { eventTests } from './events.js';
 import { moveTests } from './moves.js';
+import { operatorTests } from './operator.js';
+import { analyticsTests } from './analytics.js';
 
 export interface TransportFactory {
   /** A fresh, initialised transport on a real server. */
@@ -58,6 +60,8 @@ export function describeTransport(name: string, factory: TransportFactory, optio
     workerTests(ctx);
     eventTests(ctx);
     moveTests(ctx);
+    operatorTests(ctx);
+    analyticsTests(ctx);
   });
 }
 

@@ -167,5 +167,13 @@ describe('security: the dashboard session', () => {
     assert.equal(await stream(`/v1/jobs/${job.id}/events?ticket=${encodeURIComponent(t.ticket)}`, {}), 401, 'a ticket without the cookie');
     assert.equal(await stream(`/v1/jobs/${other.id}/events?ticket=${encodeURIComponent(t.ticket)}`, { cookie }), 401, "another job's stream");
     assert.equal(await stream(`/v1/jobs/${job.id}/events`, { cookie }), 401, 'the cookie without a ticket');
+    // The dashboard's push: its own ticket, only with the cookie; a ticket opens no other stream than the one it names.
+    const d = JSON.parse((await rawRequest(port, 'POST', '/v1/dashboard/events/ticket', { headers: { cookie, 'x-reasonq-csrf': csrf } })).body) as { ticket: string };
+    assert.equal(await stream(`/v1/dashboard/events?ticket=${encodeURIComponent(d.ticket)}`, { cookie }), 200, 'the dashboard feed opens with its ticket');
+    assert.equal(await stream(`/v1/dashboard/events?ticket=${encodeURIComponent(d.ticket)}`, {}), 401, 'a feed ticket without the cookie');
+    assert.equal(await stream(`/v1/dashboard/events?ticket=${encodeURIComponent(t.ticket)}`, { cookie }), 401, "a job's ticket does not open the feed");
+    assert.equal(await stream(`/v1/jobs/${job.id}/events?ticket=${encodeURIComponent(d.ticket)}`, { cookie }), 401, "the feed's ticket does not open a job's stream");
+    assert.equal(await stream('/v1/dashboard/events', { cookie }), 401, 'the feed with the cookie and no ticket');
+    assert.equal((await rawRequest(port, 'POST', '/v1/dashboard/events/ticket', { headers: { cookie } })).status, 401, 'a feed ticket needs the session secret');
   });
 });

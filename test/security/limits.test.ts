@@ -179,6 +179,22 @@ describe('security: bounded resources', function () {
     assert.doesNotMatch(text, /event: end/, 'cut by its lifetime, not ended: the reader comes back');
   });
 
+  it("the dashboard's push holds a stream slot each: past the limit 429, and it ends at its lifetime with a retry", async () => {
+    const { url } = await startServer({ maxStreams: 2, sseMaxMs: 1000 });
+    const t = Date.now();
+    const open = [0, 1].map(() => request(`${url}/v1/dashboard/events`, { signal: AbortSignal.timeout(5000) }));
+    const [first] = await Promise.all(open);
+    assert.equal(first!.statusCode, 200);
+    assert.equal((await call(url, 'GET', '/v1/dashboard/events')).status, 429, 'a third viewer is refused');
+    const text = await first!.body.text().catch((error: Error) => assert.fail(`the push was still open after 5 s (${error.name})`));
+    assert.ok(Date.now() - t < 5000, 'closed by the server');
+    assert.match(text, /^retry: \d+$/m);
+    assert.match(text, /^event: stats\ndata: \{.*"totals":\{.*"seq":1\}$/m);
+    assert.match(text, /^event: workers\ndata: \{"workers":\[\]\}$/m);
+    await Promise.all(open.slice(1).map(async (p) => (await p).body.text().catch(() => '')));
+    assert.equal((await call(url, 'GET', '/v1/stats')).status, 200);
+  });
+
   it('a request whose body stalls is answered 408 in our error shape (a long-poll past the limit is not); headers past the limit 431', async () => {
     const { url, store } = await startServer({ requestTimeoutMs: 1000 });
     const port = portOf(url);

@@ -14,7 +14,7 @@ const ADMIN = 'admin-token-0123456789';
 const CLIENT = 'client-token-0123456789';
 const WORKER = 'worker-token-0123456789';
 
-const PUBLIC = ['GET /', 'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /engine', 'GET /engine/app.js', 'GET /engine/app.css', 'GET /v1/session', 'POST /v1/session', 'DELETE /v1/session'];
+const PUBLIC = ['GET /', 'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /engine', 'GET /engine/app.js', 'GET /engine/app.css', 'GET /engine/charts.js', 'GET /v1/session', 'POST /v1/session', 'DELETE /v1/session'];
 
 const hex = (c: string, upper: boolean) => `%${c.charCodeAt(0).toString(16)[upper ? 'toUpperCase' : 'toLowerCase']()}`;
 

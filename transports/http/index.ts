@@ -14,7 +14,9 @@ import { errorFromWire, ReasonqError, TransportError, ValidationError } from '..
 import { ENQUEUE_FIELDS, isTerminal, reviveJob, type Job } from '../../src/job.js';
 import { reviveEvent, type EventPage, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import type { Outcome } from '../../src/outcome.js';
+import type { RetryManyRequest, RetryManyResult } from '../../src/retry-many.js';
 import { ENQUEUE_MANY_MAX } from '../../src/transport.js';
+import type { Analytics, AnalyticsWindow } from '../../src/analytics.js';
 import type {
   EnqueueManyOptions,
   EnqueueReply,
@@ -171,6 +173,11 @@ export class HttpTransport implements Transport {
     return this.jobCall('POST', `/v1/jobs/${enc(id)}/retry`, {});
   }
 
+  /** One request for up to 500 retries (the server runs them: src/retry-many.ts). */
+  retryMany(request: RetryManyRequest): Promise<RetryManyResult> {
+    return this.call<RetryManyResult>('POST', '/v1/jobs:retry', request, { extraMs: this.timeoutMs * 3 });
+  }
+
   async get(id: string): Promise<Job | null> {
     try {
       return await this.jobCall('GET', `/v1/jobs/${enc(id)}`);
@@ -198,13 +205,21 @@ export class HttpTransport implements Transport {
 
   async list(filter: ListFilter): Promise<ListPage> {
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null) q.set(k, String(v));
+    // `summary` is not a query parameter: the server's lists are summaries always.
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null && k !== 'summary') q.set(k, String(v));
     const res = await this.call<{ jobs: unknown[]; next_cursor: string | null }>('GET', `/v1/jobs?${q.toString()}`);
     return { jobs: res.jobs.map(reviveJob), next_cursor: res.next_cursor };
   }
 
   stats(): Promise<Stats> {
     return this.call<Stats>('GET', '/v1/stats');
+  }
+
+  /** The server reads the rollups (GET /v1/analytics). */
+  analytics(window: AnalyticsWindow, queue?: string): Promise<Analytics> {
+    const q = new URLSearchParams({ window });
+    if (queue !== undefined) q.set('queue', queue);
+    return this.call<Analytics>('GET', `/v1/analytics?${q.toString()}`);
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {

@@ -11,12 +11,17 @@
  * - `claimWaiters` / `jobWaiters`: pending blocking claims and `wait` calls,
  *   woken by the write that concerns them (no polling).
  * - `streams`: per job, its events (streams.ts).
- * - `sizes` / `finishedOrder`: what each job weighs (its payload) and the
+ * - `sessions`: `payload.session_id` → ids of its jobs (list by session).
+ * - `sizes` / `finishedOrder`: what each job weighs (its payload and trace context) and the
  *   finished ones in the order they ended. The store holds at most `maxJobs`
  *   jobs and `maxBytes` of payload: at the limit the oldest finished jobs go
  *   first (as retention would take them), and when only unfinished ones are
  *   left an enqueue is refused with STORE_FULL before anything is created,
  *   so a flood answers 507 instead of exhausting the process and losing all.
+ * - `rollupTable`: per queue and period (a minute, a quarter of an hour) of
+ *   `finished_at`, the counters of the jobs that ended then
+ *   (src/analytics.ts), added by `finish` and by an imported finished job;
+ *   dropped by the sweep after ROLLUP_KEEP_MS.
  */
 import { randomUUID } from 'node:crypto';
 import { JobNotFoundError, LeaseLostError, StoreFullError, TransportError } from '../../src/errors.js';
@@ -41,12 +46,14 @@ import {
   type WorkerInfo,
 } from '../../src/transport.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
-import { assertSettle, decodeCursor, encodeCursor, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { assertSettle, decodeCursor, encodeCursor, listKey, listOrder, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
+import { appendRun, runRecord } from '../../src/runs.js';
 import { DEFAULTS } from '../../src/config.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { Streams } from './streams.js';
 import { weigh } from './weigh.js';
+import { addFields, endingFields, periodOf, ROLLUP_KEEP_MS, ROLLUP_STEPS_MS, rollupFromFields, type Rollup, type RollupFields, type RollupStep } from '../../src/analytics.js';
 
 interface ClaimWaiter {
   queues: Set<string>;
@@ -79,6 +86,8 @@ export class MemoryTransport implements Transport {
   private readonly jobs = new Map<string, Job>();
   /** `queue \0 dedupe_key` → id */
   private readonly dedupe = new Map<string, string>();
+  /** `payload.session_id` → its jobs' ids */
+  private readonly sessions = new Map<string, Set<string>>();
   private readonly ready = new Map<string, ReadyQueue>();
   private readonly readySeq = new Map<string, number>();
   private readonly leased = new Set<string>();
@@ -105,6 +114,8 @@ export class MemoryTransport implements Transport {
   private readonly locks = new Map<string, { owner: string; until: number }>();
   /** jobs a migration holds (`moving`) → the status they had */
   private readonly movedFrom = new Map<string, JobStatus>();
+  /** `step \0 period start \0 queue` → that period's rollup counters */
+  private readonly rollupTable = new Map<string, { queue: string; at: number; step: RollupStep; fields: RollupFields }>();
   private delayTimer: NodeJS.Timeout | null = null;
   private delayTimerAt = Infinity;
   private seq = 0;
@@ -127,7 +138,7 @@ export class MemoryTransport implements Transport {
   async enqueueMany(jobs: Job[], options: EnqueueManyOptions = {}): Promise<EnqueueReply[]> {
     const events = options.imported?.events;
     // The limits are met for the whole batch before any job is written (at most: some may exist already).
-    this.makeRoom(jobs.reduce((n, j) => n + JOB_OVERHEAD_BYTES + weigh(j.payload), 0), jobs.length);
+    this.makeRoom(jobs.reduce((n, j) => n + JOB_OVERHEAD_BYTES + weigh(j.payload) + weigh(j.trace), 0), jobs.length);
     const out: EnqueueReply[] = [];
     for (const [i, job] of jobs.entries()) out.push(this.insert(job, events ? (events[i] ?? []) : null));
     return out;
@@ -141,13 +152,19 @@ export class MemoryTransport implements Transport {
     const holder = job.dedupe_key ? this.jobs.get(this.dedupe.get(dedupeKey(job)) ?? '') : undefined;
     const existing = this.jobs.get(job.id) ?? (imported ? undefined : holder);
     if (existing) return { job: clone(existing), created: false };
-    const size = JOB_OVERHEAD_BYTES + weigh(job.payload);
+    const size = JOB_OVERHEAD_BYTES + weigh(job.payload) + weigh(job.trace);
     this.makeRoom(size);
     const stored = clone(job);
     this.jobs.set(stored.id, stored);
     this.sizes.set(stored.id, size);
     this.heldBytes += size;
     if (stored.dedupe_key && !holder) this.dedupe.set(dedupeKey(stored), stored.id);
+    const session = stored.payload.session_id;
+    if (typeof session === 'string') {
+      let ids = this.sessions.get(session);
+      if (!ids) this.sessions.set(session, (ids = new Set()));
+      ids.add(stored.id);
+    }
     if (!imported) {
       this.streams.log(stored, 'queued', {});
       this.pushReady(stored);
@@ -159,6 +176,7 @@ export class MemoryTransport implements Transport {
     else {
       this.finishedOrder.add(stored.id);
       if (stored.callback?.state === 'pending') this.outbox.set(stored.id, Date.now());
+      this.rollup(stored, stored.started_at !== null);
     }
     return { job: clone(stored), created: true };
   }
@@ -258,6 +276,7 @@ export class MemoryTransport implements Transport {
     // A cancel asked meanwhile wins over a requeue or an error (the one rule a store applies).
     const status = job.cancel_requested && (outcome.status === 'queued' || outcome.status === 'error') ? 'canceled' : outcome.status;
     this.streams.logOutcome(job, status, outcome);
+    this.endRun(job, outcome, status);
     this.count(job, outcome);
     if (status === 'queued') {
       this.requeue(job, outcome.run_at ?? new Date());
@@ -356,15 +375,18 @@ export class MemoryTransport implements Transport {
   async list(filter: ListFilter): Promise<ListPage> {
     const limit = Math.min(Math.max(filter.limit ?? DEFAULTS.listLimit, 1), DEFAULTS.listMaxLimit);
     const after = filter.cursor ? decodeCursor(filter.cursor) : null;
-    const matches = [...this.jobs.values()]
+    const order = listOrder(filter);
+    const key = (j: Job) => listKey(j, order);
+    const candidates = filter.session_id !== undefined ? [...(this.sessions.get(filter.session_id) ?? [])].map((id) => this.jobs.get(id)!) : this.jobs.values();
+    const matches = [...candidates]
       .filter((j) => (!filter.status || j.status === filter.status) && (!filter.queue || j.queue === filter.queue))
-      .filter((j) => !after || j.created_at.getTime() < after.t || (j.created_at.getTime() === after.t && j.id < after.id))
-      .sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      .filter((j) => !after || key(j) < after.t || (key(j) === after.t && j.id < after.id))
+      .sort((a, b) => key(b) - key(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const page = matches.slice(0, limit);
     const last = page[page.length - 1];
     // A summary is cut from the stored record before the copy: a page of large payloads costs what the page shows.
     const copy = filter.summary ? (j: Job) => clone(summarizeJob(j)) : clone;
-    return { jobs: page.map(copy), next_cursor: matches.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+    return { jobs: page.map(copy), next_cursor: matches.length > limit && last ? encodeCursor(new Date(key(last)), last.id) : null };
   }
 
   async stats(): Promise<Stats> {
@@ -372,10 +394,17 @@ export class MemoryTransport implements Transport {
     const queues = queueTable();
     for (const job of this.jobs.values()) {
       const counts = (queues[job.queue] ??= { ...EMPTY_COUNTS });
-      counts[job.status] += 1;
+      // queued = due now, delayed = not yet: the two never overlap.
       if (job.status === 'queued' && job.run_at.getTime() > now) counts.delayed += 1;
+      else counts[job.status] += 1;
     }
     return buildStats(queues);
+  }
+
+  async rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    const out: Rollup[] = [];
+    for (const r of this.rollupTable.values()) if (r.step === step && r.at >= from.getTime() && r.at < to.getTime()) out.push(rollupFromFields(r.queue, r.at, step, r.fields));
+    return out;
   }
 
   async heartbeat(worker: WorkerInfo): Promise<void> {
@@ -395,6 +424,7 @@ export class MemoryTransport implements Transport {
   async sweep(now = new Date()): Promise<SweepResult> {
     const result: SweepResult = { ...this.recoverExpired(now.getTime()), deleted: 0 };
     const horizon = now.getTime() - this.retentionMs;
+    for (const [key, r] of this.rollupTable) if (r.at < now.getTime() - ROLLUP_KEEP_MS) this.rollupTable.delete(key);
     // finishedOrder is in the order jobs ended, so the expired ones come first.
     for (const id of this.finishedOrder) {
       const job = this.jobs.get(id);
@@ -456,6 +486,11 @@ export class MemoryTransport implements Transport {
     else this.outbox.delete(id);
   }
 
+  /** The run's record (src/runs.ts), from the job as the run held it: before count() gives the attempt back and the lease goes. */
+  private endRun(job: Job, outcome: Outcome, written: Outcome['status']): void {
+    job.runs = appendRun(job.runs, runRecord(job, outcome, written, new Date()));
+  }
+
   /** An attempt given back, a stall counted. */
   private count(job: Job, outcome: Outcome): void {
     if (outcome.give_back) job.attempts = Math.max(0, job.attempts - 1);
@@ -476,6 +511,7 @@ export class MemoryTransport implements Transport {
       const outcome = decideOutcome(job, { kind: 'lease-expired' }, undefined, now);
       if (outcome.error) job.error = outcome.error;
       this.streams.logOutcome(job, outcome.status, outcome);
+      this.endRun(job, outcome, outcome.status);
       this.count(job, outcome);
       if (outcome.status === 'queued') {
         this.requeue(job, outcome.run_at ?? new Date(now));
@@ -514,7 +550,7 @@ export class MemoryTransport implements Transport {
 
   /** Count what a job's result, error and progress weigh (they are not limited at write: the limit bites at the next enqueue). */
   private weighOutputs(job: Job): void {
-    const size = weigh(job.result) + weigh(job.error) + weigh(job.progress);
+    const size = weigh(job.result) + weigh(job.error) + weigh(job.progress) + weigh(job.runs);
     this.heldBytes += size - (this.outputSizes.get(job.id) ?? 0);
     this.outputSizes.set(job.id, size);
   }
@@ -528,6 +564,12 @@ export class MemoryTransport implements Transport {
     this.sizes.delete(job.id);
     this.outputSizes.delete(job.id);
     if (job.dedupe_key && this.dedupe.get(dedupeKey(job)) === job.id) this.dedupe.delete(dedupeKey(job));
+    const session = job.payload.session_id;
+    const ids = typeof session === 'string' ? this.sessions.get(session) : undefined;
+    if (ids) {
+      ids.delete(job.id);
+      if (ids.size === 0) this.sessions.delete(session!);
+    }
   }
 
   private claimNow(request: ClaimRequest): ClaimedJob | null {
@@ -577,10 +619,12 @@ export class MemoryTransport implements Transport {
 
   private finish(job: Job, status: 'done' | 'error' | 'canceled' | 'moved'): void {
     const now = new Date();
+    const ran = job.status === 'processing';
     job.status = status;
     job.lease = null;
     job.finished_at = now;
     job.updated_at = now;
+    if (status !== 'moved') this.rollup(job, ran);
     this.leased.delete(job.id);
     this.finishedOrder.delete(job.id); // a moved job ends twice: its order is the last
     this.finishedOrder.add(job.id);
@@ -593,6 +637,20 @@ export class MemoryTransport implements Transport {
     if (waiters) {
       this.jobWaiters.delete(job.id);
       for (const wake of waiters) wake();
+    }
+  }
+
+  /** Count an ending in its queue's rollups of its periods (src/analytics.ts). */
+  private rollup(job: Job, ran: boolean): void {
+    const fields = endingFields(job, ran);
+    if (!fields) return;
+    for (const step of ROLLUP_STEPS_MS) {
+      const at = periodOf(job.finished_at!, step);
+      if (at < Date.now() - ROLLUP_KEEP_MS) continue;
+      const key = `${step}\u0000${at}\u0000${job.queue}`;
+      let r = this.rollupTable.get(key);
+      if (!r) this.rollupTable.set(key, (r = { queue: job.queue, at, step, fields: {} }));
+      addFields(r.fields, fields);
     }
   }
 

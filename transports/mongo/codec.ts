@@ -87,8 +87,9 @@ export function docToJob(doc: JobDoc): Job {
     else if (kind === 'cancel') job[f] = { at: date((v as CancelRequest).at), reason: (v as CancelRequest).reason };
     else job[f] = v;
   }
-  // A document from before stalls were counted.
+  // A document from before stalls were counted, or run histories kept.
   job.stalls ??= 0;
+  job.runs ??= [];
   job.max_stalls ??= DEFAULTS.maxStalls;
   return job as unknown as Job;
 }

@@ -7,7 +7,8 @@
 import type { Document, Filter, Sort } from 'mongodb';
 import { JobNotFoundError, LeaseLostError } from '../../src/errors.js';
 import { FINISHED_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../src/job.js';
-import { decodeCursor } from '../../src/transport-helpers.js';
+import { decodeCursor, listOrder } from '../../src/transport-helpers.js';
+import { ROLLUP_STEPS_MS } from '../../src/analytics.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 
 export const JOBS = 'jobs';
@@ -16,9 +17,11 @@ export const WORKERS = 'workers';
 export const EVENTS = 'events';
 /** Named locks: `{_id: name, owner, until}` (the elected maintainer). A handful of documents, read by _id. */
 export const LOCKS = 'locks';
+/** Analytics: one document per queue and minute of endings (rollups.ts). */
+export const ROLLUPS = 'rollups';
 
 export interface IndexSpec {
-  collection: typeof JOBS | typeof WORKERS | typeof EVENTS;
+  collection: typeof JOBS | typeof WORKERS | typeof EVENTS | typeof ROLLUPS;
   name: string;
   key: Record<string, 1 | -1>;
   unique?: boolean;
@@ -150,17 +153,27 @@ declare({ collection: JOBS, name: 'list_status', key: { status: 1, created_at: -
 declare({ collection: JOBS, name: 'list_queue', key: { queue: 1, created_at: -1, _id: -1 } });
 // also serves stats: sorted by queue then status, counted in one pass
 declare({ collection: JOBS, name: 'list_queue_status', key: { queue: 1, status: 1, created_at: -1, _id: -1 } });
+// A finished status lists newest ending first (listOrder, src/transport-helpers.ts).
+declare({ collection: JOBS, name: 'list_finished', key: { status: 1, finished_at: -1, _id: -1 } });
+declare({ collection: JOBS, name: 'list_queue_finished', key: { queue: 1, status: 1, finished_at: -1, _id: -1 } });
+// A session's jobs (exact session_id), in creation order; sparse: jobs without a session are not indexed.
+declare({ collection: JOBS, name: 'list_session', key: { 'payload.session_id': 1, created_at: -1, _id: -1 }, sparse: true });
 export const LIST_SORT: Sort = { created_at: -1, _id: -1 };
-export function listFilter(filter: { status?: JobStatus | undefined; queue?: string | undefined; cursor?: string | undefined }): Filter<JobDoc> {
+export function listSort(order: 'created_at' | 'finished_at'): Sort {
+  return order === 'finished_at' ? { finished_at: -1, _id: -1 } : LIST_SORT;
+}
+export function listFilter(filter: { status?: JobStatus | undefined; queue?: string | undefined; session_id?: string | undefined; cursor?: string | undefined }): Filter<JobDoc> {
   const query: Filter<JobDoc> = {};
+  if (filter.session_id !== undefined) query['payload.session_id'] = filter.session_id;
   if (filter.queue) query.queue = filter.queue;
   if (filter.status) query.status = filter.status;
   if (filter.cursor) {
     const after = decodeCursor(filter.cursor);
     const t = new Date(after.t);
+    const key = listOrder(filter);
     // The $lte bound gives the index scan its range; the $or breaks ties on _id.
-    query.created_at = { $lte: t };
-    query.$or = [{ created_at: { $lt: t } }, { _id: { $lt: after.id } }];
+    query[key] = { $lte: t };
+    query.$or = [{ [key]: { $lt: t } }, { _id: { $lt: after.id } }];
   }
   return query;
 }
@@ -232,6 +245,16 @@ export function workersSeenSince(horizon: Date): Filter<WorkerDoc> {
 }
 declare({ collection: WORKERS, name: 'workers_ttl', key: { expire_at: 1 }, ttl: true });
 
+// -- analytics rollups: a window's periods of one step, and the ones past keeping --
+const ROLLUPS_INDEX = declare({ collection: ROLLUPS, name: 'step_at', key: { step: 1, at: 1 } });
+export function rollupsFilter(step: number, from: Date, to: Date): { step: number; at: { $gte: Date; $lt: Date } } {
+  return { step, at: { $gte: from, $lt: to } };
+}
+/** Served by the same index: one range per step ($in). */
+export function oldRollupsFilter(before: Date): { step: { $in: number[] }; at: { $lt: Date } } {
+  return { step: { $in: [...ROLLUP_STEPS_MS] }, at: { $lt: before } };
+}
+
 /**
  * The hot queries as explainable commands (`{explain: command}`), built with
  * the same builders the transport uses. `expect` names the index meant to
@@ -255,6 +278,8 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'move: moved by a finish (find)', expect: '_id_', command: { find: JOBS, filter: movedAtFilter(['a', 'b'], now), projection: { _id: 1 } } },
     { name: 'list by queue (find)', expect: 'list_queue', command: { find: JOBS, filter: listFilter({ queue: 'a' }), sort: LIST_SORT, limit: 51 } },
     { name: 'list by status, next page (find)', expect: 'list_status', command: { find: JOBS, filter: listFilter({ status: 'done', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: LIST_SORT, limit: 51 } },
+    { name: 'list errors, newest ending first, next page (find)', expect: 'list_finished', command: { find: JOBS, filter: listFilter({ status: 'error', cursor: Buffer.from(`${now.getTime()}:x`).toString('base64url') }), sort: listSort('finished_at'), limit: 51 } },
+    { name: 'list a session (find)', expect: 'list_session', command: { find: JOBS, filter: listFilter({ session_id: 's' }), sort: LIST_SORT, limit: 51 } },
     { name: 'wait poll (find)', expect: '_id_', command: { find: JOBS, filter: finishedAmongFilter(['a', 'b']), projection: { _id: 1 } } },
     { name: 'append (findAndModify)', expect: '_id_', command: { findAndModify: JOBS, query: appendFilter('id', 'token', now, 3), update: { $inc: { event_seq: 2 } } } },
     { name: 'events page (find)', expect: STREAM_INDEX.name, command: { find: EVENTS, filter: eventsAfterFilter('id', 10, 20), sort: STREAM_SORT, limit: 1000 } },
@@ -263,5 +288,6 @@ export function hotQueries(now = new Date()): { name: string; expect: string; co
     { name: 'events of deleted jobs (delete)', expect: STREAM_INDEX.name, command: { delete: EVENTS, deletes: [{ q: eventsOfJobsFilter([{ _id: 'a', seq: 1 }, { _id: 'b', seq: 2 }]), limit: 0 }] } },
     { name: 'event readers poll (find)', expect: '_id_', command: { find: JOBS, filter: eventCountersFilter(['a', 'b']), projection: { event_seq: 1 } } },
     { name: 'workers (find)', expect: WORKERS_SEEN_INDEX.name, command: { find: WORKERS, filter: workersSeenSince(now) } },
+    { name: 'analytics rollups of a window (find)', expect: ROLLUPS_INDEX.name, command: { find: ROLLUPS, filter: rollupsFilter(60_000, new Date(now.getTime() - 3_600_000), now) } },
   ];
 }

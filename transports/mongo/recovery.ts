@@ -13,6 +13,7 @@ import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import type { EventDoc, JobDoc, WorkerDoc } from './codec.js';
 import { eventsOfJobsFilter, expiredLeaseFilter, retentionBatchFilter, retentionFilter } from './queries.js';
 import { PENDING_CALLBACK } from '../../src/job.js';
+import { appendRun, runRecord } from '../../src/runs.js';
 
 export interface RecoveryHooks {
   queued(queue: string): void;
@@ -29,7 +30,7 @@ const RETENTION_BATCHES = 10;
 export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retentionMs: number, hooks: RecoveryHooks, batch = 100): Promise<Omit<SweepResult, 'deleted'>> {
   const result = { requeued: 0, expired: 0, canceled: 0 };
   const expired = await jobs
-    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, stalls: 1, max_stalls: 1, cancel_requested: 1, callback_url: 1 } })
+    .find(expiredLeaseFilter(now), { limit: batch, projection: { _id: 1, queue: 1, lease: 1, attempts: 1, max_attempts: 1, stalls: 1, max_stalls: 1, cancel_requested: 1, callback_url: 1, started_at: 1, runs: 1 } })
     .toArray();
   for (const doc of expired) {
     if (!doc.lease) continue;
@@ -44,11 +45,14 @@ export async function recoverLeases(jobs: Collection<JobDoc>, now: Date, retenti
       cancel_requested: doc.cancel_requested ? { $ne: null } : null,
     };
     const at = now;
+    // The run's record (src/runs.ts); the fence (token and the deadline read) makes the read-modify-write of `runs` safe.
+    const runs = appendRun(doc.runs, runRecord(doc, outcome, outcome.status, at));
     const set =
       outcome.status === 'queued'
-        ? { status: 'queued' as const, lease: null, run_at: outcome.run_at ?? at, updated_at: at }
+        ? { status: 'queued' as const, runs, lease: null, run_at: outcome.run_at ?? at, updated_at: at }
         : {
             status: outcome.status,
+            runs,
             lease: null,
             finished_at: at,
             updated_at: at,

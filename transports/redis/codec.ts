@@ -10,10 +10,16 @@
  * dedupe_key), are plain fields. result, error and progress are JSON strings
  * that the scripts never decode, so user data round-trips exactly (Lua's
  * cjson would turn `[]` into `{}` and round long numbers). Absent field = null.
+ * `runs` (src/runs.ts) is one line per record, newest last, each a JSON
+ * object with its times as ms (lua/lib.lua append_run builds them without
+ * decoding anything); the codec turns them into the records' ISO strings.
+ * `sid` copies `payload.session_id` for the scripts (the session index).
  */
 import { FIELD_NAMES, IMMUTABLE_FIELDS, JOB_FIELDS, reviveJob, type ImmutableField, type JobField, type IntentRequest, type Job, type JobError } from '../../src/job.js';
 import { DEFAULTS } from '../../src/config.js';
 import type { ClaimedJob } from '../../src/transport.js';
+import { runEnd, runError, type RunRecord } from '../../src/runs.js';
+import type { Outcome } from '../../src/outcome.js';
 
 const ms = (d: Date): string => String(d.getTime());
 
@@ -65,6 +71,7 @@ const HASH_FIELDS: { [K in ChangingField]: (job: Job) => [string, string | null]
   usage: (j) => [['usage', jsonOrNull(j.usage)]],
   callback: (j) => [['callback', jsonOrNull(j.callback)]],
   moved_to: (j) => [['moved_to', j.moved_to]],
+  runs: (j) => [['runs', runsToLines(j.runs)]],
   updated_at: (j) => [['updated_at', ms(j.updated_at)]],
   started_at: (j) => [['started_at', msOrNull(j.started_at)]],
   finished_at: (j) => [['finished_at', msOrNull(j.finished_at)]],
@@ -80,10 +87,37 @@ export function jobToFields(job: Job): string[] {
   if (job.dedupe_key !== null) f.push('dedupe_key', job.dedupe_key);
   // The scripts' sign that a job's ending owes a callback (lua/lib.lua notify).
   if (job.callback_url !== null) f.push('cb', '1');
+  // The session index's key (lua/enqueue.lua, delete_job), without decoding the payload.
+  if (typeof job.payload.session_id === 'string') f.push('sid', job.payload.session_id);
   for (const field of CHANGING_FIELDS) {
     for (const [k, v] of HASH_FIELDS[field](job)) if (v !== null) f.push(k, v);
   }
   return f;
+}
+
+/** settle.lua's last three arguments: the run's end as asked, its end if a cancel turns it `canceled`, its error JSON or ''. */
+export function runArgs(outcome: Outcome): [string, string, string] {
+  const error = runError(outcome);
+  return [runEnd(outcome), runEnd(outcome, 'canceled'), error ? JSON.stringify(error) : ''];
+}
+
+/** The stored lines of a run history: one JSON object per record, times as ms (as lua/lib.lua append_run writes them). */
+function runsToLines(runs: readonly RunRecord[] | null | undefined): string | null {
+  if (!runs || runs.length === 0) return null;
+  return runs.map((r) => `${JSON.stringify({ ...r, started_at: Date.parse(r.started_at), ended_at: Date.parse(r.ended_at) })}\n`).join('');
+}
+
+/** The records of the stored lines (times back to ISO strings). */
+function linesToRuns(text: string | undefined): RunRecord[] {
+  if (!text) return [];
+  const iso = (v: unknown) => new Date(v as number).toISOString();
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const r = JSON.parse(line) as RunRecord;
+      return { ...r, started_at: iso(r.started_at), ended_at: iso(r.ended_at) };
+    });
 }
 
 const num = (v: string | undefined): number | null => (v === undefined ? null : Number(v));
@@ -112,6 +146,7 @@ export function hashToJob(h: Record<string, string>): Job | null {
     timeout_ms: fixed.timeout_ms,
     dedupe_key: fixed.dedupe_key,
     callback_url: fixed.callback_url,
+    trace: fixed.trace,
     created_at: fixed.created_at,
     status: h.status,
     result: json(h.result),
@@ -127,6 +162,7 @@ export function hashToJob(h: Record<string, string>): Job | null {
     usage: json(h.usage) as Job['usage'],
     callback: json(h.callback) as Job['callback'],
     moved_to: h.moved_to ?? null,
+    runs: linesToRuns(h.runs),
     updated_at: num(h.updated_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),
@@ -159,6 +195,7 @@ function claimedJob(text: string, owner: string, token: string, now: number, lea
     timeout_ms: fixed.timeout_ms,
     dedupe_key: fixed.dedupe_key,
     callback_url: fixed.callback_url,
+    trace: fixed.trace,
     created_at: fixed.created_at,
     status: 'processing',
     result: null,
@@ -173,6 +210,7 @@ function claimedJob(text: string, owner: string, token: string, now: number, lea
     usage: null, // a run does not need its job's spend so far: the claim leaves it out
     callback: null,
     moved_to: null,
+    runs: [], // nor its history: the claim leaves it out (get() has it)
     updated_at: new Date(now),
     started_at: new Date(now),
     finished_at: null,

@@ -1,7 +1,8 @@
 /**
  * Init-time check of `maxmemory-policy`: a Redis that may evict keys can
  * silently lose queued jobs. `noeviction` passes; `volatile-*` only evicts
- * keys with a TTL (here: wait notifications and worker records), so it is a
+ * keys with a TTL (here: wait notifications, worker records and analytics
+ * rollups, which only cost numbers), so it is a
  * warning; `allkeys-*` can evict job records and is refused unless allowed.
  */
 import { ConfigError } from '../../src/errors.js';

@@ -11,7 +11,9 @@
  *                     scripts need); result, error, progress, usage as
  *                     JSON strings; `ev` the id of its newest event, and
  *                     `ev_token`/`ev_written` what the run holding that
- *                     token appended (a repeated append skips it)
+ *                     token appended (a repeated append skips it); `runs`
+ *                     the run history, one JSON line per record (lib.lua
+ *                     append_run); `sid` a copy of payload.session_id
  * - `rq:{q}:ev:<id>`  stream, the job's events (src/events.ts): event n is
  *                     the entry `<n>-0`, one JSON text {type, at, attempt,
  *                     data}; the scripts write the lifecycle ones in the
@@ -25,12 +27,19 @@
  * - `rq:{q}:leases`   zset of `processing` ids, score = lease deadline
  * - `rq:{q}:done` · `:error` · `:canceled`  zsets of finished ids by
  *                     finished_at: histories, trimmed by retention and capped
- *                     at `historyLimit` per status by sweep
+ *                     at `historyLimit` per status by sweep; a list of one of
+ *                     these statuses reads it (newest ending first)
  * - `rq:{q}:moving`   zset of the ids a migration holds (moves.ts), the
  *                     status each had in its hash's `mv_from`
  * - `rq:{q}:moved`    zset of `moved` markers by finished_at, swept like the
  *                     histories
  * - `rq:{q}:all`      zset of every id by created_at (list, newest first)
+ * - `rq:{q}:s:<sid>`  zset of a session's ids by created_at (list by
+ *                     session_id), written at enqueue, cleaned by delete_job
+ * - `rq:{q}:roll:<step ms>:<start ms>` hash, the rollup of the jobs of the
+ *                     queue that ended in that minute or quarter of an hour
+ *                     (src/analytics.ts; lib.lua rollup, written by the
+ *                     script of the ending), expiring 25 h after its start
  * - `rq:{q}:dedupe`   hash dedupe_key → id (dedupe is per queue)
  * - `rq:{q}:wake`     list of wake-up tokens that idle claimers BLPOP
  * - `rq:{q}:fin:<id>` list pushed when a job that somebody `wait`s on ends;
@@ -73,12 +82,14 @@ import type {
 import { EVENTS_PAGE_MAX, type EventPage, type JobEvent, type NewEvent, type ReadEventsOptions } from '../../src/events.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
 import { assertSettle, MAX_CLAIM_WAIT_MS } from '../../src/transport-helpers.js';
-import { claimedJobs, fieldsToJob, jobToFields, type UnreadableJob } from './codec.js';
+import { claimedJobs, fieldsToJob, jobToFields, runArgs, type UnreadableJob } from './codec.js';
+import { runRecord } from '../../src/runs.js';
 import { BlockingPool, createClient, parseRedisUrl, type RedisClient, type RedisEndpoint } from './connection.js';
 import { redactUrls, fromRedisError } from './errors.js';
 import { eventsKey, finKey, idKey, lockKey, queuePrefix, queuesKey, wakeKey } from './keys.js';
 import { appendArgs, eventPage, lastProgress, pendingEvents, waitForEvent } from './events.js';
-import { knownQueues, listJobs, listWorkers, queueStats, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import { knownQueues, listJobs, listWorkers, queueStats, readRollups, removeWorker, saveWorker, sweepQueues, type QueryContext } from './query.js';
+import type { Rollup, RollupStep } from '../../src/analytics.js';
 import { defineScripts, runScript, type ScriptName } from './scripts.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { ScriptBatcher } from './batch.js';
@@ -483,6 +494,8 @@ export class RedisTransport implements Transport {
       updated_at: finished,
       finished_at: finished,
       callback: held.job.callback_url === null ? null : { ...PENDING_CALLBACK }, // written by complete.lua (lib.lua notify)
+      // Its first run (a job with earlier runs comes back whole from complete.lua): the record lib.lua append_run wrote.
+      runs: [runRecord(held.job, { status: 'done', result: intent }, 'done', finished)],
     };
   }
 
@@ -492,7 +505,7 @@ export class RedisTransport implements Transport {
     const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
     const due = outcome.run_at && outcome.run_at.getTime() <= Date.now() ? '1' : '0';
     const error = outcome.error ? JSON.stringify(outcome.error) : '';
-    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '', '', outcome.stall ? '1' : '').then(
+    const job = await this.onJob(id, 'settle', token, outcome.status, error, runAt, due, outcome.give_back ? '1' : '', '', outcome.stall ? '1' : '', ...runArgs(outcome)).then(
       (reply) => this.jobReply(id, reply),
       (e: unknown) => {
         if (e instanceof LeaseLostError) this.locate.unhold(id, token); // lost: nobody will settle it under this token
@@ -581,6 +594,10 @@ export class RedisTransport implements Transport {
 
   list(filter: ListFilter): Promise<ListPage> {
     return this.op(() => listJobs(this.ctx(), filter));
+  }
+
+  rollups(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+    return this.op(() => readRollups(this.ctx(), from, to, step));
   }
 
   stats(): Promise<Stats> {
@@ -797,8 +814,9 @@ export class RedisTransport implements Transport {
       this.log.warn({ job_id: id, err: error }, 'claimed a job whose record does not decode; ending it with CORRUPT_RECORD');
       const message = `the stored record of this job could not be read: ${error}`;
       // The script's reply (the job's hash) would not decode either: not read.
-      const stored = JSON.stringify({ code: JobErrorCode.CORRUPT_RECORD, message, retryable: false });
-      void this.onJob(id, 'settle', token, 'error', stored, '', '0', '').catch((e: unknown) =>
+      const failure = { code: JobErrorCode.CORRUPT_RECORD, message, retryable: false };
+      const stored = JSON.stringify(failure);
+      void this.onJob(id, 'settle', token, 'error', stored, '', '0', '', '', '', ...runArgs({ status: 'error', error: failure })).catch((e: unknown) =>
         this.log.warn({ job_id: id, err: e instanceof Error ? e.message : String(e) }, 'could not end a job whose record does not decode'),
       );
     }

@@ -6,12 +6,13 @@
 import { DEFAULTS } from '../../src/config.js';
 import { QUEUE_NAME_RE, type Job } from '../../src/job.js';
 import { buildStats, queueTable, type ListFilter, type ListPage, type QueueCounts, type Stats, type SweepResult, type WorkerInfo } from '../../src/transport.js';
-import { decodeCursor, encodeCursor } from '../../src/transport-helpers.js';
-import { fieldsToJob } from './codec.js';
+import { decodeCursor, encodeCursor, listKey, listOrder } from '../../src/transport-helpers.js';
+import { fieldsToJob, runArgs } from './codec.js';
 import type { RedisClient } from './connection.js';
 import { idKey, queuePrefix, queuesKey, workerKey, workersSeenKey } from './keys.js';
 import { runScript } from './scripts.js';
 import { decideOutcome, type Outcome } from '../../src/outcome.js';
+import { periodOf, rollupFromFields, type Rollup, type RollupStep } from '../../src/analytics.js';
 
 /** Entries one list call examines per queue before it returns a short page. */
 const LIST_SCAN = 5_000;
@@ -34,7 +35,7 @@ interface Position {
   id: string;
 }
 
-/** Newer first: created_at desc, then id desc (the order of `list`). */
+/** Newer first: the order key desc (listOrder: created_at, or finished_at), then id desc. */
 const newer = (a: Position, b: Position): number => b.t - a.t || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
 /**
@@ -47,9 +48,13 @@ export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<L
   const limit = Math.min(Math.max(Math.floor(filter.limit ?? DEFAULTS.listLimit), 1), DEFAULTS.listMaxLimit);
   const after = filter.cursor ? decodeCursor(filter.cursor) : null;
   const queues = filter.queue ? (QUEUE_NAME_RE.test(filter.queue) ? [filter.queue] : []) : await knownQueues(ctx);
+  const order = listOrder(filter);
+  // The index a queue's page is read from (list.lua): a session's, a finished status's history (scored by finished_at), or every job's.
+  const index = filter.session_id !== undefined ? 'session' : order === 'finished_at' ? 'status' : 'all';
   const parts = await Promise.all(
     queues.map(async (q) => {
-      const reply = (await runScript(ctx.client, 'list', queuePrefix(ctx.prefix, q), filter.status ?? '', limit + 1, after ? after.t : '', after?.id ?? '', LIST_SCAN)) as unknown[];
+      const args = [filter.status ?? '', limit + 1, after ? after.t : '', after?.id ?? '', LIST_SCAN, index, filter.session_id ?? ''];
+      const reply = (await runScript(ctx.client, 'list', queuePrefix(ctx.prefix, q), ...args)) as unknown[];
       const jobs = reply.slice(3).map(fieldsToJob).filter((j): j is Job => j !== null);
       const exhausted = Number(reply[0]) === 1;
       return { jobs, stop: exhausted ? null : { t: Number(reply[1]), id: String(reply[2]) } };
@@ -59,7 +64,7 @@ export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<L
   for (const part of parts) if (part.stop && (!frontier || newer(part.stop, frontier) < 0)) frontier = part.stop;
   const merged = parts
     .flatMap((p) => p.jobs)
-    .map((job) => ({ job, pos: { t: job.created_at.getTime(), id: job.id } }))
+    .map((job) => ({ job, pos: { t: listKey(job, order), id: job.id } }))
     .filter((e) => !frontier || newer(e.pos, frontier) <= 0)
     .sort((a, b) => newer(a.pos, b.pos));
   const page = merged.slice(0, limit);
@@ -70,13 +75,36 @@ export async function listJobs(ctx: QueryContext, filter: ListFilter): Promise<L
   return { jobs: page.map((e) => e.job), next_cursor: next ? encodeCursor(new Date(next.t), next.id) : null };
 }
 
+/** The rollups of one step of every queue for the periods starting in [from, to): one script per queue (lua/rollups.lua), concurrently. */
+export async function readRollups(ctx: QueryContext, from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
+  const first = periodOf(from.getTime() + step - 1, step);
+  const end = periodOf(to.getTime() + step - 1, step);
+  if (end <= first) return [];
+  const queues = await knownQueues(ctx);
+  const parts = await Promise.all(
+    queues.map(async (q) => {
+      const reply = (await runScript(ctx.client, 'rollups', queuePrefix(ctx.prefix, q), first, end, step)) as string[];
+      const out: Rollup[] = [];
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const flat = reply[i + 1]!.split(',');
+        const fields: Record<string, string> = {};
+        for (let k = 0; k + 1 < flat.length; k += 2) fields[flat[k]!] = flat[k + 1]!;
+        out.push(rollupFromFields(q, Number(reply[i]), step, fields));
+      }
+      return out;
+    }),
+  );
+  return parts.flat();
+}
+
 export async function queueStats(ctx: QueryContext): Promise<Stats> {
   const queues = await knownQueues(ctx);
   const replies = await Promise.all(queues.map((q) => runScript(ctx.client, 'stats', queuePrefix(ctx.prefix, q)) as Promise<number[]>));
   const out = queueTable();
   queues.forEach((q, i) => {
     const [ready = 0, delayedAll = 0, delayed = 0, processing = 0, done = 0, error = 0, canceled = 0, moving = 0, moved = 0] = replies[i]!.map(Number);
-    const counts: QueueCounts = { queued: ready + delayedAll, delayed, processing, done, error, canceled, moving, moved };
+    // queued = due now (ready, and the due ones not promoted yet), delayed = not yet: they never overlap.
+    const counts: QueueCounts = { queued: ready + delayedAll - delayed, delayed, processing, done, error, canceled, moving, moved };
     if (Object.values(counts).some((n) => n > 0)) out[q] = counts;
   });
   return buildStats(out);
@@ -131,7 +159,7 @@ export async function sweepQueues(
 async function settleExpired(ctx: QueryContext, prefix: string, id: string, token: string, outcome: Outcome, now: number): Promise<string | null> {
   const error = outcome.error ? JSON.stringify(outcome.error) : '';
   const runAt = outcome.run_at ? String(outcome.run_at.getTime()) : '';
-  const reply = (await runScript(ctx.client, 'settle', prefix, id, token, outcome.status, error, runAt, !outcome.run_at || outcome.run_at.getTime() <= now ? '1' : '0', outcome.give_back ? '1' : '', '1', outcome.stall ? '1' : '')) as string[] | null;
+  const reply = (await runScript(ctx.client, 'settle', prefix, id, token, outcome.status, error, runAt, !outcome.run_at || outcome.run_at.getTime() <= now ? '1' : '0', outcome.give_back ? '1' : '', '1', outcome.stall ? '1' : '', ...runArgs(outcome))) as string[] | null;
   if (!reply) return null;
   for (let i = 0; i < reply.length; i += 2) if (reply[i] === 'status') return reply[i + 1] ?? null;
   return null;

@@ -7,6 +7,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis } from 'ioredis';
+import { RUNS_MAX } from '../../src/runs.js';
+import { DURATION_BOUNDS_MS, ROLLUP_KEEP_MS, ROLLUP_STEPS_MS } from '../../src/analytics.js';
 
 /**
  * Command → [Lua file, number of KEYS]. Undefined: the caller passes numkeys
@@ -30,6 +32,7 @@ const SCRIPTS = {
   upgrade: ['upgrade', 1],
   callbacks: ['callbacks', 1],
   moves: ['moves', 1],
+  rollups: ['rollups', 1],
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -50,7 +53,9 @@ let sources: Map<ScriptName, string> | null = null;
 export function scriptSources(): Map<ScriptName, string> {
   if (sources) return sources;
   const dir = luaDir();
-  const lib = readFileSync(`${dir}lib.lua`, 'utf8');
+  // Constants of src/ the scripts share (lib.lua append_run, rollup), given to them rather than written twice.
+  const generated = `local RUNS_MAX = ${RUNS_MAX}\nlocal ROLLUP_BOUNDS = { ${DURATION_BOUNDS_MS.join(', ')} }\nlocal ROLLUP_STEPS = { ${ROLLUP_STEPS_MS.join(', ')} }\nlocal ROLLUP_KEEP_MS = ${ROLLUP_KEEP_MS}\n`;
+  const lib = generated + readFileSync(`${dir}lib.lua`, 'utf8');
   sources = new Map();
   for (const [name, [file]] of Object.entries(SCRIPTS) as [ScriptName, (typeof SCRIPTS)[ScriptName]][]) {
     sources.set(name, `${lib}\n-- ${file}.lua\n${readFileSync(`${dir}${file}.lua`, 'utf8')}`);

@@ -11,7 +11,8 @@
 -- job as JSON (claim_json in lib.lua; the k-th job of a claim has the lease
 -- token `<its token base>.<k>`)}. An entry is the `RQ_<CODE> <id>`
 -- error; with short, 1, or {cancel_at, cancel_reason} when a cancel was
--- asked; else the job's hash.
+-- asked; else the job's hash (also with short when the job has a run
+-- history from earlier runs: the caller builds only a first run's record).
 local P, n = KEYS[1], tonumber(ARGV[1])
 local now = now_ms()
 local snow = fmt(now)
@@ -33,12 +34,15 @@ for i = 0, n - 1 do
     local ev = (tonumber(f[9]) or 0) + 1
     redis.call('HSET', jk, 'status', 'done', 'finished_at', snow, 'updated_at', snow, 'result', ARGV[b + 2], 'ev', ev)
     add_event(P, id, ev, 'done', f[8] or 0, ARGV[b + 2], now)
+    local short = ARGV[b + 3] == '1' and redis.call('HEXISTS', jk, 'runs') == 0
+    append_run(jk, f[8], 'done', '', now)
+    rollup(P, jk, 'done', now, true)
     ended[#ended + 1] = id
     histories[#histories + 1] = snow
     histories[#histories + 1] = id
     if f[7] then notify(P, id, jk, now) end
     if f[6] then wake_waiters(P, id) end
-    if ARGV[b + 3] ~= '1' then
+    if not short then
       out[i + 2] = redis.call('HGETALL', jk)
     elseif f[4] then
       out[i + 2] = { f[4], f[5] or '' }

@@ -93,11 +93,17 @@ local function enqueue_one(i, at, first, last)
     if status ~= 'queued' then
       redis.call('ZADD', P .. status, f[2] or snow, id)
       if ARGV[last + 3] == '1' then redis.call('ZADD', P .. 'outbox', snow, id) end
+      -- Its ending counts at its own minute (a migration carries the analytics of the last day).
+      local fin = tonumber(f[2])
+      if fin and fin - fin % 60000 + ROLLUP_KEEP_MS > now and (status == 'done' or status == 'error' or status == 'canceled') then rollup(P, jk, status, fin, true) end
     end
   else
     local queued = event_entry('"queued"', ARGV[at + 7], '{}', snow)
     redis.call('HSET', jk, 'ev', '1', 'evp', '1 ' .. queued .. '\n', unpack(ARGV, first, last))
   end
+  -- The session index (lib.lua session_key): the codec copied payload.session_id into `sid`.
+  local sid = redis.call('HGET', jk, 'sid')
+  if sid then redis.call('ZADD', session_key(P, sid), ARGV[at + 6], id) end
   if status == 'queued' then
     -- push_ready of lib.lua, for the whole call at once (below)
     if ARGV[at + 3] == '1' then

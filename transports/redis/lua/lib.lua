@@ -184,7 +184,48 @@ local function wake_waiters(P, id)
   redis.call('PEXPIRE', fin, 60000)
 end
 
+-- Analytics (src/analytics.ts decides what an ending counts; this writes
+-- it): one ending added to the rollups of its queue, one per period of
+-- ROLLUP_STEPS (a minute, a quarter of an hour) holding `at`: the hashes
+-- `<P>roll:<step ms>:<start ms>` with the fields of RollupFields (done,
+-- error, canceled; w<i> / r<i> the wait / run bucket, ws / rs their sums;
+-- pt / ct tokens), each expiring ROLLUP_KEEP_MS after its start.
+-- ROLLUP_BOUNDS, ROLLUP_STEPS and ROLLUP_KEEP_MS are generated from
+-- src/analytics.ts (scripts.ts). `ran`: the job ended from a run (its wait
+-- and run count). Call it before the terminal write or after: it reads
+-- only times and usage.
+local function duration_bucket(ms)
+  for i, bound in ipairs(ROLLUP_BOUNDS) do
+    if ms <= bound then return i - 1 end
+  end
+  return #ROLLUP_BOUNDS
+end
+
+local function rollup(P, jk, status, at, ran)
+  local f = redis.call('HMGET', jk, 'created_at', 'run_at', 'started_at', 'usage')
+  local incs = { status, '1' }
+  local started = tonumber(f[3])
+  if ran and started then
+    local wait = math.max(0, started - math.max(tonumber(f[1]) or 0, tonumber(f[2]) or 0))
+    local run = math.max(0, at - started)
+    for _, v in ipairs({ 'w' .. duration_bucket(wait), '1', 'ws', fmt(wait), 'r' .. duration_bucket(run), '1', 'rs', fmt(run) }) do incs[#incs + 1] = v end
+  end
+  if f[4] then
+    local pt = tonumber(string.match(f[4], '"prompt_tokens":(%d+)'))
+    local ct = tonumber(string.match(f[4], '"completion_tokens":(%d+)'))
+    if pt and pt > 0 then incs[#incs + 1] = 'pt'; incs[#incs + 1] = fmt(pt) end
+    if ct and ct > 0 then incs[#incs + 1] = 'ct'; incs[#incs + 1] = fmt(ct) end
+  end
+  for _, step in ipairs(ROLLUP_STEPS) do
+    local start = at - at % step
+    local key = P .. 'roll:' .. step .. ':' .. fmt(start)
+    for i = 1, #incs, 2 do redis.call('HINCRBY', key, incs[i], incs[i + 1]) end
+    redis.call('PEXPIREAT', key, fmt(start + ROLLUP_KEEP_MS))
+  end
+end
+
 local function finish(P, id, jk, status, now, waited, field, value)
+  rollup(P, jk, status, now, redis.call('HGET', jk, 'status') == 'processing')
   if field then
     redis.call('HSET', jk, 'status', status, 'finished_at', fmt(now), 'updated_at', fmt(now), field, value)
   else
@@ -309,13 +350,41 @@ local function claim_head(P, max, owner, token_base, first, lease_until, now, ou
   return claim_ids(P, ids, owner, token_base, first, lease_until, now, out)
 end
 
+-- The record of the run that holds job `jk`, appended to its history when
+-- the run ends (src/runs.ts): `runs`, one JSON line per record (no raw
+-- newline inside: JSON escapes it), newest last, the newest RUNS_MAX kept
+-- (RUNS_MAX is prepended from src/runs.ts by scripts.ts). The attempt, the
+-- lease owner and the start come from the hash; `label` (plain letters)
+-- and `error_json` ('' for none) were decided by the caller. Times in ms:
+-- the codec turns them into ISO strings.
+local function append_run(jk, attempt, label, error_json, now)
+  local f = redis.call('HMGET', jk, 'lease_owner', 'started_at', 'runs')
+  local line = '{"attempt":' .. fmt(tonumber(attempt) or 0) .. ',"worker":' .. cjson.encode(f[1] or '') .. ',"started_at":' .. (f[2] or fmt(now))
+    .. ',"ended_at":' .. fmt(now) .. ',"end":"' .. label .. '","error":' .. ((error_json and error_json ~= '') and error_json or 'null') .. '}\n'
+  local runs = (f[3] or '') .. line
+  local _, n = string.gsub(runs, '\n', '')
+  while n > RUNS_MAX do
+    runs = string.sub(runs, string.find(runs, '\n', 1, true) + 1)
+    n = n - 1
+  end
+  redis.call('HSET', jk, 'runs', runs)
+end
+
+-- The session index of a queue: `<P>s:<session_id>`, ids scored by
+-- created_at, written at enqueue (the job's `sid` field, set by the codec
+-- when its payload has a session_id) and cleaned by delete_job.
+local function session_key(P, sid)
+  return P .. 's:' .. sid
+end
+
 -- Remove a finished job, its event stream and every index entry that names it.
 local function delete_job(P, id)
   local jk = job_key(P, id)
-  local f = redis.call('HMGET', jk, 'dedupe_key', 'status')
+  local f = redis.call('HMGET', jk, 'dedupe_key', 'status', 'sid')
   if f[1] and redis.call('HGET', P .. 'dedupe', f[1]) == id then
     redis.call('HDEL', P .. 'dedupe', f[1])
   end
+  if f[3] then redis.call('ZREM', session_key(P, f[3]), id) end
   redis.call('ZREM', P .. 'all', id)
   redis.call('ZREM', P .. 'outbox', id)
   if f[2] then redis.call('ZREM', P .. f[2], id) end

@@ -10,10 +10,14 @@
 -- due ('1' when run_at is not in the future), '1' to give the attempt back, '1' for
 -- the sweep: then the fence is the other way round (the lease must have run
 -- out) and a job that was renewed meanwhile is left alone (reply false), and
--- '1' to count a stall (the run lost its lease).
+-- '1' to count a stall (the run lost its lease), then the run's record
+-- (src/runs.ts, lib.lua append_run): how it ended if written as asked, how
+-- if a cancel turns it `canceled`, and its error JSON or ''.
 -- Returns the job hash.
 local P, id, token, status, error_json = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local run_at, due, give_back, stall = ARGV[5], ARGV[6] == '1', ARGV[7] == '1', ARGV[9] == '1'
+-- (defaults: a script stopped half way is not rolled back, so no nil may reach a concatenation)
+local run_end = ARGV[10] or status
 local now = now_ms()
 local jk, err, job
 if ARGV[8] == '1' then
@@ -24,8 +28,12 @@ else
   if err then return err end
 end
 if error_json ~= '' then redis.call('HSET', jk, 'error', error_json) end
-if job.cancel_at and (status == 'queued' or status == 'error') then status = 'canceled' end
+if job.cancel_at and (status == 'queued' or status == 'error') then
+  status = 'canceled'
+  run_end = ARGV[11] or 'canceled'
+end
 local attempt = job.attempts or 0
+append_run(jk, attempt, run_end, ARGV[12], now)
 if give_back then redis.call('HSET', jk, 'attempts', math.max(0, attempt - 1)) end
 if stall then redis.call('HINCRBY', jk, 'stalls', 1) end
 if status == 'queued' then

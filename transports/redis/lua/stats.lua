@@ -1,5 +1,6 @@
 -- Counts of one queue. KEYS[1] prefix.
--- Returns {ready, delayed total, delayed in the future, processing, done, error, canceled, moving, moved}.
+-- Returns {ready, delayed total, delayed in the future, processing, done, error, canceled, moving, moved}
+-- (`delayed` holds due jobs too until a claim or the sweep promotes them: those are queued, not delayed).
 local P = KEYS[1]
 local now = now_ms()
 return {
