@@ -187,7 +187,10 @@ export interface Analytics {
   to: string;
   step_ms: number;
   totals: Summary;
+  /** per queue, the ANALYTICS_QUEUES_MAX queues that ended the most (the totals count every queue; `queue=` asks for any one) */
   queues: Record<string, Summary>;
+  /** queues left out of `queues` (0 unless more than ANALYTICS_QUEUES_MAX ended something) */
+  queues_omitted: number;
   /** one point per step, oldest first, empty steps included */
   series: SeriesPoint[];
 }
@@ -277,6 +280,9 @@ function summary(acc: Acc, spanMinutes: number): Summary {
  * periods of its step; rollups of another step, outside the window, or of
  * another queue than `queue` when one is given, are left out.
  */
+/** Queues an analytics answer details at most (the busiest). */
+export const ANALYTICS_QUEUES_MAX = 100;
+
 export function analyze(rollups: readonly Rollup[], window: AnalyticsWindow, now: number, queue?: string): Analytics {
   const { span_ms, step_ms } = ANALYTICS_WINDOWS[window];
   const { from, to } = windowRange(window, now);
@@ -294,7 +300,9 @@ export function analyze(rollups: readonly Rollup[], window: AnalyticsWindow, now
   }
   const spanMinutes = span_ms / MINUTE_MS;
   const queues = Object.create(null) as Record<string, Summary>;
-  for (const name of [...perQueue.keys()].sort()) queues[name] = summary(perQueue.get(name)!, spanMinutes);
+  // Queue names are the callers': an answer holds the busiest ANALYTICS_QUEUES_MAX, whatever number of queues ended something.
+  const shown = [...perQueue.entries()].sort(([, a], [, b]) => b.done + b.error + b.canceled - (a.done + a.error + a.canceled)).slice(0, ANALYTICS_QUEUES_MAX);
+  for (const [name] of shown.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) queues[name] = summary(perQueue.get(name)!, spanMinutes);
   return {
     window,
     from: new Date(from).toISOString(),
@@ -302,6 +310,7 @@ export function analyze(rollups: readonly Rollup[], window: AnalyticsWindow, now
     step_ms,
     totals: summary(totals, spanMinutes),
     queues,
+    queues_omitted: perQueue.size - shown.length,
     series: steps.map((s, i) => ({
       at: new Date(from + i * step_ms).toISOString(),
       done: s.done,

@@ -160,5 +160,8 @@ export function withFallback(target: Transport, source: Transport): Transport {
   if (target.lead) fallback.lead = target.lead.bind(target);
   if (target.claimCallbacks) fallback.claimCallbacks = target.claimCallbacks.bind(target);
   if (target.settleCallback) fallback.settleCallback = target.settleCallback.bind(target);
+  // The numbers are the target's, like stats(): the store jobs end in from the cut-over on (an imported finished job is counted there at its own minute).
+  if (target.rollups) fallback.rollups = target.rollups.bind(target);
+  if (target.analytics) fallback.analytics = target.analytics.bind(target);
   return fallback;
 }

@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { analyze, bucketOf, DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, percentile, periodOf, type Rollup } from '../src/analytics.js';
+import { analyze, ANALYTICS_QUEUES_MAX, bucketOf, DURATION_BOUNDS_MS, DURATION_BUCKETS, minuteOf, percentile, periodOf, type Rollup } from '../src/analytics.js';
 import type { Job } from '../src/job.js';
 import type { Transport } from '../src/transport.js';
 import { intent, newJob, uniqueQueue } from './helpers.js';
 import { startServer } from './server-helpers.js';
+import { Registry } from 'prom-client';
+import { registerRollupMetrics } from '../src/server/metrics-rollups.js';
 
 const CLIENT = 'analytics-client-token';
 const WORKER = 'analytics-worker-token';
@@ -95,6 +97,18 @@ describe('analytics', () => {
       assert.equal(day.series[Math.floor((far.at.getTime() - Date.parse(day.from)) / 900_000)]!.done, 5);
       assert.equal(analyze([{ ...far, at: new Date(minuteOf(now)) }], '1h', now).totals.done, 0, 'a quarter-hour rollup is not read for the hour');
     });
+
+    it('details the busiest ANALYTICS_QUEUES_MAX queues, counts the rest in the totals and says how many were left out', () => {
+      const now = Date.parse('2026-12-01T10:30:20Z');
+      const at = new Date(minuteOf(now) - 60_000);
+      const many: Rollup[] = Array.from({ length: ANALYTICS_QUEUES_MAX + 50 }, (_, i) => ({ queue: `q${String(i).padStart(3, '0')}`, at, step_ms: 60_000, done: i + 1, error: 0, canceled: 0, wait: new Array<number>(DURATION_BUCKETS).fill(0), wait_sum_ms: 0, run: new Array<number>(DURATION_BUCKETS).fill(0), run_sum_ms: 0, prompt_tokens: 0, completion_tokens: 0 }));
+      const a = analyze(many, '1h', now);
+      assert.equal(Object.keys(a.queues).length, ANALYTICS_QUEUES_MAX);
+      assert.equal(a.queues_omitted, 50);
+      assert.equal(a.queues.q000, undefined, 'the quietest queue is left out');
+      assert.equal(a.queues.q149!.done, 150, 'the busiest is in');
+      assert.equal(a.totals.done, ((ANALYTICS_QUEUES_MAX + 50) * (ANALYTICS_QUEUES_MAX + 51)) / 2, 'the totals count every queue');
+    });
   });
 
   describe('GET /v1/analytics', () => {
@@ -113,7 +127,7 @@ describe('analytics', () => {
       const res = await fetch(`${url}/v1/analytics?window=1h&queue=${q}`, { headers: { authorization: `Bearer ${CLIENT}` } });
       assert.equal(res.status, 200);
       const body = (await res.json()) as Record<string, unknown> & { totals: Record<string, unknown>; queues: Record<string, Record<string, unknown>>; series: Record<string, unknown>[] };
-      assert.deepEqual(Object.keys(body).sort(), ['from', 'queues', 'series', 'step_ms', 'to', 'totals', 'window']);
+      assert.deepEqual(Object.keys(body).sort(), ['from', 'queues', 'queues_omitted', 'series', 'step_ms', 'to', 'totals', 'window']);
       assert.equal(body.window, '1h');
       assert.equal(body.step_ms, 60_000);
       assert.equal(Date.parse(body.to as string) - Date.parse(body.from as string), 3_600_000);
@@ -160,7 +174,7 @@ describe('analytics', () => {
   });
 
   describe('GET /metrics: wait and run histograms from the rollups', () => {
-    it('observes each closed minute once, per queue: histograms, endings and tokens', async () => {
+    it('observes each closed minute once, per queue: histograms, endings and tokens; a server starts from 0', async () => {
       const { store, url } = await startServer({ token: ADMIN });
       const q = uniqueQueue('an-metrics');
       await seed(store, [
@@ -169,11 +183,18 @@ describe('analytics', () => {
         ended(q, 'canceled', 13 * 60_000, null, 0),
         ended(q, 'done', 2 * 3_600_000, 40, 700), // before the first scrape's hour
       ]);
-      const scrape = async () => (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
       const sample = (text: string, name: string, labels: string) => {
         const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
         return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
       };
+      // The server's first scrape marks where it starts: history before it is not added at once (a restart is a counter reset, not a spike).
+      const served = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+      assert.match(served, /^# TYPE reasonq_job_wait_seconds histogram$/m);
+      assert.equal(sample(served, 'reasonq_jobs_ended_total', `queue="${q}",status="done"`), undefined);
+      // The same feed told to take the last hour at its first scrape: each closed minute observed once.
+      const registry = new Registry();
+      registerRollupMetrics(registry, store, (queue) => queue, { backfillMs: 3_600_000 });
+      const scrape = () => registry.metrics();
       const first = await scrape();
       assert.match(first, /^# TYPE reasonq_job_wait_seconds histogram$/m);
       assert.match(first, /^# TYPE reasonq_job_run_seconds histogram$/m);

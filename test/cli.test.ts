@@ -288,6 +288,10 @@ describe('CLI', function () {
     const badUrl = await run(['status', 'by-flags', '--url', 'ftp://127.0.0.1/'], env);
     assert.equal(badUrl.code, 2);
     assert.match(badUrl.stderr, /--url must be the reasonq server's http:\/\/ or https:\/\/ address, like http:\/\/127\.0\.0\.1:8080 \(got "ftp:\/\/127\.0\.0\.1"\)/);
+    const queryUrl = await run(['status', 'by-flags', '--url', `${dev.url}/?api_key=s3cr3t-in-query`], env);
+    assert.equal(queryUrl.code, 2);
+    assert.match(queryUrl.stderr, /--url is the server's address without \?query or #fragment/);
+    assert.ok(!queryUrl.stderr.includes('s3cr3t-in-query'), queryUrl.stderr);
     const badToken = await run(['status', 'by-flags', '--url', dev.url, '--token', 'my secret'], env);
     assert.equal(badToken.code, 2);
     assert.match(badToken.stderr, /--token must be one of the server's tokens: at least 16 printable characters without spaces/);

@@ -81,7 +81,7 @@ describe('dashboard feed', () => {
     assert.equal(statsReads, reads, 'no viewer, no read');
   });
 
-  it('tells a failed read once, then sends everything when reads work again', async () => {
+  it('tells a failed read once (and to a page that joins meanwhile), then sends everything when reads work again', async () => {
     feed = createDashboardFeed(watched(), { intervalMs: 30, log: silentLogger });
     const got: FeedUpdate[] = [];
     feed.subscribe((u) => got.push(u));
@@ -91,6 +91,12 @@ describe('dashboard feed', () => {
     assert.equal(got[1]!.feed_error?.message, 'store down');
     await delay(200);
     assert.equal(got.length, 2, 'told once, not at every tick');
+    // A page that opens during the outage gets the last good state with the error, never as if it were live.
+    const late: FeedUpdate[] = [];
+    feed.subscribe((u) => late.push(u));
+    assert.equal(late.length, 1);
+    assert.ok(late[0]!.stats, 'the last good state');
+    assert.equal(late[0]!.feed_error?.message, 'store down', 'with the error that makes it stale');
     broken = false;
     await waitFor(() => got.length === 3, 2000, 'the recovery');
     assert.ok(got[2]!.stats && got[2]!.workers, 'the whole state again, though it did not change');

@@ -104,5 +104,10 @@ describe('OpenAPI contract (/openapi.json)', () => {
     const wait = (doc.paths['/v1/jobs/{id}/wait']!.get as unknown as { parameters: { name: string; in: string; schema: unknown }[] }).parameters;
     assert.deepEqual(wait.find((p) => p.name === 'timeout_ms'), { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 0, maximum: 3_600_000 } });
     assert.equal((doc.paths['/v1/jobs/{id}/cancel']!.post!.requestBody as { required: boolean }).required, false);
+    // The enqueue routes read the caller's trace context from headers when the body has none.
+    for (const path of ['/v1/jobs', '/v1/jobs:batch', '/v1/intents']) {
+      const params = ((doc.paths[path]!.post as unknown as { parameters?: { name: string; in: string }[] }).parameters ?? []).filter((p) => p.in === 'header').map((p) => p.name);
+      assert.deepEqual(params.sort(), ['traceparent', 'tracestate'], path);
+    }
   });
 });

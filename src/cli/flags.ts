@@ -164,6 +164,8 @@ export function serverUrl(value: string): string {
     throw new ValidationError(`--url must be the reasonq server's http:// or https:// address, like http://127.0.0.1:8080 (got ${JSON.stringify(shown)})`, 'url');
   }
   if (url.username || url.password) throw new ValidationError(`--url must not carry user:password@ (got ${JSON.stringify(shown)}): give the token with --token or REASONQ_API_TOKEN`, 'url');
+  // The http transport would drop a query anyway; refused so that nothing (a key in it) is repeated in a printed command.
+  if (url.search || url.hash) throw new ValidationError(`--url is the server's address without ?query or #fragment (got ${JSON.stringify(shown)}): give the token with --token or REASONQ_API_TOKEN`, 'url');
   return url.href.replace(/\/$/, '');
 }
 

@@ -56,6 +56,7 @@ export function createDashboardFeed(transport: Transport, { intervalMs, log }: {
   let lastWorkers = '';
   let current: FeedUpdate = {};
   let failing = false;
+  let failingMessage = '';
 
   const tick = async () => {
     timer = null;
@@ -85,7 +86,8 @@ export function createDashboardFeed(transport: Transport, { intervalMs, log }: {
     } catch (error) {
       if (!failing) {
         failing = true;
-        update.feed_error = { message: (error as Error).message };
+        failingMessage = (error as Error).message;
+        update.feed_error = { message: failingMessage };
         log.warn({ err: (error as Error).message }, 'dashboard feed: store read failed');
       }
     } finally {
@@ -101,7 +103,8 @@ export function createDashboardFeed(transport: Transport, { intervalMs, log }: {
   return {
     subscribe(push) {
       viewers.add(push);
-      if (current.stats) push(current);
+      // During an outage the last good state goes with the error, so a page that joins then does not show it as live.
+      if (current.stats) push(failing ? { ...current, feed_error: { message: failingMessage } } : current);
       // The first viewer starts the loop at once; later ones get `current` and ride along.
       if (viewers.size === 1 && !running) {
         if (timer) clearTimeout(timer);

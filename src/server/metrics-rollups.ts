@@ -5,9 +5,10 @@
  * store. Each closed minute is observed exactly once per server process:
  * the feed remembers the last minute it observed and, at each scrape, adds
  * the minutes closed since (a minute is closed CLOSE_GRACE_MS after its end,
- * for clocks that differ a little). On its first scrape a server observes
- * the last hour's closed minutes, so its histograms are not empty after a
- * restart. Several replicas each observe every minute: aggregate them with
+ * for clocks that differ a little). The first scrape only marks where the
+ * process starts (`backfillMs` 0, the server's choice): its counters start
+ * at 0 like any process's, so a restart reads to Prometheus as a counter
+ * reset, not as an hour of endings landing in one interval. Several replicas each observe every minute: aggregate them with
  * `max by (queue, le)` (or scrape one), not `sum`. An ending written into
  * a minute the feed has passed (a migration importing history) is in
  * /v1/analytics but not here.
@@ -18,8 +19,6 @@ import type { Transport } from '../transport.js';
 
 /** A minute counts as closed this long after its end. */
 const CLOSE_GRACE_MS = 5_000;
-/** What the first scrape observes: the last hour. */
-const BACKFILL_MS = 3_600_000;
 
 interface QueueTotals {
   wait: number[];
@@ -32,8 +31,12 @@ interface QueueTotals {
 
 type Sample = { metricName?: string; labels: Record<string, string | number>; value: number };
 
-/** Register the four families on `registry`; nothing is read before a scrape. */
-export function registerRollupMetrics(registry: Registry, transport: Transport, queueLabel: (queue: string) => string): void {
+/**
+ * Register the four families on `registry`; nothing is read before a scrape.
+ * `backfillMs`: how much closed history the first scrape observes (0: none,
+ * what a server uses; tests observe seeded minutes with it).
+ */
+export function registerRollupMetrics(registry: Registry, transport: Transport, queueLabel: (queue: string) => string, { backfillMs = 0 } = {}): void {
   const totals = new Map<string, QueueTotals>();
   let fedUntil: number | null = null;
   let feeding: Promise<void> | null = null;
@@ -63,7 +66,7 @@ export function registerRollupMetrics(registry: Registry, transport: Transport, 
     feeding ??= (async () => {
       if (!transport.rollups) return;
       const closedEnd = minuteOf(Date.now() - CLOSE_GRACE_MS);
-      const start = Math.max(fedUntil ?? closedEnd - BACKFILL_MS, closedEnd - ROLLUP_KEEP_MS);
+      const start = Math.max(fedUntil ?? closedEnd - backfillMs, closedEnd - ROLLUP_KEEP_MS);
       if (start >= closedEnd) return;
       const rollups = await transport.rollups(new Date(start), new Date(closedEnd), MINUTE_MS);
       for (const r of rollups) if (r.step_ms === MINUTE_MS && r.at.getTime() >= start && r.at.getTime() < closedEnd) observe(r);

@@ -67,6 +67,11 @@ const jobId = 'the job does not exist (JOB_NOT_FOUND)';
 const leaseLost = 'the lease token is not the current one (LEASE_LOST): the lease ran out, the job was reclaimed or canceled';
 const storeFull = 'the store holds as many jobs or bytes as it may (STORE_FULL); nothing was created';
 const text = (contentType: string, description: string): RouteAnswer => ({ description, contentType });
+/** Read by the enqueue routes when the body has no `trace` (src/tracing.ts carrierFromHeaders); an invalid one is ignored, as W3C asks. */
+const traceHeaders: ApiRoute['headers'] = {
+  traceparent: { description: "the caller's W3C trace context, kept on the job when the body has no `trace`", schema: { type: 'string', pattern: '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' } },
+  tracestate: { description: 'with `traceparent`', schema: { type: 'string', maxLength: 512 } },
+};
 
 export const API_ROUTES = {
   'GET /healthz': { summary: 'Liveness: the process answers', tag: 'operations', ok: { 200: { description: 'alive', schema: wire.okAnswerSchema } } },
@@ -119,6 +124,7 @@ export const API_ROUTES = {
   'POST /v1/jobs': {
     summary: 'Enqueue a job',
     description: 'With `wait_ms`, answers once the job ended or after that long (at most the server\'s limit), whichever is first.',
+    headers: traceHeaders,
     tag: 'jobs',
     query: waitQuerySchema,
     body: enqueueRequestSchema,
@@ -128,6 +134,7 @@ export const API_ROUTES = {
   },
   'POST /v1/jobs::batch': {
     summary: 'Enqueue many jobs at once, all or none checked before any is written',
+    headers: traceHeaders,
     tag: 'jobs',
     body: batchBodySchema,
     ok: { 201: { description: 'at least one was created', schema: wire.batchAnswerSchema }, 200: { description: 'every one existed already', schema: wire.batchAnswerSchema } },
@@ -143,6 +150,7 @@ export const API_ROUTES = {
   'POST /v1/intents': {
     summary: 'Enqueue an intent request and wait for its intent',
     description: "`timeout_ms` is the caller's wait (at most the server's limit); `attempt_timeout_ms` the limit of one attempt. A job this request created that has not ended by then is canceled.",
+    headers: traceHeaders,
     tag: 'jobs',
     body: intentBodySchema,
     ok: { 200: { description: 'the intent', schema: wire.intentAnswerSchema } },

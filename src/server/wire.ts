@@ -208,7 +208,8 @@ export const analyticsAnswerSchema = z
     to: dateTime,
     step_ms: z.number().int().min(1),
     totals: analyticsSummarySchema,
-    queues: z.record(z.string(), analyticsSummarySchema),
+    queues: z.record(z.string(), analyticsSummarySchema).meta({ description: 'the busiest 100 queues; the totals count every queue' }),
+    queues_omitted: count.meta({ description: 'queues left out of queues' }),
     series: z.array(
       z.looseObject({
         at: dateTime,

@@ -69,6 +69,8 @@ export interface MemoryTransportOptions extends TransportOptions {
 
 /** What a job weighs beyond its payload (fields, maps), counted against maxBytes. */
 const JOB_OVERHEAD_BYTES = 512;
+/** Rollup records kept at most (per queue and period; 1,600 a day for a queue that ends something every minute). */
+const ROLLUPS_MAX = 200_000;
 
 export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
   return new MemoryTransport(options);
@@ -649,7 +651,11 @@ export class MemoryTransport implements Transport {
       if (at < Date.now() - ROLLUP_KEEP_MS) continue;
       const key = `${step}\u0000${at}\u0000${job.queue}`;
       let r = this.rollupTable.get(key);
-      if (!r) this.rollupTable.set(key, (r = { queue: job.queue, at, step, fields: {} }));
+      if (!r) {
+        this.rollupTable.set(key, (r = { queue: job.queue, at, step, fields: {} }));
+        // Rollups are not jobs, so maxJobs does not hold them: past this, the oldest written goes (endings spread over many queue names).
+        if (this.rollupTable.size > ROLLUPS_MAX) this.rollupTable.delete(this.rollupTable.keys().next().value!);
+      }
       addFields(r.fields, fields);
     }
   }

@@ -492,7 +492,7 @@ export class MongoTransport implements Transport {
     this.closed = true;
     await this.starting?.catch(() => undefined);
     await this.ready?.batch.flush();
-    await this.ready?.rollups.flush().catch(() => undefined);
+    await this.ready?.rollups.close().catch(() => undefined);
     await this.ready?.notifier.close();
     await this.client?.close().catch(() => undefined);
   }
@@ -557,8 +557,13 @@ export class MongoTransport implements Transport {
       );
       if (!doc) return null;
       streams.logged(doc, 'started', { worker: request.owner }, now);
+      this.held.delete(doc._id); // set again: newest last, the order the purge below relies on
       this.held.set(doc._id, { attempts: doc.attempts, lease: doc.lease, started_at: doc.started_at, runs: doc.runs });
-      if (this.held.size > HELD_MAX) this.held.delete(this.held.keys().next().value!); // leases lost without a settle
+      // Claims never settled here (a lease lost, a settle through another replica) go once their lease has run out, oldest first.
+      for (const [id, run] of this.held) {
+        if (this.held.size <= HELD_MAX && (run.lease?.until.getTime() ?? 0) > now.getTime()) break;
+        this.held.delete(id);
+      }
       return docToJob(doc) as ClaimedJob;
     });
   }

@@ -57,17 +57,30 @@ export class MongoRollups {
     if (!this.timer && !this.running) this.timer = setTimeout(() => void this.flush(), ROLLUP_FLUSH_MS);
   }
 
-  /** Write what is held; resolves when done. */
+  /**
+   * Write what is held when called: the write in flight, then one write of
+   * what was pending then. Endings that arrive meanwhile wait for the next
+   * round (waiting for them too would never end while the process keeps
+   * ending jobs).
+   */
   async flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    while (this.pending.size > 0 || this.running) {
-      this.running ??= this.write().finally(() => (this.running = null));
-      await this.running;
-    }
+    if (this.running) await this.running;
+    if (this.pending.size === 0) return;
+    this.running ??= this.write().finally(() => (this.running = null));
+    await this.running;
+    if (this.pending.size > 0 && !this.timer && !this.running) this.timer = setTimeout(() => void this.flush(), ROLLUP_FLUSH_MS);
   }
 
-  /** The rollups of one step starting in [from, to), after this process's own are written. */
+  /** At close: write what is held, a few rounds at most, and leave no timer behind. */
+  async close(): Promise<void> {
+    for (let round = 0; round < 3 && (this.pending.size > 0 || this.running); round++) await this.flush();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** The rollups of one step starting in [from, to), after this process's own endings so far are written. */
   async read(from: Date, to: Date, step: RollupStep): Promise<Rollup[]> {
     await this.flush();
     const docs = await this.rollups.find(rollupsFilter(step, from, to)).toArray();

@@ -219,7 +219,9 @@ local function rollup(P, jk, status, at, ran)
   for _, step in ipairs(ROLLUP_STEPS) do
     local start = at - at % step
     local key = P .. 'roll:' .. step .. ':' .. fmt(start)
-    for i = 1, #incs, 2 do redis.call('HINCRBY', key, incs[i], incs[i + 1]) end
+    -- pcall: a counter that would overflow (token sums past 2^63) stays as it
+    -- is; the ending that called this has written its job and must finish.
+    for i = 1, #incs, 2 do redis.pcall('HINCRBY', key, incs[i], incs[i + 1]) end
     redis.call('PEXPIREAT', key, fmt(start + ROLLUP_KEEP_MS))
   end
 end
