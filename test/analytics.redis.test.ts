@@ -46,4 +46,28 @@ describe('redis transport: analytics rollups', function () {
       await t.close();
     }
   });
+
+  it('a rollup counter that would overflow leaves the ending whole: the job done, in its history, its callback owed', async () => {
+    const t = createRedisTransport({ url: server.url });
+    await t.init();
+    try {
+      const q = uniqueQueue('roll-ov');
+      const P = `rq:{${q}}:`;
+      const job = newJob(q, { callback_url: 'https://receiver.invalid/cb' });
+      await t.enqueue(job);
+      const c = await claimOne(t, q);
+      await t.appendEvents(c.id, c.lease.token, [{ type: 'usage', data: { prompt_tokens: 1e12, completion_tokens: 0 } }], null);
+      // The rollups of this minute as after ~18,000 jobs of 5e14 tokens each: one more would pass 2^63.
+      const [sec] = await redis.time();
+      const now = Number(sec) * 1000;
+      for (const step of [60_000, 900_000]) for (const at of [periodOf(now, step), periodOf(now + 60_000, step)]) await redis.hset(`${P}roll:${step}:${at}`, 'pt', '9223372036854000000');
+      const done = await t.settle(c.id, c.lease.token, asDone(intent));
+      assert.equal(done.status, 'done');
+      assert.equal(await redis.zscore(`${P}leases`, job.id), null, 'out of the leases');
+      assert.notEqual(await redis.zscore(`${P}done`, job.id), null, 'in the done history (retention deletes it)');
+      assert.equal((await t.get(job.id))!.callback?.state, 'pending', 'the callback is owed');
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -10,6 +10,7 @@ import { createMemoryTransport } from '../transports/memory/index.js';
 import { createHttpTransport } from '../transports/http/index.js';
 import { withFallback } from '../src/fallback.js';
 import { migrate, verifyMigration } from '../src/migrate.js';
+import { readAnalytics } from '../src/analytics-read.js';
 import { createWorker } from '../src/worker.js';
 import { createClient } from '../src/client.js';
 import { bounded } from '../src/bounded.js';
@@ -244,6 +245,16 @@ describe('cut-over reads (REASONING_MIGRATE_FROM)', () => {
     assert.equal((await view.cancel(b.id, 'late')).status, 'canceled');
     assert.equal((await to.get(b.id))!.status, 'canceled', 'the cancel went to the store the job moved to');
     await assert.rejects(view.wait("nope", { timeout_ms: 10 }), JobNotFoundError);
+  });
+
+  it("analytics through the cut-over are the target's, like its counts", async () => {
+    const { from, to, view, q } = await cutover('fb-an');
+    await migrate({ from, to });
+    const claimed = await claimOne(view, q);
+    await view.settle(claimed.id, claimed.lease.token, asDone(intent));
+    const answer = await readAnalytics(view, '1h');
+    assert.equal(answer.totals.done, 1, 'the ending in the target is counted');
+    assert.equal(answer.queues[q]!.done, 1);
   });
 });
 
