@@ -69,8 +69,9 @@ const storeFull = 'the store holds as many jobs or bytes as it may (STORE_FULL);
 const text = (contentType: string, description: string): RouteAnswer => ({ description, contentType });
 /** Read by the enqueue routes when the body has no `trace` (src/tracing.ts carrierFromHeaders); an invalid one is ignored, as W3C asks. */
 const traceHeaders: ApiRoute['headers'] = {
-  traceparent: { description: "the caller's W3C trace context, kept on the job when the body has no `trace`", schema: { type: 'string', pattern: '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' } },
-  tracestate: { description: 'with `traceparent`', schema: { type: 'string', maxLength: 512 } },
+  // No pattern in the schema: a malformed value is ignored (W3C), not refused, so the contract does not say it is invalid.
+  traceparent: { description: "the caller's W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), kept on the job when the body has no `trace`; a malformed one is ignored", schema: { type: 'string' } },
+  tracestate: { description: 'with `traceparent` (printable ASCII, at most 512 characters; otherwise ignored)', schema: { type: 'string' } },
 };
 
 export const API_ROUTES = {
