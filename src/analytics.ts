@@ -226,17 +226,7 @@ export function percentile(buckets: readonly number[], p: number): number | null
 }
 
 /** Sums of rollups, before they become a Summary or a point. */
-interface Acc {
-  done: number;
-  error: number;
-  canceled: number;
-  wait: number[];
-  wait_sum_ms: number;
-  run: number[];
-  run_sum_ms: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-}
+type Acc = Omit<Rollup, 'queue' | 'at' | 'step_ms'>;
 
 const emptyAcc = (): Acc => ({ done: 0, error: 0, canceled: 0, wait: new Array<number>(DURATION_BUCKETS).fill(0), wait_sum_ms: 0, run: new Array<number>(DURATION_BUCKETS).fill(0), run_sum_ms: 0, prompt_tokens: 0, completion_tokens: 0 });
 

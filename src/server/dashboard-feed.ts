@@ -10,7 +10,7 @@
  * viewer as `feed_error` and tried again at the next tick.
  */
 import type { Logger } from '../logger.js';
-import type { Stats, Transport } from '../transport.js';
+import type { Stats, Transport, WorkerInfo } from '../transport.js';
 
 /** One push: `stats` and `workers` only when they changed; `seq` counts the stats changes (a page refetches its lists when it moves). */
 export interface FeedUpdate {
@@ -19,21 +19,8 @@ export interface FeedUpdate {
   feed_error?: { message: string };
 }
 
-export interface WireWorker {
-  id: string;
-  queues: string[];
-  concurrency: number;
-  running: number;
-  host: string;
-  pid: number;
-  started_at: string;
-  last_seen: string;
-  ttl_ms: number;
-  processed: number;
-  failed: number;
-  /** seen within its ttl */
-  alive: boolean;
-}
+/** A worker as the page gets it: times as ISO text, and whether it was seen within its ttl. */
+export type WireWorker = Omit<WorkerInfo, 'started_at' | 'last_seen'> & { started_at: string; last_seen: string; alive: boolean };
 
 export interface DashboardFeed {
   /** Start watching: `push` gets the newest full state now (if read yet), then each change. Returns the way to stop. */
